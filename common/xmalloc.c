@@ -1,0 +1,77 @@
+/*
+ * xmalloc.c: allocation wrappers that stop on failure, and wiping.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "xmalloc.h"
+
+void *
+xmalloc(size_t n)
+{
+	void *p;
+
+	if (n == 0)
+		fatal("zero-size allocation");
+	if ((p = malloc(n)) == NULL)
+		fatal("out of memory allocating %zu bytes", n);
+	return p;
+}
+
+void *
+xcalloc(size_t nmemb, size_t size)
+{
+	void *p;
+
+	if (nmemb == 0 || size == 0)
+		fatal("zero-size allocation");
+	if (SIZE_MAX / nmemb < size)
+		fatal("allocation overflow: %zu * %zu", nmemb, size);
+	if ((p = calloc(nmemb, size)) == NULL)
+		fatal("out of memory allocating %zu * %zu bytes", nmemb, size);
+	return p;
+}
+
+void *
+xreallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	void *p;
+
+	if (nmemb == 0 || size == 0)
+		fatal("zero-size allocation");
+	if (SIZE_MAX / nmemb < size)
+		fatal("allocation overflow: %zu * %zu", nmemb, size);
+	if ((p = realloc(ptr, nmemb * size)) == NULL)
+		fatal("out of memory allocating %zu * %zu bytes", nmemb, size);
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p;
+
+	if ((p = strdup(s)) == NULL)
+		fatal("out of memory duplicating a string");
+	return p;
+}
+
+void
+wipe(void *p, size_t n)
+{
+	if (p != NULL && n > 0)
+		OPENSSL_cleanse(p, n);
+}
+
+void
+freezero(void *p, size_t n)
+{
+	if (p == NULL)
+		return;
+	wipe(p, n);
+	free(p);
+}

@@ -1,0 +1,20 @@
+/*
+ * xmalloc.h: allocation for daemon-internal state (startup, config,
+ * long-lived objects).  These stop the process on failure.  Code reached
+ * from a peer request uses plain malloc and returns WICK_ERR_ALLOC.
+ */
+#ifndef WICK_XMALLOC_H
+#define WICK_XMALLOC_H
+
+#include <stddef.h>
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+/* Wipe then free; for anything that held a secret.  NULL is fine. */
+void	 freezero(void *, size_t);
+/* Wipe memory in a way the compiler cannot elide. */
+void	 wipe(void *, size_t);
+
+#endif /* WICK_XMALLOC_H */

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Install every Debian and npm package that building, testing and the test peers need.
+# Idempotent: run it as often as you like. Needs root (or sudo) for apt.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+debs=(
+	build-essential cmake pkg-config clang libclang-rt-14-dev
+	libuv1-dev libssl-dev libnghttp2-dev
+	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
+	libsqlite3-dev libjansson-dev libcjose-dev libcurl4-openssl-dev
+	libsystemd-dev libtss2-dev libcmocka-dev
+	openssl python3 python3-grpcio python3-grpc-tools python3-jwt
+	python3-cryptography
+)
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	sudo="sudo"
+fi
+
+missing=()
+for p in "${debs[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+# Node.js and npm: use whatever is on PATH (a nodejs that bundles npm conflicts
+# with Debian's npm package); install Debian's only when neither is there.
+if ! command -v node >/dev/null 2>&1; then
+	missing+=(nodejs)
+fi
+if ! command -v npm >/dev/null 2>&1; then
+	missing+=(npm)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "setup: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# Node peers for the interop tests (grpc-js, proto-loader, jose), pinned by the lock file.
+if [ -f "$here/tests/node/package-lock.json" ]; then
+	if [ ! -d "$here/tests/node/node_modules/@grpc/grpc-js" ]; then
+		(cd "$here/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi
+echo "setup: done"

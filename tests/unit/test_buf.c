@@ -1,0 +1,104 @@
+/*
+ * test_buf.c: bounded buffer.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <string.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include "buf.h"
+
+static void
+test_put_get_roundtrip(void **state)
+{
+	struct buf	b;
+	uint32_t	v;
+	uint8_t		u, raw[3];
+
+	buf_init(&b, 64);
+	assert_int_equal(buf_put_u32be(&b, 0x01020304), 0);
+	assert_int_equal(buf_put_u8(&b, 0xfe), 0);
+	assert_int_equal(buf_put(&b, "abc", 3), 0);
+	assert_int_equal(buf_len(&b), 8);
+	assert_memory_equal(buf_ptr(&b), "\x01\x02\x03\x04\xfe" "abc", 8);
+	assert_int_equal(buf_get_u32be(&b, &v), 0);
+	assert_int_equal(v, 0x01020304);
+	assert_int_equal(buf_get_u8(&b, &u), 0);
+	assert_int_equal(u, 0xfe);
+	assert_int_equal(buf_get(&b, raw, 3), 0);
+	assert_memory_equal(raw, "abc", 3);
+	assert_int_equal(buf_len(&b), 0);
+	assert_int_equal(buf_get_u8(&b, &u), WICK_ERR_INVALID);
+	buf_cleanup(&b);
+}
+
+static void
+test_limit_is_enforced(void **state)
+{
+	struct buf	b;
+	uint8_t		big[100];
+
+	memset(big, 'x', sizeof(big));
+	buf_init(&b, 64);
+	assert_int_equal(buf_put(&b, big, 64), 0);
+	assert_int_equal(buf_put_u8(&b, 1), WICK_ERR_LIMIT);
+	assert_int_equal(buf_len(&b), 64);
+	/* Consuming makes room again. */
+	assert_int_equal(buf_consume(&b, 10), 0);
+	assert_int_equal(buf_put(&b, big, 10), 0);
+	assert_int_equal(buf_len(&b), 64);
+	assert_int_equal(buf_put(&b, big, 1), WICK_ERR_LIMIT);
+	assert_int_equal(buf_consume(&b, 65), WICK_ERR_INVALID);
+	buf_cleanup(&b);
+}
+
+static void
+test_putf_and_steal(void **state)
+{
+	struct buf	 b;
+	uint8_t		*s = NULL;
+	size_t		 n;
+
+	buf_init(&b, 0);
+	buf_set_secret(&b);
+	assert_int_equal(buf_putf(&b, "%s=%d", "k", 42), 0);
+	assert_int_equal(buf_steal(&b, &s, &n), 0);
+	assert_int_equal(n, 4);
+	assert_string_equal((char *)s, "k=42");
+	assert_int_equal(buf_len(&b), 0);
+	free(s);
+	buf_cleanup(&b);
+}
+
+static void
+test_grows_across_many_writes(void **state)
+{
+	struct buf	 b;
+	int		 i;
+	uint32_t	 v;
+
+	buf_init(&b, 1 << 20);
+	for (i = 0; i < 10000; i++)
+		assert_int_equal(buf_put_u32be(&b, (uint32_t)i), 0);
+	for (i = 0; i < 10000; i++) {
+		assert_int_equal(buf_get_u32be(&b, &v), 0);
+		assert_int_equal(v, (uint32_t)i);
+	}
+	buf_cleanup(&b);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_put_get_roundtrip),
+		cmocka_unit_test(test_limit_is_enforced),
+		cmocka_unit_test(test_putf_and_steal),
+		cmocka_unit_test(test_grows_across_many_writes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
