@@ -10,7 +10,13 @@
  * trust roots; then the peer leaf's SPIFFE ID (its single URI SAN, or NULL
  * when it has none) is given to the verify hook, which accepts (0) or
  * rejects (negative WICK_ERR_*).  A server context may require a client
- * certificate (mTLS) or not.
+ * certificate (mTLS) or not.  A leaf with more than one URI SAN, or whose
+ * URI SAN is not a SPIFFE ID, is rejected before the hook (SVID rules).
+ * The hook is not called when an OPTIONAL peer sends no certificate.
+ * Session resumption is off: every handshake verifies and runs the hook.
+ * TLS 1.3 detail: a client's handshake completes before the server has
+ * checked the client certificate; a rejection reaches the client as an
+ * error from tls_conn_read().
  */
 #ifndef WICK_TLS_H
 #define WICK_TLS_H
@@ -27,6 +33,7 @@
 #define TLS_MAX_CHAIN		16	/* certificates in a chain we load */
 #define TLS_MAX_ROOTS		1024	/* trust roots in a bundle */
 #define TLS_MAX_PEM_FILE	(1024 * 1024)
+#define TLS_MAX_INPUT		(256 * 1024)	/* ciphertext fed, not yet read */
 
 enum tls_role {
 	TLS_ROLE_CLIENT = 0,
@@ -74,11 +81,19 @@ int	 tls_conn_feed(struct tls_conn *, const uint8_t *, size_t) WICK_WUR;
  * case check tls_conn_take_output() afterwards (alerts and handshake data).
  */
 int	 tls_conn_handshake(struct tls_conn *) WICK_WUR;
-/* Append available plaintext to out; WICK_ERR_EOF after close_notify. */
+/*
+ * Append available plaintext to out (0 also when none is available yet);
+ * WICK_ERR_EOF after close_notify.  When out is full, what fits is
+ * appended and the rest stays for the next call (WICK_ERR_LIMIT only when
+ * nothing fits).
+ */
 int	 tls_conn_read(struct tls_conn *, struct buf *out) WICK_WUR;
 /* Encrypt plaintext; the ciphertext is then in the output. */
 int	 tls_conn_write(struct tls_conn *, const uint8_t *, size_t) WICK_WUR;
-/* Move all pending ciphertext into out. */
+/*
+ * Move all pending ciphertext into out.  When out is full, what fits is
+ * moved and WICK_ERR_LIMIT returned; call again after sending.
+ */
 int	 tls_conn_take_output(struct tls_conn *, struct buf *out) WICK_WUR;
 /* Queue a close_notify alert. */
 int	 tls_conn_shutdown(struct tls_conn *) WICK_WUR;
