@@ -6,7 +6,7 @@
 set -u
 testcerts=$1
 echo_srv=$2
-command -v openssl >/dev/null 2>&1 || { echo "openssl not installed"; exit 77; }
+command -v openssl >/dev/null 2>&1 || { echo "openssl not installed"; exit 1; }
 
 tmp=$(mktemp -d)
 pid=
