@@ -92,6 +92,9 @@ log_sanitize(char *s)
 			*s = '?';
 }
 
+static void log_vmsg(enum log_level, const char *, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vmsg(enum log_level level, const char *func, const char *fmt, va_list ap)
 {
