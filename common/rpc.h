@@ -1,0 +1,203 @@
+/*
+ * rpc.h: a gRPC server on one libuv loop, over nghttp2 (HTTP/2) and,
+ * for TCP listeners, TLS 1.3 (tls.h).  Messages are raw bytes: services
+ * pack and unpack them with protobuf-c.
+ *
+ * Threads: everything here runs on the loop thread only.
+ *
+ * Call lifetime.  The layer owns every struct rpc_call.  For each call the
+ * method's callbacks run in this order:
+ *	on_start			once, when the request headers are in
+ *	on_message			per request message (0..n)
+ *	on_half_close			once, when the client has sent all
+ *	on_writable			when a full send queue has drained
+ *	on_done				exactly once, last
+ * on_done tells the handler the call is over for it: the handler finished
+ * it and the stream closed (RPC_END_FINISHED), the client cancelled or the
+ * connection went away (RPC_END_CANCELLED), or the deadline passed
+ * (RPC_END_DEADLINE; the layer then answers DEADLINE_EXCEEDED itself).
+ * The handler frees its per-call state and stops its timers there; after
+ * on_done the call pointer is invalid.  A handler may answer at any time
+ * before on_done (from a timer, from a thread-pool completion) with
+ * rpc_call_send_message() and rpc_call_finish().
+ */
+#ifndef WICK_RPC_H
+#define WICK_RPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "err.h"
+#include "tls.h"
+
+#define RPC_DEFAULT_MAX_MESSAGE	(4u * 1024 * 1024)
+#define RPC_DEFAULT_MAX_STREAMS	100
+#define RPC_DEFAULT_MAX_CONNS	1024
+#define RPC_DEFAULT_IDLE_MS	(5 * 60 * 1000)
+#define RPC_MAX_METADATA	(16 * 1024)	/* request header bytes */
+#define RPC_MAX_METADATA_ENTRIES 64
+#define RPC_MAX_CONN_OUTPUT	(1024 * 1024)	/* queued on the socket */
+#define RPC_MAX_CALL_QUEUE	(1024 * 1024)	/* queued per call, beyond one message */
+#define RPC_MAX_LISTENERS	8
+
+/* gRPC status codes. */
+enum rpc_status {
+	RPC_OK = 0,
+	RPC_CANCELLED = 1,
+	RPC_UNKNOWN = 2,
+	RPC_INVALID_ARGUMENT = 3,
+	RPC_DEADLINE_EXCEEDED = 4,
+	RPC_NOT_FOUND = 5,
+	RPC_ALREADY_EXISTS = 6,
+	RPC_PERMISSION_DENIED = 7,
+	RPC_RESOURCE_EXHAUSTED = 8,
+	RPC_FAILED_PRECONDITION = 9,
+	RPC_ABORTED = 10,
+	RPC_OUT_OF_RANGE = 11,
+	RPC_UNIMPLEMENTED = 12,
+	RPC_INTERNAL = 13,
+	RPC_UNAVAILABLE = 14,
+	RPC_DATA_LOSS = 15,
+	RPC_UNAUTHENTICATED = 16,
+};
+
+enum rpc_kind {
+	RPC_KIND_UNARY = 0,
+	RPC_KIND_SERVER_STREAM,
+	RPC_KIND_CLIENT_STREAM,
+	RPC_KIND_BIDI,
+};
+
+enum rpc_end {
+	RPC_END_FINISHED = 0,
+	RPC_END_CANCELLED,
+	RPC_END_DEADLINE,
+};
+
+/* Who is calling. */
+struct rpc_peer {
+	int	 is_unix;
+	pid_t	 pid;		/* Unix: SO_PEERCRED at accept */
+	uid_t	 uid;
+	gid_t	 gid;
+	const char *spiffe_id;	/* mTLS: the verified client ID, or NULL */
+	char	 addr[64];	/* TCP: address:port */
+};
+
+/* One metadata entry; -bin values are already base64-decoded. */
+struct rpc_md {
+	const char	*name;
+	const uint8_t	*value;
+	size_t		 len;
+};
+
+struct rpc_server;
+struct rpc_call;
+
+struct rpc_method {
+	const char	*path;		/* "/pkg.Service/Method" */
+	enum rpc_kind	 kind;
+	void	(*on_start)(struct rpc_call *, void *arg);
+	void	(*on_message)(struct rpc_call *, const uint8_t *, size_t);
+	void	(*on_half_close)(struct rpc_call *);
+	void	(*on_writable)(struct rpc_call *);
+	void	(*on_done)(struct rpc_call *, enum rpc_end);
+	void	*arg;
+};
+
+struct rpc_server_opts {
+	size_t		 max_message;	/* 0: RPC_DEFAULT_MAX_MESSAGE */
+	uint32_t	 max_streams;	/* 0: RPC_DEFAULT_MAX_STREAMS */
+	uint32_t	 max_conns;	/* 0: RPC_DEFAULT_MAX_CONNS */
+	uint64_t	 idle_ms;	/* 0: RPC_DEFAULT_IDLE_MS */
+};
+
+/* The method table is borrowed and must outlive the server. */
+int	 rpc_server_new(uv_loop_t *, const struct rpc_server_opts *,
+	    const struct rpc_method *methods, size_t nmethods,
+	    struct rpc_server **out) WICK_WUR;
+/*
+ * Listen on a Unix socket: a stale socket file is removed first, and the
+ * new one gets the given mode (e.g. 0777 for the Workload API, 0600 for an
+ * admin socket).
+ */
+int	 rpc_server_listen_unix(struct rpc_server *, const char *path,
+	    int mode) WICK_WUR;
+/*
+ * Listen on TCP; tls may be NULL for h2c.  The server keeps a pointer to
+ * tls (it must outlive the server).  *port_out gets the bound port.
+ */
+int	 rpc_server_listen_tcp(struct rpc_server *, const char *host, int port,
+	    struct tls_ctx *tls, int *port_out) WICK_WUR;
+/*
+ * Stop accepting, send GOAWAY on every connection and let open calls
+ * finish; after grace_ms the rest are cancelled.  done (may be NULL) runs
+ * once everything is closed; the server may then be freed.
+ */
+void	 rpc_server_shutdown(struct rpc_server *, uint64_t grace_ms,
+	    void (*done)(struct rpc_server *, void *), void *arg);
+/* Free a server after its shutdown completed (or that never listened). */
+void	 rpc_server_free(struct rpc_server *);
+
+struct rpc_server_stats {
+	uint64_t	 calls_started;
+	uint64_t	 calls_completed;
+	uint64_t	 calls_cancelled;
+	uint64_t	 deadlines_exceeded;
+	uint64_t	 calls_active;
+	uint64_t	 connections_active;
+	uint64_t	 connections_total;
+};
+void	 rpc_server_get_stats(const struct rpc_server *,
+	    struct rpc_server_stats *);
+
+/* Call accessors (valid until on_done). */
+const char *rpc_call_path(const struct rpc_call *);
+const struct rpc_peer *rpc_call_peer(const struct rpc_call *);
+void	 rpc_call_set_data(struct rpc_call *, void *);
+void	*rpc_call_data(const struct rpc_call *);
+/* Milliseconds left before the deadline; -1 when the call has none. */
+int64_t	 rpc_call_deadline_left(const struct rpc_call *);
+/* Request metadata: count, entry by index, first value by name. */
+size_t	 rpc_call_md_count(const struct rpc_call *);
+const struct rpc_md *rpc_call_md(const struct rpc_call *, size_t);
+const struct rpc_md *rpc_call_md_get(const struct rpc_call *,
+	    const char *name);
+
+/*
+ * Add response metadata (before the first message or the finish).
+ * Names ending in -bin are base64-encoded on the wire.  Reserved names
+ * (pseudo-headers, grpc-*, content-type, te) are refused.
+ */
+int	 rpc_call_add_header(struct rpc_call *, const char *name,
+	    const void *value, size_t len) WICK_WUR;
+int	 rpc_call_add_trailer(struct rpc_call *, const char *name,
+	    const void *value, size_t len) WICK_WUR;
+/*
+ * Queue one response message.  WICK_ERR_AGAIN when the call's queue is
+ * full (on_writable will run once it drained), WICK_ERR_STATE after finish.
+ */
+int	 rpc_call_send_message(struct rpc_call *, const uint8_t *, size_t)
+	    WICK_WUR;
+/*
+ * End the call with a status and message (percent-encoded on the wire).
+ * Queued messages are sent first.  on_done(RPC_END_FINISHED) follows.
+ */
+int	 rpc_call_finish(struct rpc_call *, enum rpc_status, const char *msg);
+
+/* Map a WICK_ERR_* code to a gRPC status. */
+enum rpc_status rpc_status_from_err(int);
+const char *rpc_status_name(int);
+
+/* Encoding helpers (exposed for tests). */
+int	 rpc_parse_timeout(const char *, int64_t *ms_out) WICK_WUR;
+int	 rpc_percent_encode(const char *, char **out) WICK_WUR;
+int	 rpc_percent_decode(const char *, char **out) WICK_WUR;
+int	 rpc_base64_decode(const char *, size_t, uint8_t **out, size_t *lenp)
+	    WICK_WUR;
+int	 rpc_base64_encode(const uint8_t *, size_t, char **out) WICK_WUR;
+
+#endif /* WICK_RPC_H */

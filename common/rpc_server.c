@@ -1,0 +1,1571 @@
+/*
+ * rpc_server.c: gRPC server over nghttp2 on a libuv loop.
+ *
+ * Ownership: the server owns its listeners and connections; a connection
+ * owns its nghttp2 session, its TLS state and its calls.  A connection is
+ * freed only from the close callback of its last libuv handle.  A call is
+ * allocated when a request's headers begin and freed when its stream
+ * closes (or its connection goes away); the handler is told once, through
+ * on_done, before that.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include "buf.h"
+#include "log.h"
+#include "rpc.h"
+#include "tls.h"
+#include "xmalloc.h"
+
+#ifndef TAILQ_FOREACH_SAFE
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+#define RPC_READ_CHUNK		(64 * 1024)
+#define RPC_WRITE_CHUNK		(64 * 1024)
+#define RPC_FRAME_HEADER	5
+#define RPC_MAX_STREAM_RESETS	1000	/* per second, per connection */
+
+struct rpc_conn;
+
+struct rpc_call {
+	TAILQ_ENTRY(rpc_call)	 entry;
+	struct rpc_conn		*conn;
+	const struct rpc_method	*method;
+	int32_t			 stream_id;
+	void			*data;
+
+	/* Request headers as they arrive. */
+	char			*path;
+	int			 is_post;
+	int			 content_type_ok;
+	int			 has_content_type;
+	int			 bad_encoding;
+	int64_t			 timeout_ms;	/* -1: none */
+	uint64_t		 deadline;	/* uv_now() ms, 0: none */
+	struct rpc_md		 md[RPC_MAX_METADATA_ENTRIES];
+	size_t			 nmd;
+	size_t			 md_bytes;
+	int			 md_overflow;
+
+	/* Request message decoding. */
+	uint8_t			 hdr[RPC_FRAME_HEADER];
+	size_t			 hdr_have;
+	uint8_t			*msg;
+	size_t			 msg_len;
+	size_t			 msg_have;
+	uint32_t		 nmsgs;
+
+	/* Response. */
+	struct rpc_md		 out_hdrs[RPC_MAX_METADATA_ENTRIES];
+	size_t			 nout_hdrs;
+	struct rpc_md		 out_trls[RPC_MAX_METADATA_ENTRIES];
+	size_t			 nout_trls;
+	struct buf		 out;
+	int			 headers_sent;
+	int			 data_deferred;
+	int			 finished;	/* status decided */
+	int			 status;
+	char			*status_msg;	/* percent-encoded */
+	char			 status_str[8];
+
+	uv_timer_t		*timer;		/* deadline, or NULL */
+	int			 started;	/* on_start ran */
+	int			 handler_gone;	/* on_done ran */
+	int			 want_writable;
+	int			 counted_end;
+};
+
+TAILQ_HEAD(rpc_call_list, rpc_call);
+
+struct rpc_listener {
+	union {
+		uv_handle_t	 handle;
+		uv_stream_t	 stream;
+		uv_tcp_t	 tcp;
+		uv_pipe_t	 pipe;
+	} h;
+	struct rpc_server	*srv;
+	struct tls_ctx		*tls;
+	int			 is_unix;
+	int			 open;
+};
+
+struct rpc_conn {
+	union {
+		uv_handle_t	 handle;
+		uv_stream_t	 stream;
+		uv_tcp_t	 tcp;
+		uv_pipe_t	 pipe;
+	} h;
+	uv_timer_t		 idle;
+	uv_timer_t		 flush;		/* deferred flush */
+	int			 flush_scheduled;
+	TAILQ_ENTRY(rpc_conn)	 entry;
+	struct rpc_server	*srv;
+	nghttp2_session		*ngh;
+	struct tls_conn		*tls;
+	int			 handshaken;
+	struct rpc_peer		 peer;
+	char			*peer_id;
+	struct rpc_call_list	 calls;
+	size_t			 ncalls;
+	size_t			 out_pending;	/* bytes in uv_write */
+	int			 closing;
+	int			 pending_closes;
+	int			 goaway_sent;
+	int			 in_recv;
+	int			 in_flush;
+	int			 read_stopped;
+};
+
+TAILQ_HEAD(rpc_conn_list, rpc_conn);
+
+struct rpc_server {
+	uv_loop_t		*loop;
+	const struct rpc_method	*methods;
+	size_t			 nmethods;
+	struct rpc_server_opts	 opts;
+	struct rpc_listener	*listeners[RPC_MAX_LISTENERS];
+	size_t			 nlisteners;
+	int			 listeners_open;
+	struct rpc_conn_list	 conns;
+	struct rpc_server_stats	 stats;
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option		*ngopt;
+	int			 shutting_down;
+	uv_timer_t		 grace;
+	int			 grace_active;
+	void			(*done)(struct rpc_server *, void *);
+	void			*done_arg;
+	int			 done_called;
+};
+
+struct rpc_write {
+	uv_write_t		 req;
+	struct rpc_conn		*conn;
+	size_t			 len;
+	uint8_t			 data[];
+};
+
+static void	conn_close(struct rpc_conn *);
+static void	conn_schedule_flush(struct rpc_conn *);
+static void	conn_alloc_cb(uv_handle_t *, size_t, uv_buf_t *);
+static void	conn_read_cb(uv_stream_t *, ssize_t, const uv_buf_t *);
+static void	conn_flush(struct rpc_conn *);
+static void	call_end_handler(struct rpc_call *, enum rpc_end);
+static void	server_check_done(struct rpc_server *);
+
+/* ---- calls ------------------------------------------------------------ */
+
+static void
+timer_free_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void
+call_stop_timer(struct rpc_call *call)
+{
+	if (call->timer != NULL) {
+		call->timer->data = NULL;
+		uv_close((uv_handle_t *)call->timer, timer_free_cb);
+		call->timer = NULL;
+	}
+}
+
+static void
+md_free(struct rpc_md *md, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free((void *)md[i].name);
+		free((void *)md[i].value);
+	}
+}
+
+static void
+call_free(struct rpc_call *call)
+{
+	struct rpc_conn *c = call->conn;
+
+	call_stop_timer(call);
+	TAILQ_REMOVE(&c->calls, call, entry);
+	c->ncalls--;
+	if (c->srv->stats.calls_active > 0 && call->started)
+		c->srv->stats.calls_active--;
+	md_free(call->md, call->nmd);
+	md_free(call->out_hdrs, call->nout_hdrs);
+	md_free(call->out_trls, call->nout_trls);
+	free(call->path);
+	free(call->msg);
+	free(call->status_msg);
+	buf_cleanup(&call->out);
+	free(call);
+	if (c->ncalls == 0 && !c->closing)
+		uv_timer_again(&c->idle);
+}
+
+static void
+call_end_handler(struct rpc_call *call, enum rpc_end why)
+{
+	struct rpc_server *srv = call->conn->srv;
+
+	if (call->handler_gone)
+		return;
+	call->handler_gone = 1;
+	if (!call->counted_end && call->started) {
+		call->counted_end = 1;
+		if (why == RPC_END_CANCELLED)
+			srv->stats.calls_cancelled++;
+		else if (why == RPC_END_DEADLINE)
+			srv->stats.deadlines_exceeded++;
+		else
+			srv->stats.calls_completed++;
+	}
+	if (call->started && call->method != NULL &&
+	    call->method->on_done != NULL)
+		call->method->on_done(call, why);
+}
+
+static const struct rpc_method *
+server_find_method(struct rpc_server *srv, const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < srv->nmethods; i++)
+		if (strcmp(srv->methods[i].path, path) == 0)
+			return &srv->methods[i];
+	return NULL;
+}
+
+static int
+md_reserved(const char *name)
+{
+	return name[0] == ':' || strncmp(name, "grpc-", 5) == 0 ||
+	    strcmp(name, "content-type") == 0 || strcmp(name, "te") == 0 ||
+	    strcmp(name, "user-agent") == 0 || strcmp(name, "host") == 0 ||
+	    strcmp(name, "connection") == 0;
+}
+
+static int
+md_name_ok(const char *name)
+{
+	const char *p;
+
+	if (*name == '\0')
+		return 0;
+	for (p = name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '_' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+static int
+md_is_bin(const char *name)
+{
+	size_t n = strlen(name);
+
+	return n > 4 && strcmp(name + n - 4, "-bin") == 0;
+}
+
+static int
+call_add_md(struct rpc_call *call, struct rpc_md *arr, size_t *n,
+    const char *name, const void *value, size_t len)
+{
+	char	*nm = NULL;
+	uint8_t	*v = NULL;
+
+	if (call->headers_sent && arr == call->out_hdrs)
+		return WICK_ERR_STATE;
+	if (call->finished)
+		return WICK_ERR_STATE;
+	if (!md_name_ok(name) || md_reserved(name))
+		return WICK_ERR_INVALID;
+	if (*n >= RPC_MAX_METADATA_ENTRIES)
+		return WICK_ERR_LIMIT;
+	if ((nm = strdup(name)) == NULL)
+		return WICK_ERR_ALLOC;
+	if (md_is_bin(name)) {
+		if (rpc_base64_encode(value, len, (char **)&v) != 0) {
+			free(nm);
+			return WICK_ERR_ALLOC;
+		}
+		len = strlen((char *)v);
+	} else {
+		if ((v = malloc(len + 1)) == NULL) {
+			free(nm);
+			return WICK_ERR_ALLOC;
+		}
+		memcpy(v, value, len);
+		v[len] = '\0';
+	}
+	arr[*n].name = nm;
+	arr[*n].value = v;
+	arr[*n].len = len;
+	(*n)++;
+	return 0;
+}
+
+int
+rpc_call_add_header(struct rpc_call *call, const char *name,
+    const void *value, size_t len)
+{
+	return call_add_md(call, call->out_hdrs, &call->nout_hdrs, name, value,
+	    len);
+}
+
+int
+rpc_call_add_trailer(struct rpc_call *call, const char *name,
+    const void *value, size_t len)
+{
+	return call_add_md(call, call->out_trls, &call->nout_trls, name, value,
+	    len);
+}
+
+#define NV(n, v, l) { (uint8_t *)(n), (uint8_t *)(v), strlen(n), (l), \
+	NGHTTP2_NV_FLAG_NONE }
+
+static ssize_t	call_data_read_cb(nghttp2_session *, int32_t, uint8_t *,
+		    size_t, uint32_t *, nghttp2_data_source *, void *);
+
+/* Response headers: always with a data provider unless trailers-only. */
+static int
+call_submit_headers(struct rpc_call *call, int trailers_only)
+{
+	nghttp2_nv		 nva[RPC_MAX_METADATA_ENTRIES * 2 + 8];
+	size_t			 n = 0, i;
+	nghttp2_data_provider	 prd;
+	int			 rv;
+
+	nva[n++] = (nghttp2_nv)NV(":status", "200", 3);
+	nva[n++] = (nghttp2_nv)NV("content-type", "application/grpc", 16);
+	nva[n++] = (nghttp2_nv)NV("grpc-accept-encoding", "identity", 8);
+	for (i = 0; i < call->nout_hdrs; i++)
+		nva[n++] = (nghttp2_nv)NV(call->out_hdrs[i].name,
+		    call->out_hdrs[i].value, call->out_hdrs[i].len);
+	if (trailers_only) {
+		nva[n++] = (nghttp2_nv)NV("grpc-status", call->status_str,
+		    strlen(call->status_str));
+		if (call->status_msg != NULL && *call->status_msg != '\0')
+			nva[n++] = (nghttp2_nv)NV("grpc-message",
+			    call->status_msg, strlen(call->status_msg));
+		for (i = 0; i < call->nout_trls; i++)
+			nva[n++] = (nghttp2_nv)NV(call->out_trls[i].name,
+			    call->out_trls[i].value, call->out_trls[i].len);
+		rv = nghttp2_submit_response(call->conn->ngh, call->stream_id,
+		    nva, n, NULL);
+	} else {
+		prd.source.ptr = call;
+		prd.read_callback = call_data_read_cb;
+		rv = nghttp2_submit_response(call->conn->ngh, call->stream_id,
+		    nva, n, &prd);
+	}
+	call->headers_sent = 1;
+	return rv == 0 ? 0 : WICK_ERR_PROTOCOL;
+}
+
+static int
+call_submit_trailers(struct rpc_call *call)
+{
+	nghttp2_nv	 nva[RPC_MAX_METADATA_ENTRIES + 2];
+	size_t		 n = 0, i;
+
+	nva[n++] = (nghttp2_nv)NV("grpc-status", call->status_str,
+	    strlen(call->status_str));
+	if (call->status_msg != NULL && *call->status_msg != '\0')
+		nva[n++] = (nghttp2_nv)NV("grpc-message", call->status_msg,
+		    strlen(call->status_msg));
+	for (i = 0; i < call->nout_trls; i++)
+		nva[n++] = (nghttp2_nv)NV(call->out_trls[i].name,
+		    call->out_trls[i].value, call->out_trls[i].len);
+	return nghttp2_submit_trailer(call->conn->ngh, call->stream_id, nva,
+	    n) == 0 ? 0 : WICK_ERR_PROTOCOL;
+}
+
+static ssize_t
+call_data_read_cb(nghttp2_session *ngh, int32_t stream_id, uint8_t *dst,
+    size_t length, uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+	struct rpc_call	*call = src->ptr;
+	size_t		 n = buf_len(&call->out);
+
+	if (n > length)
+		n = length;
+	if (n > 0) {
+		memcpy(dst, buf_ptr(&call->out), n);
+		if (buf_consume(&call->out, n) != 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		if (call->want_writable &&
+		    buf_len(&call->out) < RPC_MAX_CALL_QUEUE / 2) {
+			call->want_writable = 0;
+			call->data_deferred = 2;	/* tell handler later */
+		}
+		return (ssize_t)n;
+	}
+	if (call->finished) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+		if (call_submit_trailers(call) != 0)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
+		return 0;
+	}
+	if (call->data_deferred != 2)
+		call->data_deferred = 1;
+	return NGHTTP2_ERR_DEFERRED;
+}
+
+static void
+call_resume(struct rpc_call *call)
+{
+	if (call->data_deferred) {
+		if (call->data_deferred == 1)
+			call->data_deferred = 0;
+		(void)nghttp2_session_resume_data(call->conn->ngh,
+		    call->stream_id);
+	}
+}
+
+int
+rpc_call_send_message(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	int r;
+
+	if (call->finished || call->handler_gone)
+		return WICK_ERR_STATE;
+	if (n > UINT32_MAX)
+		return WICK_ERR_LIMIT;
+	if (buf_len(&call->out) > 0 &&
+	    buf_len(&call->out) + n > RPC_MAX_CALL_QUEUE) {
+		call->want_writable = 1;
+		return WICK_ERR_AGAIN;
+	}
+	if ((r = buf_put_u8(&call->out, 0)) != 0 ||
+	    (r = buf_put_u32be(&call->out, (uint32_t)n)) != 0 ||
+	    (r = buf_put(&call->out, p, n)) != 0)
+		return r;
+	if (!call->headers_sent) {
+		if ((r = call_submit_headers(call, 0)) != 0)
+			return r;
+	} else
+		call_resume(call);
+	conn_schedule_flush(call->conn);
+	return 0;
+}
+
+static int
+call_set_status(struct rpc_call *call, enum rpc_status st, const char *msg)
+{
+	call->finished = 1;
+	call->status = st;
+	snprintf(call->status_str, sizeof(call->status_str), "%d", (int)st);
+	free(call->status_msg);
+	call->status_msg = NULL;
+	if (msg != NULL && rpc_percent_encode(msg, &call->status_msg) != 0)
+		call->status_msg = NULL;
+	if (!call->headers_sent)
+		return call_submit_headers(call, 1);
+	call_resume(call);
+	return 0;
+}
+
+int
+rpc_call_finish(struct rpc_call *call, enum rpc_status st, const char *msg)
+{
+	int r;
+
+	if (call->finished || call->handler_gone)
+		return WICK_ERR_STATE;
+	call_stop_timer(call);
+	r = call_set_status(call, st, msg);
+	conn_schedule_flush(call->conn);
+	return r;
+}
+
+/* The layer ends a call on its own (errors, deadline). */
+static void
+call_abort(struct rpc_call *call, enum rpc_status st, const char *msg,
+    enum rpc_end why)
+{
+	call_stop_timer(call);
+	call_end_handler(call, why);
+	if (!call->finished)
+		(void)call_set_status(call, st, msg);
+}
+
+static void
+call_deadline_cb(uv_timer_t *t)
+{
+	struct rpc_call *call = t->data;
+	struct rpc_conn *c;
+
+	if (call == NULL)
+		return;
+	c = call->conn;
+	call_abort(call, RPC_DEADLINE_EXCEEDED, "deadline exceeded",
+	    RPC_END_DEADLINE);
+	conn_flush(c);
+}
+
+const char *
+rpc_call_path(const struct rpc_call *call)
+{
+	return call->path;
+}
+
+const struct rpc_peer *
+rpc_call_peer(const struct rpc_call *call)
+{
+	return &call->conn->peer;
+}
+
+void
+rpc_call_set_data(struct rpc_call *call, void *d)
+{
+	call->data = d;
+}
+
+void *
+rpc_call_data(const struct rpc_call *call)
+{
+	return call->data;
+}
+
+int64_t
+rpc_call_deadline_left(const struct rpc_call *call)
+{
+	uint64_t now;
+
+	if (call->deadline == 0)
+		return -1;
+	now = uv_now(call->conn->srv->loop);
+	return call->deadline > now ? (int64_t)(call->deadline - now) : 0;
+}
+
+size_t
+rpc_call_md_count(const struct rpc_call *call)
+{
+	return call->nmd;
+}
+
+const struct rpc_md *
+rpc_call_md(const struct rpc_call *call, size_t i)
+{
+	return i < call->nmd ? &call->md[i] : NULL;
+}
+
+const struct rpc_md *
+rpc_call_md_get(const struct rpc_call *call, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < call->nmd; i++)
+		if (strcmp(call->md[i].name, name) == 0)
+			return &call->md[i];
+	return NULL;
+}
+
+/* ---- nghttp2 callbacks -------------------------------------------------- */
+
+static int
+on_begin_headers_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
+    void *arg)
+{
+	struct rpc_conn	*c = arg;
+	struct rpc_call	*call;
+
+	if (frame->hd.type != NGHTTP2_HEADERS ||
+	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	if (c->srv->shutting_down) {
+		(void)nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE,
+		    frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+		return 0;
+	}
+	if ((call = calloc(1, sizeof(*call))) == NULL) {
+		(void)nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE,
+		    frame->hd.stream_id, NGHTTP2_INTERNAL_ERROR);
+		return 0;
+	}
+	call->conn = c;
+	call->stream_id = frame->hd.stream_id;
+	call->timeout_ms = -1;
+	buf_init(&call->out, 0);
+	TAILQ_INSERT_TAIL(&c->calls, call, entry);
+	c->ncalls++;
+	uv_timer_stop(&c->idle);
+	if (nghttp2_session_set_stream_user_data(ngh, frame->hd.stream_id,
+	    call) != 0) {
+		call_free(call);
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	return 0;
+}
+
+static int
+on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
+    const uint8_t *name, size_t namelen, const uint8_t *value,
+    size_t valuelen, uint8_t flags, void *arg)
+{
+	struct rpc_call	*call;
+	const char	*n = (const char *)name, *v = (const char *)value;
+	char		*nm = NULL;
+	uint8_t		*val = NULL;
+	size_t		 vlen;
+
+	if (frame->hd.type != NGHTTP2_HEADERS ||
+	    (call = nghttp2_session_get_stream_user_data(ngh,
+	    frame->hd.stream_id)) == NULL)
+		return 0;
+	if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;	/* request trailers carry nothing we use */
+	call->md_bytes += namelen + valuelen + 32;
+	if (call->md_bytes > RPC_MAX_METADATA) {
+		call->md_overflow = 1;
+		return 0;
+	}
+	if (strcmp(n, ":path") == 0) {
+		free(call->path);
+		call->path = strndup(v, valuelen);
+		if (call->path == NULL)
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	} else if (strcmp(n, ":method") == 0)
+		call->is_post = strcmp(v, "POST") == 0;
+	else if (strcmp(n, "content-type") == 0) {
+		call->has_content_type = 1;
+		call->content_type_ok = strcmp(v, "application/grpc") == 0 ||
+		    strncmp(v, "application/grpc+", 17) == 0 ||
+		    strncmp(v, "application/grpc;", 17) == 0;
+	} else if (strcmp(n, "grpc-timeout") == 0) {
+		if (rpc_parse_timeout(v, &call->timeout_ms) != 0)
+			call->timeout_ms = -1;
+	} else if (strcmp(n, "grpc-encoding") == 0) {
+		if (strcmp(v, "identity") != 0)
+			call->bad_encoding = 1;
+	} else if (n[0] != ':' && !md_reserved(n)) {
+		if (call->nmd >= RPC_MAX_METADATA_ENTRIES) {
+			call->md_overflow = 1;
+			return 0;
+		}
+		if (md_is_bin(n)) {
+			if (rpc_base64_decode(v, valuelen, &val, &vlen) != 0)
+				return 0;	/* undecodable: dropped */
+		} else {
+			if ((val = malloc(valuelen + 1)) == NULL)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+			memcpy(val, v, valuelen);
+			val[valuelen] = '\0';
+			vlen = valuelen;
+		}
+		if ((nm = strndup(n, namelen)) == NULL) {
+			free(val);
+			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+		call->md[call->nmd].name = nm;
+		call->md[call->nmd].value = val;
+		call->md[call->nmd].len = vlen;
+		call->nmd++;
+	}
+	return 0;
+}
+
+static void
+call_http_error(struct rpc_call *call, const char *status)
+{
+	nghttp2_nv nva[1];
+
+	nva[0] = (nghttp2_nv)NV(":status", status, strlen(status));
+	call->finished = 1;
+	call->headers_sent = 1;
+	(void)nghttp2_submit_response(call->conn->ngh, call->stream_id, nva, 1,
+	    NULL);
+}
+
+static void
+call_start(struct rpc_call *call)
+{
+	struct rpc_conn		*c = call->conn;
+	struct rpc_server	*srv = c->srv;
+	const struct rpc_method	*m;
+
+	if (!call->is_post || call->path == NULL) {
+		call_http_error(call, "405");
+		return;
+	}
+	if (!call->has_content_type || !call->content_type_ok) {
+		call_http_error(call, "415");
+		return;
+	}
+	srv->stats.calls_started++;
+	if (call->md_overflow) {
+		(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED,
+		    "request metadata too large");
+		return;
+	}
+	if ((m = server_find_method(srv, call->path)) == NULL) {
+		(void)call_set_status(call, RPC_UNIMPLEMENTED,
+		    "unknown method");
+		return;
+	}
+	if (call->bad_encoding) {
+		(void)call_set_status(call, RPC_UNIMPLEMENTED,
+		    "compression not supported");
+		return;
+	}
+	call->method = m;
+	if (call->timeout_ms >= 0) {
+		call->deadline = uv_now(srv->loop) + (uint64_t)call->timeout_ms;
+		if ((call->timer = malloc(sizeof(*call->timer))) == NULL) {
+			(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED,
+			    "out of memory");
+			return;
+		}
+		uv_timer_init(srv->loop, call->timer);
+		call->timer->data = call;
+		uv_timer_start(call->timer, call_deadline_cb,
+		    (uint64_t)call->timeout_ms, 0);
+	}
+	call->started = 1;
+	srv->stats.calls_active++;
+	if (m->on_start != NULL)
+		m->on_start(call, m->arg);
+}
+
+/* Feed request DATA through the 5-byte gRPC message framing. */
+static void
+call_data(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	size_t			 take;
+	uint32_t		 len;
+	const struct rpc_method	*m = call->method;
+	char			 msg[128];
+
+	while (n > 0 && !call->finished && !call->handler_gone) {
+		if (call->hdr_have < RPC_FRAME_HEADER) {
+			take = RPC_FRAME_HEADER - call->hdr_have;
+			if (take > n)
+				take = n;
+			memcpy(call->hdr + call->hdr_have, p, take);
+			call->hdr_have += take;
+			p += take;
+			n -= take;
+			if (call->hdr_have < RPC_FRAME_HEADER)
+				return;
+			if (call->hdr[0] != 0) {
+				call_abort(call, RPC_UNIMPLEMENTED,
+				    "compression not supported",
+				    RPC_END_CANCELLED);
+				return;
+			}
+			len = (uint32_t)call->hdr[1] << 24 |
+			    (uint32_t)call->hdr[2] << 16 |
+			    (uint32_t)call->hdr[3] << 8 | call->hdr[4];
+			if (len > call->conn->srv->opts.max_message) {
+				snprintf(msg, sizeof(msg), "request message "
+				    "of %u bytes exceeds the limit of %zu",
+				    len, call->conn->srv->opts.max_message);
+				call_abort(call, RPC_RESOURCE_EXHAUSTED, msg,
+				    RPC_END_CANCELLED);
+				return;
+			}
+			if ((m->kind == RPC_KIND_UNARY ||
+			    m->kind == RPC_KIND_SERVER_STREAM) &&
+			    call->nmsgs >= 1) {
+				call_abort(call, RPC_UNIMPLEMENTED,
+				    "more than one request message for a "
+				    "unary request", RPC_END_CANCELLED);
+				return;
+			}
+			call->msg_len = len;
+			call->msg_have = 0;
+			if ((call->msg = malloc(len > 0 ? len : 1)) == NULL) {
+				call_abort(call, RPC_RESOURCE_EXHAUSTED,
+				    "out of memory", RPC_END_CANCELLED);
+				return;
+			}
+		}
+		take = call->msg_len - call->msg_have;
+		if (take > n)
+			take = n;
+		memcpy(call->msg + call->msg_have, p, take);
+		call->msg_have += take;
+		p += take;
+		n -= take;
+		if (call->msg_have < call->msg_len)
+			return;
+		call->nmsgs++;
+		call->hdr_have = 0;
+		if (m->on_message != NULL)
+			m->on_message(call, call->msg, call->msg_len);
+		/* The handler may have finished or been told to stop. */
+		free(call->msg);
+		call->msg = NULL;
+	}
+}
+
+static void
+call_half_close(struct rpc_call *call)
+{
+	const struct rpc_method *m = call->method;
+
+	if (call->finished || call->handler_gone || m == NULL)
+		return;
+	if (call->hdr_have != 0) {
+		call_abort(call, RPC_INTERNAL, "truncated request message",
+		    RPC_END_CANCELLED);
+		return;
+	}
+	if ((m->kind == RPC_KIND_UNARY || m->kind == RPC_KIND_SERVER_STREAM) &&
+	    call->nmsgs != 1) {
+		call_abort(call, RPC_UNIMPLEMENTED,
+		    "expected exactly one request message", RPC_END_CANCELLED);
+		return;
+	}
+	if (m->on_half_close != NULL)
+		m->on_half_close(call);
+}
+
+static int
+on_data_chunk_recv_cb(nghttp2_session *ngh, uint8_t flags, int32_t stream_id,
+    const uint8_t *data, size_t len, void *arg)
+{
+	struct rpc_call *call;
+
+	if ((call = nghttp2_session_get_stream_user_data(ngh, stream_id)) ==
+	    NULL || !call->started)
+		return 0;
+	call_data(call, data, len);
+	return 0;
+}
+
+static int
+on_frame_recv_cb(nghttp2_session *ngh, const nghttp2_frame *frame, void *arg)
+{
+	struct rpc_call *call;
+
+	switch (frame->hd.type) {
+	case NGHTTP2_HEADERS:
+	case NGHTTP2_DATA:
+		break;
+	default:
+		return 0;
+	}
+	if ((call = nghttp2_session_get_stream_user_data(ngh,
+	    frame->hd.stream_id)) == NULL)
+		return 0;
+	if (frame->hd.type == NGHTTP2_HEADERS &&
+	    frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+		call_start(call);
+	if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && call->started)
+		call_half_close(call);
+	return 0;
+}
+
+static int
+on_stream_close_cb(nghttp2_session *ngh, int32_t stream_id, uint32_t err,
+    void *arg)
+{
+	struct rpc_call *call;
+
+	if ((call = nghttp2_session_get_stream_user_data(ngh, stream_id)) ==
+	    NULL)
+		return 0;
+	(void)nghttp2_session_set_stream_user_data(ngh, stream_id, NULL);
+	call_end_handler(call, call->finished && err == NGHTTP2_NO_ERROR ?
+	    RPC_END_FINISHED : RPC_END_CANCELLED);
+	call_free(call);
+	return 0;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+static void
+conn_maybe_free(struct rpc_conn *c)
+{
+	struct rpc_server *srv = c->srv;
+
+	if (--c->pending_closes > 0 || c->out_pending > 0)
+		return;
+	TAILQ_REMOVE(&srv->conns, c, entry);
+	srv->stats.connections_active--;
+	tls_conn_free(c->tls);
+	free(c->peer_id);
+	free(c);
+	server_check_done(srv);
+}
+
+static void
+conn_handle_close_cb(uv_handle_t *h)
+{
+	conn_maybe_free(h->data);
+}
+
+static void
+conn_close(struct rpc_conn *c)
+{
+	struct rpc_call *call;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
+		call_end_handler(call, RPC_END_CANCELLED);
+		call_free(call);
+	}
+	if (c->ngh != NULL) {
+		nghttp2_session_del(c->ngh);
+		c->ngh = NULL;
+	}
+	c->pending_closes = 3;
+	uv_close(&c->h.handle, conn_handle_close_cb);
+	uv_close((uv_handle_t *)&c->idle, conn_handle_close_cb);
+	uv_close((uv_handle_t *)&c->flush, conn_handle_close_cb);
+}
+
+static void
+conn_write_cb(uv_write_t *req, int status)
+{
+	struct rpc_write *w = (struct rpc_write *)req;
+	struct rpc_conn	 *c = w->conn;
+
+	c->out_pending -= w->len;
+	free(w);
+	if (c->closing) {
+		if (c->out_pending == 0 && c->pending_closes == 0) {
+			/* All handles closed already; finish the free. */
+			c->pending_closes = 1;
+			conn_maybe_free(c);
+		}
+		return;
+	}
+	if (status != 0) {
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+	if (!c->closing && c->read_stopped &&
+	    c->out_pending < RPC_MAX_CONN_OUTPUT / 2) {
+		c->read_stopped = 0;
+		if (uv_read_start(&c->h.stream, conn_alloc_cb,
+		    conn_read_cb) != 0)
+			conn_close(c);
+	}
+}
+
+static int
+conn_write(struct rpc_conn *c, const uint8_t *p, size_t n)
+{
+	struct rpc_write *w;
+	uv_buf_t	 b;
+
+	if (n == 0)
+		return 0;
+	if ((w = malloc(sizeof(*w) + n)) == NULL)
+		return WICK_ERR_ALLOC;
+	w->conn = c;
+	w->len = n;
+	memcpy(w->data, p, n);
+	b = uv_buf_init((char *)w->data, (unsigned int)n);
+	if (uv_write(&w->req, &c->h.stream, &b, 1, conn_write_cb) != 0) {
+		free(w);
+		return WICK_ERR_IO;
+	}
+	c->out_pending += n;
+	return 0;
+}
+
+/* Send TLS output (handshake records, alerts, application data). */
+static int
+conn_tls_output(struct rpc_conn *c)
+{
+	struct buf	 out;
+	int		 r, r2;
+
+	buf_init(&out, RPC_MAX_CONN_OUTPUT);
+	do {
+		r = tls_conn_take_output(c->tls, &out);
+		if (r != 0 && r != WICK_ERR_LIMIT)
+			break;
+		if ((r2 = conn_write(c, buf_ptr(&out), buf_len(&out))) != 0) {
+			r = r2;
+			break;
+		}
+		buf_reset(&out);
+	} while (r == WICK_ERR_LIMIT);
+	buf_cleanup(&out);
+	return r;
+}
+
+static void
+conn_flush_timer_cb(uv_timer_t *t)
+{
+	struct rpc_conn *c = t->data;
+
+	c->flush_scheduled = 0;
+	conn_flush(c);
+}
+
+/*
+ * Handlers never flush synchronously: a flush can end calls and free their
+ * state, which must not happen under a handler's feet.  Inside nghttp2
+ * callbacks the read path flushes afterwards anyway.
+ */
+static void
+conn_schedule_flush(struct rpc_conn *c)
+{
+	if (c->closing || c->in_recv || c->in_flush || c->flush_scheduled)
+		return;
+	c->flush_scheduled = 1;
+	uv_timer_start(&c->flush, conn_flush_timer_cb, 0, 0);
+}
+
+/* Serialize what nghttp2 has queued, up to the output limit. */
+static int
+conn_send_pending(struct rpc_conn *c)
+{
+	struct buf	 acc;
+	const uint8_t	*data;
+	ssize_t		 n;
+	int		 r = 0;
+
+	buf_init(&acc, 0);
+	while (c->out_pending < RPC_MAX_CONN_OUTPUT) {
+		n = nghttp2_session_mem_send(c->ngh, &data);
+		if (n < 0) {
+			r = WICK_ERR_PROTOCOL;
+			break;
+		}
+		if (n > 0 && (r = buf_put(&acc, data, (size_t)n)) != 0)
+			break;
+		if (buf_len(&acc) > 0 &&
+		    (n == 0 || buf_len(&acc) >= RPC_WRITE_CHUNK)) {
+			if (c->tls != NULL) {
+				if ((r = tls_conn_write(c->tls, buf_ptr(&acc),
+				    buf_len(&acc))) != 0 ||
+				    (r = conn_tls_output(c)) != 0)
+					break;
+			} else if ((r = conn_write(c, buf_ptr(&acc),
+			    buf_len(&acc))) != 0)
+				break;
+			buf_reset(&acc);
+		}
+		if (n == 0)
+			break;
+	}
+	buf_cleanup(&acc);
+	return r;
+}
+
+static void
+conn_flush(struct rpc_conn *c)
+{
+	struct rpc_call	*call, *next;
+	int		 notified;
+
+	if (c->closing || c->ngh == NULL || c->in_flush)
+		return;
+	c->in_flush = 1;
+	do {
+		notified = 0;
+		if (conn_send_pending(c) != 0) {
+			c->in_flush = 0;
+			conn_close(c);
+			return;
+		}
+		/* Tell handlers whose send queue drained. */
+		TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
+			if (call->data_deferred != 2 || call->handler_gone)
+				continue;
+			call->data_deferred = 1;
+			if (call->method != NULL &&
+			    call->method->on_writable != NULL) {
+				call->method->on_writable(call);
+				notified = 1;
+			}
+			if (c->closing) {
+				c->in_flush = 0;
+				return;
+			}
+		}
+	} while (notified && c->out_pending < RPC_MAX_CONN_OUTPUT);
+	c->in_flush = 0;
+	if (!nghttp2_session_want_read(c->ngh) &&
+	    !nghttp2_session_want_write(c->ngh) && c->out_pending == 0)
+		conn_close(c);
+}
+
+static void
+conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
+{
+	static char slab[RPC_READ_CHUNK];	/* loop thread only */
+
+	*b = uv_buf_init(slab, sizeof(slab));
+}
+
+static int
+conn_start_h2(struct rpc_conn *c)
+{
+	struct rpc_server	*srv = c->srv;
+	nghttp2_settings_entry	 iv[3];
+
+	if (nghttp2_session_server_new2(&c->ngh, srv->cbs, c, srv->ngopt) != 0)
+		return WICK_ERR_ALLOC;
+	iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
+	iv[0].value = srv->opts.max_streams;
+	iv[1].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
+	iv[1].value = RPC_MAX_METADATA;
+	iv[2].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
+	iv[2].value = 1024 * 1024;
+	if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 3) != 0)
+		return WICK_ERR_PROTOCOL;
+	/* A larger connection window so streams are not starved. */
+	(void)nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE,
+	    0, 8 * 1024 * 1024);
+	return 0;
+}
+
+static int
+conn_recv_h2(struct rpc_conn *c, const uint8_t *p, size_t n)
+{
+	ssize_t rv;
+
+	c->in_recv = 1;
+	rv = nghttp2_session_mem_recv(c->ngh, p, n);
+	c->in_recv = 0;
+	if (rv < 0) {
+		log_debug("connection dropped: %s", nghttp2_strerror((int)rv));
+		return WICK_ERR_PROTOCOL;
+	}
+	return 0;
+}
+
+static int
+conn_recv_tls(struct rpc_conn *c, const uint8_t *p, size_t n)
+{
+	struct buf	 plain;
+	int		 r;
+
+	if ((r = tls_conn_feed(c->tls, p, n)) != 0)
+		return r;
+	if (!c->handshaken) {
+		r = tls_conn_handshake(c->tls);
+		(void)conn_tls_output(c);
+		if (r == WICK_ERR_AGAIN)
+			return 0;
+		if (r != 0) {
+			log_debug("TLS handshake from %s failed: %s",
+			    c->peer.addr, tls_conn_error(c->tls));
+			return r;
+		}
+		c->handshaken = 1;
+		if (tls_conn_peer_id(c->tls) != NULL &&
+		    (c->peer_id = strdup(tls_conn_peer_id(c->tls))) == NULL)
+			return WICK_ERR_ALLOC;
+		c->peer.spiffe_id = c->peer_id;
+		if ((r = conn_start_h2(c)) != 0)
+			return r;
+	}
+	buf_init(&plain, RPC_READ_CHUNK * 4);
+	for (;;) {
+		r = tls_conn_read(c->tls, &plain);
+		if (r != 0 && r != WICK_ERR_LIMIT)
+			break;
+		if (buf_len(&plain) == 0) {
+			r = 0;
+			break;
+		}
+		if ((r = conn_recv_h2(c, buf_ptr(&plain), buf_len(&plain)))
+		    != 0)
+			break;
+		buf_reset(&plain);
+		if (c->closing)
+			break;
+	}
+	buf_cleanup(&plain);
+	(void)conn_tls_output(c);
+	return r;
+}
+
+static void
+conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct rpc_conn	*c = s->data;
+	int		 r;
+
+	if (nread == 0 || c->closing)
+		return;
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->tls != NULL)
+		r = conn_recv_tls(c, (const uint8_t *)b->base, (size_t)nread);
+	else
+		r = conn_recv_h2(c, (const uint8_t *)b->base, (size_t)nread);
+	if (r != 0) {
+		/* Let nghttp2 send its GOAWAY where it queued one. */
+		if (c->ngh != NULL && !c->closing)
+			conn_flush(c);
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+	/* Stop reading while the peer does not take our output. */
+	if (!c->closing && c->out_pending >= RPC_MAX_CONN_OUTPUT) {
+		c->read_stopped = 1;
+		(void)uv_read_stop(&c->h.stream);
+	}
+}
+
+static void
+conn_idle_cb(uv_timer_t *t)
+{
+	struct rpc_conn *c = t->data;
+
+	if (c->ncalls > 0)
+		return;
+	log_debug("closing idle connection");
+	conn_close(c);
+}
+
+static void
+listener_accept_cb(uv_stream_t *ls, int status)
+{
+	struct rpc_listener	*l = ls->data;
+	struct rpc_server	*srv = l->srv;
+	struct rpc_conn		*c;
+	struct ucred		 cred;
+	socklen_t		 credlen = sizeof(cred);
+	struct sockaddr_storage	 ss;
+	int			 sslen = sizeof(ss), fd;
+
+	if (status != 0)
+		return;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_error("out of memory accepting a connection");
+		return;
+	}
+	c->srv = srv;
+	TAILQ_INIT(&c->calls);
+	if (l->is_unix)
+		uv_pipe_init(srv->loop, &c->h.pipe, 0);
+	else
+		uv_tcp_init(srv->loop, &c->h.tcp);
+	c->h.handle.data = c;
+	uv_timer_init(srv->loop, &c->idle);
+	c->idle.data = c;
+	uv_timer_init(srv->loop, &c->flush);
+	c->flush.data = c;
+	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
+	srv->stats.connections_active++;
+	srv->stats.connections_total++;
+	if (uv_accept(ls, &c->h.stream) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (srv->stats.connections_active > srv->opts.max_conns ||
+	    srv->shutting_down) {
+		log_warn("connection refused: %u connections open",
+		    srv->opts.max_conns);
+		conn_close(c);
+		return;
+	}
+	if (l->is_unix) {
+		c->peer.is_unix = 1;
+		if (uv_fileno(&c->h.handle, &fd) == 0 &&
+		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
+		    &credlen) == 0) {
+			c->peer.pid = cred.pid;
+			c->peer.uid = cred.uid;
+			c->peer.gid = cred.gid;
+		} else {
+			conn_close(c);
+			return;
+		}
+	} else {
+		(void)uv_tcp_nodelay(&c->h.tcp, 1);
+		if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss,
+		    &sslen) == 0) {
+			char host[48];
+
+			if (ss.ss_family == AF_INET6) {
+				uv_ip6_name((struct sockaddr_in6 *)&ss, host,
+				    sizeof(host));
+				snprintf(c->peer.addr, sizeof(c->peer.addr),
+				    "[%s]:%d", host, ntohs(((struct
+				    sockaddr_in6 *)&ss)->sin6_port));
+			} else {
+				uv_ip4_name((struct sockaddr_in *)&ss, host,
+				    sizeof(host));
+				snprintf(c->peer.addr, sizeof(c->peer.addr),
+				    "%s:%d", host, ntohs(((struct
+				    sockaddr_in *)&ss)->sin_port));
+			}
+		}
+	}
+	if (l->tls != NULL) {
+		if (tls_conn_new(l->tls, NULL, &c->tls) != 0) {
+			conn_close(c);
+			return;
+		}
+	} else if (conn_start_h2(c) != 0) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->idle, conn_idle_cb, srv->opts.idle_ms,
+	    srv->opts.idle_ms);
+	if (uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb) != 0) {
+		conn_close(c);
+		return;
+	}
+	if (c->tls == NULL)
+		conn_flush(c);
+}
+
+/* ---- server ------------------------------------------------------------- */
+
+int
+rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
+    const struct rpc_method *methods, size_t nmethods,
+    struct rpc_server **out)
+{
+	struct rpc_server *srv;
+
+	*out = NULL;
+	if ((srv = calloc(1, sizeof(*srv))) == NULL)
+		return WICK_ERR_ALLOC;
+	srv->loop = loop;
+	srv->methods = methods;
+	srv->nmethods = nmethods;
+	if (opts != NULL)
+		srv->opts = *opts;
+	if (srv->opts.max_message == 0)
+		srv->opts.max_message = RPC_DEFAULT_MAX_MESSAGE;
+	if (srv->opts.max_streams == 0)
+		srv->opts.max_streams = RPC_DEFAULT_MAX_STREAMS;
+	if (srv->opts.max_conns == 0)
+		srv->opts.max_conns = RPC_DEFAULT_MAX_CONNS;
+	if (srv->opts.idle_ms == 0)
+		srv->opts.idle_ms = RPC_DEFAULT_IDLE_MS;
+	TAILQ_INIT(&srv->conns);
+	if (nghttp2_session_callbacks_new(&srv->cbs) != 0 ||
+	    nghttp2_option_new(&srv->ngopt) != 0) {
+		rpc_server_free(srv);
+		return WICK_ERR_ALLOC;
+	}
+	nghttp2_session_callbacks_set_on_begin_headers_callback(srv->cbs,
+	    on_begin_headers_cb);
+	nghttp2_session_callbacks_set_on_header_callback(srv->cbs,
+	    on_header_cb);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(srv->cbs,
+	    on_frame_recv_cb);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv->cbs,
+	    on_data_chunk_recv_cb);
+	nghttp2_session_callbacks_set_on_stream_close_callback(srv->cbs,
+	    on_stream_close_cb);
+	/* Hardening that nghttp2 1.52 offers. */
+	nghttp2_option_set_max_settings(srv->ngopt, 32);
+	nghttp2_option_set_max_outbound_ack(srv->ngopt, 1000);
+	nghttp2_option_set_stream_reset_rate_limit(srv->ngopt,
+	    RPC_MAX_STREAM_RESETS, RPC_MAX_STREAM_RESETS);
+	nghttp2_option_set_max_send_header_block_length(srv->ngopt,
+	    RPC_MAX_METADATA * 4);
+	nghttp2_option_set_max_deflate_dynamic_table_size(srv->ngopt, 4096);
+	uv_timer_init(loop, &srv->grace);
+	srv->grace.data = srv;
+	*out = srv;
+	return 0;
+}
+
+static void
+listener_close_cb(uv_handle_t *h)
+{
+	struct rpc_listener *l = h->data;
+	struct rpc_server *srv = l->srv;
+
+	srv->listeners_open--;
+	server_check_done(srv);
+}
+
+int
+rpc_server_listen_unix(struct rpc_server *srv, const char *path, int mode)
+{
+	struct rpc_listener	*l;
+	struct stat		 st;
+	int			 r;
+
+	if (srv->nlisteners >= RPC_MAX_LISTENERS)
+		return WICK_ERR_LIMIT;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			log_error("%s exists and is not a socket", path);
+			return WICK_ERR_EXISTS;
+		}
+		(void)unlink(path);
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return WICK_ERR_ALLOC;
+	l->srv = srv;
+	l->is_unix = 1;
+	uv_pipe_init(srv->loop, &l->h.pipe, 0);
+	l->h.handle.data = l;
+	srv->listeners[srv->nlisteners++] = l;
+	srv->listeners_open++;
+	l->open = 1;
+	if ((r = uv_pipe_bind(&l->h.pipe, path)) != 0 ||
+	    (r = uv_listen(&l->h.stream, 128, listener_accept_cb)) != 0) {
+		log_error("listen on %s: %s", path, uv_strerror(r));
+		return err_from_uv(r);
+	}
+	if (chmod(path, (mode_t)mode) == -1) {
+		log_error("chmod %s: %s", path, strerror(errno));
+		return WICK_ERR_IO;
+	}
+	return 0;
+}
+
+int
+rpc_server_listen_tcp(struct rpc_server *srv, const char *host, int port,
+    struct tls_ctx *tls, int *port_out)
+{
+	struct rpc_listener	*l;
+	struct sockaddr_storage	 ss;
+	int			 r, len = sizeof(ss);
+
+	if (port_out != NULL)
+		*port_out = 0;
+	if (srv->nlisteners >= RPC_MAX_LISTENERS)
+		return WICK_ERR_LIMIT;
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0) {
+		log_error("bad listen address %s", host);
+		return WICK_ERR_INVALID;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return WICK_ERR_ALLOC;
+	l->srv = srv;
+	l->tls = tls;
+	uv_tcp_init(srv->loop, &l->h.tcp);
+	l->h.handle.data = l;
+	srv->listeners[srv->nlisteners++] = l;
+	srv->listeners_open++;
+	l->open = 1;
+	if ((r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0)) != 0 ||
+	    (r = uv_listen(&l->h.stream, 128, listener_accept_cb)) != 0) {
+		log_error("listen on %s:%d: %s", host, port, uv_strerror(r));
+		return err_from_uv(r);
+	}
+	if (port_out != NULL && uv_tcp_getsockname(&l->h.tcp,
+	    (struct sockaddr *)&ss, &len) == 0)
+		*port_out = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+/* The last handle of the server is closed: it may be freed now. */
+static void
+server_grace_close_cb(uv_handle_t *h)
+{
+	struct rpc_server *srv = h->data;
+
+	if (srv->done != NULL)
+		srv->done(srv, srv->done_arg);
+}
+
+static void
+server_check_done(struct rpc_server *srv)
+{
+	if (!srv->shutting_down || srv->done_called ||
+	    srv->listeners_open > 0 || !TAILQ_EMPTY(&srv->conns))
+		return;
+	if (srv->grace_active) {
+		srv->grace_active = 0;
+		uv_timer_stop(&srv->grace);
+	}
+	srv->done_called = 1;
+	uv_close((uv_handle_t *)&srv->grace, server_grace_close_cb);
+}
+
+static void
+server_grace_cb(uv_timer_t *t)
+{
+	struct rpc_server	*srv = t->data;
+	struct rpc_conn		*c, *next;
+
+	srv->grace_active = 0;
+	TAILQ_FOREACH_SAFE(c, &srv->conns, entry, next)
+		conn_close(c);
+}
+
+void
+rpc_server_shutdown(struct rpc_server *srv, uint64_t grace_ms,
+    void (*done)(struct rpc_server *, void *), void *arg)
+{
+	struct rpc_conn	*c, *next;
+	size_t		 i;
+
+	if (srv->shutting_down)
+		return;
+	srv->shutting_down = 1;
+	srv->done = done;
+	srv->done_arg = arg;
+	for (i = 0; i < srv->nlisteners; i++) {
+		if (srv->listeners[i]->open) {
+			srv->listeners[i]->open = 0;
+			uv_close(&srv->listeners[i]->h.handle,
+			    listener_close_cb);
+		}
+	}
+	TAILQ_FOREACH_SAFE(c, &srv->conns, entry, next) {
+		if (c->closing)
+			continue;
+		if (c->ngh == NULL) {
+			conn_close(c);
+			continue;
+		}
+		(void)nghttp2_submit_goaway(c->ngh, NGHTTP2_FLAG_NONE,
+		    nghttp2_session_get_last_proc_stream_id(c->ngh),
+		    NGHTTP2_NO_ERROR, NULL, 0);
+		c->goaway_sent = 1;
+		conn_flush(c);
+		if (!c->closing && c->ncalls == 0)
+			conn_close(c);
+	}
+	srv->grace_active = 1;
+	uv_timer_start(&srv->grace, server_grace_cb, grace_ms, 0);
+	server_check_done(srv);
+}
+
+void
+rpc_server_free(struct rpc_server *srv)
+{
+	size_t i;
+
+	if (srv == NULL)
+		return;
+	for (i = 0; i < srv->nlisteners; i++)
+		free(srv->listeners[i]);
+	nghttp2_session_callbacks_del(srv->cbs);
+	nghttp2_option_del(srv->ngopt);
+	free(srv);
+}
+
+void
+rpc_server_get_stats(const struct rpc_server *srv,
+    struct rpc_server_stats *st)
+{
+	*st = srv->stats;
+}
