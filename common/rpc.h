@@ -37,6 +37,7 @@
 #define RPC_DEFAULT_MAX_STREAMS	100
 #define RPC_DEFAULT_MAX_CONNS	1024
 #define RPC_DEFAULT_IDLE_MS	(5 * 60 * 1000)
+#define RPC_DEFAULT_HANDSHAKE_MS (10 * 1000)
 #define RPC_MAX_METADATA	(16 * 1024)	/* request header bytes */
 #define RPC_MAX_METADATA_ENTRIES 64
 #define RPC_MAX_CONN_OUTPUT	(1024 * 1024)	/* queued on the socket */
@@ -112,7 +113,11 @@ struct rpc_server_opts {
 	size_t		 max_message;	/* 0: RPC_DEFAULT_MAX_MESSAGE */
 	uint32_t	 max_streams;	/* 0: RPC_DEFAULT_MAX_STREAMS */
 	uint32_t	 max_conns;	/* 0: RPC_DEFAULT_MAX_CONNS */
+	/* A connection with no call for idle_ms gets GOAWAY and is closed. */
 	uint64_t	 idle_ms;	/* 0: RPC_DEFAULT_IDLE_MS */
+	/* A connection that sent no HTTP/2 frame (or finished no TLS
+	 * handshake) within handshake_ms is dropped. */
+	uint64_t	 handshake_ms;	/* 0: RPC_DEFAULT_HANDSHAKE_MS */
 };
 
 /* The method table is borrowed and must outlive the server. */

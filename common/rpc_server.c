@@ -130,6 +130,7 @@ struct rpc_conn {
 	int			 in_recv;
 	int			 in_flush;
 	int			 read_stopped;
+	int			 established;	/* a frame came in */
 };
 
 TAILQ_HEAD(rpc_conn_list, rpc_conn);
@@ -163,6 +164,7 @@ struct rpc_write {
 
 static void	conn_close(struct rpc_conn *);
 static void	conn_schedule_flush(struct rpc_conn *);
+static void	conn_idle_cb(uv_timer_t *);
 static void	conn_alloc_cb(uv_handle_t *, size_t, uv_buf_t *);
 static void	conn_read_cb(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	conn_flush(struct rpc_conn *);
@@ -855,7 +857,14 @@ on_data_chunk_recv_cb(nghttp2_session *ngh, uint8_t flags, int32_t stream_id,
 static int
 on_frame_recv_cb(nghttp2_session *ngh, const nghttp2_frame *frame, void *arg)
 {
+	struct rpc_conn *c = arg;
 	struct rpc_call *call;
+
+	if (!c->established) {
+		c->established = 1;
+		uv_timer_start(&c->idle, conn_idle_cb, c->srv->opts.idle_ms,
+		    c->srv->opts.idle_ms);
+	}
 
 	switch (frame->hd.type) {
 	case NGHTTP2_HEADERS:
@@ -1238,8 +1247,22 @@ conn_idle_cb(uv_timer_t *t)
 
 	if (c->ncalls > 0)
 		return;
+	if (!c->established) {
+		log_debug("dropping a connection that never spoke HTTP/2");
+		conn_close(c);
+		return;
+	}
 	log_debug("closing idle connection");
-	conn_close(c);
+	if (c->ngh == NULL || c->goaway_sent) {
+		conn_close(c);
+		return;
+	}
+	/* GOAWAY first, so that the client knows to open a new one. */
+	(void)nghttp2_submit_goaway(c->ngh, NGHTTP2_FLAG_NONE,
+	    nghttp2_session_get_last_proc_stream_id(c->ngh), NGHTTP2_NO_ERROR,
+	    NULL, 0);
+	c->goaway_sent = 1;
+	conn_flush(c);
 }
 
 static void
@@ -1326,7 +1349,7 @@ listener_accept_cb(uv_stream_t *ls, int status)
 		conn_close(c);
 		return;
 	}
-	uv_timer_start(&c->idle, conn_idle_cb, srv->opts.idle_ms,
+	uv_timer_start(&c->idle, conn_idle_cb, srv->opts.handshake_ms,
 	    srv->opts.idle_ms);
 	if (uv_read_start(&c->h.stream, conn_alloc_cb, conn_read_cb) != 0) {
 		conn_close(c);
@@ -1361,6 +1384,8 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 		srv->opts.max_conns = RPC_DEFAULT_MAX_CONNS;
 	if (srv->opts.idle_ms == 0)
 		srv->opts.idle_ms = RPC_DEFAULT_IDLE_MS;
+	if (srv->opts.handshake_ms == 0)
+		srv->opts.handshake_ms = RPC_DEFAULT_HANDSHAKE_MS;
 	TAILQ_INIT(&srv->conns);
 	if (nghttp2_session_callbacks_new(&srv->cbs) != 0 ||
 	    nghttp2_option_new(&srv->ngopt) != 0) {

@@ -12,7 +12,7 @@ debs=(
 	libsqlite3-dev libjansson-dev libcjose-dev libcurl4-openssl-dev
 	libsystemd-dev libtss2-dev libcmocka-dev
 	openssl python3 python3-grpcio python3-grpc-tools python3-jwt
-	python3-cryptography
+	python3-cryptography python3-h2
 )
 
 sudo=""

@@ -4,7 +4,9 @@
  *
  * wick-testsvc [-u UNIX_PATH] [-t HOST:PORT [-c CERT -k KEY -a CA_PEM]]
  *     [-m MAX_MESSAGE_BYTES] [-s MAX_STREAMS] [-n MAX_CONNECTIONS]
- *     [-i IDLE_TIMEOUT_MS]
+ *     [-i HANDSHAKE_TIMEOUT_MS] [-I IDLE_TIMEOUT_MS]
+ * -i drops connections that send no HTTP/2 frame (or finish no TLS
+ * handshake) in time; -I sends GOAWAY to connections without calls.
  * Prints "ready unix=PATH tcp=HOST:PORT" once listening; SIGTERM or SIGINT
  * shut it down gracefully (at most 5 s) and it exits 0.
  */
@@ -441,7 +443,7 @@ usage(void)
 	fprintf(stderr, "usage: wick-testsvc [-u UNIX_PATH] [-t HOST:PORT "
 	    "[-c CERT -k KEY -a CA_PEM]] [-m MAX_MESSAGE_BYTES]\n"
 	    "                    [-s MAX_STREAMS] [-n MAX_CONNECTIONS] "
-	    "[-i IDLE_TIMEOUT_MS]\n");
+	    "[-i HANDSHAKE_MS] [-I IDLE_MS]\n");
 	exit(2);
 }
 
@@ -457,7 +459,7 @@ main(int argc, char **argv)
 
 	memset(&opts, 0, sizeof(opts));
 	log_init("testsvc", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
-	while ((ch = getopt(argc, argv, "u:t:c:k:a:m:s:n:i:")) != -1) {
+	while ((ch = getopt(argc, argv, "u:t:c:k:a:m:s:n:i:I:")) != -1) {
 		switch (ch) {
 		case 'u': upath = optarg; break;
 		case 't': tcp = optarg; break;
@@ -467,7 +469,8 @@ main(int argc, char **argv)
 		case 'm': opts.max_message = strtoul(optarg, NULL, 10); break;
 		case 's': opts.max_streams = strtoul(optarg, NULL, 10); break;
 		case 'n': opts.max_conns = strtoul(optarg, NULL, 10); break;
-		case 'i': opts.idle_ms = strtoull(optarg, NULL, 10); break;
+		case 'i': opts.handshake_ms = strtoull(optarg, NULL, 10); break;
+		case 'I': opts.idle_ms = strtoull(optarg, NULL, 10); break;
 		default: usage();
 		}
 	}
