@@ -24,6 +24,7 @@
 #include "buf.h"
 #include "log.h"
 #include "rpc.h"
+#include "rpc_frame.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -36,7 +37,6 @@
 
 #define RPC_READ_CHUNK		(64 * 1024)
 #define RPC_WRITE_CHUNK		(64 * 1024)
-#define RPC_FRAME_HEADER	5
 #define RPC_MAX_STREAM_RESETS	1000	/* per second, per connection */
 
 struct rpc_conn;
@@ -62,11 +62,7 @@ struct rpc_call {
 	int			 md_overflow;
 
 	/* Request message decoding. */
-	uint8_t			 hdr[RPC_FRAME_HEADER];
-	size_t			 hdr_have;
-	uint8_t			*msg;
-	size_t			 msg_len;
-	size_t			 msg_have;
+	struct rpc_frame_dec	 dec;
 	uint32_t		 nmsgs;
 
 	/* Response. */
@@ -214,7 +210,7 @@ call_free(struct rpc_call *call)
 	md_free(call->out_hdrs, call->nout_hdrs);
 	md_free(call->out_trls, call->nout_trls);
 	free(call->path);
-	free(call->msg);
+	rpc_frame_cleanup(&call->dec);
 	free(call->status_msg);
 	buf_cleanup(&call->out);
 	free(call);
@@ -729,6 +725,7 @@ call_start(struct rpc_call *call)
 		return;
 	}
 	call->method = m;
+	rpc_frame_init(&call->dec, srv->opts.max_message);
 	if (call->timeout_ms >= 0) {
 		call->deadline = uv_now(srv->loop) + (uint64_t)call->timeout_ms;
 		if ((call->timer = malloc(sizeof(*call->timer))) == NULL) {
@@ -747,75 +744,54 @@ call_start(struct rpc_call *call)
 		m->on_start(call, m->arg);
 }
 
-/* Feed request DATA through the 5-byte gRPC message framing. */
+/* One complete request message: hand it to the handler. */
+static int
+call_message_cb(const uint8_t *p, size_t n, void *arg)
+{
+	struct rpc_call		*call = arg;
+	const struct rpc_method	*m = call->method;
+
+	if ((m->kind == RPC_KIND_UNARY || m->kind == RPC_KIND_SERVER_STREAM) &&
+	    call->nmsgs >= 1) {
+		call_abort(call, RPC_UNIMPLEMENTED, "more than one request "
+		    "message for a unary request", RPC_END_CANCELLED);
+		return WICK_ERR_PROTOCOL;
+	}
+	call->nmsgs++;
+	if (m->on_message != NULL)
+		m->on_message(call, p, n);
+	/* The handler may have finished, or been told to stop. */
+	return call->finished || call->handler_gone ? WICK_ERR_STATE : 0;
+}
+
+/* Feed request DATA through the gRPC message framing. */
 static void
 call_data(struct rpc_call *call, const uint8_t *p, size_t n)
 {
-	size_t			 take;
-	uint32_t		 len;
-	const struct rpc_method	*m = call->method;
-	char			 msg[128];
+	char	 msg[128];
+	int	 r;
 
-	while (n > 0 && !call->finished && !call->handler_gone) {
-		if (call->hdr_have < RPC_FRAME_HEADER) {
-			take = RPC_FRAME_HEADER - call->hdr_have;
-			if (take > n)
-				take = n;
-			memcpy(call->hdr + call->hdr_have, p, take);
-			call->hdr_have += take;
-			p += take;
-			n -= take;
-			if (call->hdr_have < RPC_FRAME_HEADER)
-				return;
-			if (call->hdr[0] != 0) {
-				call_abort(call, RPC_UNIMPLEMENTED,
-				    "compression not supported",
-				    RPC_END_CANCELLED);
-				return;
-			}
-			len = (uint32_t)call->hdr[1] << 24 |
-			    (uint32_t)call->hdr[2] << 16 |
-			    (uint32_t)call->hdr[3] << 8 | call->hdr[4];
-			if (len > call->conn->srv->opts.max_message) {
-				snprintf(msg, sizeof(msg), "request message "
-				    "of %u bytes exceeds the limit of %zu",
-				    len, call->conn->srv->opts.max_message);
-				call_abort(call, RPC_RESOURCE_EXHAUSTED, msg,
-				    RPC_END_CANCELLED);
-				return;
-			}
-			if ((m->kind == RPC_KIND_UNARY ||
-			    m->kind == RPC_KIND_SERVER_STREAM) &&
-			    call->nmsgs >= 1) {
-				call_abort(call, RPC_UNIMPLEMENTED,
-				    "more than one request message for a "
-				    "unary request", RPC_END_CANCELLED);
-				return;
-			}
-			call->msg_len = len;
-			call->msg_have = 0;
-			if ((call->msg = malloc(len > 0 ? len : 1)) == NULL) {
-				call_abort(call, RPC_RESOURCE_EXHAUSTED,
-				    "out of memory", RPC_END_CANCELLED);
-				return;
-			}
-		}
-		take = call->msg_len - call->msg_have;
-		if (take > n)
-			take = n;
-		memcpy(call->msg + call->msg_have, p, take);
-		call->msg_have += take;
-		p += take;
-		n -= take;
-		if (call->msg_have < call->msg_len)
-			return;
-		call->nmsgs++;
-		call->hdr_have = 0;
-		if (m->on_message != NULL)
-			m->on_message(call, call->msg, call->msg_len);
-		/* The handler may have finished or been told to stop. */
-		free(call->msg);
-		call->msg = NULL;
+	if (call->finished || call->handler_gone)
+		return;
+	r = rpc_frame_feed(&call->dec, p, n, call_message_cb, call);
+	switch (r) {
+	case 0:
+	case WICK_ERR_STATE:
+	case WICK_ERR_PROTOCOL:
+		break;
+	case WICK_ERR_LIMIT:
+		snprintf(msg, sizeof(msg), "request message of %u bytes exceeds "
+		    "the limit of %zu", call->dec.declared, call->dec.max);
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, msg, RPC_END_CANCELLED);
+		break;
+	case WICK_ERR_UNSUPPORTED:
+		call_abort(call, RPC_UNIMPLEMENTED, "compression not supported",
+		    RPC_END_CANCELLED);
+		break;
+	default:
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, "out of memory",
+		    RPC_END_CANCELLED);
+		break;
 	}
 }
 
@@ -826,7 +802,7 @@ call_half_close(struct rpc_call *call)
 
 	if (call->finished || call->handler_gone || m == NULL)
 		return;
-	if (call->hdr_have != 0) {
+	if (rpc_frame_partial(&call->dec)) {
 		call_abort(call, RPC_INTERNAL, "truncated request message",
 		    RPC_END_CANCELLED);
 		return;
