@@ -98,7 +98,7 @@ static void log_vmsg(enum log_level, const char *, const char *, va_list)
 static void
 log_vmsg(enum log_level level, const char *func, const char *fmt, va_list ap)
 {
-	char		 msg[LOG_MAX_LINE], ts[40];
+	char		 msg[LOG_MAX_LINE], ts[96];
 	struct timespec	 now;
 	struct tm	 tm;
 	FILE		*f = log_stream != NULL ? log_stream : stderr;
