@@ -160,7 +160,8 @@ test_key_files(void **state)
 	assert_int_equal(PEM_write_bio_PrivateKey_traditional(bio, t.leafk,
 	    NULL, NULL, 0, NULL, NULL), 1);
 	len = BIO_get_mem_data(bio, &p);
-	assert_non_null(strstr(p, "BEGIN EC PRIVATE KEY"));
+	/* The BIO's memory is not NUL-terminated: search within len. */
+	assert_non_null(memmem(p, (size_t)len, "BEGIN EC PRIVATE KEY", 20));
 	snprintf(path, sizeof(path), "%s/trad.key", t.dir);
 	write_file(path, p, (size_t)len, 0600);
 	BIO_free(bio);
