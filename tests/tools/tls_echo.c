@@ -103,10 +103,10 @@ serve(struct tls_ctx *ctx, int fd)
 	printf("PEER %s\n", id != NULL ? id : "(none)");
 	fflush(stdout);
 	for (;;) {
-		if ((r = pull_in(c, fd)) != 0) {
-			printf("CLOSED %s\n", wick_strerror(r));
-			goto out;
-		}
+		/*
+		 * Drain first: application data may have arrived with the
+		 * last handshake flight.
+		 */
 		r = tls_conn_read(c, &plain);
 		if (r == WICK_ERR_EOF) {
 			printf("EOF\n");
@@ -130,6 +130,10 @@ serve(struct tls_ctx *ctx, int fd)
 		}
 		if (flush_out(c, fd, &out) != 0) {
 			printf("ERROR socket write\n");
+			goto out;
+		}
+		if ((r = pull_in(c, fd)) != 0) {
+			printf("CLOSED %s\n", wick_strerror(r));
 			goto out;
 		}
 	}
