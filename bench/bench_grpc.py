@@ -1,13 +1,14 @@
-"""gRPC benchmark: wick's gRPC server (wick-testsvc) driven by Python grpcio.
+"""gRPC benchmark: wick's gRPC server (wick-testsvc) driven by Python grpcio
+and by our own client (wick-testcli).
 
-Prints unary calls per second with p50/p99 latency (one caller, and N
+Prints unary calls per second with p50/p99 latency (one caller, and 16
 concurrent callers), and streamed messages per second, over a Unix socket
 and over TCP with mutual TLS 1.3.  Run it by hand on an idle machine:
 
   /usr/bin/python3 bench/bench_grpc.py BUILD_DIR [SECONDS_PER_CASE]
 
-BUILD_DIR is a normal (not sanitizer) build.  The client is Python, so the
-figures bound the server from below: the client is usually the bottleneck.
+BUILD_DIR is a normal (not sanitizer) build.  With the Python client the
+client is the bottleneck, so those figures bound the server from below.
 """
 import os
 import shutil
@@ -15,6 +16,9 @@ import statistics
 import sys
 import threading
 import time
+
+import json
+import subprocess
 
 import grpc
 
@@ -93,6 +97,30 @@ def main():
                 print("%-9s server stream, %5d-byte messages: %8.0f msgs/s"
                       % (name, size, rate))
             ch.close()
+        cli = os.path.join(build, "tests", "tools", "wick-testcli")
+        tls = ["-c", os.path.join(pki, "client.pem"), "-k",
+               os.path.join(pki, "client.key"), "-a",
+               os.path.join(pki, "ca.pem")]
+        print("wick gRPC server, our own client (wick-testcli)")
+        for name, target, extra in (
+                ("unix", "unix://" + srv.sock, []),
+                ("tcp+mtls", "localhost:%d" % srv.port, tls)):
+            for conc in (1, 16):
+                out = subprocess.run(
+                    [cli, target] + extra + ["bench", "-n", "50000", "-C",
+                                             str(conc)],
+                    capture_output=True, check=True).stdout
+                r = json.loads(out)
+                print("%-9s unary, %2d callers: %8.0f calls/s  p50 %6.0f us"
+                      "  p99 %6.0f us" % (name, conc, r["calls_per_s"],
+                                          r["p50_us"], r["p99_us"]))
+            t0 = time.monotonic()
+            out = subprocess.run([cli, target] + extra +
+                                 ["stream", "-n", "200000", "-P", "64"],
+                                 capture_output=True, check=True).stdout
+            n = json.loads(out)["messages"]
+            print("%-9s server stream,    64-byte messages: %8.0f msgs/s"
+                  % (name, n / (time.monotonic() - t0)))
         print("server RSS after the run: %d KiB" % srv.rss_kb())
         srv.stop()
     finally:
