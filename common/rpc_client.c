@@ -7,6 +7,7 @@
  */
 #include <sys/queue.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "rpc_client.h"
 #include "rpc_frame.h"
+#include "rpc_io.h"
 
 #define CH_READ_CHUNK	(64 * 1024)
 #define CH_MAX_OUTPUT	(1024 * 1024)
@@ -62,6 +64,7 @@ struct rpc_channel {
 	uv_connect_t		 creq;
 	struct tls_ctx		*tls;
 	struct tls_conn		*tlsc;
+	struct rpc_io		 io;
 	char			*peer_id;
 	nghttp2_session		*ngh;
 	size_t			 max_recv;
@@ -72,18 +75,10 @@ struct rpc_channel {
 	int			 pending_closes;
 	int			 in_io;
 	int			 close_requested;
-	size_t			 out_pending;
 	struct rpc_ccall_list	 calls;
 	struct rpc_ccall_list	 zombies;	/* ended inside nghttp2 */
 	void			(*done)(void *);
 	void			*done_arg;
-};
-
-struct ch_write {
-	uv_write_t	 req;
-	struct rpc_channel *ch;
-	size_t		 len;
-	uint8_t		 data[];
 };
 
 static const struct rpc_client_cbs no_cbs;
@@ -571,14 +566,13 @@ ch_fail(struct rpc_channel *ch, const char *why)
 	ch_fail_all(ch, RPC_UNAVAILABLE, why);
 }
 
+/* A write finished (rpc_io). */
 static void
-ch_write_cb(uv_write_t *req, int status)
+ch_written(struct rpc_io *io, int status)
 {
-	struct ch_write		*w = (struct ch_write *)req;
-	struct rpc_channel	*ch = w->ch;
+	struct rpc_channel *ch = (struct rpc_channel *)((char *)io -
+	    offsetof(struct rpc_channel, io));
 
-	ch->out_pending -= w->len;
-	free(w);
 	if (ch->closing)
 		return;
 	if (status != 0) {
@@ -586,49 +580,6 @@ ch_write_cb(uv_write_t *req, int status)
 		return;
 	}
 	ch_flush(ch);
-}
-
-static int
-ch_write(struct rpc_channel *ch, const uint8_t *p, size_t n)
-{
-	struct ch_write	*w;
-	uv_buf_t	 b;
-
-	if (n == 0)
-		return 0;
-	if ((w = malloc(sizeof(*w) + n)) == NULL)
-		return WICK_ERR_ALLOC;
-	w->ch = ch;
-	w->len = n;
-	memcpy(w->data, p, n);
-	b = uv_buf_init((char *)w->data, (unsigned int)n);
-	if (uv_write(&w->req, &ch->h.stream, &b, 1, ch_write_cb) != 0) {
-		free(w);
-		return WICK_ERR_IO;
-	}
-	ch->out_pending += n;
-	return 0;
-}
-
-static int
-ch_tls_output(struct rpc_channel *ch)
-{
-	struct buf	 out;
-	int		 r, r2;
-
-	buf_init(&out, CH_MAX_OUTPUT);
-	do {
-		r = tls_conn_take_output(ch->tlsc, &out);
-		if (r != 0 && r != WICK_ERR_LIMIT)
-			break;
-		if ((r2 = ch_write(ch, buf_ptr(&out), buf_len(&out))) != 0) {
-			r = r2;
-			break;
-		}
-		buf_reset(&out);
-	} while (r == WICK_ERR_LIMIT);
-	buf_cleanup(&out);
-	return r;
 }
 
 static void
@@ -641,18 +592,14 @@ ch_flush(struct rpc_channel *ch)
 	if (ch->closing || !ch->ready || ch->in_io)
 		return;
 	ch->in_io = 1;
-	while (ch->out_pending < CH_MAX_OUTPUT) {
+	while (ch->io.pending < CH_MAX_OUTPUT) {
 		n = nghttp2_session_mem_send(ch->ngh, &data);
 		if (n <= 0) {
 			if (n < 0)
 				r = WICK_ERR_PROTOCOL;
 			break;
 		}
-		if (ch->tlsc != NULL) {
-			if ((r = tls_conn_write(ch->tlsc, data, (size_t)n)) != 0 ||
-			    (r = ch_tls_output(ch)) != 0)
-				break;
-		} else if ((r = ch_write(ch, data, (size_t)n)) != 0)
+		if ((r = rpc_io_send(&ch->io, data, (size_t)n)) != 0)
 			break;
 	}
 	ch->in_io = 0;
@@ -723,7 +670,9 @@ ch_recv_tls(struct rpc_channel *ch, const uint8_t *p, size_t n)
 		return r;
 	if (!ch->ready) {
 		r = tls_conn_handshake(ch->tlsc);
-		(void)ch_tls_output(ch);
+		if (rpc_io_tls_flush(&ch->io) != 0 && (r == 0 ||
+		    r == WICK_ERR_AGAIN))
+			return WICK_ERR_IO;
 		if (r == WICK_ERR_AGAIN)
 			return 0;
 		if (r != 0)
@@ -808,9 +757,10 @@ ch_connect_cb(uv_connect_t *req, int status)
 			ch_fail(ch, "cannot start TLS");
 			return;
 		}
+		ch->io.tls = ch->tlsc;
 		r = tls_conn_handshake(ch->tlsc);
 		if ((r != 0 && r != WICK_ERR_AGAIN) ||
-		    ch_tls_output(ch) != 0)
+		    rpc_io_tls_flush(&ch->io) != 0)
 			ch_fail(ch, "TLS handshake failed");
 		return;
 	}
@@ -852,6 +802,8 @@ rpc_channel_new(uv_loop_t *loop, const char *target, struct tls_ctx *tls,
 		snprintf(ch->authority, sizeof(ch->authority), "localhost");
 		uv_pipe_init(loop, &ch->h.pipe, 0);
 		ch->h.handle.data = ch;
+		ch->io.stream = &ch->h.stream;
+		ch->io.written = ch_written;
 		ch->creq.data = ch;
 		uv_pipe_connect(&ch->creq, &ch->h.pipe, path, ch_connect_cb);
 		*out = ch;
@@ -874,6 +826,8 @@ rpc_channel_new(uv_loop_t *loop, const char *target, struct tls_ctx *tls,
 	}
 	uv_tcp_init(loop, &ch->h.tcp);
 	ch->h.handle.data = ch;
+	ch->io.stream = &ch->h.stream;
+	ch->io.written = ch_written;
 	ch->creq.data = ch;
 	if ((r = uv_tcp_connect(&ch->creq, &ch->h.tcp, (struct sockaddr *)&ss,
 	    ch_connect_cb)) != 0) {

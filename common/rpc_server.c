@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "rpc_frame.h"
+#include "rpc_io.h"
 #include "tls.h"
 #include "xmalloc.h"
 
@@ -114,12 +116,12 @@ struct rpc_conn {
 	struct rpc_server	*srv;
 	nghttp2_session		*ngh;
 	struct tls_conn		*tls;
+	struct rpc_io		 io;
 	int			 handshaken;
 	struct rpc_peer		 peer;
 	char			*peer_id;
 	struct rpc_call_list	 calls;
 	size_t			 ncalls;
-	size_t			 out_pending;	/* bytes in uv_write */
 	int			 closing;
 	int			 pending_closes;
 	int			 goaway_sent;
@@ -149,13 +151,6 @@ struct rpc_server {
 	void			(*done)(struct rpc_server *, void *);
 	void			*done_arg;
 	int			 done_called;
-};
-
-struct rpc_write {
-	uv_write_t		 req;
-	struct rpc_conn		*conn;
-	size_t			 len;
-	uint8_t			 data[];
 };
 
 static void	conn_close(struct rpc_conn *);
@@ -883,7 +878,7 @@ conn_maybe_free(struct rpc_conn *c)
 {
 	struct rpc_server *srv = c->srv;
 
-	if (--c->pending_closes > 0 || c->out_pending > 0)
+	if (--c->pending_closes > 0 || c->io.pending > 0)
 		return;
 	TAILQ_REMOVE(&srv->conns, c, entry);
 	srv->stats.connections_active--;
@@ -921,16 +916,15 @@ conn_close(struct rpc_conn *c)
 	uv_close((uv_handle_t *)&c->flush, conn_handle_close_cb);
 }
 
+/* A write finished (rpc_io): resume what waited for the socket. */
 static void
-conn_write_cb(uv_write_t *req, int status)
+conn_written(struct rpc_io *io, int status)
 {
-	struct rpc_write *w = (struct rpc_write *)req;
-	struct rpc_conn	 *c = w->conn;
+	struct rpc_conn	*c = (struct rpc_conn *)((char *)io -
+			    offsetof(struct rpc_conn, io));
 
-	c->out_pending -= w->len;
-	free(w);
 	if (c->closing) {
-		if (c->out_pending == 0 && c->pending_closes == 0) {
+		if (c->io.pending == 0 && c->pending_closes == 0) {
 			/* All handles closed already; finish the free. */
 			c->pending_closes = 1;
 			conn_maybe_free(c);
@@ -943,56 +937,12 @@ conn_write_cb(uv_write_t *req, int status)
 	}
 	conn_flush(c);
 	if (!c->closing && c->read_stopped &&
-	    c->out_pending < RPC_MAX_CONN_OUTPUT / 2) {
+	    c->io.pending < RPC_MAX_CONN_OUTPUT / 2) {
 		c->read_stopped = 0;
 		if (uv_read_start(&c->h.stream, conn_alloc_cb,
 		    conn_read_cb) != 0)
 			conn_close(c);
 	}
-}
-
-static int
-conn_write(struct rpc_conn *c, const uint8_t *p, size_t n)
-{
-	struct rpc_write *w;
-	uv_buf_t	 b;
-
-	if (n == 0)
-		return 0;
-	if ((w = malloc(sizeof(*w) + n)) == NULL)
-		return WICK_ERR_ALLOC;
-	w->conn = c;
-	w->len = n;
-	memcpy(w->data, p, n);
-	b = uv_buf_init((char *)w->data, (unsigned int)n);
-	if (uv_write(&w->req, &c->h.stream, &b, 1, conn_write_cb) != 0) {
-		free(w);
-		return WICK_ERR_IO;
-	}
-	c->out_pending += n;
-	return 0;
-}
-
-/* Send TLS output (handshake records, alerts, application data). */
-static int
-conn_tls_output(struct rpc_conn *c)
-{
-	struct buf	 out;
-	int		 r, r2;
-
-	buf_init(&out, RPC_MAX_CONN_OUTPUT);
-	do {
-		r = tls_conn_take_output(c->tls, &out);
-		if (r != 0 && r != WICK_ERR_LIMIT)
-			break;
-		if ((r2 = conn_write(c, buf_ptr(&out), buf_len(&out))) != 0) {
-			r = r2;
-			break;
-		}
-		buf_reset(&out);
-	} while (r == WICK_ERR_LIMIT);
-	buf_cleanup(&out);
-	return r;
 }
 
 static void
@@ -1028,7 +978,7 @@ conn_send_pending(struct rpc_conn *c)
 	int		 r = 0;
 
 	buf_init(&acc, 0);
-	while (c->out_pending < RPC_MAX_CONN_OUTPUT) {
+	while (c->io.pending < RPC_MAX_CONN_OUTPUT) {
 		n = nghttp2_session_mem_send(c->ngh, &data);
 		if (n < 0) {
 			r = WICK_ERR_PROTOCOL;
@@ -1038,12 +988,7 @@ conn_send_pending(struct rpc_conn *c)
 			break;
 		if (buf_len(&acc) > 0 &&
 		    (n == 0 || buf_len(&acc) >= RPC_WRITE_CHUNK)) {
-			if (c->tls != NULL) {
-				if ((r = tls_conn_write(c->tls, buf_ptr(&acc),
-				    buf_len(&acc))) != 0 ||
-				    (r = conn_tls_output(c)) != 0)
-					break;
-			} else if ((r = conn_write(c, buf_ptr(&acc),
+			if ((r = rpc_io_send(&c->io, buf_ptr(&acc),
 			    buf_len(&acc))) != 0)
 				break;
 			buf_reset(&acc);
@@ -1086,10 +1031,10 @@ conn_flush(struct rpc_conn *c)
 				return;
 			}
 		}
-	} while (notified && c->out_pending < RPC_MAX_CONN_OUTPUT);
+	} while (notified && c->io.pending < RPC_MAX_CONN_OUTPUT);
 	c->in_flush = 0;
 	if (!nghttp2_session_want_read(c->ngh) &&
-	    !nghttp2_session_want_write(c->ngh) && c->out_pending == 0)
+	    !nghttp2_session_want_write(c->ngh) && c->io.pending == 0)
 		conn_close(c);
 }
 
@@ -1148,7 +1093,10 @@ conn_recv_tls(struct rpc_conn *c, const uint8_t *p, size_t n)
 		return r;
 	if (!c->handshaken) {
 		r = tls_conn_handshake(c->tls);
-		(void)conn_tls_output(c);
+		/* Send handshake records or the alert, whatever r says. */
+		if (rpc_io_tls_flush(&c->io) != 0 && (r == 0 ||
+		    r == WICK_ERR_AGAIN))
+			return WICK_ERR_IO;
 		if (r == WICK_ERR_AGAIN)
 			return 0;
 		if (r != 0) {
@@ -1181,7 +1129,8 @@ conn_recv_tls(struct rpc_conn *c, const uint8_t *p, size_t n)
 			break;
 	}
 	buf_cleanup(&plain);
-	(void)conn_tls_output(c);
+	if (rpc_io_tls_flush(&c->io) != 0 && r == 0)
+		r = WICK_ERR_IO;
 	return r;
 }
 
@@ -1210,7 +1159,7 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 	conn_flush(c);
 	/* Stop reading while the peer does not take our output. */
-	if (!c->closing && c->out_pending >= RPC_MAX_CONN_OUTPUT) {
+	if (!c->closing && c->io.pending >= RPC_MAX_CONN_OUTPUT) {
 		c->read_stopped = 1;
 		(void)uv_read_stop(&c->h.stream);
 	}
@@ -1265,6 +1214,8 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	else
 		uv_tcp_init(srv->loop, &c->h.tcp);
 	c->h.handle.data = c;
+	c->io.stream = &c->h.stream;
+	c->io.written = conn_written;
 	uv_timer_init(srv->loop, &c->idle);
 	c->idle.data = c;
 	uv_timer_init(srv->loop, &c->flush);
@@ -1321,6 +1272,7 @@ listener_accept_cb(uv_stream_t *ls, int status)
 			conn_close(c);
 			return;
 		}
+		c->io.tls = c->tls;
 	} else if (conn_start_h2(c) != 0) {
 		conn_close(c);
 		return;

@@ -1,0 +1,84 @@
+/*
+ * rpc_io.c: copy bytes into libuv write requests, through TLS if set.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "rpc_io.h"
+
+#define RPC_IO_TLS_CHUNK	(1024 * 1024)
+
+struct rpc_io_write {
+	uv_write_t	 req;
+	struct rpc_io	*io;
+	size_t		 len;
+	uint8_t		 data[];
+};
+
+static void
+rpc_io_write_cb(uv_write_t *req, int status)
+{
+	struct rpc_io_write	*w = (struct rpc_io_write *)req;
+	struct rpc_io		*io = w->io;
+
+	io->pending -= w->len;
+	free(w);
+	if (io->written != NULL)
+		io->written(io, status);
+}
+
+static int
+rpc_io_raw(struct rpc_io *io, const uint8_t *p, size_t n)
+{
+	struct rpc_io_write	*w;
+	uv_buf_t		 b;
+
+	if (n == 0)
+		return 0;
+	if ((w = malloc(sizeof(*w) + n)) == NULL)
+		return WICK_ERR_ALLOC;
+	w->io = io;
+	w->len = n;
+	memcpy(w->data, p, n);
+	b = uv_buf_init((char *)w->data, (unsigned int)n);
+	if (uv_write(&w->req, io->stream, &b, 1, rpc_io_write_cb) != 0) {
+		free(w);
+		return WICK_ERR_IO;
+	}
+	io->pending += n;
+	return 0;
+}
+
+int
+rpc_io_tls_flush(struct rpc_io *io)
+{
+	struct buf	 out;
+	int		 r, r2;
+
+	buf_init(&out, RPC_IO_TLS_CHUNK);
+	do {
+		r = tls_conn_take_output(io->tls, &out);
+		if (r != 0 && r != WICK_ERR_LIMIT)
+			break;
+		if ((r2 = rpc_io_raw(io, buf_ptr(&out), buf_len(&out))) != 0) {
+			r = r2;
+			break;
+		}
+		buf_reset(&out);
+	} while (r == WICK_ERR_LIMIT);
+	buf_cleanup(&out);
+	return r;
+}
+
+int
+rpc_io_send(struct rpc_io *io, const uint8_t *p, size_t n)
+{
+	int r;
+
+	if (io->tls == NULL)
+		return rpc_io_raw(io, p, n);
+	if ((r = tls_conn_write(io->tls, p, n)) != 0)
+		return r;
+	return rpc_io_tls_flush(io);
+}
