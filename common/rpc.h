@@ -31,6 +31,7 @@
 #include <uv.h>
 
 #include "err.h"
+#include "peercred.h"
 #include "tls.h"
 
 #define RPC_DEFAULT_MAX_MESSAGE	(4u * 1024 * 1024)
@@ -81,7 +82,10 @@ enum rpc_end {
 /* Who is calling. */
 struct rpc_peer {
 	int	 is_unix;
-	pid_t	 pid;		/* Unix: SO_PEERCRED at accept */
+	struct peercred cred;	/* Unix: SO_PEERCRED and start time at
+				 * accept; peercred_check_alive() before
+				 * trusting pid-based attestation */
+	pid_t	 pid;		/* the same pid, uid, gid, for convenience */
 	uid_t	 uid;
 	gid_t	 gid;
 	const char *spiffe_id;	/* mTLS: the verified client ID, or NULL */

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "peercred.h"
 #include "rpc.h"
 #include "rpc_frame.h"
 #include "rpc_io.h"
@@ -1196,8 +1197,6 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	struct rpc_listener	*l = ls->data;
 	struct rpc_server	*srv = l->srv;
 	struct rpc_conn		*c;
-	struct ucred		 cred;
-	socklen_t		 credlen = sizeof(cred);
 	struct sockaddr_storage	 ss;
 	int			 sslen = sizeof(ss), fd;
 
@@ -1236,16 +1235,14 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	}
 	if (l->is_unix) {
 		c->peer.is_unix = 1;
-		if (uv_fileno(&c->h.handle, &fd) == 0 &&
-		    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred,
-		    &credlen) == 0) {
-			c->peer.pid = cred.pid;
-			c->peer.uid = cred.uid;
-			c->peer.gid = cred.gid;
-		} else {
+		if (uv_fileno(&c->h.handle, &fd) != 0 ||
+		    peercred_get(fd, &c->peer.cred) != 0) {
 			conn_close(c);
 			return;
 		}
+		c->peer.pid = c->peer.cred.pid;
+		c->peer.uid = c->peer.cred.uid;
+		c->peer.gid = c->peer.cred.gid;
 	} else {
 		(void)uv_tcp_nodelay(&c->h.tcp, 1);
 		if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss,
