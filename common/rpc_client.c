@@ -19,6 +19,7 @@
 #include "log.h"
 #include "rpc_client.h"
 #include "rpc_frame.h"
+#include "rpc_int.h"
 #include "rpc_io.h"
 
 #define CH_READ_CHUNK	(64 * 1024)
@@ -91,28 +92,11 @@ static void	ch_fail(struct rpc_channel *, const char *);
 /* ---- calls ------------------------------------------------------------ */
 
 static void
-timer_free_cb(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void
-md_free(struct rpc_md *md, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free((void *)md[i].name);
-		free((void *)md[i].value);
-	}
-}
-
-static void
 ccall_free(struct rpc_ccall *c)
 {
-	md_free(c->md, c->nmd);
-	md_free(c->hdrs[0], c->nhdrs[0]);
-	md_free(c->hdrs[1], c->nhdrs[1]);
+	rpc_md_free(c->md, c->nmd);
+	rpc_md_free(c->hdrs[0], c->nhdrs[0]);
+	rpc_md_free(c->hdrs[1], c->nhdrs[1]);
 	free(c->path);
 	free(c->status_msg);
 	rpc_frame_cleanup(&c->dec);
@@ -144,7 +128,7 @@ ccall_end(struct rpc_ccall *c)
 	c->ended = 1;
 	if (c->timer != NULL) {
 		c->timer->data = NULL;
-		uv_close((uv_handle_t *)c->timer, timer_free_cb);
+		uv_close((uv_handle_t *)c->timer, rpc_handle_free_cb);
 		c->timer = NULL;
 	}
 	if (c->stream_id > 0 && ch->ngh != NULL)
@@ -268,8 +252,7 @@ rpc_ccall_start(struct rpc_channel *ch, const char *path,
     const struct rpc_client_cbs *cbs, void *arg, struct rpc_ccall **out)
 {
 	struct rpc_ccall	*c;
-	size_t			 i, nl;
-	char			*v = NULL;
+	size_t			 i;
 
 	*out = NULL;
 	if (ch->closing)
@@ -290,22 +273,9 @@ rpc_ccall_start(struct rpc_channel *ch, const char *path,
 	if ((c->path = strdup(path)) == NULL)
 		goto oom;
 	for (i = 0; i < nmd; i++) {
-		nl = strlen(md[i].name);
-		if (nl > 4 && strcmp(md[i].name + nl - 4, "-bin") == 0) {
-			if (rpc_base64_encode(md[i].value, md[i].len, &v) != 0)
-				goto oom;
-		} else {
-			if ((v = malloc(md[i].len + 1)) == NULL)
-				goto oom;
-			memcpy(v, md[i].value, md[i].len);
-			v[md[i].len] = '\0';
-		}
-		c->md[i].value = (uint8_t *)v;
-		c->md[i].len = strlen(v);
-		if ((c->md[i].name = strdup(md[i].name)) == NULL) {
-			free(v);
+		if (rpc_md_set(&c->md[i], md[i].name, strlen(md[i].name),
+		    md[i].value, md[i].len, RPC_MD_TO_WIRE) != 0)
 			goto oom;
-		}
 		c->nmd++;
 	}
 	if (timeout_ms >= 0) {
@@ -399,10 +369,7 @@ cl_on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	struct rpc_ccall	*c;
 	const char		*n = (const char *)name;
 	const char		*v = (const char *)value;
-	int			 t;
-	uint8_t			*val = NULL;
-	size_t			 vlen;
-	char			*nm;
+	int			 t, r;
 
 	if (frame->hd.type != NGHTTP2_HEADERS || (c =
 	    nghttp2_session_get_stream_user_data(ngh, frame->hd.stream_id)) ==
@@ -428,23 +395,12 @@ cl_on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	    strncmp(n, "grpc-", 5) == 0 ||
 	    c->nhdrs[t] >= RPC_MAX_METADATA_ENTRIES)
 		return 0;
-	if (namelen > 4 && strcmp(n + namelen - 4, "-bin") == 0) {
-		if (rpc_base64_decode(v, valuelen, &val, &vlen) != 0)
-			return 0;
-	} else {
-		if ((val = malloc(valuelen + 1)) == NULL)
-			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		memcpy(val, v, valuelen);
-		val[valuelen] = '\0';
-		vlen = valuelen;
-	}
-	if ((nm = strndup(n, namelen)) == NULL) {
-		free(val);
+	r = rpc_md_set(&c->hdrs[t][c->nhdrs[t]], n, namelen, value, valuelen,
+	    RPC_MD_FROM_WIRE);
+	if (r == WICK_ERR_INVALID)
+		return 0;	/* undecodable -bin value: dropped */
+	if (r != 0)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	}
-	c->hdrs[t][c->nhdrs[t]].name = nm;
-	c->hdrs[t][c->nhdrs[t]].value = val;
-	c->hdrs[t][c->nhdrs[t]].len = vlen;
 	c->nhdrs[t]++;
 	return 0;
 }
@@ -661,41 +617,34 @@ ch_recv_h2(struct rpc_channel *ch, const uint8_t *p, size_t n)
 }
 
 static int
+ch_tls_ready(void *arg)
+{
+	struct rpc_channel *ch = arg;
+
+	if (tls_conn_peer_id(ch->tlsc) != NULL &&
+	    (ch->peer_id = strdup(tls_conn_peer_id(ch->tlsc))) == NULL)
+		return WICK_ERR_ALLOC;
+	return ch_start_h2(ch);
+}
+
+static int
+ch_tls_plain(void *arg, const uint8_t *p, size_t n)
+{
+	struct rpc_channel	*ch = arg;
+	int			 r;
+
+	if ((r = ch_recv_h2(ch, p, n)) != 0)
+		return r;
+	return ch->ngh == NULL || ch->closing ? WICK_ERR_STATE : 0;
+}
+
+static int
 ch_recv_tls(struct rpc_channel *ch, const uint8_t *p, size_t n)
 {
-	struct buf	 plain;
-	int		 r;
+	int handshaken = ch->ready;
 
-	if ((r = tls_conn_feed(ch->tlsc, p, n)) != 0)
-		return r;
-	if (!ch->ready) {
-		r = tls_conn_handshake(ch->tlsc);
-		if (rpc_io_tls_flush(&ch->io) != 0 && (r == 0 ||
-		    r == WICK_ERR_AGAIN))
-			return WICK_ERR_IO;
-		if (r == WICK_ERR_AGAIN)
-			return 0;
-		if (r != 0)
-			return r;
-		if (tls_conn_peer_id(ch->tlsc) != NULL &&
-		    (ch->peer_id = strdup(tls_conn_peer_id(ch->tlsc))) == NULL)
-			return WICK_ERR_ALLOC;
-		if ((r = ch_start_h2(ch)) != 0)
-			return r;
-	}
-	buf_init(&plain, CH_READ_CHUNK * 4);
-	for (;;) {
-		r = tls_conn_read(ch->tlsc, &plain);
-		if ((r != 0 && r != WICK_ERR_LIMIT) || buf_len(&plain) == 0)
-			break;
-		if ((r = ch_recv_h2(ch, buf_ptr(&plain), buf_len(&plain))) != 0)
-			break;
-		buf_reset(&plain);
-		if (ch->ngh == NULL)
-			break;
-	}
-	buf_cleanup(&plain);
-	return r;
+	return rpc_io_tls_recv(&ch->io, p, n, &handshaken, ch_tls_ready,
+	    ch_tls_plain, ch);
 }
 
 static void

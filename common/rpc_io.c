@@ -82,3 +82,49 @@ rpc_io_send(struct rpc_io *io, const uint8_t *p, size_t n)
 		return r;
 	return rpc_io_tls_flush(io);
 }
+
+int
+rpc_io_tls_recv(struct rpc_io *io, const uint8_t *p, size_t n,
+    int *handshaken, int (*ready)(void *),
+    int (*plain)(void *, const uint8_t *, size_t), void *arg)
+{
+	struct buf	 clear;
+	int		 r;
+
+	if ((r = tls_conn_feed(io->tls, p, n)) != 0)
+		return r;
+	if (!*handshaken) {
+		r = tls_conn_handshake(io->tls);
+		/* Send handshake records or the alert, whatever r says. */
+		if (rpc_io_tls_flush(io) != 0 && (r == 0 ||
+		    r == WICK_ERR_AGAIN))
+			return WICK_ERR_IO;
+		if (r == WICK_ERR_AGAIN)
+			return 0;
+		if (r != 0)
+			return r;
+		*handshaken = 1;
+		if ((r = ready(arg)) != 0)
+			return r;
+	}
+	buf_init(&clear, RPC_IO_TLS_CHUNK / 4);
+	for (;;) {
+		r = tls_conn_read(io->tls, &clear);
+		if ((r != 0 && r != WICK_ERR_LIMIT) || buf_len(&clear) == 0)
+			break;
+		if ((r = plain(arg, buf_ptr(&clear), buf_len(&clear))) != 0) {
+			if (r == WICK_ERR_STATE)
+				r = 0;
+			buf_cleanup(&clear);
+			return r;
+		}
+		buf_reset(&clear);
+	}
+	buf_cleanup(&clear);
+	if (r == WICK_ERR_LIMIT)
+		r = 0;
+	/* Alerts, key updates or a close_notify answer. */
+	if (rpc_io_tls_flush(io) != 0 && r == 0)
+		r = WICK_ERR_IO;
+	return r;
+}

@@ -32,4 +32,17 @@ int	 rpc_io_send(struct rpc_io *, const uint8_t *, size_t) WICK_WUR;
 /* Send what the TLS engine has queued (handshake records, alerts). */
 int	 rpc_io_tls_flush(struct rpc_io *) WICK_WUR;
 
+/*
+ * The read side of a TLS connection.  Feed received ciphertext; until the
+ * handshake is done, drive it (sending its records), and call ready() once
+ * when it completes (*handshaken is then set).  Decrypted bytes go to
+ * plain(); a plain() return of WICK_ERR_STATE stops reading without error
+ * (the owner is closing), any other non-zero return is the result.
+ * WICK_ERR_AGAIN never escapes: 0 means "wait for more".
+ */
+int	 rpc_io_tls_recv(struct rpc_io *, const uint8_t *, size_t,
+	    int *handshaken, int (*ready)(void *),
+	    int (*plain)(void *, const uint8_t *, size_t), void *arg)
+	    WICK_WUR;
+
 #endif /* WICK_RPC_IO_H */

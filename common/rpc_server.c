@@ -27,6 +27,7 @@
 #include "peercred.h"
 #include "rpc.h"
 #include "rpc_frame.h"
+#include "rpc_int.h"
 #include "rpc_io.h"
 #include "tls.h"
 #include "xmalloc.h"
@@ -166,29 +167,12 @@ static void	server_check_done(struct rpc_server *);
 /* ---- calls ------------------------------------------------------------ */
 
 static void
-timer_free_cb(uv_handle_t *h)
-{
-	free(h);
-}
-
-static void
 call_stop_timer(struct rpc_call *call)
 {
 	if (call->timer != NULL) {
 		call->timer->data = NULL;
-		uv_close((uv_handle_t *)call->timer, timer_free_cb);
+		uv_close((uv_handle_t *)call->timer, rpc_handle_free_cb);
 		call->timer = NULL;
-	}
-}
-
-static void
-md_free(struct rpc_md *md, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		free((void *)md[i].name);
-		free((void *)md[i].value);
 	}
 }
 
@@ -202,9 +186,9 @@ call_free(struct rpc_call *call)
 	c->ncalls--;
 	if (c->srv->stats.calls_active > 0 && call->started)
 		c->srv->stats.calls_active--;
-	md_free(call->md, call->nmd);
-	md_free(call->out_hdrs, call->nout_hdrs);
-	md_free(call->out_trls, call->nout_trls);
+	rpc_md_free(call->md, call->nmd);
+	rpc_md_free(call->out_hdrs, call->nout_hdrs);
+	rpc_md_free(call->out_trls, call->nout_trls);
 	free(call->path);
 	rpc_frame_cleanup(&call->dec);
 	free(call->status_msg);
@@ -271,19 +255,10 @@ md_name_ok(const char *name)
 }
 
 static int
-md_is_bin(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 4 && strcmp(name + n - 4, "-bin") == 0;
-}
-
-static int
 call_add_md(struct rpc_call *call, struct rpc_md *arr, size_t *n,
     const char *name, const void *value, size_t len)
 {
-	char	*nm = NULL;
-	uint8_t	*v = NULL;
+	int	 r;
 
 	if (call->headers_sent && arr == call->out_hdrs)
 		return WICK_ERR_STATE;
@@ -293,25 +268,9 @@ call_add_md(struct rpc_call *call, struct rpc_md *arr, size_t *n,
 		return WICK_ERR_INVALID;
 	if (*n >= RPC_MAX_METADATA_ENTRIES)
 		return WICK_ERR_LIMIT;
-	if ((nm = strdup(name)) == NULL)
-		return WICK_ERR_ALLOC;
-	if (md_is_bin(name)) {
-		if (rpc_base64_encode(value, len, (char **)&v) != 0) {
-			free(nm);
-			return WICK_ERR_ALLOC;
-		}
-		len = strlen((char *)v);
-	} else {
-		if ((v = malloc(len + 1)) == NULL) {
-			free(nm);
-			return WICK_ERR_ALLOC;
-		}
-		memcpy(v, value, len);
-		v[len] = '\0';
-	}
-	arr[*n].name = nm;
-	arr[*n].value = v;
-	arr[*n].len = len;
+	if ((r = rpc_md_set(&arr[*n], name, strlen(name), value, len,
+	    RPC_MD_TO_WIRE)) != 0)
+		return r;
 	(*n)++;
 	return 0;
 }
@@ -617,9 +576,7 @@ on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 {
 	struct rpc_call	*call;
 	const char	*n = (const char *)name, *v = (const char *)value;
-	char		*nm = NULL;
-	uint8_t		*val = NULL;
-	size_t		 vlen;
+	int		 r;
 
 	if (frame->hd.type != NGHTTP2_HEADERS ||
 	    (call = nghttp2_session_get_stream_user_data(ngh,
@@ -655,23 +612,12 @@ on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 			call->md_overflow = 1;
 			return 0;
 		}
-		if (md_is_bin(n)) {
-			if (rpc_base64_decode(v, valuelen, &val, &vlen) != 0)
-				return 0;	/* undecodable: dropped */
-		} else {
-			if ((val = malloc(valuelen + 1)) == NULL)
-				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-			memcpy(val, v, valuelen);
-			val[valuelen] = '\0';
-			vlen = valuelen;
-		}
-		if ((nm = strndup(n, namelen)) == NULL) {
-			free(val);
+		r = rpc_md_set(&call->md[call->nmd], n, namelen, value,
+		    valuelen, RPC_MD_FROM_WIRE);
+		if (r == WICK_ERR_INVALID)
+			return 0;	/* undecodable -bin value: dropped */
+		if (r != 0)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		}
-		call->md[call->nmd].name = nm;
-		call->md[call->nmd].value = val;
-		call->md[call->nmd].len = vlen;
 		call->nmd++;
 	}
 	return 0;
@@ -1084,54 +1030,40 @@ conn_recv_h2(struct rpc_conn *c, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* The TLS handshake is done: record the peer and start HTTP/2. */
+static int
+conn_tls_ready(void *arg)
+{
+	struct rpc_conn *c = arg;
+
+	if (tls_conn_peer_id(c->tls) != NULL &&
+	    (c->peer_id = strdup(tls_conn_peer_id(c->tls))) == NULL)
+		return WICK_ERR_ALLOC;
+	c->peer.spiffe_id = c->peer_id;
+	return conn_start_h2(c);
+}
+
+static int
+conn_tls_plain(void *arg, const uint8_t *p, size_t n)
+{
+	struct rpc_conn	*c = arg;
+	int		 r;
+
+	if ((r = conn_recv_h2(c, p, n)) != 0)
+		return r;
+	return c->closing ? WICK_ERR_STATE : 0;
+}
+
 static int
 conn_recv_tls(struct rpc_conn *c, const uint8_t *p, size_t n)
 {
-	struct buf	 plain;
-	int		 r;
+	int r;
 
-	if ((r = tls_conn_feed(c->tls, p, n)) != 0)
-		return r;
-	if (!c->handshaken) {
-		r = tls_conn_handshake(c->tls);
-		/* Send handshake records or the alert, whatever r says. */
-		if (rpc_io_tls_flush(&c->io) != 0 && (r == 0 ||
-		    r == WICK_ERR_AGAIN))
-			return WICK_ERR_IO;
-		if (r == WICK_ERR_AGAIN)
-			return 0;
-		if (r != 0) {
-			log_debug("TLS handshake from %s failed: %s",
-			    c->peer.addr, tls_conn_error(c->tls));
-			return r;
-		}
-		c->handshaken = 1;
-		if (tls_conn_peer_id(c->tls) != NULL &&
-		    (c->peer_id = strdup(tls_conn_peer_id(c->tls))) == NULL)
-			return WICK_ERR_ALLOC;
-		c->peer.spiffe_id = c->peer_id;
-		if ((r = conn_start_h2(c)) != 0)
-			return r;
-	}
-	buf_init(&plain, RPC_READ_CHUNK * 4);
-	for (;;) {
-		r = tls_conn_read(c->tls, &plain);
-		if (r != 0 && r != WICK_ERR_LIMIT)
-			break;
-		if (buf_len(&plain) == 0) {
-			r = 0;
-			break;
-		}
-		if ((r = conn_recv_h2(c, buf_ptr(&plain), buf_len(&plain)))
-		    != 0)
-			break;
-		buf_reset(&plain);
-		if (c->closing)
-			break;
-	}
-	buf_cleanup(&plain);
-	if (rpc_io_tls_flush(&c->io) != 0 && r == 0)
-		r = WICK_ERR_IO;
+	r = rpc_io_tls_recv(&c->io, p, n, &c->handshaken, conn_tls_ready,
+	    conn_tls_plain, c);
+	if (r != 0 && !c->handshaken)
+		log_debug("TLS handshake from %s failed: %s", c->peer.addr,
+		    tls_conn_error(c->tls));
 	return r;
 }
 

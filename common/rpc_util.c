@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rpc.h"
+#include "rpc_int.h"
 
 #define RPC_TIMEOUT_MAX_DIGITS	8
 
@@ -252,4 +253,53 @@ rpc_base64_decode(const char *s, size_t n, uint8_t **out, size_t *lenp)
 	*out = p;
 	*lenp = o;
 	return 0;
+}
+
+int
+rpc_md_set(struct rpc_md *m, const char *name, size_t namelen,
+    const uint8_t *value, size_t len, enum rpc_md_dir dir)
+{
+	char	*nm;
+	uint8_t	*v = NULL;
+	size_t	 vlen = len;
+	int	 bin = namelen > 4 && memcmp(name + namelen - 4, "-bin", 4) == 0;
+
+	if (bin && dir == RPC_MD_TO_WIRE) {
+		if (rpc_base64_encode(value, len, (char **)&v) != 0)
+			return WICK_ERR_ALLOC;
+		vlen = strlen((char *)v);
+	} else if (bin) {
+		if (rpc_base64_decode((const char *)value, len, &v, &vlen) != 0)
+			return WICK_ERR_INVALID;
+	} else {
+		if ((v = malloc(len + 1)) == NULL)
+			return WICK_ERR_ALLOC;
+		memcpy(v, value, len);
+		v[len] = '\0';
+	}
+	if ((nm = strndup(name, namelen)) == NULL) {
+		free(v);
+		return WICK_ERR_ALLOC;
+	}
+	m->name = nm;
+	m->value = v;
+	m->len = vlen;
+	return 0;
+}
+
+void
+rpc_md_free(struct rpc_md *md, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		free((void *)md[i].name);
+		free((void *)md[i].value);
+	}
+}
+
+void
+rpc_handle_free_cb(uv_handle_t *h)
+{
+	free(h);
 }
