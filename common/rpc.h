@@ -41,6 +41,7 @@
 #define RPC_DEFAULT_HANDSHAKE_MS (10 * 1000)
 #define RPC_MAX_METADATA	(16 * 1024)	/* request header bytes */
 #define RPC_MAX_METADATA_ENTRIES 64
+#define RPC_MAX_METADATA_FLOOD	(4 * RPC_MAX_METADATA) /* then the connection goes */
 #define RPC_MAX_CONN_OUTPUT	(1024 * 1024)	/* queued on the socket */
 #define RPC_MAX_CALL_QUEUE	(1024 * 1024)	/* queued per call, beyond one message */
 #define RPC_MAX_LISTENERS	8

@@ -76,6 +76,8 @@ struct rpc_channel {
 	int			 pending_closes;
 	int			 in_io;
 	int			 close_requested;
+	int			 failed;	/* connection gone */
+	int			 goaway;	/* the server sent GOAWAY */
 	struct rpc_ccall_list	 calls;
 	struct rpc_ccall_list	 zombies;	/* ended inside nghttp2 */
 	void			(*done)(void *);
@@ -257,6 +259,8 @@ rpc_ccall_start(struct rpc_channel *ch, const char *path,
 	*out = NULL;
 	if (ch->closing)
 		return WICK_ERR_STATE;
+	if (ch->failed || ch->goaway)
+		return WICK_ERR_UNAVAILABLE;
 	if (nmd > RPC_MAX_METADATA_ENTRIES)
 		return WICK_ERR_LIMIT;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -375,7 +379,9 @@ cl_on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	    nghttp2_session_get_stream_user_data(ngh, frame->hd.stream_id)) ==
 	    NULL)
 		return 0;
-	t = c->got_headers ? 1 : 0;
+	/* A trailers-only response (END_STREAM on the first) is trailers. */
+	t = c->got_headers || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) ?
+	    1 : 0;
 	if (strcmp(n, ":status") == 0) {
 		c->http_status = atoi(v);
 		return 0;
@@ -409,11 +415,31 @@ static int
 cl_on_frame_recv_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
     void *arg)
 {
-	struct rpc_ccall *c;
+	struct rpc_channel	*ch = arg;
+	struct rpc_ccall	*c;
 
-	if (frame->hd.type != NGHTTP2_HEADERS || (c =
+	if (frame->hd.type == NGHTTP2_GOAWAY) {
+		/* Streams above last_stream_id end with REFUSED_STREAM. */
+		ch->goaway = 1;
+		return 0;
+	}
+	if ((frame->hd.type != NGHTTP2_HEADERS &&
+	    frame->hd.type != NGHTTP2_DATA) || (c =
 	    nghttp2_session_get_stream_user_data(ngh, frame->hd.stream_id)) ==
 	    NULL)
+		return 0;
+	/*
+	 * The server ended the response while we still had our side open
+	 * (it answered before we half-closed): the call is over, so reset
+	 * our side with NO_ERROR rather than wait for a stream close that
+	 * the server need not send.
+	 */
+	if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+	    nghttp2_session_get_stream_local_close(ngh,
+	    frame->hd.stream_id) == 0)
+		(void)nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE,
+		    frame->hd.stream_id, NGHTTP2_NO_ERROR);
+	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	if (!c->got_headers) {
 		c->got_headers = 1;
@@ -519,6 +545,7 @@ ch_fail(struct rpc_channel *ch, const char *why)
 {
 	if (ch->closing)
 		return;
+	ch->failed = 1;
 	ch_fail_all(ch, RPC_UNAVAILABLE, why);
 }
 

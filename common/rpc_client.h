@@ -49,17 +49,26 @@ void	 rpc_channel_close(struct rpc_channel *, void (*done)(void *),
 
 /*
  * Start a call.  md (nmd entries; -bin values raw, base64-encoded here) is
- * copied.  timeout_ms < 0: no deadline.
+ * copied.  timeout_ms < 0: no deadline.  WICK_ERR_UNAVAILABLE once the
+ * connection failed or the server sent GOAWAY (open a new channel),
+ * WICK_ERR_STATE after rpc_channel_close().  On error no callback runs.
  */
 int	 rpc_ccall_start(struct rpc_channel *, const char *path,
 	    const struct rpc_md *md, size_t nmd, int64_t timeout_ms,
 	    const struct rpc_client_cbs *, void *arg, struct rpc_ccall **out)
 	    WICK_WUR;
+/*
+ * Queue one message (copied).  WICK_ERR_LIMIT when more than 8 MiB would
+ * wait unsent on this call, WICK_ERR_STATE after half-close or the end.
+ */
 int	 rpc_ccall_send(struct rpc_ccall *, const uint8_t *, size_t) WICK_WUR;
 int	 rpc_ccall_half_close(struct rpc_ccall *) WICK_WUR;
 /* Cancel: RST_STREAM to the server, on_status(CANCELLED) locally. */
 void	 rpc_ccall_cancel(struct rpc_ccall *);
-/* Response headers and trailers (-bin values decoded), valid until end. */
+/*
+ * Response headers and trailers (-bin values decoded; the metadata of a
+ * trailers-only response counts as trailers), valid until the call ends.
+ */
 size_t	 rpc_ccall_header_count(const struct rpc_ccall *, int trailers);
 const struct rpc_md *rpc_ccall_header(const struct rpc_ccall *, int trailers,
 	    size_t);

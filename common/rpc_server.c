@@ -586,6 +586,12 @@ on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 		return 0;	/* request trailers carry nothing we use */
 	call->md_bytes += namelen + valuelen + 32;
 	if (call->md_bytes > RPC_MAX_METADATA) {
+		/*
+		 * Answered with RESOURCE_EXHAUSTED; a peer that keeps
+		 * sending (a CONTINUATION flood) loses the connection.
+		 */
+		if (call->md_bytes > RPC_MAX_METADATA_FLOOD)
+			return NGHTTP2_ERR_CALLBACK_FAILURE;
 		call->md_overflow = 1;
 		return 0;
 	}
@@ -799,6 +805,25 @@ on_frame_recv_cb(nghttp2_session *ngh, const nghttp2_frame *frame, void *arg)
 		call_start(call);
 	if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && call->started)
 		call_half_close(call);
+	return 0;
+}
+
+/*
+ * The response ended (trailers, trailers-only or an HTTP error) while the
+ * client still had its side open: reset the stream with NO_ERROR (RFC 9113
+ * section 8.1) so that it closes now and the handler hears on_done, rather
+ * than holding a stream slot until the client half-closes.
+ */
+static int
+on_frame_send_cb(nghttp2_session *ngh, const nghttp2_frame *frame, void *arg)
+{
+	if (frame->hd.type != NGHTTP2_HEADERS ||
+	    !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+		return 0;
+	if (nghttp2_session_get_stream_remote_close(ngh,
+	    frame->hd.stream_id) == 0)
+		(void)nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE,
+		    frame->hd.stream_id, NGHTTP2_NO_ERROR);
 	return 0;
 }
 
@@ -1259,6 +1284,8 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	    on_data_chunk_recv_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(srv->cbs,
 	    on_stream_close_cb);
+	nghttp2_session_callbacks_set_on_frame_send_callback(srv->cbs,
+	    on_frame_send_cb);
 	/* Hardening that nghttp2 1.52 offers. */
 	nghttp2_option_set_max_settings(srv->ngopt, 32);
 	nghttp2_option_set_max_outbound_ack(srv->ngopt, 1000);
