@@ -1890,3 +1890,74 @@ conf_get_duration(const struct conf *c, const json_t *obj, const char *key,
 	*out_seconds = s;
 	return 0;
 }
+
+/* ---- helpers for the daemons' configuration loaders ---------------------- */
+
+int
+conf_get_string_dup(const struct conf *c, const json_t *obj, const char *key,
+    const char *def, char **dst, struct conf_error *err)
+{
+	const char	*s;
+	char		*copy = NULL;
+	int		 r;
+
+	if ((r = conf_get_string(c, obj, key, def, &s, err)) != 0)
+		return r;
+	if (s != NULL && (copy = strdup(s)) == NULL)
+		return WICK_ERR_ALLOC;
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+static const char *const plugin_block_known[] = {
+	"plugin_data", "enabled", "plugin_cmd", "plugin_checksum",
+	"plugin_data_file", NULL
+};
+static const char *const plugin_block_unimpl[] = {
+	"plugin_cmd", "plugin_checksum", "plugin_data_file", NULL
+};
+
+int
+conf_plugin(const struct conf *c, const json_t *plugins, const char *type,
+    const char *const *allowed, const char **name, const json_t **data,
+    struct conf_error *err)
+{
+	const json_t	*t = get_member(plugins, type), *p, *d;
+	const char	*label;
+	size_t		 i;
+	int		 r, on;
+
+	*name = NULL;
+	*data = NULL;
+	err_clear(err);
+	if (t == NULL)
+		return 0;
+	if (!json_is_object(t) || json_object_size(t) != 1)
+		return conf_error_at(c, plugins, type, err,
+		    "exactly one %s plugin must be configured", type);
+	json_object_foreach((json_t *)t, label, p) {
+		for (i = 0; allowed[i] != NULL; i++)
+			if (strcmp(allowed[i], label) == 0)
+				break;
+		if (allowed[i] == NULL)
+			return conf_error_at(c, t, label, err,
+			    "%s \"%s\" is not supported by wick", type, label);
+		if ((r = conf_check_keys(c, p, label, plugin_block_known,
+		    plugin_block_unimpl, NULL, NULL, err)) != 0 ||
+		    (r = conf_get_bool(c, p, "enabled", 1, &on, err)) != 0)
+			return r;
+		if (!on)
+			return 0;
+		d = get_member(p, "plugin_data");
+		/* HCL 1 may give a one-element list for a block. */
+		if (d != NULL && json_is_array(d) && json_array_size(d) == 1)
+			d = json_array_get(d, 0);
+		if (d != NULL && !json_is_object(d))
+			return conf_error_at(c, p, "plugin_data", err,
+			    "\"plugin_data\" must be a block");
+		*name = label;
+		*data = d;
+	}
+	return 0;
+}

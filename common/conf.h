@@ -196,4 +196,22 @@ int	 conf_get_duration(const struct conf *, const json_t *obj,
 	    const char *key, int64_t def, int64_t *out_seconds,
 	    struct conf_error *) WICK_WUR;
 
+/*
+ * conf_get_string() into a heap copy: *dst (freed first) gets obj[key] or
+ * a copy of def (NULL stays NULL).
+ */
+int	 conf_get_string_dup(const struct conf *, const json_t *obj,
+	    const char *key, const char *def, char **dst, struct conf_error *)
+	    WICK_WUR;
+/*
+ * The one plugin of a type in a plugins block, e.g. KeyManager "disk":
+ * its label must be in allowed (else an error naming it), its block keys
+ * SPIRE's (plugin_data, enabled; plugin_cmd, plugin_checksum and
+ * plugin_data_file warn as unimplemented).  *name is NULL when the type
+ * is absent or enabled = false; *data is its plugin_data block or NULL.
+ */
+int	 conf_plugin(const struct conf *, const json_t *plugins,
+	    const char *type, const char *const *allowed, const char **name,
+	    const json_t **data, struct conf_error *) WICK_WUR;
+
 #endif /* WICK_CONF_H */

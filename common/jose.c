@@ -10,6 +10,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include "jose.h"
 #include "xmalloc.h"
@@ -726,4 +727,114 @@ jose_check_jwt_claims(json_t *claims, const char *audience, int64_t now,
 		return say(why, whylen, WICK_ERR_INVALID, "audience \"%.128s\" "
 		    "not in token audiences", audience);
 	return 0;
+}
+
+/* ---- public JWK -> OpenSSL key -------------------------------------------- */
+
+static int
+jwk_member_bytes(json_t *jwk, const char *name, uint8_t **out, size_t *len)
+{
+	const char *s = json_string_value(json_object_get(jwk, name));
+
+	if (s == NULL || !b64url_part_ok(s, strlen(s)))
+		return WICK_ERR_INVALID;
+	return b64url_decode(s, strlen(s), out, len);
+}
+
+int
+jose_jwk_public_pkey(json_t *jwk, EVP_PKEY **out, const char **why)
+{
+	OSSL_PARAM_BLD	*bld = NULL;
+	OSSL_PARAM	*params = NULL;
+	EVP_PKEY_CTX	*ctx = NULL;
+	BIGNUM		*n = NULL, *e = NULL;
+	uint8_t		*a = NULL, *b = NULL, point[1 + 2 * 48];
+	size_t		 alen = 0, blen = 0, clen;
+	const char	*kty, *crv, *group, *type;
+	int		 r = WICK_ERR_INVALID;
+
+	*out = NULL;
+	*why = "not a JSON object";
+	if (!json_is_object(jwk))
+		return WICK_ERR_INVALID;
+	*why = "private key members present";
+	if (json_object_get(jwk, "d") != NULL)
+		return WICK_ERR_INVALID;
+	kty = json_string_value(json_object_get(jwk, "kty"));
+	if ((bld = OSSL_PARAM_BLD_new()) == NULL)
+		return WICK_ERR_ALLOC;
+	if (kty != NULL && strcmp(kty, "EC") == 0) {
+		type = "EC";
+		crv = json_string_value(json_object_get(jwk, "crv"));
+		if (crv != NULL && strcmp(crv, "P-256") == 0) {
+			group = "prime256v1";
+			clen = 32;
+		} else if (crv != NULL && strcmp(crv, "P-384") == 0) {
+			group = "secp384r1";
+			clen = 48;
+		} else {
+			*why = "crv is not P-256 or P-384";
+			goto out;
+		}
+		*why = "x or y missing or of the wrong length";
+		if (jwk_member_bytes(jwk, "x", &a, &alen) != 0 ||
+		    jwk_member_bytes(jwk, "y", &b, &blen) != 0 ||
+		    alen != clen || blen != clen)
+			goto out;
+		point[0] = 0x04;
+		memcpy(point + 1, a, clen);
+		memcpy(point + 1 + clen, b, clen);
+		if (!OSSL_PARAM_BLD_push_utf8_string(bld,
+		    OSSL_PKEY_PARAM_GROUP_NAME, group, 0) ||
+		    !OSSL_PARAM_BLD_push_octet_string(bld,
+		    OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * clen)) {
+			r = WICK_ERR_CRYPTO;
+			goto out;
+		}
+	} else if (kty != NULL && strcmp(kty, "RSA") == 0) {
+		type = "RSA";
+		*why = "n or e missing";
+		if (jwk_member_bytes(jwk, "n", &a, &alen) != 0 ||
+		    jwk_member_bytes(jwk, "e", &b, &blen) != 0 ||
+		    alen == 0 || blen == 0)
+			goto out;
+		*why = "RSA modulus shorter than 2048 bits";
+		if (alen < 256 || alen > 1024)
+			goto out;
+		if ((n = BN_bin2bn(a, (int)alen, NULL)) == NULL ||
+		    (e = BN_bin2bn(b, (int)blen, NULL)) == NULL ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
+		    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)) {
+			r = WICK_ERR_CRYPTO;
+			goto out;
+		}
+	} else {
+		*why = "kty is not EC or RSA";
+		goto out;
+	}
+	*why = "not a valid public key";
+	if ((params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, out, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
+		*out = NULL;
+		goto out;
+	}
+	if (strcmp(type, "RSA") == 0 && EVP_PKEY_get_bits(*out) < 2048) {
+		*why = "RSA modulus shorter than 2048 bits";
+		EVP_PKEY_free(*out);
+		*out = NULL;
+		goto out;
+	}
+	*why = NULL;
+	r = 0;
+out:
+	free(a);
+	free(b);
+	BN_free(n);
+	BN_free(e);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	return r;
 }

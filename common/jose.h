@@ -34,6 +34,13 @@ int	 jose_key_from_pkey(EVP_PKEY *, const char *kid, struct jose_key **)
 int	 jose_key_from_jwk(json_t *, struct jose_key **, const char **why)
 	    WICK_WUR;
 void	 jose_key_free(struct jose_key *);
+/*
+ * The OpenSSL public key of a public JWK (EC P-256/P-384 with x and y, or
+ * RSA >= 2048 bits with n and e); a JWK with private members is refused.
+ * *why names what was wrong.
+ */
+int	 jose_jwk_public_pkey(json_t *, EVP_PKEY **out, const char **why)
+	    WICK_WUR;
 const char *jose_key_kid(const struct jose_key *);
 /* The signing algorithm this key uses: ES256, ES384 or RS256. */
 const char *jose_key_alg(const struct jose_key *);

@@ -90,6 +90,8 @@ struct rpc_peer {
 	uid_t	 uid;
 	gid_t	 gid;
 	const char *spiffe_id;	/* mTLS: the verified client ID, or NULL */
+	X509	*cert;		/* mTLS: the verified client leaf, or NULL
+				 * (borrowed, valid while the call is) */
 	char	 addr[64];	/* TCP: address:port */
 };
 

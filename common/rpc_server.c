@@ -1065,6 +1065,7 @@ conn_tls_ready(void *arg)
 	    (c->peer_id = strdup(tls_conn_peer_id(c->tls))) == NULL)
 		return WICK_ERR_ALLOC;
 	c->peer.spiffe_id = c->peer_id;
+	c->peer.cert = tls_conn_peer_cert(c->tls);
 	return conn_start_h2(c);
 }
 
