@@ -1911,8 +1911,7 @@ conf_get_string_dup(const struct conf *c, const json_t *obj, const char *key,
 }
 
 static const char *const plugin_block_known[] = {
-	"plugin_data", "enabled", "plugin_cmd", "plugin_checksum",
-	"plugin_data_file", NULL
+	"plugin_data", "enabled", NULL
 };
 static const char *const plugin_block_unimpl[] = {
 	"plugin_cmd", "plugin_checksum", "plugin_data_file", NULL

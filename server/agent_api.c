@@ -1,0 +1,923 @@
+/*
+ * agent_api.c: the API agents call, over TLS 1.3 on the server's port.
+ *
+ * AttestAgent needs no client certificate.  Every other call needs mTLS
+ * with the agent's X.509-SVID, and is authorised per call as SPIRE does:
+ * the node record must exist, must not be banned, and the certificate's
+ * serial must be the node's current one, or its new one (which is then
+ * promoted to current).  An SVID is issued only for an entry the agent
+ * may serve, and everything in it comes from the entry, never from the
+ * request.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "agent.pb-c.h"
+#include "ca.h"
+#include "entry_cache.h"
+#include "jose.h"
+#include "log.h"
+#include "pbconv.h"
+#include "pkey.h"
+#include "server.h"
+#include "svc.h"
+#include "x509.h"
+#include "xmalloc.h"
+
+#define MAX_AUDIENCE_LEN	512
+#define MAX_JWK_LEN		(8 * 1024)
+#define MAX_JOIN_TOKEN_LEN	128
+
+#define SRV(call)	((struct server *)rpc_call_data(call))
+
+static void
+agent_start(struct rpc_call *call, void *arg)
+{
+	rpc_call_set_data(call, arg);
+}
+
+/* ---- authorisation -------------------------------------------------------- */
+
+/*
+ * The calling agent's node record, checked.  On failure the call is
+ * finished and NULL returned.
+ */
+static struct ds_node *
+authorize(struct rpc_call *call)
+{
+	struct server		*srv = SRV(call);
+	const struct rpc_peer	*p = rpc_call_peer(call);
+	struct ds_node		*node = NULL;
+	char			*serial = NULL;
+	int			 r;
+
+	if (p->spiffe_id == NULL || p->cert == NULL) {
+		svc_fail(call, RPC_PERMISSION_DENIED, "an agent X.509-SVID is "
+		    "required (AGENT_NOT_ATTESTED)");
+		return NULL;
+	}
+	if ((r = ds_node_get(srv->ds, p->spiffe_id, &node)) != 0) {
+		svc_fail(call, r == WICK_ERR_NOT_FOUND ? RPC_PERMISSION_DENIED :
+		    RPC_UNAVAILABLE, "agent %s is not attested "
+		    "(AGENT_NOT_ATTESTED)", p->spiffe_id);
+		return NULL;
+	}
+	if (ds_node_banned(node)) {
+		svc_fail(call, RPC_PERMISSION_DENIED, "agent %s is banned "
+		    "(AGENT_BANNED)", p->spiffe_id);
+		goto fail;
+	}
+	if (ca_not_after(p->cert) <= server_now()) {
+		svc_fail(call, RPC_PERMISSION_DENIED, "agent %s: SVID expired "
+		    "(AGENT_EXPIRED)", p->spiffe_id);
+		goto fail;
+	}
+	if (ca_serial_hex(p->cert, &serial) != 0) {
+		svc_fail(call, RPC_INTERNAL, "cannot read the SVID serial");
+		goto fail;
+	}
+	if (strcmp(serial, node->serial) == 0) {
+		free(serial);
+		return node;
+	}
+	if (*node->new_serial != '\0' && strcmp(serial, node->new_serial) ==
+	    0) {
+		/* First use of a renewed SVID: it becomes current. */
+		if ((r = ds_node_set_serials(srv->ds, node->spiffe_id,
+		    node->new_serial, node->new_expires_at, "", 0,
+		    server_now())) != 0) {
+			svc_fail(call, RPC_UNAVAILABLE, "datastore: %s",
+			    wick_strerror(r));
+			goto fail;
+		}
+		free(node->serial);
+		node->serial = xstrdup(node->new_serial);
+		node->expires_at = node->new_expires_at;
+		free(serial);
+		return node;
+	}
+	svc_fail(call, RPC_PERMISSION_DENIED, "agent %s: SVID serial %s is not "
+	    "active (AGENT_NOT_ACTIVE)", p->spiffe_id, serial);
+fail:
+	free(serial);
+	ds_node_free(node);
+	return NULL;
+}
+
+/* The agent's authorized entries (sorted by ID), after a cache refresh. */
+static int
+authorized(struct server *srv, const struct ds_node *node,
+    const struct ds_entry ***v, size_t *n)
+{
+	int r;
+
+	if ((r = entry_cache_refresh(srv->cache)) != 0)
+		log_warn("entry cache refresh failed: %s", wick_strerror(r));
+	return entry_cache_authorized(srv->cache, node->spiffe_id,
+	    &node->selectors, srv->server_id, v, n);
+}
+
+static const struct ds_entry *
+find_entry(const struct ds_entry **v, size_t n, const char *id)
+{
+	size_t	lo = 0, hi = n, mid;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(v[mid]->id, id)) == 0)
+			return v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* ---- X.509 chains --------------------------------------------------------- */
+
+/* DER of each certificate, as the repeated bytes of a message. */
+static int
+chain_to_pb(STACK_OF(X509) *chain, ProtobufCBinaryData **out, size_t *n)
+{
+	ProtobufCBinaryData	*v;
+	int			 i, len;
+
+	*n = (size_t)sk_X509_num(chain);
+	v = xcalloc(*n + 1, sizeof(*v));
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		v[i].data = NULL;
+		if ((len = i2d_X509(sk_X509_value(chain, i), &v[i].data)) <= 0)
+			return WICK_ERR_CRYPTO;
+		v[i].len = (size_t)len;
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+chain_pb_free(ProtobufCBinaryData *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && i < n; i++)
+		OPENSSL_free(v[i].data);
+	free(v);
+}
+
+/* Sign an agent SVID for the CSR; *serial and *exp describe it. */
+static int
+sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
+    size_t csrlen, STACK_OF(X509) **chain, char **serial, int64_t *exp,
+    const char **why)
+{
+	EVP_PKEY	*pub = NULL;
+	int		 r;
+
+	*chain = NULL;
+	*serial = NULL;
+	if ((r = csr_parse(csr, csrlen, &pub, why)) != 0)
+		return r;
+	r = server_sign_x509(srv, pub, agent_id, NULL, 0, srv->cfg->agent_ttl,
+	    server_now(), chain);
+	EVP_PKEY_free(pub);
+	if (r != 0) {
+		*why = "signing failed";
+		return r;
+	}
+	if ((r = ca_serial_hex(sk_X509_value(*chain, 0), serial)) != 0) {
+		sk_X509_pop_free(*chain, X509_free);
+		*chain = NULL;
+		return r;
+	}
+	*exp = ca_not_after(sk_X509_value(*chain, 0));
+	return 0;
+}
+
+/* ---- AttestAgent ---------------------------------------------------------- */
+
+static void attest_fail(struct rpc_call *, const char *, enum rpc_status,
+    const char *, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+attest_fail(struct rpc_call *call, const char *agent, enum rpc_status st,
+    const char *fmt, ...)
+{
+	char	msg[512];
+	char	addr[128];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	svc_actor(call, addr, sizeof(addr));
+	server_audit(SRV(call), "agent.attest", addr, 0, json_pack(
+	    "{s:s,s:s}", "agent", agent != NULL ? agent : "", "error", msg));
+	svc_fail(call, st, "failed to attest: %s", msg);
+}
+
+static void
+attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
+    *params)
+{
+	Wick__Agent__AttestAgentResponse		resp =
+	    WICK__AGENT__ATTEST_AGENT_RESPONSE__INIT;
+	Wick__Agent__AttestAgentResponse__Result	res =
+	    WICK__AGENT__ATTEST_AGENT_RESPONSE__RESULT__INIT;
+	struct server		*srv = SRV(call);
+	struct ds_node		*node = NULL, *old = NULL;
+	struct spiffeid		 aid;
+	STACK_OF(X509)		*chain = NULL;
+	struct buf		 bb;
+	char			 tok[MAX_JOIN_TOKEN_LEN + 1];
+	char			 agent[SPIFFEID_MAX_LEN + 1], addr[128];
+	char			*serial = NULL;
+	const char		*why;
+	int64_t			 exp;
+	size_t			 i, len = params->data->payload.len;
+	int			 r;
+
+	buf_init(&bb, BUNDLE_MAX_DOC);
+	if (len == 0 || len > MAX_JOIN_TOKEN_LEN) {
+		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
+		    "join token missing or too long");
+		goto out;
+	}
+	memcpy(tok, params->data->payload.data, len);
+	tok[len] = '\0';
+	for (i = 0; i < len; i++)
+		if (tok[i] == '\0' || tok[i] == '/') {
+			attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
+			    "join token does not exist or has already been "
+			    "used");
+			goto out;
+		}
+	if (spiffeid_join_token_agent(srv->cfg->trust_domain, tok, &aid) != 0 ||
+	    spiffeid_format(&aid, agent, sizeof(agent)) != 0) {
+		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
+		    "join token does not exist or has already been used");
+		goto out;
+	}
+	/* Check the CSR before spending the token. */
+	{
+		EVP_PKEY *pub = NULL;
+
+		if ((r = csr_parse(params->csr.data, params->csr.len, &pub,
+		    &why)) != 0) {
+			attest_fail(call, agent, RPC_INVALID_ARGUMENT,
+			    "invalid CSR: %s", why);
+			goto out;
+		}
+		EVP_PKEY_free(pub);
+	}
+	if ((r = ds_node_get(srv->ds, agent, &old)) == 0 &&
+	    ds_node_banned(old)) {
+		attest_fail(call, agent, RPC_PERMISSION_DENIED, "%s",
+		    "agent is banned");
+		goto out;
+	}
+	r = ds_join_token_consume(srv->ds, tok, server_now());
+	if (r == WICK_ERR_NOT_FOUND) {
+		attest_fail(call, agent, RPC_INVALID_ARGUMENT, "%s",
+		    "join token does not exist or has already been used");
+		goto out;
+	} else if (r == WICK_ERR_EXPIRED) {
+		attest_fail(call, agent, RPC_INVALID_ARGUMENT, "%s",
+		    "join token expired");
+		goto out;
+	} else if (r != 0) {
+		attest_fail(call, agent, RPC_UNAVAILABLE, "datastore: %s",
+		    wick_strerror(r));
+		goto out;
+	}
+	if ((r = sign_agent(srv, agent, params->csr.data, params->csr.len,
+	    &chain, &serial, &exp, &why)) != 0) {
+		attest_fail(call, agent, RPC_INTERNAL, "%s", why);
+		goto out;
+	}
+	if (old != NULL)
+		r = ds_node_set_serials(srv->ds, agent, serial, exp, "", 0,
+		    server_now());
+	else {
+		node = ds_node_new();
+		node->spiffe_id = xstrdup(agent);
+		node->attestation_type = xstrdup("join_token");
+		node->serial = xstrdup(serial);
+		node->expires_at = exp;
+		node->new_serial = xstrdup("");
+		r = ds_node_create(srv->ds, node, server_now());
+	}
+	if (r != 0) {
+		attest_fail(call, agent, RPC_UNAVAILABLE, "datastore: %s",
+		    wick_strerror(r));
+		goto out;
+	}
+	if ((r = chain_to_pb(chain, &res.svid, &res.n_svid)) != 0 ||
+	    (r = bundle_pack(srv->bundle, &bb)) != 0) {
+		svc_fail(call, RPC_INTERNAL, "cannot encode the result");
+		goto out;
+	}
+	res.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
+	    buf_ptr(&bb));
+	res.reattestable = 0;
+	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT;
+	resp.result = &res;
+	svc_actor(call, addr, sizeof(addr));
+	server_audit(srv, "agent.attest", addr, 1, json_pack("{s:s,s:s,s:s,"
+	    "s:I}", "agent", agent, "type", "join_token", "serial", serial,
+	    "expires_at", (json_int_t)exp));
+	svc_reply(call, &resp.base);
+	wick__types__bundle__free_unpacked(res.bundle, NULL);
+out:
+	chain_pb_free(res.svid, res.n_svid);
+	wipe(tok, sizeof(tok));
+	free(serial);
+	sk_X509_pop_free(chain, X509_free);
+	ds_node_free(node);
+	ds_node_free(old);
+	buf_cleanup(&bb);
+}
+
+static void
+m_attest(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__AttestAgentRequest	*req;
+
+	if ((req = wick__agent__attest_agent_request__unpack(NULL, n, p)) ==
+	    NULL) {
+		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
+		    "malformed AttestAgentRequest");
+		return;
+	}
+	if (req->step_case != WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS ||
+	    req->params->data == NULL) {
+		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
+		    "the first message must carry attestation data");
+	} else if (strcmp(req->params->data->type, "join_token") == 0 &&
+	    SRV(call)->cfg->join_token) {
+		attest_join_token(call, req->params);
+	} else
+		attest_fail(call, NULL, RPC_INVALID_ARGUMENT,
+		    "unsupported attestation type \"%.64s\"",
+		    req->params->data->type);
+	if (req->step_case == WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS &&
+	    req->params->data != NULL)
+		wipe(req->params->data->payload.data,
+		    req->params->data->payload.len);
+	wick__agent__attest_agent_request__free_unpacked(req, NULL);
+}
+
+/* ---- RenewAgent ----------------------------------------------------------- */
+
+static void
+m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__RenewAgentRequest	*req = NULL;
+	Wick__Agent__RenewAgentResponse	 resp =
+	    WICK__AGENT__RENEW_AGENT_RESPONSE__INIT;
+	struct server			*srv = SRV(call);
+	struct ds_node			*node;
+	STACK_OF(X509)			*chain = NULL;
+	char				*serial = NULL;
+	const char			*why;
+	int64_t				 exp;
+	int				 r;
+
+	if ((node = authorize(call)) == NULL)
+		return;
+	if ((req = wick__agent__renew_agent_request__unpack(NULL, n, p)) ==
+	    NULL) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "malformed "
+		    "RenewAgentRequest");
+		goto out;
+	}
+	if ((r = sign_agent(srv, node->spiffe_id, req->csr.data, req->csr.len,
+	    &chain, &serial, &exp, &why)) != 0) {
+		svc_fail(call, r == WICK_ERR_INVALID || r == WICK_ERR_LIMIT ||
+		    r == WICK_ERR_SIGNATURE || r == WICK_ERR_UNSUPPORTED ?
+		    RPC_INVALID_ARGUMENT : RPC_INTERNAL, "invalid CSR: %s", why);
+		goto out;
+	}
+	if ((r = ds_node_set_serials(srv->ds, node->spiffe_id, node->serial,
+	    node->expires_at, serial, exp, server_now())) != 0) {
+		svc_fail(call, RPC_UNAVAILABLE, "datastore: %s",
+		    wick_strerror(r));
+		goto out;
+	}
+	if (chain_to_pb(chain, &resp.svid, &resp.n_svid) != 0) {
+		svc_fail(call, RPC_INTERNAL, "cannot encode the SVID");
+		goto out;
+	}
+	server_audit(srv, "agent.renew", node->spiffe_id, 1, json_pack(
+	    "{s:s,s:I}", "serial", serial, "expires_at", (json_int_t)exp));
+	svc_reply(call, &resp.base);
+out:
+	chain_pb_free(resp.svid, resp.n_svid);
+	free(serial);
+	sk_X509_pop_free(chain, X509_free);
+	if (req != NULL)
+		wick__agent__renew_agent_request__free_unpacked(req, NULL);
+	ds_node_free(node);
+}
+
+/* ---- SyncAuthorized ------------------------------------------------------- */
+
+static Wick__Types__Bundle *
+stored_bundle(struct server *srv, const char *td_id)
+{
+	Wick__Types__Bundle	*b;
+	uint8_t			*data;
+	size_t			 len;
+
+	if (ds_bundle_get(srv->ds, td_id, &data, &len) != 0)
+		return NULL;
+	b = wick__types__bundle__unpack(NULL, len, data);
+	free(data);
+	return b;
+}
+
+static void
+m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__SyncAuthorizedRequest	*req = NULL;
+	Wick__Agent__SyncAuthorizedResponse	 resp =
+	    WICK__AGENT__SYNC_AUTHORIZED_RESPONSE__INIT;
+	struct server		*srv = SRV(call);
+	struct ds_node		*node;
+	const struct ds_entry	**v = NULL;
+	Wick__Types__Entry	*pbs = NULL, **pv = NULL;
+	char			**ids = NULL, **fed = NULL;
+	size_t			 nv = 0, start = 0, i, lim, nfull = 0, nids = 0;
+	size_t			 nfed = 0, j, k;
+	struct buf		 bb;
+	int			 r;
+
+	buf_init(&bb, BUNDLE_MAX_DOC);
+	if ((node = authorize(call)) == NULL)
+		return;
+	if ((req = wick__agent__sync_authorized_request__unpack(NULL, n, p)) ==
+	    NULL) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "malformed "
+		    "SyncAuthorizedRequest");
+		goto out;
+	}
+	if (req->page_size < 0 || req->since_revision < 0) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "page_size and "
+		    "since_revision must not be negative");
+		goto out;
+	}
+	lim = req->page_size == 0 ? SERVER_SYNC_PAGE :
+	    (size_t)req->page_size > SERVER_SYNC_PAGE_MAX ?
+	    SERVER_SYNC_PAGE_MAX : (size_t)req->page_size;
+	if ((r = authorized(srv, node, &v, &nv)) != 0) {
+		svc_fail(call, RPC_INTERNAL, "cannot compute the authorized "
+		    "entries");
+		goto out;
+	}
+	if (*req->page_token != '\0')
+		while (start < nv && strcmp(v[start]->id, req->page_token) <= 0)
+			start++;
+	pbs = xcalloc(lim + 1, sizeof(*pbs));
+	pv = xcalloc(lim + 1, sizeof(*pv));
+	ids = xcalloc(lim + 1, sizeof(*ids));
+	for (i = start; i < nv && i - start < lim; i++) {
+		if (req->since_revision == 0 || v[i]->change_rev >
+		    req->since_revision) {
+			pb_from_entry(v[i], &pbs[nfull]);
+			pv[nfull] = &pbs[nfull];
+			nfull++;
+		} else
+			ids[nids++] = v[i]->id;
+	}
+	resp.entries = pv;
+	resp.n_entries = nfull;
+	resp.unchanged_ids = ids;
+	resp.n_unchanged_ids = nids;
+	resp.revision = entry_cache_revision(srv->cache);
+	resp.next_page_token = i < nv ? v[i - 1]->id : "";
+	if (req->bundle_sequence != srv->bundle->sequence) {
+		if (bundle_pack(srv->bundle, &bb) != 0) {
+			svc_fail(call, RPC_INTERNAL, "cannot encode the bundle");
+			goto out;
+		}
+		resp.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
+		    buf_ptr(&bb));
+	}
+	if (*req->page_token == '\0') {
+		/* Federated bundles the entries need, each once. */
+		for (i = 0; i < nv; i++)
+			for (j = 0; j < v[i]->nfederates_with; j++) {
+				for (k = 0; k < nfed; k++)
+					if (strcmp(fed[k],
+					    v[i]->federates_with[j]) == 0)
+						break;
+				if (k < nfed)
+					continue;
+				fed = xreallocarray(fed, nfed + 1,
+				    sizeof(*fed));
+				fed[nfed++] = v[i]->federates_with[j];
+			}
+		resp.federated_bundles = xcalloc(nfed + 1,
+		    sizeof(*resp.federated_bundles));
+		for (k = 0; k < nfed; k++)
+			if ((resp.federated_bundles[resp.n_federated_bundles] =
+			    stored_bundle(srv, fed[k])) != NULL)
+				resp.n_federated_bundles++;
+	}
+	svc_reply(call, &resp.base);
+out:
+	for (i = 0; i < nfull; i++)
+		pb_entry_clear(&pbs[i]);
+	for (i = 0; i < resp.n_federated_bundles; i++)
+		wick__types__bundle__free_unpacked(resp.federated_bundles[i],
+		    NULL);
+	free(resp.federated_bundles);
+	if (resp.bundle != NULL)
+		wick__types__bundle__free_unpacked(resp.bundle, NULL);
+	free(fed);
+	free(pbs);
+	free(pv);
+	free(ids);
+	free(v);
+	buf_cleanup(&bb);
+	if (req != NULL)
+		wick__agent__sync_authorized_request__free_unpacked(req, NULL);
+	ds_node_free(node);
+}
+
+/* ---- BatchNewX509SVID ----------------------------------------------------- */
+
+static void
+m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__BatchNewX509SVIDRequest	*req = NULL;
+	Wick__Agent__BatchNewX509SVIDResponse	 resp =
+	    WICK__AGENT__BATCH_NEW_X509_SVIDRESPONSE__INIT;
+	struct server		*srv = SRV(call);
+	struct ds_node		*node;
+	const struct ds_entry	**v = NULL, *e;
+	Wick__Agent__X509SVIDResult *res = NULL, **rv = NULL;
+	Wick__Types__Status	*st = NULL;
+	STACK_OF(X509)		*chain;
+	EVP_PKEY		*pub;
+	char			**msgs = NULL, *serial;
+	const char		*why;
+	json_t			*issued = NULL;
+	int64_t			 now = server_now();
+	size_t			 nv = 0, i;
+	int			 r;
+
+	if ((node = authorize(call)) == NULL)
+		return;
+	if ((req = wick__agent__batch_new_x509_svidrequest__unpack(NULL, n,
+	    p)) == NULL) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "malformed "
+		    "BatchNewX509SVIDRequest");
+		goto out;
+	}
+	if (req->n_params > SERVER_MAX_CSRS) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "batch of %zu CSRs exceeds "
+		    "the limit of %d", req->n_params, SERVER_MAX_CSRS);
+		goto out;
+	}
+	if (authorized(srv, node, &v, &nv) != 0) {
+		svc_fail(call, RPC_INTERNAL, "cannot compute the authorized "
+		    "entries");
+		goto out;
+	}
+	res = xcalloc(req->n_params + 1, sizeof(*res));
+	rv = xcalloc(req->n_params + 1, sizeof(*rv));
+	st = xcalloc(req->n_params + 1, sizeof(*st));
+	msgs = xcalloc(req->n_params + 1, sizeof(*msgs));
+	issued = json_array();
+	for (i = 0; i < req->n_params; i++) {
+		wick__agent__x509_svidresult__init(&res[i]);
+		wick__types__status__init(&st[i]);
+		rv[i] = &res[i];
+		res[i].status = &st[i];
+		res[i].entry_id = req->params[i]->entry_id;
+		st[i].message = "";
+		if ((e = find_entry(v, nv, req->params[i]->entry_id)) ==
+		    NULL) {
+			st[i].code = RPC_NOT_FOUND;
+			st[i].message = "entry not found or not authorized for "
+			    "this agent";
+			continue;
+		}
+		if ((r = csr_parse(req->params[i]->csr.data,
+		    req->params[i]->csr.len, &pub, &why)) != 0) {
+			st[i].code = RPC_INVALID_ARGUMENT;
+			if (asprintf(&msgs[i], "invalid CSR: %s", why) < 0)
+				fatal("out of memory");
+			st[i].message = msgs[i];
+			continue;
+		}
+		r = server_sign_x509(srv, pub, e->spiffe_id,
+		    (const char *const *)e->dns_names, e->ndns_names,
+		    e->x509_svid_ttl, now, &chain);
+		EVP_PKEY_free(pub);
+		if (r != 0) {
+			st[i].code = rpc_status_from_err(r);
+			st[i].message = "signing failed";
+			continue;
+		}
+		if (chain_to_pb(chain, &res[i].svid, &res[i].n_svid) != 0 ||
+		    ca_serial_hex(sk_X509_value(chain, 0), &serial) != 0) {
+			st[i].code = RPC_INTERNAL;
+			st[i].message = "cannot encode the SVID";
+			sk_X509_pop_free(chain, X509_free);
+			continue;
+		}
+		res[i].expires_at = ca_not_after(sk_X509_value(chain, 0));
+		json_array_append_new(issued, json_pack("{s:s,s:s,s:I}",
+		    "serial", serial, "spiffe_id", e->spiffe_id, "expires_at",
+		    (json_int_t)res[i].expires_at));
+		free(serial);
+		sk_X509_pop_free(chain, X509_free);
+	}
+	resp.results = rv;
+	resp.n_results = req->n_params;
+	if (json_array_size(issued) > 0) {
+		server_audit(srv, "svid.x509", node->spiffe_id, 1,
+		    json_pack("{s:O}", "issued", issued));
+	}
+	svc_reply(call, &resp.base);
+out:
+	json_decref(issued);
+	for (i = 0; res != NULL && i < req->n_params; i++) {
+		chain_pb_free(res[i].svid, res[i].n_svid);
+		free(msgs[i]);
+	}
+	free(res);
+	free(rv);
+	free(st);
+	free(msgs);
+	free(v);
+	if (req != NULL)
+		wick__agent__batch_new_x509_svidrequest__free_unpacked(req,
+		    NULL);
+	ds_node_free(node);
+}
+
+/* ---- JWT and WIT ---------------------------------------------------------- */
+
+/* The entry an agent asks a token for, or NULL with the call finished. */
+static const struct ds_entry *
+token_entry(struct rpc_call *call, struct ds_node *node, const char *id,
+    const struct ds_entry ***v, size_t *nv)
+{
+	const struct ds_entry *e;
+
+	if (authorized(SRV(call), node, v, nv) != 0) {
+		svc_fail(call, RPC_INTERNAL, "cannot compute the authorized "
+		    "entries");
+		return NULL;
+	}
+	if ((e = find_entry(*v, *nv, id)) == NULL)
+		svc_fail(call, RPC_NOT_FOUND, "entry \"%.200s\" not found or not "
+		    "authorized for this agent", id);
+	return e;
+}
+
+/* Sign claims with the active key of kind; exp capped at the key's life. */
+static int
+sign_token(struct server *srv, enum ca_kind kind, const char *typ,
+    json_t *claims, int64_t ttl, int64_t now, char **token, int64_t *exp)
+{
+	const struct ca_authority *a = ca_manager_active(srv->cam, kind);
+
+	if (a == NULL || a->jkey == NULL)
+		return WICK_ERR_UNAVAILABLE;
+	*exp = now + ttl;
+	if (*exp > a->not_after)
+		*exp = a->not_after;
+	if (json_object_set_new(claims, "exp", json_integer(*exp)) != 0 ||
+	    json_object_set_new(claims, "iat", json_integer(now)) != 0)
+		return WICK_ERR_ALLOC;
+	return jose_sign(a->jkey, typ, claims, token);
+}
+
+static void
+m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__NewJWTSVIDRequest	*req = NULL;
+	Wick__Agent__NewJWTSVIDResponse	 resp =
+	    WICK__AGENT__NEW_JWTSVIDRESPONSE__INIT;
+	struct server		*srv = SRV(call);
+	struct ds_node		*node;
+	const struct ds_entry	**v = NULL, *e;
+	json_t			*claims = NULL, *aud;
+	char			*token = NULL;
+	int64_t			 exp, now = server_now();
+	size_t			 nv, i;
+	int			 r;
+
+	if ((node = authorize(call)) == NULL)
+		return;
+	if ((req = wick__agent__new_jwtsvidrequest__unpack(NULL, n, p)) ==
+	    NULL) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "malformed "
+		    "NewJWTSVIDRequest");
+		goto out;
+	}
+	aud = json_array();
+	for (i = 0; i < req->n_audience; i++)
+		if (*req->audience[i] != '\0')	/* SPIRE drops empty ones */
+			json_array_append_new(aud, json_string(
+			    req->audience[i]));
+	if (json_array_size(aud) == 0 || req->n_audience >
+	    SERVER_MAX_AUDIENCES) {
+		json_decref(aud);
+		svc_fail(call, RPC_INVALID_ARGUMENT, "between 1 and %d "
+		    "audiences are required", SERVER_MAX_AUDIENCES);
+		goto out;
+	}
+	for (i = 0; i < req->n_audience; i++)
+		if (strlen(req->audience[i]) > MAX_AUDIENCE_LEN) {
+			json_decref(aud);
+			svc_fail(call, RPC_INVALID_ARGUMENT, "audience longer "
+			    "than %d bytes", MAX_AUDIENCE_LEN);
+			goto out;
+		}
+	if ((e = token_entry(call, node, req->entry_id, &v, &nv)) == NULL) {
+		json_decref(aud);
+		goto out;
+	}
+	claims = json_pack("{s:s,s:o}", "sub", e->spiffe_id, "aud", aud);
+	if (*srv->cfg->jwt_issuer != '\0')
+		json_object_set_new(claims, "iss", json_string(
+		    srv->cfg->jwt_issuer));
+	if ((r = sign_token(srv, CA_KIND_JWT, "JWT", claims, e->jwt_svid_ttl >
+	    0 ? e->jwt_svid_ttl : srv->cfg->jwt_svid_ttl, now, &token,
+	    &exp)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot sign the "
+		    "JWT-SVID: %s", wick_strerror(r));
+		goto out;
+	}
+	server_audit(srv, "svid.jwt", node->spiffe_id, 1, json_pack(
+	    "{s:s,s:O,s:I}", "spiffe_id", e->spiffe_id, "aud",
+	    json_object_get(claims, "aud"), "expires_at", (json_int_t)exp));
+	resp.token = token;
+	resp.expires_at = exp;
+	svc_reply(call, &resp.base);
+out:
+	free(token);
+	json_decref(claims);
+	free(v);
+	if (req != NULL)
+		wick__agent__new_jwtsvidrequest__free_unpacked(req, NULL);
+	ds_node_free(node);
+}
+
+/* The algorithms a workload key may name, by key type. */
+static int
+alg_fits(EVP_PKEY *pk, const char *alg)
+{
+	static const char *const rsa[] = { "RS256", "RS384", "RS512", "PS256",
+	    "PS384", "PS512", NULL };
+	size_t i;
+
+	if (EVP_PKEY_is_a(pk, "EC"))
+		return (EVP_PKEY_get_bits(pk) == 256 &&
+		    strcmp(alg, "ES256") == 0) || (EVP_PKEY_get_bits(pk) ==
+		    384 && strcmp(alg, "ES384") == 0);
+	for (i = 0; rsa[i] != NULL; i++)
+		if (strcmp(alg, rsa[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The cnf.jwk of a WIT: the workload's public JWK reduced to its public
+ * members and alg.  *why on a bad key. */
+static json_t *
+wit_cnf_jwk(const char *text, const char **why)
+{
+	static const char *const keep[] = { "kty", "crv", "x", "y", "n", "e",
+	    "alg", NULL };
+	json_error_t	 jerr;
+	json_t		*in, *out = NULL;
+	EVP_PKEY	*pk = NULL;
+	const char	*alg;
+	size_t		 i;
+
+	*why = "public_jwk is longer than 8 KiB";
+	if (strlen(text) > MAX_JWK_LEN)
+		return NULL;
+	*why = "public_jwk is not a JSON object";
+	if ((in = json_loads(text, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
+	    !json_is_object(in))
+		goto out;
+	if (jose_jwk_public_pkey(in, &pk, why) != 0)
+		goto out;
+	alg = json_string_value(json_object_get(in, "alg"));
+	*why = "public_jwk needs an \"alg\" that fits the key (ES256, ES384, "
+	    "RS256..PS512)";
+	if (alg == NULL || !alg_fits(pk, alg))
+		goto out;
+	out = json_object();
+	for (i = 0; keep[i] != NULL; i++)
+		if (json_object_get(in, keep[i]) != NULL)
+			json_object_set(out, keep[i], json_object_get(in,
+			    keep[i]));
+	*why = NULL;
+out:
+	EVP_PKEY_free(pk);
+	json_decref(in);
+	return out;
+}
+
+static void
+m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__NewWITSVIDRequest	*req = NULL;
+	Wick__Agent__NewWITSVIDResponse	 resp =
+	    WICK__AGENT__NEW_WITSVIDRESPONSE__INIT;
+	struct server		*srv = SRV(call);
+	struct ds_node		*node;
+	const struct ds_entry	**v = NULL, *e;
+	json_t			*claims = NULL, *jwk;
+	const char		*why;
+	char			*token = NULL, jti[33];
+	uint8_t			 rnd[16];
+	int64_t			 exp, now = server_now();
+	size_t			 nv, i;
+	int			 r;
+
+	if ((node = authorize(call)) == NULL)
+		return;
+	if ((req = wick__agent__new_witsvidrequest__unpack(NULL, n, p)) ==
+	    NULL) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "malformed "
+		    "NewWITSVIDRequest");
+		goto out;
+	}
+	if ((jwk = wit_cnf_jwk(req->public_jwk, &why)) == NULL) {
+		svc_fail(call, RPC_INVALID_ARGUMENT, "invalid public_jwk: %s",
+		    why);
+		goto out;
+	}
+	if ((e = token_entry(call, node, req->entry_id, &v, &nv)) == NULL) {
+		json_decref(jwk);
+		goto out;
+	}
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		fatal("RAND_bytes failed");
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+	claims = json_pack("{s:s,s:{s:o},s:s}", "sub", e->spiffe_id, "cnf",
+	    "jwk", jwk, "jti", jti);
+	if (*srv->cfg->wit_issuer != '\0')
+		json_object_set_new(claims, "iss", json_string(
+		    srv->cfg->wit_issuer));
+	if ((r = sign_token(srv, CA_KIND_WIT, "wit+jwt", claims,
+	    srv->cfg->wit_svid_ttl, now, &token, &exp)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot sign the "
+		    "WIT-SVID: %s", wick_strerror(r));
+		goto out;
+	}
+	server_audit(srv, "svid.wit", node->spiffe_id, 1, json_pack(
+	    "{s:s,s:s,s:I}", "spiffe_id", e->spiffe_id, "jti", jti,
+	    "expires_at", (json_int_t)exp));
+	resp.token = token;
+	resp.expires_at = exp;
+	svc_reply(call, &resp.base);
+out:
+	free(token);
+	json_decref(claims);
+	free(v);
+	if (req != NULL)
+		wick__agent__new_witsvidrequest__free_unpacked(req, NULL);
+	ds_node_free(node);
+}
+
+static struct rpc_method agent_methods[] = {
+	{ "/wick.agent.Node/AttestAgent", RPC_KIND_BIDI, agent_start,
+	    m_attest, NULL, NULL, NULL, NULL },
+	{ "/wick.agent.Node/RenewAgent", RPC_KIND_UNARY, agent_start, m_renew,
+	    NULL, NULL, NULL, NULL },
+	{ "/wick.agent.Node/SyncAuthorized", RPC_KIND_UNARY, agent_start,
+	    m_sync, NULL, NULL, NULL, NULL },
+	{ "/wick.agent.Node/BatchNewX509SVID", RPC_KIND_UNARY, agent_start,
+	    m_batch_x509, NULL, NULL, NULL, NULL },
+	{ "/wick.agent.Node/NewJWTSVID", RPC_KIND_UNARY, agent_start,
+	    m_new_jwt, NULL, NULL, NULL, NULL },
+	{ "/wick.agent.Node/NewWITSVID", RPC_KIND_UNARY, agent_start,
+	    m_new_wit, NULL, NULL, NULL, NULL },
+};
+
+int
+agent_api_methods(struct server *srv, const struct rpc_method **m, size_t *n)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(agent_methods) / sizeof(agent_methods[0]); i++)
+		agent_methods[i].arg = srv;
+	*m = agent_methods;
+	*n = i;
+	return 0;
+}

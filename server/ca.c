@@ -1,0 +1,382 @@
+/*
+ * ca.c: X.509 CA and SVID certificates in SPIRE's profile.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "pkey.h"
+#include "spiffeid.h"
+#include "xmalloc.h"
+
+int64_t
+ca_not_after(X509 *c)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(c), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+int64_t
+ca_not_before(X509 *c)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(X509_get0_notBefore(c), &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* A random serial in [1, 2^128]. */
+static int
+random_serial(X509 *c, BIGNUM **out)
+{
+	uint8_t	 b[16];
+	BIGNUM	*bn;
+
+	do {
+		if (RAND_bytes(b, sizeof(b)) != 1)
+			return WICK_ERR_CRYPTO;
+	} while (memcmp(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0);
+	if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL)
+		return WICK_ERR_ALLOC;
+	if (BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) == NULL) {
+		BN_free(bn);
+		return WICK_ERR_CRYPTO;
+	}
+	*out = bn;
+	return 0;
+}
+
+static const EVP_MD *
+digest_for(EVP_PKEY *signer)
+{
+	enum pkey_type t;
+
+	if (pkey_type_of(signer, &t) == 0 && t == PKEY_EC_P384)
+		return EVP_sha384();
+	return EVP_sha256();
+}
+
+static int
+add_ext(X509 *c, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX	 ctx;
+	X509_EXTENSION	*ext;
+	int		 ok;
+
+	X509V3_set_ctx(&ctx, issuer != NULL ? issuer : c, c, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+		return WICK_ERR_CRYPTO;
+	ok = X509_add_ext(c, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok ? 0 : WICK_ERR_CRYPTO;
+}
+
+/* A SAN extension built directly: URI and DNS values may hold commas. */
+static int
+add_san(X509 *c, const char *uri, const char *const *dns, size_t ndns,
+    int critical)
+{
+	GENERAL_NAMES	*gens = GENERAL_NAMES_new();
+	GENERAL_NAME	*g;
+	ASN1_IA5STRING	*s;
+	size_t		 i;
+	int		 r = WICK_ERR_CRYPTO;
+
+	if (gens == NULL)
+		return WICK_ERR_ALLOC;
+	for (i = 0; i < 1 + ndns; i++) {
+		const char *v = i == 0 ? uri : dns[i - 1];
+
+		if ((g = GENERAL_NAME_new()) == NULL ||
+		    (s = ASN1_IA5STRING_new()) == NULL) {
+			GENERAL_NAME_free(g);
+			goto out;
+		}
+		if (!ASN1_STRING_set(s, v, (int)strlen(v))) {
+			ASN1_IA5STRING_free(s);
+			GENERAL_NAME_free(g);
+			goto out;
+		}
+		GENERAL_NAME_set0_value(g, i == 0 ? GEN_URI : GEN_DNS, s);
+		if (!sk_GENERAL_NAME_push(gens, g)) {
+			GENERAL_NAME_free(g);
+			goto out;
+		}
+	}
+	if (X509_add1_ext_i2d(c, NID_subject_alt_name, gens, critical,
+	    X509V3_ADD_DEFAULT) == 1)
+		r = 0;
+out:
+	GENERAL_NAMES_free(gens);
+	return r;
+}
+
+static int
+set_times(X509 *c, int64_t nb, int64_t na)
+{
+	if (ASN1_TIME_set(X509_getm_notBefore(c), (time_t)nb) == NULL ||
+	    ASN1_TIME_set(X509_getm_notAfter(c), (time_t)na) == NULL)
+		return WICK_ERR_CRYPTO;
+	return 0;
+}
+
+static int
+name_add(X509_NAME *n, const char *field, const char *v)
+{
+	if (v == NULL || *v == '\0')
+		return 0;
+	return X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
+	    (const unsigned char *)v, -1, -1, 0) == 1 ? 0 : WICK_ERR_INVALID;
+}
+
+static int
+ca_subject(X509 *c, const struct ca_subject *subj, const BIGNUM *serial)
+{
+	static const char *const us[] = { "US" }, *const spiffe[] = { "SPIFFE" };
+	X509_NAME	*n = X509_get_subject_name(c);
+	const char *const *cv = us, *const *ov = spiffe;
+	size_t		 nc = 1, no = 1, i;
+	char		*dec;
+	int		 r = 0;
+
+	if (subj != NULL && subj->ncountry > 0) {
+		cv = subj->country;
+		nc = subj->ncountry;
+	}
+	if (subj != NULL && subj->norganization > 0) {
+		ov = subj->organization;
+		no = subj->norganization;
+	}
+	for (i = 0; i < nc && r == 0; i++)
+		r = name_add(n, "C", cv[i]);
+	for (i = 0; i < no && r == 0; i++)
+		r = name_add(n, "O", ov[i]);
+	if (r == 0 && subj != NULL)
+		r = name_add(n, "CN", subj->common_name);
+	if (r == 0) {
+		if ((dec = BN_bn2dec(serial)) == NULL)
+			return WICK_ERR_ALLOC;
+		r = name_add(n, "serialNumber", dec);
+		OPENSSL_free(dec);
+	}
+	return r;
+}
+
+static int
+make_ca(EVP_PKEY *key, const char *td, const struct ca_subject *subj,
+    X509 *issuer, EVP_PKEY *issuer_key, int64_t now, int64_t ttl, X509 **out)
+{
+	char		 uri[SPIFFEID_MAX_TD_LEN + 16], tdn[SPIFFEID_MAX_TD_LEN + 1];
+	const char	*why;
+	BIGNUM		*serial = NULL;
+	X509		*c;
+	int64_t		 na = now + ttl;
+	int		 r;
+
+	*out = NULL;
+	if (ttl <= 0 || spiffeid_td_parse(td, 0, tdn, &why) != 0)
+		return WICK_ERR_INVALID;
+	if (issuer != NULL) {
+		if (ca_not_after(issuer) <= now)
+			return WICK_ERR_EXPIRED;
+		if (na > ca_not_after(issuer))
+			na = ca_not_after(issuer);
+	}
+	snprintf(uri, sizeof(uri), "spiffe://%s", tdn);
+	if ((c = X509_new()) == NULL)
+		return WICK_ERR_ALLOC;
+	if (!X509_set_version(c, 2) || (r = random_serial(c, &serial)) != 0 ||
+	    (r = ca_subject(c, subj, serial)) != 0 ||
+	    (r = set_times(c, now - CA_BACKDATE, na)) != 0 ||
+	    !X509_set_pubkey(c, key) ||
+	    !X509_set_issuer_name(c, issuer != NULL ?
+	    X509_get_subject_name(issuer) : X509_get_subject_name(c))) {
+		r = r != 0 ? r : WICK_ERR_CRYPTO;
+		goto fail;
+	}
+	if ((r = add_ext(c, issuer, NID_basic_constraints,
+	    "critical,CA:TRUE")) != 0 ||
+	    (r = add_ext(c, issuer, NID_key_usage,
+	    "critical,keyCertSign,cRLSign")) != 0 ||
+	    (r = add_ext(c, issuer, NID_subject_key_identifier, "hash")) != 0 ||
+	    (r = add_ext(c, issuer, NID_authority_key_identifier,
+	    "keyid:always")) != 0 ||
+	    (r = add_san(c, uri, NULL, 0, 0)) != 0)
+		goto fail;
+	if (X509_sign(c, issuer_key != NULL ? issuer_key : key,
+	    digest_for(issuer_key != NULL ? issuer_key : key)) <= 0) {
+		r = WICK_ERR_CRYPTO;
+		goto fail;
+	}
+	BN_free(serial);
+	*out = c;
+	return 0;
+fail:
+	BN_free(serial);
+	X509_free(c);
+	return r;
+}
+
+int
+ca_make_root(EVP_PKEY *key, const char *td, const struct ca_subject *subj,
+    int64_t now, int64_t ttl, X509 **out)
+{
+	return make_ca(key, td, subj, NULL, NULL, now, ttl, out);
+}
+
+int
+ca_make_intermediate(EVP_PKEY *key, const char *td,
+    const struct ca_subject *subj, X509 *upstream_cert,
+    EVP_PKEY *upstream_key, int64_t now, int64_t ttl, X509 **out)
+{
+	return make_ca(key, td, subj, upstream_cert, upstream_key, now, ttl,
+	    out);
+}
+
+static int
+dns_ok(const char *s)
+{
+	size_t	len = strlen(s), lab = 0, i;
+
+	if (strncmp(s, "*.", 2) == 0) {
+		s += 2;
+		len -= 2;
+	}
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (lab == 0 || s[i - 1] == '-')
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] == '-' && lab > 0)) || ++lab > 63)
+			return 0;
+	}
+	return lab > 0 && s[len - 1] != '-';
+}
+
+int
+ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
+    const struct ca_svid_params *p, X509 **out)
+{
+	struct spiffeid	 id;
+	BIGNUM		*serial = NULL;
+	X509		*c;
+	X509_NAME	*n;
+	int64_t		 na = p->now + p->ttl;
+	size_t		 i;
+	int		 r;
+
+	*out = NULL;
+	if (p->spiffe_id == NULL || spiffeid_parse(p->spiffe_id, 0, &id,
+	    NULL) != 0 || *id.path == '\0' || p->ttl <= 0 ||
+	    p->ndns_names > CA_MAX_DNS_NAMES)
+		return WICK_ERR_INVALID;
+	for (i = 0; i < p->ndns_names; i++)
+		if (!dns_ok(p->dns_names[i]))
+			return WICK_ERR_INVALID;
+	if (ca_not_after(ca_cert) <= p->now || ca_not_before(ca_cert) >
+	    p->now + CA_BACKDATE)
+		return WICK_ERR_EXPIRED;
+	if (na > ca_not_after(ca_cert))
+		na = ca_not_after(ca_cert);
+	if ((c = X509_new()) == NULL)
+		return WICK_ERR_ALLOC;
+	n = X509_get_subject_name(c);
+	if (!X509_set_version(c, 2) || (r = random_serial(c, &serial)) != 0 ||
+	    (r = name_add(n, "C", "US")) != 0 ||
+	    (r = name_add(n, "O", "SPIRE")) != 0 ||
+	    (p->ndns_names > 0 && (r = name_add(n, "CN",
+	    p->dns_names[0])) != 0) ||
+	    (r = set_times(c, p->now - CA_BACKDATE, na)) != 0 ||
+	    !X509_set_pubkey(c, pub) ||
+	    !X509_set_issuer_name(c, X509_get_subject_name(ca_cert))) {
+		r = r != 0 ? r : WICK_ERR_CRYPTO;
+		goto fail;
+	}
+	if ((r = add_ext(c, ca_cert, NID_basic_constraints,
+	    "critical,CA:FALSE")) != 0 ||
+	    (r = add_ext(c, ca_cert, NID_key_usage, "critical,"
+	    "digitalSignature,keyEncipherment,keyAgreement")) != 0 ||
+	    (r = add_ext(c, ca_cert, NID_ext_key_usage,
+	    "serverAuth,clientAuth")) != 0 ||
+	    (r = add_ext(c, ca_cert, NID_subject_key_identifier,
+	    "hash")) != 0 ||
+	    (r = add_ext(c, ca_cert, NID_authority_key_identifier,
+	    "keyid:always")) != 0 ||
+	    (r = add_san(c, p->spiffe_id, p->dns_names, p->ndns_names, 0)) != 0)
+		goto fail;
+	if (X509_sign(c, ca_key, digest_for(ca_key)) <= 0) {
+		r = WICK_ERR_CRYPTO;
+		goto fail;
+	}
+	BN_free(serial);
+	*out = c;
+	return 0;
+fail:
+	BN_free(serial);
+	X509_free(c);
+	return r;
+}
+
+static int
+hex_of(const uint8_t *p, size_t n, char **out)
+{
+	char	*s = xmalloc(2 * n + 1);
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		snprintf(s + 2 * i, 3, "%02x", p[i]);
+	s[2 * n] = '\0';
+	*out = s;
+	return 0;
+}
+
+int
+ca_serial_hex(X509 *c, char **out)
+{
+	BIGNUM	*bn;
+	char	*hex, *p;
+
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(c), NULL)) ==
+	    NULL)
+		return WICK_ERR_CRYPTO;
+	hex = BN_bn2hex(bn);
+	BN_free(bn);
+	if (hex == NULL)
+		return WICK_ERR_ALLOC;
+	for (p = hex; *p == '0' && p[1] != '\0'; p++)
+		;
+	*out = xstrdup(p);
+	for (p = *out; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'F')
+			*p = (char)(*p - 'A' + 'a');
+	OPENSSL_free(hex);
+	return 0;
+}
+
+int
+ca_skid_hex(X509 *c, char **out)
+{
+	const ASN1_OCTET_STRING *skid = X509_get0_subject_key_id(c);
+
+	if (skid == NULL)
+		return WICK_ERR_NOT_FOUND;
+	return hex_of(ASN1_STRING_get0_data(skid),
+	    (size_t)ASN1_STRING_length(skid), out);
+}

@@ -1,0 +1,78 @@
+/*
+ * ca.h: certificate building for the server's X.509 authority.
+ *
+ * SPIRE's certificate profile (specs: X.509-SVID, "SPIRE's actual
+ * certificate profile"): random 128-bit serials, NotBefore = now - 10 s,
+ * NotAfter capped at the issuer's NotAfter, SKID/AKID, critical key
+ * usage.  Pure functions: time is an argument, no I/O.
+ */
+#ifndef WICK_CA_H
+#define WICK_CA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "err.h"
+
+#define CA_BACKDATE		10	/* seconds NotBefore is set back */
+#define CA_MAX_DNS_NAMES	128
+
+/* The subject of CA certificates (server "ca_subject"). */
+struct ca_subject {
+	const char *const	*country;
+	size_t			 ncountry;
+	const char *const	*organization;
+	size_t			 norganization;
+	const char		*common_name;	/* NULL or "" for none */
+};
+
+/*
+ * A self-signed root for trust domain td: URI SAN spiffe://<td>, CA true
+ * (no path length), keyCertSign + cRLSign critical, subject from subj
+ * (default C=US, O=SPIFFE when subj is NULL) plus serialNumber = serial.
+ * NotAfter = now + ttl.
+ */
+int	 ca_make_root(EVP_PKEY *key, const char *td,
+	    const struct ca_subject *subj, int64_t now, int64_t ttl,
+	    X509 **out) WICK_WUR;
+/*
+ * The same, signed by an upstream authority (disk UpstreamAuthority):
+ * NotAfter capped at upstream_cert's NotAfter.
+ */
+int	 ca_make_intermediate(EVP_PKEY *key, const char *td,
+	    const struct ca_subject *subj, X509 *upstream_cert,
+	    EVP_PKEY *upstream_key, int64_t now, int64_t ttl, X509 **out)
+	    WICK_WUR;
+
+/* What an X.509-SVID says; everything comes from the entry. */
+struct ca_svid_params {
+	const char		*spiffe_id;
+	const char *const	*dns_names;	/* first becomes the CN */
+	size_t			 ndns_names;
+	int64_t			 now;
+	int64_t			 ttl;		/* seconds, > 0 */
+};
+
+/*
+ * Sign an X.509-SVID for pub with the CA (ca_cert, ca_key): subject
+ * C=US, O=SPIRE (+ CN = first DNS name), one URI SAN, DNS SANs, CA false,
+ * digitalSignature + keyEncipherment + keyAgreement critical, EKU
+ * serverAuth + clientAuth, NotAfter = min(now + ttl, CA NotAfter).
+ * WICK_ERR_INVALID for a bad SPIFFE ID or DNS name, WICK_ERR_EXPIRED
+ * when the CA is not valid at now.
+ */
+int	 ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
+	    const struct ca_svid_params *, X509 **out) WICK_WUR;
+
+/* NotAfter / NotBefore as unix seconds. */
+int64_t	 ca_not_after(X509 *);
+int64_t	 ca_not_before(X509 *);
+/* The serial as lower-case hex without leading zeros (heap string). */
+int	 ca_serial_hex(X509 *, char **out) WICK_WUR;
+/* The Subject Key Identifier as lower-case hex (heap string). */
+int	 ca_skid_hex(X509 *, char **out) WICK_WUR;
+
+#endif /* WICK_CA_H */

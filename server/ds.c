@@ -1,0 +1,661 @@
+/*
+ * ds.c: the datastore interface: records, limits checked before a backend
+ * sees anything, and dispatch to the backend's ops.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "ds_int.h"
+#include "xmalloc.h"
+
+/* ---- records -------------------------------------------------------------- */
+
+struct ds_entry *
+ds_entry_new(void)
+{
+	struct ds_entry *e = xcalloc(1, sizeof(*e));
+
+	selector_set_init(&e->selectors);
+	return e;
+}
+
+void
+ds_entry_free(struct ds_entry *e)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	free(e->id);
+	free(e->spiffe_id);
+	free(e->parent_id);
+	free(e->hint);
+	selector_set_cleanup(&e->selectors);
+	for (i = 0; i < e->nfederates_with; i++)
+		free(e->federates_with[i]);
+	free(e->federates_with);
+	for (i = 0; i < e->ndns_names; i++)
+		free(e->dns_names[i]);
+	free(e->dns_names);
+	free(e);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s == NULL ? NULL : xstrdup(s);
+}
+
+int
+ds_entry_add_federates_with(struct ds_entry *e, const char *td)
+{
+	if (e->nfederates_with >= DS_MAX_FEDERATES_WITH)
+		return WICK_ERR_LIMIT;
+	e->federates_with = xreallocarray(e->federates_with,
+	    e->nfederates_with + 1, sizeof(*e->federates_with));
+	e->federates_with[e->nfederates_with++] = xstrdup(td);
+	return 0;
+}
+
+int
+ds_entry_add_dns_name(struct ds_entry *e, const char *name)
+{
+	if (e->ndns_names >= DS_MAX_DNS_NAMES)
+		return WICK_ERR_LIMIT;
+	e->dns_names = xreallocarray(e->dns_names, e->ndns_names + 1,
+	    sizeof(*e->dns_names));
+	e->dns_names[e->ndns_names++] = xstrdup(name);
+	return 0;
+}
+
+int
+ds_entry_dup(const struct ds_entry *src, struct ds_entry **out)
+{
+	struct ds_entry	*e = ds_entry_new();
+	size_t		 i;
+	int		 r;
+
+	e->id = dup_or_null(src->id);
+	e->spiffe_id = dup_or_null(src->spiffe_id);
+	e->parent_id = dup_or_null(src->parent_id);
+	e->hint = dup_or_null(src->hint);
+	e->x509_svid_ttl = src->x509_svid_ttl;
+	e->jwt_svid_ttl = src->jwt_svid_ttl;
+	e->admin = src->admin;
+	e->downstream = src->downstream;
+	e->store_svid = src->store_svid;
+	e->expires_at = src->expires_at;
+	e->revision_number = src->revision_number;
+	e->created_at = src->created_at;
+	e->change_rev = src->change_rev;
+	if ((r = selector_set_union(&e->selectors, &src->selectors)) != 0)
+		goto fail;
+	for (i = 0; i < src->nfederates_with; i++)
+		if ((r = ds_entry_add_federates_with(e,
+		    src->federates_with[i])) != 0)
+			goto fail;
+	for (i = 0; i < src->ndns_names; i++)
+		if ((r = ds_entry_add_dns_name(e, src->dns_names[i])) != 0)
+			goto fail;
+	*out = e;
+	return 0;
+fail:
+	ds_entry_free(e);
+	return r;
+}
+
+struct ds_node *
+ds_node_new(void)
+{
+	struct ds_node *n = xcalloc(1, sizeof(*n));
+
+	selector_set_init(&n->selectors);
+	return n;
+}
+
+void
+ds_node_free(struct ds_node *n)
+{
+	if (n == NULL)
+		return;
+	free(n->spiffe_id);
+	free(n->attestation_type);
+	free(n->serial);
+	free(n->new_serial);
+	selector_set_cleanup(&n->selectors);
+	free(n);
+}
+
+int
+ds_node_banned(const struct ds_node *n)
+{
+	return (n->serial == NULL || *n->serial == '\0') &&
+	    (n->new_serial == NULL || *n->new_serial == '\0');
+}
+
+void
+ds_entry_list_free(struct ds_entry_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		ds_entry_free(l->v[i]);
+	free(l->v);
+	free(l->next_token);
+	memset(l, 0, sizeof(*l));
+}
+
+void
+ds_node_list_free(struct ds_node_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		ds_node_free(l->v[i]);
+	free(l->v);
+	free(l->next_token);
+	memset(l, 0, sizeof(*l));
+}
+
+void
+ds_audit_free_members(struct ds_audit *a)
+{
+	free(a->kind);
+	free(a->actor);
+	free(a->detail_json);
+	memset(a, 0, sizeof(*a));
+}
+
+/* ---- matching, shared by backends ----------------------------------------- */
+
+static int
+sel_match(const struct selector_set *have, const struct selector_set *want,
+    enum ds_match m)
+{
+	size_t i;
+
+	switch (m) {
+	case DS_MATCH_EXACT:
+		return selector_set_equal(have, want);
+	case DS_MATCH_SUBSET:
+		return selector_set_is_subset(have, want);
+	case DS_MATCH_SUPERSET:
+		return selector_set_is_subset(want, have);
+	case DS_MATCH_ANY:
+		for (i = 0; i < want->n; i++)
+			if (selector_set_contains(have, want->sel[i].type,
+			    want->sel[i].value))
+				return 1;
+		return 0;
+	}
+	return 0;
+}
+
+/* Compare trust domains as IDs: "td" and "spiffe://td" are the same. */
+static int
+td_eq(const char *a, const char *b)
+{
+	if (strncmp(a, "spiffe://", 9) == 0)
+		a += 9;
+	if (strncmp(b, "spiffe://", 9) == 0)
+		b += 9;
+	return strcmp(a, b) == 0;
+}
+
+static int
+has_td(char *const *v, size_t n, const char *td)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (td_eq(v[i], td))
+			return 1;
+	return 0;
+}
+
+static int
+fed_match(const struct ds_entry *e, const char *const *want, size_t nwant,
+    enum ds_match m)
+{
+	size_t	i, hits = 0;
+
+	for (i = 0; i < nwant; i++)
+		if (has_td(e->federates_with, e->nfederates_with, want[i]))
+			hits++;
+	switch (m) {
+	case DS_MATCH_EXACT:
+		return hits == nwant && e->nfederates_with == nwant;
+	case DS_MATCH_SUBSET:
+		for (i = 0; i < e->nfederates_with; i++)
+			if (!has_td((char *const *)want, nwant,
+			    e->federates_with[i]))
+				return 0;
+		return 1;
+	case DS_MATCH_SUPERSET:
+		return hits == nwant;
+	case DS_MATCH_ANY:
+		return hits > 0;
+	}
+	return 0;
+}
+
+int
+ds_entry_matches(const struct ds_entry *e, const struct ds_entry_filter *f)
+{
+	if (f == NULL)
+		return 1;
+	if (f->spiffe_id != NULL && strcmp(f->spiffe_id, e->spiffe_id) != 0)
+		return 0;
+	if (f->parent_id != NULL && strcmp(f->parent_id, e->parent_id) != 0)
+		return 0;
+	if (f->hint != NULL && strcmp(f->hint, e->hint) != 0)
+		return 0;
+	if (f->downstream_only && !e->downstream)
+		return 0;
+	if (f->selectors != NULL && f->selectors->n > 0 &&
+	    !sel_match(&e->selectors, f->selectors, f->selector_match))
+		return 0;
+	if (f->nfederates_with > 0 && !fed_match(e, f->federates_with,
+	    f->nfederates_with, f->federates_match))
+		return 0;
+	return 1;
+}
+
+int
+ds_node_matches(const struct ds_node *n, const struct ds_node_filter *f)
+{
+	if (f == NULL)
+		return 1;
+	if (f->attestation_type != NULL && strcmp(f->attestation_type,
+	    n->attestation_type) != 0)
+		return 0;
+	if ((f->banned == 1 && !ds_node_banned(n)) || (f->banned == 2 &&
+	    ds_node_banned(n)))
+		return 0;
+	if (f->expires_before > 0 && n->expires_at >= f->expires_before)
+		return 0;
+	if ((f->can_reattest == 1 && !n->can_reattest) ||
+	    (f->can_reattest == 2 && n->can_reattest))
+		return 0;
+	if (f->selectors != NULL && f->selectors->n > 0 &&
+	    !sel_match(&n->selectors, f->selectors, f->selector_match))
+		return 0;
+	return 1;
+}
+
+void
+ds_selectors_hash(const struct selector_set *s, char out[65])
+{
+	EVP_MD_CTX	*ctx = EVP_MD_CTX_new();
+	uint8_t		 md[32];
+	unsigned	 len;
+	size_t		 i;
+
+	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+	for (i = 0; i < s->n; i++) {
+		EVP_DigestUpdate(ctx, s->sel[i].type, strlen(s->sel[i].type) + 1);
+		EVP_DigestUpdate(ctx, s->sel[i].value,
+		    strlen(s->sel[i].value) + 1);
+	}
+	EVP_DigestFinal_ex(ctx, md, &len);
+	EVP_MD_CTX_free(ctx);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+static void
+token_hash(const char *token, char out[65])
+{
+	uint8_t		md[32];
+	unsigned	len, i;
+
+	(void)EVP_Digest(token, strlen(token), md, &len, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	OPENSSL_cleanse(md, sizeof(md));
+}
+
+/* ---- opening -------------------------------------------------------------- */
+
+int
+ds_open(const char *type, const char *conn, struct ds **out,
+    const char **why)
+{
+	const char *w = NULL;
+
+	*out = NULL;
+	if (why == NULL)
+		why = &w;
+	if (type == NULL || strcmp(type, "sqlite3") != 0) {
+		*why = "unknown database type (wick supports sqlite3)";
+		return WICK_ERR_CONFIG;
+	}
+	if (conn == NULL || *conn == '\0') {
+		*why = "empty connection string";
+		return WICK_ERR_CONFIG;
+	}
+	return ds_sqlite_open(conn, out, why);
+}
+
+void
+ds_close(struct ds *ds)
+{
+	if (ds != NULL)
+		ds->ops->close(ds);
+}
+
+const char *
+ds_backend(const struct ds *ds)
+{
+	return ds->ops->name;
+}
+
+/* ---- checks before the backend -------------------------------------------- */
+
+static int
+entry_ok(const struct ds_entry *e, int need_id)
+{
+	if (e->spiffe_id == NULL || *e->spiffe_id == '\0' ||
+	    e->parent_id == NULL || *e->parent_id == '\0' ||
+	    e->selectors.n == 0)
+		return WICK_ERR_INVALID;
+	if (need_id && (e->id == NULL || *e->id == '\0'))
+		return WICK_ERR_INVALID;
+	if (e->id != NULL && strlen(e->id) > DS_ENTRY_ID_MAX)
+		return WICK_ERR_LIMIT;
+	if ((e->hint != NULL && strlen(e->hint) > DS_HINT_MAX) ||
+	    e->ndns_names > DS_MAX_DNS_NAMES ||
+	    e->nfederates_with > DS_MAX_FEDERATES_WITH ||
+	    e->selectors.n > SELECTOR_MAX_COUNT)
+		return WICK_ERR_LIMIT;
+	if (e->x509_svid_ttl < 0 || e->jwt_svid_ttl < 0 || e->expires_at < 0)
+		return WICK_ERR_INVALID;
+	return 0;
+}
+
+static int
+batch(struct ds *ds, struct ds_entry **v, size_t n, int *res, int64_t now,
+    int update)
+{
+	size_t	i;
+	int	any = 0;
+
+	if (n > DS_MAX_BATCH)
+		return WICK_ERR_LIMIT;
+	for (i = 0; i < n; i++) {
+		res[i] = entry_ok(v[i], update);
+		/* Backends fill empty hints; NULL is stored as "". */
+		if (res[i] == 0 && v[i]->hint == NULL)
+			v[i]->hint = xstrdup("");
+		any |= res[i] == 0;
+	}
+	if (!any)
+		return 0;
+	return update ? ds->ops->entries_update(ds, v, n, res, now) :
+	    ds->ops->entries_create(ds, v, n, res, now);
+}
+
+int
+ds_entries_create(struct ds *ds, struct ds_entry **v, size_t n, int *res,
+    int64_t now)
+{
+	return batch(ds, v, n, res, now, 0);
+}
+
+int
+ds_entries_update(struct ds *ds, struct ds_entry **v, size_t n, int *res,
+    int64_t now)
+{
+	return batch(ds, v, n, res, now, 1);
+}
+
+int
+ds_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
+    int64_t now)
+{
+	size_t i;
+
+	if (n > DS_MAX_BATCH)
+		return WICK_ERR_LIMIT;
+	for (i = 0; i < n; i++)
+		res[i] = ids[i] == NULL || strlen(ids[i]) > DS_ENTRY_ID_MAX ?
+		    WICK_ERR_NOT_FOUND : 0;
+	return ds->ops->entries_delete(ds, ids, n, res, now);
+}
+
+int
+ds_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
+{
+	*out = NULL;
+	if (id == NULL || *id == '\0' || strlen(id) > DS_ENTRY_ID_MAX)
+		return WICK_ERR_NOT_FOUND;
+	return ds->ops->entry_get(ds, id, out);
+}
+
+int
+ds_entries_list(struct ds *ds, const struct ds_entry_filter *f,
+    const char *token, size_t limit, struct ds_entry_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (limit == 0 || limit > DS_MAX_PAGE)
+		limit = DS_MAX_PAGE;
+	if (token != NULL && strlen(token) > DS_ENTRY_ID_MAX)
+		return WICK_ERR_INVALID;
+	return ds->ops->entries_list(ds, f, token != NULL && *token != '\0' ?
+	    token : NULL, limit, out);
+}
+
+int
+ds_entries_count(struct ds *ds, const struct ds_entry_filter *f,
+    int64_t *count)
+{
+	return ds->ops->entries_count(ds, f, count);
+}
+
+int
+ds_entries_prune(struct ds *ds, int64_t now, size_t *n)
+{
+	return ds->ops->entries_prune(ds, now, n);
+}
+
+int
+ds_revision(struct ds *ds, int64_t *rev)
+{
+	return ds->ops->revision(ds, rev);
+}
+
+int
+ds_changes_since(struct ds *ds, int64_t since, size_t limit, ds_change_fn *fn,
+    void *arg)
+{
+	return ds->ops->changes_since(ds, since, limit, fn, arg);
+}
+
+static int
+node_ok(const struct ds_node *n)
+{
+	if (n->spiffe_id == NULL || *n->spiffe_id == '\0' ||
+	    n->attestation_type == NULL)
+		return WICK_ERR_INVALID;
+	if (strlen(n->spiffe_id) > 2048 || n->selectors.n > SELECTOR_MAX_COUNT)
+		return WICK_ERR_LIMIT;
+	return 0;
+}
+
+int
+ds_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
+{
+	int r;
+
+	if ((r = node_ok(n)) != 0)
+		return r;
+	return ds->ops->node_create(ds, n, now);
+}
+
+int
+ds_node_get(struct ds *ds, const char *id, struct ds_node **out)
+{
+	*out = NULL;
+	if (id == NULL || *id == '\0')
+		return WICK_ERR_NOT_FOUND;
+	return ds->ops->node_get(ds, id, out);
+}
+
+int
+ds_node_set_serials(struct ds *ds, const char *id, const char *serial,
+    int64_t exp, const char *new_serial, int64_t new_exp, int64_t now)
+{
+	return ds->ops->node_set_serials(ds, id, serial != NULL ? serial : "",
+	    exp, new_serial != NULL ? new_serial : "", new_exp, now);
+}
+
+int
+ds_node_set_selectors(struct ds *ds, const char *id,
+    const struct selector_set *s, int64_t now)
+{
+	if (s->n > SELECTOR_MAX_COUNT)
+		return WICK_ERR_LIMIT;
+	return ds->ops->node_set_selectors(ds, id, s, now);
+}
+
+int
+ds_node_ban(struct ds *ds, const char *id, int64_t now)
+{
+	return ds->ops->node_ban(ds, id, now);
+}
+
+int
+ds_node_delete(struct ds *ds, const char *id, int64_t now)
+{
+	return ds->ops->node_delete(ds, id, now);
+}
+
+int
+ds_nodes_list(struct ds *ds, const struct ds_node_filter *f,
+    const char *token, size_t limit, struct ds_node_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (limit == 0 || limit > DS_MAX_PAGE)
+		limit = DS_MAX_PAGE;
+	if (token != NULL && strlen(token) > 2048)
+		return WICK_ERR_INVALID;
+	return ds->ops->nodes_list(ds, f, token != NULL && *token != '\0' ?
+	    token : NULL, limit, out);
+}
+
+int
+ds_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
+{
+	return ds->ops->nodes_count(ds, f, count);
+}
+
+int
+ds_join_token_create(struct ds *ds, const char *token, int64_t expires_at)
+{
+	char	h[65];
+	int	r;
+
+	if (token == NULL || *token == '\0' || strlen(token) > 1024)
+		return WICK_ERR_INVALID;
+	token_hash(token, h);
+	r = ds->ops->join_token_create(ds, h, expires_at);
+	OPENSSL_cleanse(h, sizeof(h));
+	return r;
+}
+
+int
+ds_join_token_consume(struct ds *ds, const char *token, int64_t now)
+{
+	char	h[65];
+	int	r;
+
+	if (token == NULL || *token == '\0' || strlen(token) > 1024)
+		return WICK_ERR_NOT_FOUND;
+	token_hash(token, h);
+	r = ds->ops->join_token_consume(ds, h, now);
+	OPENSSL_cleanse(h, sizeof(h));
+	return r;
+}
+
+int
+ds_join_tokens_prune(struct ds *ds, int64_t now, size_t *n)
+{
+	return ds->ops->join_tokens_prune(ds, now, n);
+}
+
+int
+ds_bundle_set(struct ds *ds, const char *td, const uint8_t *p, size_t n,
+    int64_t now)
+{
+	if (td == NULL || *td == '\0')
+		return WICK_ERR_INVALID;
+	if (n > DS_MAX_BLOB)
+		return WICK_ERR_LIMIT;
+	return ds->ops->bundle_set(ds, td, p, n, now);
+}
+
+int
+ds_bundle_get(struct ds *ds, const char *td, uint8_t **p, size_t *n)
+{
+	*p = NULL;
+	*n = 0;
+	return ds->ops->bundle_get(ds, td, p, n);
+}
+
+int
+ds_bundle_delete(struct ds *ds, const char *td, int64_t now)
+{
+	return ds->ops->bundle_delete(ds, td, now);
+}
+
+int
+ds_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
+{
+	return ds->ops->bundles_foreach(ds, fn, arg);
+}
+
+int
+ds_ca_journal_set(struct ds *ds, const uint8_t *p, size_t n, int64_t now)
+{
+	if (n > DS_MAX_BLOB)
+		return WICK_ERR_LIMIT;
+	return ds->ops->ca_journal_set(ds, p, n, now);
+}
+
+int
+ds_ca_journal_get(struct ds *ds, uint8_t **p, size_t *n)
+{
+	*p = NULL;
+	*n = 0;
+	return ds->ops->ca_journal_get(ds, p, n);
+}
+
+int
+ds_audit_append(struct ds *ds, int64_t at, const char *kind,
+    const char *actor, int ok, const char *detail)
+{
+	if (kind == NULL || actor == NULL)
+		return WICK_ERR_INVALID;
+	if (detail != NULL && strlen(detail) > DS_MAX_BLOB)
+		return WICK_ERR_LIMIT;
+	return ds->ops->audit_append(ds, at, kind, actor, ok,
+	    detail != NULL ? detail : "{}");
+}
+
+int
+ds_audit_since(struct ds *ds, int64_t after, size_t limit, ds_audit_fn *fn,
+    void *arg)
+{
+	return ds->ops->audit_since(ds, after, limit, fn, arg);
+}
+
+int
+ds_check(struct ds *ds, const char **why)
+{
+	const char *w;
+
+	return ds->ops->check(ds, why != NULL ? why : &w);
+}

@@ -1,0 +1,49 @@
+/*
+ * keymgr.h: the server's key manager, SPIRE's KeyManager plugins.
+ *
+ * "disk": every key in one JSON file ({"keys":{"<id>":"<PKCS#8 PEM>"}}),
+ * mode 0600 in a directory that group and others cannot write, replaced
+ * atomically (temporary file, fsync, rename, fsync of the directory) on
+ * every change, so a crash leaves the old or the new set, never a mix.
+ * "memory": the same without the file; a restart loses every key.
+ *
+ * Key IDs are short names the CA manager chooses ("x509-A", "jwt-B", ...).
+ * Keys are wiped from memory when freed.
+ */
+#ifndef WICK_KEYMGR_H
+#define WICK_KEYMGR_H
+
+#include <openssl/evp.h>
+
+#include "err.h"
+#include "pkey.h"
+
+#define KEYMGR_MAX_FILE		(1024 * 1024)
+#define KEYMGR_MAX_KEYS		64
+#define KEYMGR_MAX_ID		64
+
+struct keymgr;
+
+/*
+ * Open (or create on first change) the key file at path.  A file that
+ * group or others can read, that is not a regular file, or that does not
+ * parse is refused with *why naming the problem (WICK_ERR_PERM,
+ * WICK_ERR_INVALID).
+ */
+int	 keymgr_open_disk(const char *path, struct keymgr **out,
+	    const char **why) WICK_WUR;
+int	 keymgr_open_memory(struct keymgr **out) WICK_WUR;
+void	 keymgr_free(struct keymgr *);
+/* "disk" or "memory". */
+const char *keymgr_name(const struct keymgr *);
+
+/* A new reference to the key stored under id; WICK_ERR_NOT_FOUND. */
+int	 keymgr_get(struct keymgr *, const char *id, EVP_PKEY **out) WICK_WUR;
+/*
+ * Generate a key of type under id, replacing any previous one, and
+ * persist it before returning; *out (if not NULL) gets a reference.
+ */
+int	 keymgr_generate(struct keymgr *, const char *id, enum pkey_type,
+	    EVP_PKEY **out) WICK_WUR;
+
+#endif /* WICK_KEYMGR_H */

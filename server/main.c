@@ -1,0 +1,181 @@
+/*
+ * main.c: the wick-server command.
+ *
+ *	wick-server run [-config FILE] [flags]	the daemon
+ *	wick-server validate -config FILE	check a configuration file
+ *	wick-server token|entry|agent|bundle|healthcheck ...
+ *						admin commands (cli.c)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+"usage: wick-server <command> [flags]\n"
+"\n"
+"Commands:\n"
+"  run          run the server\n"
+"  validate     check a configuration file\n"
+"  healthcheck  ask a running server whether it is healthy\n"
+"  token        generate join tokens\n"
+"  entry        create, show, update, delete and count registration entries\n"
+"  agent        list, show, count, evict and ban attested agents\n"
+"  bundle       show the trust bundle; list, set, delete federated bundles\n"
+"\n"
+"'wick-server <command> -h' describes a command's flags.\n");
+}
+
+static void
+run_usage(FILE *f, const char *cmd)
+{
+	fprintf(f,
+"usage: wick-server %s [flags]\n"
+"  -config FILE        configuration file in SPIRE's server.conf syntax\n"
+"                      (without it: embedded defaults, trust domain %s,\n"
+"                      data in ./%s)\n"
+"  -expandEnv          expand $VAR and ${VAR} in the configuration file\n",
+	    cmd, SERVER_DEFAULT_TRUST_DOMAIN, SERVER_DEFAULT_DATA_DIR);
+	if (strcmp(cmd, "run") != 0)
+		return;
+	fprintf(f,
+"  -bindAddress ADDR   agent API address (default 0.0.0.0)\n"
+"  -serverPort PORT    agent API port (default %d)\n"
+"  -socketPath PATH    admin API socket (default %s)\n"
+"  -trustDomain TD     trust domain\n"
+"  -dataDir DIR        data directory\n"
+"  -logLevel LEVEL     debug, info, warn or error\n"
+"  -logFormat FORMAT   text or json\n", SERVER_DEFAULT_PORT,
+	    SERVER_DEFAULT_SOCKET);
+}
+
+/* Go flag style: -name value, -name=value, --name. */
+static int
+flag_value(int argc, char **argv, int *i, const char *name, const char **out)
+{
+	const char	*a = argv[*i];
+	size_t		 n = strlen(name);
+
+	if (a[0] == '-' && a[1] == '-')
+		a++;
+	if (a[0] != '-' || strncmp(a + 1, name, n) != 0)
+		return 0;
+	if (a[1 + n] == '=') {
+		*out = a + 2 + n;
+		return 1;
+	}
+	if (a[1 + n] != '\0')
+		return 0;
+	if (*i + 1 >= argc) {
+		fprintf(stderr, "flag needs an argument: -%s\n", name);
+		exit(1);
+	}
+	*out = argv[++*i];
+	return 1;
+}
+
+static int
+flag_bool(const char *arg, const char *name)
+{
+	if (arg[0] == '-' && arg[1] == '-')
+		arg++;
+	return arg[0] == '-' && strcmp(arg + 1, name) == 0;
+}
+
+static int
+cmd_run(int argc, char **argv, int validate_only)
+{
+	struct server_flags	 fl;
+	struct server_config	 cfg;
+	struct conf_error	 err;
+	const char		*port = NULL;
+	int			 i, r;
+
+	memset(&fl, 0, sizeof(fl));
+	for (i = 1; i < argc; i++) {
+		if (flag_value(argc, argv, &i, "config", &fl.config) ||
+		    flag_value(argc, argv, &i, "bindAddress",
+		    &fl.bind_address) ||
+		    flag_value(argc, argv, &i, "serverPort", &port) ||
+		    flag_value(argc, argv, &i, "socketPath",
+		    &fl.socket_path) ||
+		    flag_value(argc, argv, &i, "trustDomain",
+		    &fl.trust_domain) ||
+		    flag_value(argc, argv, &i, "dataDir", &fl.data_dir) ||
+		    flag_value(argc, argv, &i, "logLevel", &fl.log_level) ||
+		    flag_value(argc, argv, &i, "logFormat", &fl.log_format))
+			continue;
+		if (flag_bool(argv[i], "expandEnv")) {
+			fl.expand_env = 1;
+			continue;
+		}
+		if (flag_bool(argv[i], "h") || flag_bool(argv[i], "help")) {
+			run_usage(stdout, argv[0]);
+			return 0;
+		}
+		fprintf(stderr, "unknown flag %s\n", argv[i]);
+		run_usage(stderr, argv[0]);
+		return 1;
+	}
+	if (port != NULL) {
+		char *end;
+		long v = strtol(port, &end, 10);
+
+		if (*port == '\0' || *end != '\0' || v < 0 || v > 65535) {
+			fprintf(stderr, "-serverPort: not a port: %s\n", port);
+			return 1;
+		}
+		fl.port = (int)v;
+	}
+	if (validate_only && fl.config == NULL) {
+		fprintf(stderr, "validate needs -config FILE\n");
+		return 1;
+	}
+	log_init("server", LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+	if ((r = server_config_load(&fl, &cfg, &err)) != 0) {
+		fprintf(stderr, "%s%s%s\n", fl.config != NULL ? fl.config : "",
+		    fl.config != NULL ? ": " : "", err.msg[0] != '\0' ?
+		    err.msg : wick_strerror(r));
+		server_config_cleanup(&cfg);
+		return 1;
+	}
+	if (validate_only) {
+		printf("wick-server configuration file is valid.\n");
+		server_config_cleanup(&cfg);
+		return 0;
+	}
+	log_init("server", cfg.log_level, cfg.log_format);
+	r = server_run(&cfg);
+	server_config_cleanup(&cfg);
+	return r;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 1;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1, 0);
+	if (strcmp(argv[1], "validate") == 0)
+		return cmd_run(argc - 1, argv + 1, 1);
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
+	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (cli_is_verb(argv[1]))
+		return cli_main(argc - 1, argv + 1);
+	fprintf(stderr, "unknown command \"%s\"\n", argv[1]);
+	usage(stderr);
+	return 1;
+}

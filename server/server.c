@@ -1,0 +1,653 @@
+/*
+ * server.c: wick-server's life: start-up, the periodic tick, shutdown.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <systemd/sd-daemon.h>
+
+#include "ca.h"
+#include "entry_cache.h"
+#include "log.h"
+#include "server.h"
+#include "tls.h"
+#include "x509.h"
+#include "xmalloc.h"
+
+#define BUNDLE_REFRESH_HINT	300	/* seconds, SPIRE's default */
+
+static const char *const kind_names[CA_NKINDS] = { "x509", "jwt", "wit" };
+
+int64_t
+server_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+void
+server_audit(struct server *srv, const char *kind, const char *actor,
+    int ok, json_t *detail)
+{
+	char	*s;
+	int	 r;
+
+	if (detail == NULL)
+		detail = json_object();
+	s = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(detail);
+	if (s == NULL)
+		return;
+	if ((r = ds_audit_append(srv->ds, server_now(), kind, actor, ok, s)) !=
+	    0)
+		log_error("audit: cannot record %s: %s", kind, wick_strerror(r));
+	log_info("audit: %s %s by %s: %s", kind, ok ? "ok" : "failed", actor,
+	    s);
+	free(s);
+}
+
+/* ---- directories ---------------------------------------------------------- */
+
+/* Create dir (and its parents) with mode; an existing one must not be
+ * writable by others. */
+static int
+ensure_dir(const char *dir, mode_t mode, int private)
+{
+	struct stat	 st;
+	char		*p, *q;
+
+	p = xstrdup(dir);
+	for (q = p + 1; *q != '\0'; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			log_error("cannot create %s: %s", p, strerror(errno));
+			free(p);
+			return WICK_ERR_IO;
+		}
+		*q = '/';
+	}
+	free(p);
+	if (mkdir(dir, mode) != 0 && errno != EEXIST) {
+		log_error("cannot create %s: %s", dir, strerror(errno));
+		return WICK_ERR_IO;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		log_error("%s is not a directory", dir);
+		return WICK_ERR_IO;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 002) != 0 ||
+	    (private && (st.st_mode & 077) != 0)) {
+		/* A directory we own: tighten it.  Otherwise refuse. */
+		if (st.st_uid != geteuid() || chmod(dir, mode) != 0) {
+			log_error("%s must belong to this user and be closed to "
+			    "others (mode %o)", dir, (unsigned)mode);
+			return WICK_ERR_PERM;
+		}
+	}
+	return 0;
+}
+
+static int
+ensure_parent_dir(const char *path, mode_t mode)
+{
+	char	*d = xstrdup(path), *slash;
+	int	 r = 0;
+
+	if ((slash = strrchr(d, '/')) != NULL && slash != d) {
+		*slash = '\0';
+		r = ensure_dir(d, mode, 1);
+	}
+	free(d);
+	return r;
+}
+
+/* ---- authorities and bundle ----------------------------------------------- */
+
+struct bundle_build {
+	struct server	*srv;
+	struct bundle	*b;
+	int		 r;
+};
+
+static void
+add_authority(void *arg, const struct ca_authority *a)
+{
+	struct bundle_build	*bb = arg;
+	EVP_PKEY		*key = a->key;
+	char			 id[16];
+	uint8_t			*der = NULL;
+	int			 len, i, own = 0;
+
+	if (bb->r != 0)
+		return;
+	if (a->kind == CA_KIND_X509) {
+		if (bb->srv->upstream_roots != NULL) {
+			for (i = 0; i < sk_X509_num(bb->srv->upstream_roots);
+			    i++)
+				if ((bb->r = bundle_add_x509(bb->b,
+				    sk_X509_value(bb->srv->upstream_roots,
+				    i))) != 0)
+					return;
+			return;
+		}
+		bb->r = bundle_add_x509(bb->b, a->cert);
+		return;
+	}
+	if (key == NULL) {
+		snprintf(id, sizeof(id), "%s-%c", kind_names[a->kind],
+		    a->slot);
+		if ((bb->r = keymgr_get(bb->srv->km, id, &key)) != 0)
+			return;
+		own = 1;
+	}
+	if ((len = i2d_PUBKEY(key, &der)) <= 0)
+		bb->r = WICK_ERR_CRYPTO;
+	else
+		bb->r = bundle_add_key(bb->b, a->kind == CA_KIND_JWT ?
+		    BUNDLE_USE_JWT : BUNDLE_USE_WIT, a->kid, der, (size_t)len,
+		    a->not_after);
+	OPENSSL_free(der);
+	if (own)
+		EVP_PKEY_free(key);
+}
+
+int
+server_bundle_refresh(struct server *srv, int64_t now)
+{
+	struct bundle_build	 bb;
+	struct buf		 packed;
+	uint8_t			*data = NULL;
+	size_t			 len;
+	const char		*why;
+	int			 r, pruned = 0;
+
+	memset(&bb, 0, sizeof(bb));
+	bb.srv = srv;
+	if (srv->bundle == NULL) {
+		r = ds_bundle_get(srv->ds, srv->td_id, &data, &len);
+		if (r == 0) {
+			r = bundle_unpack(data, len, &srv->bundle, &why);
+			free(data);
+			if (r != 0) {
+				log_error("stored bundle of %s: %s", srv->td_id,
+				    why);
+				return r;
+			}
+		} else if (r != WICK_ERR_NOT_FOUND)
+			return r;
+	}
+	if (srv->bundle != NULL)
+		r = bundle_dup(srv->bundle, &bb.b);
+	else
+		r = bundle_new(srv->cfg->trust_domain, &bb.b);
+	if (r != 0)
+		return r;
+	ca_manager_foreach(srv->cam, add_authority, &bb);
+	if ((r = bb.r) != 0)
+		goto out;
+	bundle_prune(bb.b, now - SERVER_BUNDLE_KEEP, &pruned);
+	bb.b->refresh_hint = BUNDLE_REFRESH_HINT;
+	if (srv->bundle != NULL && bundle_same_content(srv->bundle, bb.b))
+		goto out;
+	bb.b->sequence = srv->bundle != NULL ? srv->bundle->sequence + 1 : 1;
+	buf_init(&packed, BUNDLE_MAX_DOC);
+	if ((r = bundle_pack(bb.b, &packed)) == 0)
+		r = ds_bundle_set(srv->ds, srv->td_id, buf_ptr(&packed),
+		    buf_len(&packed), now);
+	buf_cleanup(&packed);
+	if (r != 0)
+		goto out;
+	log_info("bundle of %s is now at sequence %llu (%d X.509 "
+	    "authorities, %zu JWT and %zu WIT keys)", srv->td_id,
+	    (unsigned long long)bb.b->sequence, sk_X509_num(bb.b->x509),
+	    bb.b->nkeys[BUNDLE_USE_JWT], bb.b->nkeys[BUNDLE_USE_WIT]);
+	bundle_free(srv->bundle);
+	srv->bundle = bb.b;
+	bb.b = NULL;
+	if (srv->tls != NULL && (r = tls_ctx_set_roots(srv->tls,
+	    srv->bundle->x509)) != 0)
+		log_error("cannot update the agent API trust roots: %s",
+		    wick_strerror(r));
+out:
+	bundle_free(bb.b);
+	return r;
+}
+
+static int
+save_journal(struct server *srv, int64_t now)
+{
+	struct buf	j;
+	int		r;
+
+	buf_init(&j, CA_MANAGER_MAX_JOURNAL);
+	if ((r = ca_manager_journal(srv->cam, &j)) == 0)
+		r = ds_ca_journal_set(srv->ds, buf_ptr(&j), buf_len(&j), now);
+	buf_cleanup(&j);
+	return r;
+}
+
+int
+server_sign_x509(struct server *srv, EVP_PKEY *pub, const char *spiffe_id,
+    const char *const *dns, size_t ndns, int64_t ttl, int64_t now,
+    STACK_OF(X509) **chain)
+{
+	const struct ca_authority	*ca;
+	struct ca_svid_params		 p;
+	STACK_OF(X509)			*tail, *sk;
+	X509				*leaf;
+	int				 i, r;
+
+	*chain = NULL;
+	if ((ca = ca_manager_active(srv->cam, CA_KIND_X509)) == NULL)
+		return WICK_ERR_UNAVAILABLE;
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = spiffe_id;
+	p.dns_names = dns;
+	p.ndns_names = ndns;
+	p.now = now;
+	p.ttl = ttl > 0 ? ttl : srv->cfg->x509_svid_ttl;
+	if ((r = ca_sign_x509_svid(ca->cert, ca->key, pub, &p, &leaf)) != 0)
+		return r;
+	if ((sk = sk_X509_new_null()) == NULL || sk_X509_push(sk, leaf) <= 0) {
+		X509_free(leaf);
+		sk_X509_free(sk);
+		return WICK_ERR_ALLOC;
+	}
+	tail = ca_manager_svid_chain(srv->cam);
+	for (i = 0; tail != NULL && i < sk_X509_num(tail); i++) {
+		if (!X509_up_ref(sk_X509_value(tail, i)) || sk_X509_push(sk,
+		    sk_X509_value(tail, i)) <= 0) {
+			sk_X509_pop_free(sk, X509_free);
+			return WICK_ERR_ALLOC;
+		}
+	}
+	*chain = sk;
+	return 0;
+}
+
+/* The server's own SVID for the agent API, renewed at half its life and
+ * whenever the active CA changed. */
+static int
+renew_server_svid(struct server *srv, int64_t now, int force)
+{
+	STACK_OF(X509)	*chain = NULL;
+	EVP_PKEY	*key = NULL;
+	int64_t		 na;
+	int		 r;
+
+	if (!force && srv->svid != NULL && now < srv->svid_renew_at)
+		return 0;
+	if ((r = pkey_generate(PKEY_EC_P256, &key)) != 0)
+		return r;
+	if ((r = server_sign_x509(srv, key, srv->server_id, NULL, 0,
+	    srv->cfg->x509_svid_ttl, now, &chain)) != 0)
+		goto out;
+	if ((r = tls_ctx_set_identity(srv->tls, chain, key)) != 0)
+		goto out;
+	X509_free(srv->svid);
+	srv->svid = sk_X509_value(chain, 0);
+	if (!X509_up_ref(srv->svid)) {
+		srv->svid = NULL;
+		r = WICK_ERR_CRYPTO;
+		goto out;
+	}
+	na = ca_not_after(srv->svid);
+	srv->svid_renew_at = now + (na - now) / 2;
+	log_info("server SVID %s renewed, valid until %lld", srv->server_id,
+	    (long long)na);
+out:
+	sk_X509_pop_free(chain, X509_free);
+	EVP_PKEY_free(key);
+	return r;
+}
+
+static void
+tick(struct server *srv)
+{
+	const struct ca_authority	*before, *after;
+	int64_t				 now = server_now();
+	size_t				 n;
+	int				 changed = 0, r;
+
+	before = ca_manager_active(srv->cam, CA_KIND_X509);
+	X509 *before_cert = before != NULL ? before->cert : NULL;
+	if ((r = ca_manager_tick(srv->cam, now, &changed)) != 0)
+		log_error("CA rotation failed: %s", wick_strerror(r));
+	if (changed && (r = save_journal(srv, now)) != 0)
+		log_error("cannot save the CA journal: %s", wick_strerror(r));
+	if ((r = server_bundle_refresh(srv, now)) != 0)
+		log_error("cannot refresh the bundle: %s", wick_strerror(r));
+	after = ca_manager_active(srv->cam, CA_KIND_X509);
+	if ((r = renew_server_svid(srv, now, after != NULL &&
+	    after->cert != before_cert)) != 0)
+		log_error("cannot renew the server SVID: %s",
+		    wick_strerror(r));
+	if (ds_join_tokens_prune(srv->ds, now, &n) == 0 && n > 0)
+		log_info("pruned %zu expired join tokens", n);
+	if (ds_entries_prune(srv->ds, now, &n) == 0 && n > 0)
+		log_info("pruned %zu expired registration entries", n);
+	if ((r = entry_cache_refresh(srv->cache)) != 0)
+		log_error("entry cache refresh failed: %s", wick_strerror(r));
+}
+
+static void
+on_tick(uv_timer_t *t)
+{
+	tick(t->data);
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static void
+closed_cb(uv_handle_t *h)
+{
+	struct server *srv = h->data;
+
+	srv->pending_close--;
+}
+
+static void
+rpc_down(struct rpc_server *rs, void *arg)
+{
+	struct server *srv = arg;
+
+	srv->pending_close--;
+}
+
+static void
+stop(struct server *srv)
+{
+	if (srv->stopping)
+		return;
+	srv->stopping = 1;
+	log_info("shutting down");
+	uv_timer_stop(&srv->tick);
+	uv_close((uv_handle_t *)&srv->tick, closed_cb);
+	uv_close((uv_handle_t *)&srv->sigint, closed_cb);
+	uv_close((uv_handle_t *)&srv->sigterm, closed_cb);
+	srv->pending_close += 3;
+	if (srv->admin != NULL) {
+		srv->pending_close++;
+		rpc_server_shutdown(srv->admin, SERVER_GRACE_MS, rpc_down, srv);
+	}
+	if (srv->agent != NULL) {
+		srv->pending_close++;
+		rpc_server_shutdown(srv->agent, SERVER_GRACE_MS, rpc_down, srv);
+	}
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+	stop(s->data);
+}
+
+/* Only agents of our trust domain may speak to the agent API. */
+static int
+verify_agent(const char *peer_id, X509 *leaf, void *arg)
+{
+	struct server	*srv = arg;
+	struct spiffeid	 id;
+	size_t		 n = strlen("/spire/agent/");
+
+	if (peer_id == NULL || spiffeid_parse(peer_id, 0, &id, NULL) != 0 ||
+	    !spiffeid_member_of(&id, srv->cfg->trust_domain) ||
+	    strncmp(id.path, "/spire/agent/", n) != 0)
+		return WICK_ERR_PERM;
+	return 0;
+}
+
+static int
+load_upstream(struct server *srv)
+{
+	struct server_config	*cfg = srv->cfg;
+	STACK_OF(X509)		*chain = NULL;
+	int			 r;
+
+	if (cfg->upstream_cert == NULL)
+		return 0;
+	if ((r = x509_load_chain_file(cfg->upstream_cert, &chain)) != 0) {
+		log_error("UpstreamAuthority: cannot load %s: %s",
+		    cfg->upstream_cert, wick_strerror(r));
+		return r;
+	}
+	srv->upstream_cert = sk_X509_shift(chain);
+	srv->upstream_chain = chain;
+	if ((r = x509_load_key_file(cfg->upstream_key, &srv->upstream_key)) !=
+	    0) {
+		log_error("UpstreamAuthority: cannot load key %s: %s",
+		    cfg->upstream_key, wick_strerror(r));
+		return r;
+	}
+	if (X509_check_private_key(srv->upstream_cert, srv->upstream_key) !=
+	    1) {
+		log_error("UpstreamAuthority: %s does not match %s",
+		    cfg->upstream_key, cfg->upstream_cert);
+		return WICK_ERR_CONFIG;
+	}
+	if (cfg->upstream_bundle != NULL)
+		r = x509_load_certs_file(cfg->upstream_bundle, BUNDLE_MAX_X509,
+		    &srv->upstream_roots);
+	else if (sk_X509_num(chain) > 0) {
+		/* The last certificate of the chain file is the root. */
+		srv->upstream_roots = sk_X509_new_null();
+		X509 *root = sk_X509_pop(chain);
+		if (srv->upstream_roots == NULL ||
+		    sk_X509_push(srv->upstream_roots, root) <= 0)
+			r = WICK_ERR_ALLOC;
+	} else {
+		/* A self-signed upstream certificate is its own root. */
+		srv->upstream_roots = sk_X509_new_null();
+		if (srv->upstream_roots == NULL || !X509_up_ref(
+		    srv->upstream_cert) || sk_X509_push(srv->upstream_roots,
+		    srv->upstream_cert) <= 0)
+			r = WICK_ERR_ALLOC;
+	}
+	if (r != 0)
+		log_error("UpstreamAuthority: cannot load the bundle: %s",
+		    wick_strerror(r));
+	return r;
+}
+
+static int
+start_ca(struct server *srv, int64_t now)
+{
+	struct server_config		*cfg = srv->cfg;
+	struct ca_manager_config	 mc;
+	uint8_t				*j = NULL;
+	size_t				 jlen = 0;
+	int				 r, changed = 0;
+
+	memset(&mc, 0, sizeof(mc));
+	mc.trust_domain = cfg->trust_domain;
+	mc.ca_key_type = cfg->ca_key_type;
+	mc.jwt_key_type = cfg->jwt_key_type;
+	mc.ca_ttl = cfg->ca_ttl;
+	mc.subject.country = (const char *const *)cfg->subject_country;
+	mc.subject.ncountry = cfg->nsubject_country;
+	mc.subject.organization = (const char *const *)cfg->subject_org;
+	mc.subject.norganization = cfg->nsubject_org;
+	mc.subject.common_name = cfg->subject_cn;
+	mc.upstream_cert = srv->upstream_cert;
+	mc.upstream_key = srv->upstream_key;
+	mc.upstream_chain = srv->upstream_chain;
+	mc.upstream_roots = srv->upstream_roots;
+	r = ds_ca_journal_get(srv->ds, &j, &jlen);
+	if (r != 0 && r != WICK_ERR_NOT_FOUND)
+		return r;
+	r = ca_manager_new(&mc, srv->km, j, jlen, &srv->cam);
+	free(j);
+	if (r != 0) {
+		log_error("cannot start the CA: %s", wick_strerror(r));
+		return r;
+	}
+	if ((r = ca_manager_tick(srv->cam, now, &changed)) != 0) {
+		log_error("cannot prepare the CA: %s", wick_strerror(r));
+		return r;
+	}
+	if (changed && (r = save_journal(srv, now)) != 0)
+		return r;
+	if (cfg->x509_svid_ttl > ca_manager_max_svid_ttl(srv->cam) ||
+	    cfg->jwt_svid_ttl > ca_manager_max_svid_ttl(srv->cam) ||
+	    cfg->agent_ttl > ca_manager_max_svid_ttl(srv->cam))
+		log_warn("an SVID TTL exceeds %lld s, ca_ttl/6: rotation of "
+		    "the CA will cut such SVIDs short; raise ca_ttl to 6 "
+		    "times the longest SVID TTL",
+		    (long long)ca_manager_max_svid_ttl(srv->cam));
+	return server_bundle_refresh(srv, now);
+}
+
+static int
+start_rpc(struct server *srv)
+{
+	struct server_config	*cfg = srv->cfg;
+	struct rpc_server_opts	 opts;
+	const struct rpc_method	*m;
+	size_t			 n;
+	int			 r;
+
+	memset(&opts, 0, sizeof(opts));
+	if ((r = ensure_parent_dir(cfg->socket_path, 0700)) != 0)
+		return r;
+	if ((r = admin_api_methods(srv, &m, &n)) != 0 ||
+	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->admin)) != 0)
+		return r;
+	if ((r = rpc_server_listen_unix(srv->admin, cfg->socket_path,
+	    0600)) != 0) {
+		log_error("cannot listen on %s: %s", cfg->socket_path,
+		    wick_strerror(r));
+		return r;
+	}
+	if ((r = tls_ctx_new(TLS_ROLE_SERVER, TLS_PEER_CERT_OPTIONAL,
+	    &srv->tls)) != 0 || (r = tls_ctx_set_roots(srv->tls,
+	    srv->bundle->x509)) != 0)
+		return r;
+	tls_ctx_set_verify(srv->tls, verify_agent, srv);
+	if ((r = renew_server_svid(srv, server_now(), 1)) != 0)
+		return r;
+	if ((r = agent_api_methods(srv, &m, &n)) != 0 ||
+	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->agent)) != 0)
+		return r;
+	if ((r = rpc_server_listen_tcp(srv->agent, cfg->bind_address,
+	    cfg->bind_port, srv->tls, &srv->agent_port)) != 0) {
+		log_error("cannot listen on %s:%d: %s", cfg->bind_address,
+		    cfg->bind_port, wick_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+static void
+cleanup(struct server *srv)
+{
+	if (srv->admin != NULL)
+		rpc_server_free(srv->admin);
+	if (srv->agent != NULL)
+		rpc_server_free(srv->agent);
+	tls_ctx_free(srv->tls);
+	X509_free(srv->svid);
+	entry_cache_free(srv->cache);
+	bundle_free(srv->bundle);
+	ca_manager_free(srv->cam);
+	keymgr_free(srv->km);
+	ds_close(srv->ds);
+	X509_free(srv->upstream_cert);
+	EVP_PKEY_free(srv->upstream_key);
+	sk_X509_pop_free(srv->upstream_chain, X509_free);
+	sk_X509_pop_free(srv->upstream_roots, X509_free);
+}
+
+int
+server_run(struct server_config *cfg)
+{
+	struct server	 srv;
+	uv_loop_t	 loop;
+	const char	*why = NULL;
+	int64_t		 now = server_now();
+	int		 r;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.cfg = cfg;
+	srv.loop = &loop;
+	snprintf(srv.td_id, sizeof(srv.td_id), "spiffe://%s",
+	    cfg->trust_domain);
+	snprintf(srv.server_id, sizeof(srv.server_id),
+	    "spiffe://%s/spire/server", cfg->trust_domain);
+	umask(077);
+	if ((r = uv_loop_init(&loop)) != 0) {
+		log_error("uv_loop_init: %s", uv_strerror(r));
+		return 1;
+	}
+	if ((r = ensure_dir(cfg->data_dir, 0700, 1)) != 0)
+		goto out;
+	if ((r = ds_open(cfg->ds_type, cfg->ds_conn, &srv.ds, &why)) != 0) {
+		log_error("datastore %s: %s", cfg->ds_conn,
+		    why != NULL ? why : wick_strerror(r));
+		goto out;
+	}
+	if (strcmp(cfg->keymgr, "disk") == 0) {
+		if ((r = ensure_parent_dir(cfg->keys_path, 0700)) != 0)
+			goto out;
+		r = keymgr_open_disk(cfg->keys_path, &srv.km, &why);
+	} else {
+		log_warn("KeyManager \"memory\": the CA and signing keys are "
+		    "lost on restart; agents will need new trust bundles");
+		r = keymgr_open_memory(&srv.km);
+	}
+	if (r != 0) {
+		log_error("KeyManager: %s", why != NULL ? why :
+		    wick_strerror(r));
+		goto out;
+	}
+	if ((r = load_upstream(&srv)) != 0 || (r = start_ca(&srv, now)) != 0)
+		goto out;
+	if ((r = entry_cache_new(srv.ds, &srv.cache)) != 0) {
+		log_error("cannot load registration entries: %s",
+		    wick_strerror(r));
+		goto out;
+	}
+	if ((r = start_rpc(&srv)) != 0)
+		goto out;
+	uv_timer_init(&loop, &srv.tick);
+	srv.tick.data = &srv;
+	uv_timer_start(&srv.tick, on_tick, SERVER_TICK_MS, SERVER_TICK_MS);
+	uv_signal_init(&loop, &srv.sigint);
+	uv_signal_init(&loop, &srv.sigterm);
+	srv.sigint.data = srv.sigterm.data = &srv;
+	uv_signal_start(&srv.sigint, on_signal, SIGINT);
+	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+	log_info("wick-server started: trust domain %s, agent API on %s:%d, "
+	    "admin API on %s, %zu registration entries", cfg->trust_domain,
+	    cfg->bind_address, srv.agent_port, cfg->socket_path,
+	    entry_cache_count(srv.cache));
+	(void)sd_notify(0, "READY=1");
+	uv_run(&loop, UV_RUN_DEFAULT);
+	r = 0;
+out:
+	if (!srv.stopping && (srv.admin != NULL || srv.agent != NULL)) {
+		if (srv.admin != NULL)
+			rpc_server_shutdown(srv.admin, 0, NULL, NULL);
+		if (srv.agent != NULL)
+			rpc_server_shutdown(srv.agent, 0, NULL, NULL);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	cleanup(&srv);
+	if (uv_loop_close(&loop) != 0) {
+		uv_run(&loop, UV_RUN_DEFAULT);
+		(void)uv_loop_close(&loop);
+	}
+	if (r == 0 && cfg->socket_path != NULL)
+		(void)unlink(cfg->socket_path);
+	log_info("wick-server stopped");
+	return r == 0 ? 0 : 1;
+}

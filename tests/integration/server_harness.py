@@ -1,0 +1,354 @@
+"""Run a real wick-server for integration tests, and drive it with its CLI
+and with wick-testagent (a client of the agent API).
+
+Every process started here is ended by its own pid; nothing else is touched.
+Servers listen on 127.0.0.1 and on Unix sockets in a private temp directory.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+SERVER = os.environ.get("WICK_SERVER")
+TESTAGENT = os.environ.get("WICK_TESTAGENT")
+AGENT = os.environ.get("WICK_AGENT")
+TD = "example.org"
+
+
+def need_binaries():
+    if not SERVER or not TESTAGENT:
+        raise SystemExit("set WICK_SERVER and WICK_TESTAGENT")
+
+
+def sanitizer_report(text):
+    for needle in ("ERROR: AddressSanitizer", "runtime error:",
+                   "ERROR: LeakSanitizer"):
+        if needle in text:
+            return text
+    return None
+
+
+CONFIG = """
+server {
+    bind_address = "127.0.0.1"
+    bind_port = "%(port)d"
+    socket_path = "%(sock)s"
+    trust_domain = "%(td)s"
+    data_dir = "%(data)s"
+    log_level = "DEBUG"
+    ca_ttl = "%(ca_ttl)s"
+    default_x509_svid_ttl = "%(x509_ttl)s"
+    default_jwt_svid_ttl = "5m"
+    jwt_issuer = "https://issuer.example.org"
+    ca_subject {
+        country = ["US"]
+        organization = ["Wick Test"]
+        common_name = "wick-test-ca"
+    }
+%(extra)s
+}
+
+plugins {
+    DataStore "sql" {
+        plugin_data {
+            database_type = "sqlite3"
+            connection_string = "%(data)s/datastore.sqlite3"
+        }
+    }
+    KeyManager "disk" {
+        plugin_data {
+            keys_path = "%(data)s/keys.json"
+        }
+    }
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+}
+"""
+
+
+class Server:
+    """A wick-server with its own data directory, admin socket and port."""
+
+    def __init__(self, tmpdir=None, extra="", ca_ttl="24h", x509_ttl="1h",
+                 port=0):
+        need_binaries()
+        self.tmp = tmpdir or tempfile.mkdtemp(prefix="wick-srv-")
+        self.data = os.path.join(self.tmp, "data")
+        self.sock = os.path.join(self.tmp, "admin", "api.sock")
+        self.conf = os.path.join(self.tmp, "server.conf")
+        with open(self.conf, "w") as f:
+            f.write(CONFIG % {"sock": self.sock, "td": TD, "data": self.data,
+                              "extra": extra, "ca_ttl": ca_ttl,
+                              "x509_ttl": x509_ttl, "port": port})
+        self.proc = None
+        self.port = None
+        self.logs = []
+
+    @property
+    def db(self):
+        return os.path.join(self.data, "datastore.sqlite3")
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, timeout=30):
+        self.log_path = os.path.join(self.tmp, "server-%d.log" %
+                                     time.monotonic_ns())
+        self.logs.append(self.log_path)
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([SERVER, "run", "-config", self.conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("wick-server exited %d:\n%s" %
+                                   (self.proc.returncode, self.output()))
+            m = re.search(r"agent API on [0-9.]+:(\d+)", self.output())
+            if m and os.path.exists(self.sock):
+                self.port = int(m.group(1))
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("wick-server did not start:\n" + self.output())
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def all_output(self):
+        out = ""
+        for p in self.logs:
+            with open(p, "rb") as f:
+                out += f.read().decode(errors="replace")
+        return out
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait; returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        self.proc = None
+        return rc
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+    # ---- CLI ---------------------------------------------------------------
+
+    def cli(self, *args, check=True, input=None, user=None):
+        cmd = [SERVER] + list(args[:2]) + ["-socketPath", self.sock] + \
+            list(args[2:])
+        if args and args[0] == "healthcheck":
+            cmd = [SERVER, "healthcheck", "-socketPath", self.sock] + \
+                list(args[1:])
+        if user is not None:
+            cmd = ["setpriv", "--reuid=%d" % user, "--regid=%d" % user,
+                   "--clear-groups"] + cmd
+        p = subprocess.run(cmd, capture_output=True, text=True, input=input,
+                           timeout=60)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d):\n%s%s" %
+                                 (" ".join(cmd), p.returncode, p.stdout,
+                                  p.stderr))
+        return p
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*(list(args) + ["-output", "json"])).stdout)
+
+    def token(self, ttl=600, spiffe_id=None):
+        args = ["token", "generate", "-ttl", str(ttl)]
+        if spiffe_id:
+            args += ["-spiffeID", spiffe_id]
+        out = self.cli(*args).stdout
+        m = re.search(r"Token: (\S+)", out)
+        assert m, out
+        return m.group(1)
+
+    def create_entry(self, spiffe_id, parent_id, selectors, *extra):
+        args = ["entry", "create", "-spiffeID", spiffe_id, "-parentID",
+                parent_id]
+        for s in selectors:
+            args += ["-selector", s]
+        out = self.cli(*(args + list(extra))).stdout
+        m = re.search(r"Entry ID\s*:\s*(\S+)", out)
+        assert m, out
+        return m.group(1)
+
+    def bundle_pem(self, path):
+        out = self.cli("bundle", "show").stdout
+        with open(path, "w") as f:
+            f.write(out)
+        return path
+
+    def bundle_spiffe(self):
+        return json.loads(self.cli("bundle", "show", "-format",
+                                   "spiffe").stdout)
+
+
+class Agent:
+    """wick-testagent with a state directory."""
+
+    def __init__(self, server, tmpdir=None):
+        self.server = server
+        self.dir = tmpdir or tempfile.mkdtemp(prefix="wick-agent-",
+                                              dir=server.tmp)
+
+    def run(self, *args, bundle=None, check=True):
+        cmd = [TESTAGENT, "-s", self.server.addr, "-T", TD, "-d", self.dir]
+        if bundle:
+            cmd += ["-b", bundle]
+        cmd += list(args)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        rep = sanitizer_report(p.stderr)
+        if rep:
+            raise AssertionError("sanitizer report from wick-testagent:\n" +
+                                 rep)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d):\n%s%s" %
+                                 (" ".join(cmd), p.returncode, p.stdout,
+                                  p.stderr))
+        try:
+            out = json.loads(p.stdout) if p.stdout.strip() else None
+        except ValueError:
+            raise AssertionError("not JSON: %r (stderr %s)" %
+                                 (p.stdout, p.stderr))
+        return p.returncode, out
+
+    def attest(self, token, bundle):
+        rc, out = self.run("attest", "-t", token, bundle=bundle)
+        return out
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+AGENT_CONFIG = """
+agent {
+    trust_domain = "%(td)s"
+    server_address = "127.0.0.1"
+    server_port = "%(port)d"
+    socket_path = "%(sock)s"
+    data_dir = "%(data)s"
+    trust_bundle_path = "%(bundle)s"
+    log_level = "DEBUG"
+    experimental {
+        sync_interval = "1s"
+    }
+}
+plugins {
+    NodeAttestor "join_token" {
+        plugin_data {}
+    }
+    KeyManager "disk" {
+        plugin_data {
+            directory = "%(data)s"
+        }
+    }
+    WorkloadAttestor "unix" {
+        plugin_data {
+            discover_workload_path = true
+        }
+    }
+}
+"""
+
+
+class AgentDaemon:
+    """A real wick-agent talking to a Server; its socket is reachable by
+    every uid (the directory is 0755, the socket 0777, as SPIRE's)."""
+
+    def __init__(self, server, bundle):
+        if not AGENT:
+            raise SystemExit("set WICK_AGENT")
+        self.server = server
+        self.tmp = tempfile.mkdtemp(prefix="wick-agentd-")
+        os.chmod(self.tmp, 0o755)
+        self.data = os.path.join(self.tmp, "data")
+        self.sock = os.path.join(self.tmp, "public", "api.sock")
+        self.conf = os.path.join(self.tmp, "agent.conf")
+        with open(self.conf, "w") as f:
+            f.write(AGENT_CONFIG % {"td": TD, "port": server.port,
+                                    "sock": self.sock, "data": self.data,
+                                    "bundle": bundle})
+        self.proc = None
+        self.logs = []
+
+    def start(self, token=None, wait=True, timeout=30):
+        self.log_path = os.path.join(self.tmp, "agent-%d.log" %
+                                     time.monotonic_ns())
+        self.logs.append(self.log_path)
+        self.log = open(self.log_path, "wb")
+        args = [AGENT, "run", "-config", self.conf]
+        if token:
+            args += ["-joinToken", token]
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if not wait:
+            return self
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("wick-agent exited %d:\n%s" %
+                                   (self.proc.returncode, self.output()))
+            if "Workload API listening" in self.output() and \
+                    os.path.exists(self.sock):
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("wick-agent did not start:\n" + self.output())
+
+    def output(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def all_output(self):
+        out = ""
+        for p in self.logs:
+            with open(p, "rb") as f:
+                out += f.read().decode(errors="replace")
+        return out
+
+    def stop(self, timeout=20):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.log.close()
+        self.proc = None
+        return rc
+
+    def cli(self, *args, check=True, env=None):
+        cmd = [AGENT] + list(args)
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           env=env)
+        if check and p.returncode != 0:
+            raise AssertionError("%s failed (%d):\n%s%s" %
+                                 (" ".join(cmd), p.returncode, p.stdout,
+                                  p.stderr))
+        return p
