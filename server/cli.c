@@ -24,7 +24,7 @@
 #include "selector.h"
 #include "xmalloc.h"
 
-/* ---- flags ---------------------------------------------------------------- */
+/* ---- flags --------------------------------------------------------------- */
 
 static int
 go_bool(const char *s, int *out)
@@ -141,8 +141,8 @@ cli_args_parse(struct cli_args *a, const char *cmd,
 			continue;
 		}
 		if (v->n == CLI_MAX_LIST) {
-			snprintf(err, errlen, "too many -%s values (at most %d)",
-			    d->name, CLI_MAX_LIST);
+			snprintf(err, errlen, "too many -%s values (at most "
+			    "%d)", d->name, CLI_MAX_LIST);
 			return WICK_ERR_LIMIT;
 		}
 		v->list = xreallocarray(v->list, v->n + 1, sizeof(*v->list));
@@ -235,7 +235,7 @@ cli_arg_list(const struct cli_args *a, const char *name, size_t *n)
 	return v != NULL ? v->list : NULL;
 }
 
-/* ---- values --------------------------------------------------------------- */
+/* ---- values -------------------------------------------------------------- */
 
 /* A plain decimal integer, optionally signed; 0 when s is not one. */
 static int
@@ -543,7 +543,7 @@ cli_id_split(const char *id, const char **td, size_t *tdlen,
 	*path = slash != NULL ? slash : "";
 }
 
-/* ---- output helpers ------------------------------------------------------- */
+/* ---- output helpers ------------------------------------------------------ */
 
 int
 cli_fail(struct cli_ctx *ctx, const char *fmt, ...)
@@ -566,10 +566,11 @@ cli_print_json(struct cli_ctx *ctx, json_t *j)
 
 	if (j == NULL)
 		return cli_fail(ctx, "out of memory");
+	/* A write error shows on ctx->out; the caller reports it. */
 	r = json_dumpf(j, ctx->out, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(j);
 	fputc('\n', ctx->out);
-	return r == 0 ? 0 : cli_fail(ctx, "cannot write the output");
+	return r == 0 ? 0 : 1;
 }
 
 json_t *
@@ -650,7 +651,7 @@ cli_selector_make(const char *type, const char *value,
 	return r;
 }
 
-/* ---- calls ---------------------------------------------------------------- */
+/* ---- calls --------------------------------------------------------------- */
 
 struct cli_call {
 	int		 done;
@@ -719,7 +720,7 @@ conn_error(struct cli_ctx *ctx, const char *why)
 static int
 cli_connect(struct cli_ctx *ctx)
 {
-	struct sockaddr_un	 sun;
+	struct sockaddr_un	 sa;
 	char			 cwd[PATH_MAX], target[PATH_MAX + 16];
 	int			 r;
 
@@ -738,7 +739,7 @@ cli_connect(struct cli_ctx *ctx)
 		r = snprintf(target, sizeof(target), "unix:%s/%s", cwd,
 		    ctx->socket);
 	if (r < 0 || (size_t)r >= sizeof(target) ||
-	    strlen(target + 5) >= sizeof(sun.sun_path)) {
+	    strlen(target + 5) >= sizeof(sa.sun_path)) {
 		conn_error(ctx, "socket path too long");
 		return WICK_ERR_LIMIT;
 	}
@@ -859,7 +860,7 @@ cli_rpc(struct cli_ctx *ctx, const char *path, const ProtobufCMessage *req,
 	return r;
 }
 
-/* ---- dispatch ------------------------------------------------------------- */
+/* ---- dispatch ------------------------------------------------------------ */
 
 static const struct {
 	const struct cli_cmd	*cmds;
@@ -974,8 +975,10 @@ run_cmd(FILE *out, FILE *err, const struct cli_cmd *cmd, int argc,
 	rc = cmd->run(&ctx, &a);
 	cli_ctx_close(&ctx);
 	if (fflush(out) != 0 || ferror(out)) {
-		fprintf(err, "Error: cannot write the output: %s\n",
-		    strerror(errno));
+		/* A closed pipe ("| head") ends us quietly, as SIGPIPE would. */
+		if (errno != EPIPE)
+			fprintf(err, "Error: cannot write the output: %s\n",
+			    strerror(errno));
 		rc = 1;
 	}
 done:

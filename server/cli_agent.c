@@ -19,7 +19,7 @@
 	grpc__health__v1__health_check_response__serving_status__descriptor
 #define S(x)		((x) != NULL ? (x) : "")
 
-/* ---- token generate ------------------------------------------------------- */
+/* ---- token generate ------------------------------------------------------ */
 
 static int
 token_generate(struct cli_ctx *ctx, const struct cli_args *a)
@@ -72,7 +72,7 @@ token_generate(struct cli_ctx *ctx, const struct cli_args *a)
 	return rc;
 }
 
-/* ---- agents --------------------------------------------------------------- */
+/* ---- agents -------------------------------------------------------------- */
 
 void
 cli_print_agent(FILE *f, const Wick__Types__Agent *ag)
@@ -161,8 +161,8 @@ filter_build(struct cli_ctx *ctx, const struct cli_args *a,
 	for (i = 0; i < nsel; i++) {
 		if (cli_selector_parse(sels[i], &req->by_selectors[i], &why) !=
 		    0)
-			return cli_fail(ctx, "error parsing selector \"%s\": %s",
-			    sels[i], why);
+			return cli_fail(ctx, "error parsing selector \"%s\": "
+			    "%s", sels[i], why);
 		req->n_by_selectors++;
 	}
 	return 0;
@@ -402,7 +402,7 @@ agent_ban(struct cli_ctx *ctx, const struct cli_args *a)
 	return agent_change(ctx, a, 1);
 }
 
-/* ---- healthcheck ---------------------------------------------------------- */
+/* ---- healthcheck --------------------------------------------------------- */
 
 static int
 healthcheck(struct cli_ctx *ctx, const struct cli_args *a)
@@ -447,7 +447,7 @@ healthcheck(struct cli_ctx *ctx, const struct cli_args *a)
 	return 0;
 }
 
-/* ---- command table -------------------------------------------------------- */
+/* ---- command table ------------------------------------------------------- */
 
 static const struct cli_flag token_flags[] = {
 	CLI_FLAG_OUTPUT, CLI_FLAG_SOCKET,

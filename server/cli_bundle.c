@@ -418,7 +418,7 @@ bundle_delete(struct cli_ctx *ctx, const struct cli_args *a)
 	return print_result(ctx, id, "bundle deleted.");
 }
 
-/* ---- command table -------------------------------------------------------- */
+/* ---- command table ------------------------------------------------------- */
 
 #define F_FORMAT(what) { "format", CLI_FLAG_STRING, "string", "pem", "The "  \
 	"format " what ". Either \"pem\" or \"spiffe\"." }

@@ -1,6 +1,7 @@
 /*
  * cli_int.h: internals of the admin commands (cli.c, cli_entry.c,
- * cli_agent.c, cli_bundle.c), exposed for tests/unit/test_cli.c.
+ * cli_entry_build.c, cli_agent.c, cli_bundle.c), exposed for
+ * tests/unit/test_cli.c.
  *
  * The pure parts: Go flag-package parsing, entries from flags and from
  * SPIRE's -data JSON, the time and number formats, and the text and JSON
@@ -39,7 +40,7 @@
 #define CLI_MAX_DNS_LEN		253
 #define CLI_ERRLEN		1024	/* one error message */
 
-/* ---- flags (cli.c) ------------------------------------------------------ */
+/* ---- flags (cli.c) ------------------------------------------------------- */
 
 enum cli_flag_type {
 	CLI_FLAG_STRING = 0,	/* -name value or -name=value; last one wins */
@@ -92,7 +93,7 @@ int	 cli_arg_given(const struct cli_args *, const char *name);
 const char *const *cli_arg_list(const struct cli_args *, const char *name,
 	    size_t *n);
 
-/* ---- values (cli.c) ----------------------------------------------------- */
+/* ---- values (cli.c) ------------------------------------------------------ */
 
 /*
  * A TTL flag: integer seconds (SPIRE) or a Go duration ("1h30m"), at most
@@ -127,7 +128,7 @@ int	 cli_read_input(const char *path, size_t max, char **out,
 void	 cli_id_split(const char *, const char **td, size_t *tdlen,
 	    const char **path);
 
-/* ---- entries (cli_entry.c) ---------------------------------------------- */
+/* ---- entries (cli_entry_build.c, cli_entry.c) -------------------------- */
 
 /* Entries built here: heap messages freed with cli_entry_free(). */
 struct cli_entries {
@@ -138,7 +139,12 @@ struct cli_entries {
 
 void	 cli_entries_init(struct cli_entries *);
 void	 cli_entries_cleanup(struct cli_entries *);
+/* Append e; the list owns it from now on. */
+void	 cli_entries_add(struct cli_entries *, Wick__Types__Entry *e);
 void	 cli_entry_free(Wick__Types__Entry *);
+/* "spiffe://<td>" of a trust domain name or ID into out. */
+int	 cli_td_id(const char *, char *out, size_t outlen, const char **why)
+	    WICK_WUR;
 
 /*
  * The entry of "entry create" (update 0) or "entry update" (update 1)
@@ -171,13 +177,13 @@ json_t	*cli_entry_json(const Wick__Types__Entry *);
 /* SPIRE's order: SPIFFE ID, parent ID, TTLs, selectors (sorted too). */
 void	 cli_sort_entries(Wick__Types__Entry **, size_t);
 
-/* ---- agents (cli_agent.c) ----------------------------------------------- */
+/* ---- agents (cli_agent.c) ------------------------------------------------ */
 
 /* SPIRE's agent block, blank line included. */
 void	 cli_print_agent(FILE *, const Wick__Types__Agent *);
 json_t	*cli_agent_json(const Wick__Types__Agent *);
 
-/* ---- talking to the server (cli.c) -------------------------------------- */
+/* ---- talking to the server (cli.c) --------------------------------------- */
 
 struct cli_ctx {
 	const char		*socket;	/* -socketPath */
@@ -218,15 +224,16 @@ int	 cli_selector_parse(const char *str, Wick__Types__Selector **out,
 int	 cli_selector_make(const char *type, const char *value,
 	    Wick__Types__Selector **out, const char **why) WICK_WUR;
 
-/* ---- commands ----------------------------------------------------------- */
+/* ---- commands ------------------------------------------------------------ */
 
 struct cli_cmd {
 	const char		*verb;
-	const char		*sub;	/* NULL: the verb takes flags directly */
+	const char		*sub;	/* NULL: flags follow the verb */
 	const char		*synopsis;
 	const struct cli_flag	*flags;
 	size_t			 nflags;
-	int			(*run)(struct cli_ctx *, const struct cli_args *);
+	int			(*run)(struct cli_ctx *,
+				    const struct cli_args *);
 };
 
 #define CLI_FLAG_SOCKET { "socketPath", CLI_FLAG_STRING, "string",	\
