@@ -558,6 +558,9 @@ bundle_jwks(const struct bundle *b, enum bundle_use use, char **out)
 			json_decref(doc);
 			return r;
 		}
+		/* Workload API JWKS carry no "use", as SPIRE's: generic JOSE
+		 * libraries skip keys whose use is not "sig". */
+		json_object_del(k, "use");
 		if (json_array_append_new(keys, k) != 0) {
 			json_decref(doc);
 			return WICK_ERR_ALLOC;

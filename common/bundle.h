@@ -79,7 +79,7 @@ int	 bundle_from_pem(const char *td, const uint8_t *, size_t,
 	    struct bundle **out, const char **why) WICK_WUR;
 /* Concatenated DER of the X.509 authorities. */
 int	 bundle_x509_der(const struct bundle *, struct buf *out) WICK_WUR;
-/* {"keys":[...]} of one use, each key with its kid and use. */
+/* {"keys":[...]} of one use, each key with its kid (no "use"). */
 int	 bundle_jwks(const struct bundle *, enum bundle_use, char **out)
 	    WICK_WUR;
 /* The keys of one use as a keyset for jose_verify(). */

@@ -6,6 +6,7 @@
  *	wick-server token|entry|agent|bundle|healthcheck ...
  *						admin commands (cli.c)
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,8 @@ cmd_run(int argc, char **argv, int validate_only)
 int
 main(int argc, char **argv)
 {
+	/* A peer that closes its end must cost an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 1;

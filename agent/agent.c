@@ -1,0 +1,1477 @@
+/*
+ * agent.c: wick-agent's life: node attestation or the stored SVID, the
+ * sync loop with the server, and the upkeep of every SVID it serves.
+ *
+ * Files in data_dir (0700): agent_svid.pem (the agent's SVID chain),
+ * bundle.json (the trust bundle, SPIFFE format); the agent's key is
+ * keys_dir/agent_svid.key (0600) with KeyManager "disk", memory only with
+ * "memory".  A restart with these files needs no join token.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+
+#include "agent.h"
+#include "agent.pb-c.h"
+#include "log.h"
+#include "pkey.h"
+#include "x509.h"
+#include "xmalloc.h"
+
+int64_t
+agent_now(void)
+{
+	return (int64_t)time(NULL);
+}
+
+/* Uniform in [lo, hi]. */
+static double
+jitter(double lo, double hi)
+{
+	uint32_t r;
+
+	if (RAND_bytes((uint8_t *)&r, sizeof(r)) != 1)
+		r = (uint32_t)rand();
+	return lo + (hi - lo) * ((double)r / 4294967295.0);
+}
+
+/* Rotate when what is left is at most a jittered half of the life. */
+static int64_t
+rotate_time(int64_t not_before, int64_t not_after)
+{
+	int64_t life = not_after - not_before;
+
+	return not_after - (int64_t)((double)life * jitter(0.45, 0.55));
+}
+
+static int64_t
+cert_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+/* ---- files ---------------------------------------------------------------- */
+
+static char *
+data_path(struct agent *a, const char *name)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/%s", a->cfg->data_dir, name) < 0)
+		fatal("out of memory");
+	return p;
+}
+
+static char *
+key_path(struct agent *a)
+{
+	char *p;
+
+	if (asprintf(&p, "%s/agent_svid.key", a->cfg->keys_dir) < 0)
+		fatal("out of memory");
+	return p;
+}
+
+/* Write atomically with mode. */
+static int
+write_file(const char *path, const void *p, size_t n, mode_t mode)
+{
+	char	*tmp;
+	int	 fd, r = 0;
+
+	if (asprintf(&tmp, "%s.tmp", path) < 0)
+		fatal("out of memory");
+	(void)unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) <
+	    0 || write(fd, p, n) != (ssize_t)n || fsync(fd) != 0) {
+		log_error("cannot write %s: %s", tmp, strerror(errno));
+		r = WICK_ERR_IO;
+	}
+	if (fd >= 0 && close(fd) != 0)
+		r = WICK_ERR_IO;
+	if (r == 0 && rename(tmp, path) != 0) {
+		log_error("cannot rename %s: %s", tmp, strerror(errno));
+		r = WICK_ERR_IO;
+	}
+	if (r != 0)
+		(void)unlink(tmp);
+	free(tmp);
+	return r;
+}
+
+static int
+save_bundle(struct agent *a)
+{
+	char	*json, *path = data_path(a, "bundle.json");
+	int	 r;
+
+	if ((r = bundle_to_spiffe_json(a->bundle, &json)) == 0) {
+		r = write_file(path, json, strlen(json), 0644);
+		free(json);
+	}
+	free(path);
+	return r;
+}
+
+static int
+save_svid(struct agent *a)
+{
+	struct buf	 key;
+	BIO		*bio = BIO_new(BIO_s_mem());
+	char		*pem, *path;
+	long		 n;
+	int		 i, r = 0;
+
+	for (i = 0; i < sk_X509_num(a->svid); i++)
+		PEM_write_bio_X509(bio, sk_X509_value(a->svid, i));
+	n = BIO_get_mem_data(bio, &pem);
+	path = data_path(a, "agent_svid.pem");
+	r = write_file(path, pem, (size_t)n, 0644);
+	free(path);
+	BIO_free(bio);
+	if (r != 0 || strcmp(a->cfg->keymgr, "disk") != 0)
+		return r;
+	buf_init(&key, PKEY_MAX_DER * 2);
+	path = key_path(a);
+	if ((r = pkey_to_pkcs8_pem(a->svid_key, &key)) == 0)
+		r = write_file(path, buf_ptr(&key), buf_len(&key), 0600);
+	buf_cleanup(&key);
+	free(path);
+	return r;
+}
+
+static void
+forget_svid(struct agent *a)
+{
+	char *p;
+
+	p = data_path(a, "agent_svid.pem");
+	(void)unlink(p);
+	free(p);
+	p = key_path(a);
+	(void)unlink(p);
+	free(p);
+}
+
+static void
+set_svid(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key)
+{
+	X509	*leaf = sk_X509_value(chain, 0);
+	int64_t	 nb = cert_time(X509_get0_notBefore(leaf));
+	int64_t	 na = cert_time(X509_get0_notAfter(leaf));
+
+	sk_X509_pop_free(a->svid, X509_free);
+	EVP_PKEY_free(a->svid_key);
+	a->svid = chain;
+	a->svid_key = key;
+	a->svid_renew_at = nb + (na - nb) / 2;
+	if (nodeclient_set_identity(a->nc, chain, key) != 0)
+		log_error("cannot use the new agent SVID for TLS");
+}
+
+static int
+load_svid(struct agent *a)
+{
+	STACK_OF(X509)	*chain = NULL;
+	EVP_PKEY	*key = NULL;
+	char		*c = data_path(a, "agent_svid.pem"), *k = key_path(a);
+	int		 r;
+
+	if (access(c, F_OK) != 0 || access(k, F_OK) != 0) {
+		r = WICK_ERR_NOT_FOUND;
+		goto out;
+	}
+	if ((r = x509_load_chain_file(c, &chain)) != 0 ||
+	    (r = x509_load_key_file(k, &key)) != 0) {
+		log_error("stored agent SVID %s or key %s unreadable: %s", c, k,
+		    wick_strerror(r));
+		goto out;
+	}
+	if (X509_check_private_key(sk_X509_value(chain, 0), key) != 1) {
+		log_error("stored agent key %s does not match %s", k, c);
+		r = WICK_ERR_INVALID;
+		goto out;
+	}
+	if (cert_time(X509_get0_notAfter(sk_X509_value(chain, 0))) <=
+	    agent_now()) {
+		log_error("stored agent SVID %s has expired: the agent must "
+		    "attest again (a new join token)", c);
+		r = WICK_ERR_EXPIRED;
+		goto out;
+	}
+	set_svid(a, chain, key);
+	chain = NULL;
+	key = NULL;
+	log_info("using the stored agent SVID %s", c);
+out:
+	sk_X509_pop_free(chain, X509_free);
+	EVP_PKEY_free(key);
+	free(c);
+	free(k);
+	return r;
+}
+
+static int
+load_bundle(struct agent *a)
+{
+	const char	*path = a->cfg->trust_bundle_path, *why = "";
+	char		*stored = data_path(a, "bundle.json");
+	struct stat	 st;
+	uint8_t		*p = NULL;
+	FILE		*f = NULL;
+	int		 r = WICK_ERR_IO, spiffe;
+
+	spiffe = strcmp(a->cfg->trust_bundle_format, "spiffe") == 0;
+	if (access(stored, F_OK) == 0) {
+		path = stored;
+		spiffe = 1;
+	} else if (path == NULL) {
+		log_error("no trust bundle: set trust_bundle_path (or "
+		    "-trustBundle) to the server's CA bundle");
+		free(stored);
+		return WICK_ERR_CONFIG;
+	}
+	if ((f = fopen(path, "re")) == NULL || fstat(fileno(f), &st) != 0 ||
+	    st.st_size > BUNDLE_MAX_DOC) {
+		log_error("cannot read the trust bundle %s", path);
+		goto out;
+	}
+	p = xmalloc((size_t)st.st_size + 1);
+	if (fread(p, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
+		goto out;
+	r = spiffe ? bundle_from_spiffe_json(a->cfg->trust_domain,
+	    (const char *)p, (size_t)st.st_size, &a->bundle, &why) :
+	    bundle_from_pem(a->cfg->trust_domain, p, (size_t)st.st_size,
+	    &a->bundle, &why);
+	if (r == 0 && sk_X509_num(a->bundle->x509) == 0) {
+		why = "no X.509 authorities";
+		r = WICK_ERR_INVALID;
+	}
+	if (r != 0)
+		log_error("trust bundle %s: %s", path, why);
+out:
+	if (f != NULL)
+		fclose(f);
+	free(p);
+	free(stored);
+	return r;
+}
+
+/* ---- the agent's SVID ----------------------------------------------------- */
+
+static int
+chain_from_pb(ProtobufCBinaryData *v, size_t n, STACK_OF(X509) **out)
+{
+	STACK_OF(X509)	*sk = sk_X509_new_null();
+	const uint8_t	*q;
+	X509		*c;
+	size_t		 i;
+
+	if (sk == NULL || n == 0)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		q = v[i].data;
+		if ((c = d2i_X509(NULL, &q, (long)v[i].len)) == NULL ||
+		    q != v[i].data + v[i].len) {
+			X509_free(c);
+			goto fail;
+		}
+		if (sk_X509_push(sk, c) <= 0) {
+			X509_free(c);
+			goto fail;
+		}
+	}
+	*out = sk;
+	return 0;
+fail:
+	sk_X509_pop_free(sk, X509_free);
+	return WICK_ERR_INVALID;
+}
+
+static void	sync_now(struct agent *);
+
+/* The server says this agent may not go on: say why and stop. */
+static void
+agent_revoked(struct agent *a, const char *msg)
+{
+	log_error("the server refused this agent: %s; its stored SVID is "
+	    "deleted and the agent stops: start it again with a new join "
+	    "token", msg);
+	forget_svid(a);
+	agent_stop(a, 1);
+}
+
+static int
+revoked(int status, const char *msg)
+{
+	return status == RPC_PERMISSION_DENIED && msg != NULL &&
+	    (strstr(msg, "AGENT_") != NULL);
+}
+
+static struct buf	attest_csr;
+static EVP_PKEY		*attest_key;
+
+static void
+attest_done(int status, const char *msg, const uint8_t *p, size_t n,
+    void *arg)
+{
+	struct agent				*a = arg;
+	Wick__Agent__AttestAgentResponse	*resp = NULL;
+	STACK_OF(X509)				*chain;
+	uint8_t					*packed;
+	struct bundle				*b;
+	const char				*why;
+	size_t					 len;
+
+	buf_cleanup(&attest_csr);
+	if (status != 0) {
+		log_error("node attestation failed: %s (%s)", msg,
+		    rpc_status_name(status));
+		EVP_PKEY_free(attest_key);
+		agent_stop(a, 1);
+		return;
+	}
+	if ((resp = wick__agent__attest_agent_response__unpack(NULL, n, p)) ==
+	    NULL || resp->step_case !=
+	    WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT ||
+	    chain_from_pb(resp->result->svid, resp->result->n_svid,
+	    &chain) != 0) {
+		log_error("node attestation: malformed answer from the server");
+		goto fail;
+	}
+	if (resp->result->bundle != NULL) {
+		len = wick__types__bundle__get_packed_size(
+		    resp->result->bundle);
+		packed = xmalloc(len + 1);
+		wick__types__bundle__pack(resp->result->bundle, packed);
+		if (bundle_unpack(packed, len, &b, &why) == 0) {
+			bundle_free(a->bundle);
+			a->bundle = b;
+			if (nodeclient_set_roots(a->nc, b->x509) != 0 ||
+			    save_bundle(a) != 0)
+				log_warn("cannot store the trust bundle");
+		}
+		free(packed);
+	}
+	set_svid(a, chain, attest_key);
+	attest_key = NULL;
+	if (save_svid(a) != 0)
+		log_warn("cannot store the agent SVID: a restart will need a "
+		    "new join token");
+	log_info("node attestation succeeded: this agent is %s", a->agent_id);
+	wick__agent__attest_agent_response__free_unpacked(resp, NULL);
+	sync_now(a);
+	return;
+fail:
+	if (resp != NULL)
+		wick__agent__attest_agent_response__free_unpacked(resp, NULL);
+	EVP_PKEY_free(attest_key);
+	agent_stop(a, 1);
+}
+
+static int
+attest(struct agent *a)
+{
+	Wick__Agent__AttestAgentRequest		 req =
+	    WICK__AGENT__ATTEST_AGENT_REQUEST__INIT;
+	Wick__Agent__AttestAgentRequest__Params	 params =
+	    WICK__AGENT__ATTEST_AGENT_REQUEST__PARAMS__INIT;
+	Wick__Agent__AttestationData		 data =
+	    WICK__AGENT__ATTESTATION_DATA__INIT;
+	struct spiffeid				 id;
+	int					 r;
+
+	if (a->cfg->join_token == NULL || *a->cfg->join_token == '\0') {
+		log_error("this agent has no SVID and no join token: give one "
+		    "with -joinToken or join_token (wick-server token "
+		    "generate)");
+		return WICK_ERR_CONFIG;
+	}
+	if ((r = spiffeid_join_token_agent(a->cfg->trust_domain,
+	    a->cfg->join_token, &id)) != 0 || (r = spiffeid_format(&id,
+	    a->agent_id, sizeof(a->agent_id))) != 0) {
+		log_error("the join token is not usable in a SPIFFE ID");
+		return WICK_ERR_CONFIG;
+	}
+	buf_init(&attest_csr, PKEY_MAX_DER);
+	if ((r = pkey_generate(a->cfg->svid_key_type, &attest_key)) != 0 ||
+	    (r = csr_make(attest_key, &attest_csr)) != 0)
+		return r;
+	data.type = "join_token";
+	data.payload.data = (uint8_t *)a->cfg->join_token;
+	data.payload.len = strlen(a->cfg->join_token);
+	params.data = &data;
+	params.csr.data = (uint8_t *)buf_ptr(&attest_csr);
+	params.csr.len = buf_len(&attest_csr);
+	req.step_case = WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS;
+	req.params = &params;
+	log_info("attesting to the server at %s:%d with a join token",
+	    a->cfg->server_address, a->cfg->server_port);
+	return nodeclient_call(a->nc, NODE_PATH_ATTEST, &req.base,
+	    AGENT_CALL_TIMEOUT_MS, attest_done, a);
+}
+
+struct renew {
+	struct agent	*a;
+	EVP_PKEY	*key;
+};
+
+static void
+renew_done(int status, const char *msg, const uint8_t *p, size_t n,
+    void *arg)
+{
+	struct renew			*rn = arg;
+	struct agent			*a = rn->a;
+	Wick__Agent__RenewAgentResponse	*resp;
+	STACK_OF(X509)			*chain;
+
+	a->renewing = 0;
+	if (status != 0) {
+		log_warn("agent SVID renewal failed: %s", msg);
+		EVP_PKEY_free(rn->key);
+		free(rn);
+		if (revoked(status, msg))
+			agent_revoked(a, msg);
+		return;
+	}
+	if ((resp = wick__agent__renew_agent_response__unpack(NULL, n, p)) ==
+	    NULL || chain_from_pb(resp->svid, resp->n_svid, &chain) != 0) {
+		log_warn("agent SVID renewal: malformed answer");
+		if (resp != NULL)
+			wick__agent__renew_agent_response__free_unpacked(resp,
+			    NULL);
+		EVP_PKEY_free(rn->key);
+		free(rn);
+		return;
+	}
+	wick__agent__renew_agent_response__free_unpacked(resp, NULL);
+	set_svid(a, chain, rn->key);
+	free(rn);
+	if (save_svid(a) != 0)
+		log_warn("cannot store the renewed agent SVID");
+	log_info("agent SVID renewed; next renewal at %lld",
+	    (long long)a->svid_renew_at);
+}
+
+static void
+renew_svid(struct agent *a)
+{
+	Wick__Agent__RenewAgentRequest	 req =
+	    WICK__AGENT__RENEW_AGENT_REQUEST__INIT;
+	struct renew			*rn;
+	struct buf			 csr;
+
+	if (a->renewing || a->svid == NULL || agent_now() < a->svid_renew_at)
+		return;
+	rn = xcalloc(1, sizeof(*rn));
+	rn->a = a;
+	buf_init(&csr, PKEY_MAX_DER);
+	if (pkey_generate(a->cfg->svid_key_type, &rn->key) != 0 ||
+	    csr_make(rn->key, &csr) != 0) {
+		EVP_PKEY_free(rn->key);
+		free(rn);
+		buf_cleanup(&csr);
+		return;
+	}
+	req.csr.data = (uint8_t *)buf_ptr(&csr);
+	req.csr.len = buf_len(&csr);
+	if (nodeclient_call(a->nc, NODE_PATH_RENEW, &req.base,
+	    AGENT_CALL_TIMEOUT_MS, renew_done, rn) == 0)
+		a->renewing = 1;
+	else {
+		EVP_PKEY_free(rn->key);
+		free(rn);
+	}
+	buf_cleanup(&csr);
+}
+
+/* ---- entries -------------------------------------------------------------- */
+
+static void
+entry_free(struct agent_entry *e)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	free(e->id);
+	free(e->spiffe_id);
+	free(e->hint);
+	selector_set_cleanup(&e->selectors);
+	for (i = 0; i < e->nfederates_with; i++)
+		free(e->federates_with[i]);
+	free(e->federates_with);
+	sk_X509_pop_free(e->chain, X509_free);
+	EVP_PKEY_free(e->key);
+	free(e->wit);
+	if (e->wit_key != NULL) {
+		wipe(e->wit_key, strlen(e->wit_key));
+		free(e->wit_key);
+	}
+	free(e);
+}
+
+static struct agent_entry *
+entry_from_pb(const Wick__Types__Entry *pb)
+{
+	struct agent_entry	*e = xcalloc(1, sizeof(*e));
+	const char		*why;
+	size_t			 i;
+
+	e->id = xstrdup(pb->id);
+	e->spiffe_id = xstrdup(pb->spiffe_id);
+	e->hint = xstrdup(pb->hint);
+	e->revision = pb->revision_number;
+	e->created_at = pb->created_at;
+	selector_set_init(&e->selectors);
+	for (i = 0; i < pb->n_selectors; i++)
+		if (selector_set_add(&e->selectors, pb->selectors[i]->type,
+		    pb->selectors[i]->value, &why) != 0) {
+			log_warn("entry %s: selector dropped: %s", e->id, why);
+		}
+	if (pb->n_federates_with > 0) {
+		e->federates_with = xcalloc(pb->n_federates_with,
+		    sizeof(*e->federates_with));
+		for (i = 0; i < pb->n_federates_with; i++)
+			e->federates_with[i] = xstrdup(pb->federates_with[i]);
+		e->nfederates_with = pb->n_federates_with;
+	}
+	return e;
+}
+
+static ssize_t
+find_entry(struct agent_entry **v, size_t n, const char *id)
+{
+	size_t	lo = 0, hi = n, mid;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((c = strcmp(v[mid]->id, id)) == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
+static int
+cmp_entry(const void *x, const void *y)
+{
+	return strcmp((*(struct agent_entry *const *)x)->id,
+	    (*(struct agent_entry *const *)y)->id);
+}
+
+/* Move what the agent holds for an entry into its new version. */
+static void
+carry_over(struct agent_entry *to, struct agent_entry *from)
+{
+	if (strcmp(to->spiffe_id, from->spiffe_id) != 0)
+		return;		/* a new identity needs new SVIDs */
+	to->chain = from->chain;
+	to->key = from->key;
+	to->not_after = from->not_after;
+	/* A changed entry (DNS names, TTL) is signed again now. */
+	to->rotate_at = to->revision == from->revision ? from->rotate_at : 0;
+	to->x509_pending = from->x509_pending;
+	from->chain = NULL;
+	from->key = NULL;
+	to->wit = from->wit;
+	to->wit_key = from->wit_key;
+	to->wit_exp = from->wit_exp;
+	to->wit_rotate_at = to->revision == from->revision ?
+	    from->wit_rotate_at : 0;
+	to->wit_wanted = from->wit_wanted;
+	to->wit_pending = from->wit_pending;
+	from->wit = NULL;
+	from->wit_key = NULL;
+}
+
+static void	svid_upkeep(struct agent *);
+
+/* The last page arrived: replace the entry set. */
+static void
+sync_apply(struct agent *a)
+{
+	struct agent_entry	**v;
+	uint8_t			 *taken;
+	size_t			  n = 0, i;
+	ssize_t			  at;
+
+	if (a->sync_full)
+		a->need_full = 0;
+	v = xcalloc(a->npending + a->nkeep + 1, sizeof(*v));
+	taken = xcalloc(a->nentries + 1, 1);
+	for (i = 0; i < a->npending; i++) {
+		if ((at = find_entry(a->entries, a->nentries,
+		    a->pending[i]->id)) >= 0)
+			carry_over(a->pending[i], a->entries[at]);
+		v[n++] = a->pending[i];
+	}
+	for (i = 0; i < a->nkeep; i++) {
+		if ((at = find_entry(a->entries, a->nentries, a->keep[i])) < 0 ||
+		    taken[at]) {
+			/* Newly authorized without a change of its own (a
+			 * node alias or parent moved): fetch everything. */
+			a->need_full = 1;
+			continue;
+		}
+		v[n++] = a->entries[at];
+		taken[at] = 1;
+	}
+	for (i = 0; i < a->nentries; i++)
+		if (!taken[i])
+			entry_free(a->entries[i]);
+	free(taken);
+	free(a->entries);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_entry);
+	a->entries = v;
+	a->nentries = n;
+	a->npending = 0;
+	for (i = 0; i < a->nkeep; i++)
+		free(a->keep[i]);
+	a->nkeep = 0;
+	a->revision = a->sync_rev;
+	if (!a->synced) {
+		a->synced = 1;
+		log_info("first sync: %zu authorized entries", n);
+		if (workload_start(a) != 0) {
+			agent_stop(a, 1);
+			return;
+		}
+	}
+	workload_notify(a);
+	svid_upkeep(a);
+}
+
+static void
+set_bundle_pb(struct agent *a, const Wick__Types__Bundle *pb, int own)
+{
+	struct bundle	*b;
+	uint8_t		*packed;
+	const char	*why;
+	size_t		 len = wick__types__bundle__get_packed_size(pb);
+
+	packed = xmalloc(len + 1);
+	wick__types__bundle__pack(pb, packed);
+	if (bundle_unpack(packed, len, &b, &why) != 0) {
+		log_warn("bundle from the server refused: %s", why);
+		free(packed);
+		return;
+	}
+	free(packed);
+	if (own) {
+		if (strcmp(b->td, a->cfg->trust_domain) != 0 ||
+		    sk_X509_num(b->x509) == 0) {
+			log_warn("bundle from the server refused: wrong trust "
+			    "domain or no X.509 authority");
+			bundle_free(b);
+			return;
+		}
+		bundle_free(a->bundle);
+		a->bundle = b;
+		if (nodeclient_set_roots(a->nc, b->x509) != 0 ||
+		    save_bundle(a) != 0)
+			log_warn("cannot store the new trust bundle");
+		log_info("trust bundle updated to sequence %llu",
+		    (unsigned long long)b->sequence);
+		return;
+	}
+	if (a->nfed < AGENT_MAX_FEDERATED)
+		a->fed[a->nfed++] = b;
+	else
+		bundle_free(b);
+}
+
+static void	sync_page(struct agent *);
+static void	sync_schedule(struct agent *, int ok);
+
+static void
+sync_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
+{
+	struct agent				*a = arg;
+	Wick__Agent__SyncAuthorizedResponse	*resp;
+	size_t					 i;
+
+	if (status != 0) {
+		a->syncing = 0;
+		log_warn("sync with the server failed: %s (%s)", msg,
+		    rpc_status_name(status));
+		if (revoked(status, msg)) {
+			agent_revoked(a, msg);
+			return;
+		}
+		sync_schedule(a, 0);
+		return;
+	}
+	if ((resp = wick__agent__sync_authorized_response__unpack(NULL, n,
+	    p)) == NULL) {
+		a->syncing = 0;
+		log_warn("sync: malformed answer from the server");
+		sync_schedule(a, 0);
+		return;
+	}
+	if (a->page_token == NULL) {
+		a->sync_rev = resp->revision;
+		for (i = 0; i < a->nfed; i++)
+			bundle_free(a->fed[i]);
+		a->nfed = 0;
+		for (i = 0; i < resp->n_federated_bundles; i++)
+			set_bundle_pb(a, resp->federated_bundles[i], 0);
+	}
+	if (resp->bundle != NULL)
+		set_bundle_pb(a, resp->bundle, 1);
+	for (i = 0; i < resp->n_entries; i++) {
+		if (a->npending == a->cappending) {
+			a->cappending = a->cappending == 0 ? 64 :
+			    a->cappending * 2;
+			a->pending = xreallocarray(a->pending, a->cappending,
+			    sizeof(*a->pending));
+		}
+		a->pending[a->npending++] = entry_from_pb(resp->entries[i]);
+	}
+	for (i = 0; i < resp->n_unchanged_ids; i++) {
+		if (a->nkeep == a->capkeep) {
+			a->capkeep = a->capkeep == 0 ? 64 : a->capkeep * 2;
+			a->keep = xreallocarray(a->keep, a->capkeep,
+			    sizeof(*a->keep));
+		}
+		a->keep[a->nkeep++] = xstrdup(resp->unchanged_ids[i]);
+	}
+	free(a->page_token);
+	a->page_token = *resp->next_page_token != '\0' ?
+	    xstrdup(resp->next_page_token) : NULL;
+	wick__agent__sync_authorized_response__free_unpacked(resp, NULL);
+	if (a->page_token != NULL) {
+		sync_page(a);
+		return;
+	}
+	a->syncing = 0;
+	sync_apply(a);
+	sync_schedule(a, 1);
+}
+
+static void
+sync_page(struct agent *a)
+{
+	Wick__Agent__SyncAuthorizedRequest req =
+	    WICK__AGENT__SYNC_AUTHORIZED_REQUEST__INIT;
+	int r;
+
+	req.since_revision = a->synced && !a->need_full ? a->revision : 0;
+	if (a->page_token == NULL)
+		a->sync_full = req.since_revision == 0;
+	req.page_token = a->page_token != NULL ? a->page_token : "";
+	req.bundle_sequence = a->bundle != NULL ? a->bundle->sequence : 0;
+	if ((r = nodeclient_call(a->nc, NODE_PATH_SYNC, &req.base,
+	    AGENT_CALL_TIMEOUT_MS, sync_done, a)) != 0) {
+		a->syncing = 0;
+		log_warn("sync: cannot reach the server: %s", wick_strerror(r));
+		sync_schedule(a, 0);
+	}
+}
+
+static void
+sync_now(struct agent *a)
+{
+	size_t i;
+
+	if (a->syncing || a->stopping || a->svid == NULL)
+		return;
+	renew_svid(a);
+	a->syncing = 1;
+	for (i = 0; i < a->npending; i++)
+		entry_free(a->pending[i]);
+	a->npending = 0;
+	for (i = 0; i < a->nkeep; i++)
+		free(a->keep[i]);
+	a->nkeep = 0;
+	free(a->page_token);
+	a->page_token = NULL;
+	sync_page(a);
+}
+
+static void
+on_sync_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+
+	svid_upkeep(a);
+	sync_now(a);
+}
+
+/* Next sync after the interval, or after a growing backoff on failure. */
+static void
+sync_schedule(struct agent *a, int ok)
+{
+	uint64_t ms = (uint64_t)a->cfg->sync_interval_ms;
+
+	if (a->stopping)
+		return;
+	if (ok)
+		a->failures = 0;
+	else {
+		if (a->failures < 16)
+			a->failures++;
+		ms = ms << (a->failures > 6 ? 6 : a->failures);
+		if (ms > AGENT_MAX_BACKOFF_MS)
+			ms = AGENT_MAX_BACKOFF_MS;
+		ms = (uint64_t)((double)ms * jitter(0.9, 1.1));
+	}
+	uv_timer_start(&a->sync_timer, on_sync_timer, ms, 0);
+}
+
+/* ---- X.509-SVIDs ---------------------------------------------------------- */
+
+struct x509_batch {
+	struct agent	 *a;
+	char		**ids;
+	EVP_PKEY	**keys;
+	size_t		  n;
+};
+
+static void
+x509_batch_free(struct x509_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		free(b->ids[i]);
+		EVP_PKEY_free(b->keys[i]);
+	}
+	free(b->ids);
+	free(b->keys);
+	free(b);
+}
+
+static void
+x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
+{
+	struct x509_batch			*b = arg;
+	struct agent				*a = b->a;
+	Wick__Agent__BatchNewX509SVIDResponse	*resp = NULL;
+	Wick__Agent__X509SVIDResult		*x;
+	struct agent_entry			*e;
+	STACK_OF(X509)				*chain;
+	size_t					 i, j, issued = 0;
+	ssize_t					 at;
+
+	for (i = 0; i < b->n; i++)
+		if ((at = find_entry(a->entries, a->nentries, b->ids[i])) >= 0)
+			a->entries[at]->x509_pending = 0;
+	if (status != 0) {
+		log_warn("X.509-SVID batch of %zu failed: %s", b->n, msg);
+		x509_batch_free(b);
+		if (revoked(status, msg))
+			agent_revoked(a, msg);
+		return;
+	}
+	if ((resp = wick__agent__batch_new_x509_svidresponse__unpack(NULL, n,
+	    p)) == NULL) {
+		log_warn("X.509-SVID batch: malformed answer");
+		x509_batch_free(b);
+		return;
+	}
+	for (i = 0; i < resp->n_results; i++) {
+		x = resp->results[i];
+		for (j = 0; j < b->n; j++)
+			if (b->keys[j] != NULL && strcmp(b->ids[j],
+			    x->entry_id) == 0)
+				break;
+		if (j == b->n || (at = find_entry(a->entries, a->nentries,
+		    x->entry_id)) < 0)
+			continue;
+		e = a->entries[at];
+		if (x->status == NULL || x->status->code != 0) {
+			log_warn("X.509-SVID for entry %s refused: %s", e->id,
+			    x->status != NULL ? x->status->message : "");
+			continue;
+		}
+		if (chain_from_pb(x->svid, x->n_svid, &chain) != 0 ||
+		    X509_check_private_key(sk_X509_value(chain, 0),
+		    b->keys[j]) != 1) {
+			log_warn("X.509-SVID for entry %s: bad certificate",
+			    e->id);
+			continue;
+		}
+		sk_X509_pop_free(e->chain, X509_free);
+		EVP_PKEY_free(e->key);
+		e->chain = chain;
+		e->key = b->keys[j];
+		b->keys[j] = NULL;
+		e->not_after = cert_time(X509_get0_notAfter(sk_X509_value(
+		    chain, 0)));
+		e->rotate_at = rotate_time(cert_time(X509_get0_notBefore(
+		    sk_X509_value(chain, 0))), e->not_after);
+		issued++;
+	}
+	wick__agent__batch_new_x509_svidresponse__free_unpacked(resp, NULL);
+	x509_batch_free(b);
+	log_debug("%zu X.509-SVIDs issued", issued);
+	if (issued > 0)
+		workload_notify(a);
+	svid_upkeep(a);
+}
+
+static void
+x509_upkeep(struct agent *a, int64_t now)
+{
+	Wick__Agent__BatchNewX509SVIDRequest	 req =
+	    WICK__AGENT__BATCH_NEW_X509_SVIDREQUEST__INIT;
+	Wick__Agent__NewX509SVIDParams		*pv, **pp;
+	struct x509_batch			*b;
+	struct buf				*csr;
+	struct agent_entry			*e;
+	size_t					 i, n = 0;
+
+	for (i = 0; i < a->nentries && n < AGENT_MAX_CSRS; i++) {
+		e = a->entries[i];
+		if (!e->x509_pending && (e->chain == NULL || now >=
+		    e->rotate_at))
+			n++;
+	}
+	if (n == 0)
+		return;
+	b = xcalloc(1, sizeof(*b));
+	b->a = a;
+	b->ids = xcalloc(n, sizeof(*b->ids));
+	b->keys = xcalloc(n, sizeof(*b->keys));
+	pv = xcalloc(n, sizeof(*pv));
+	pp = xcalloc(n, sizeof(*pp));
+	csr = xcalloc(n, sizeof(*csr));
+	for (i = 0; i < a->nentries && b->n < n; i++) {
+		e = a->entries[i];
+		if (e->x509_pending || (e->chain != NULL && now < e->rotate_at))
+			continue;
+		buf_init(&csr[b->n], PKEY_MAX_DER);
+		if (pkey_generate(a->cfg->svid_key_type, &b->keys[b->n]) !=
+		    0 || csr_make(b->keys[b->n], &csr[b->n]) != 0) {
+			log_error("cannot make a key and CSR");
+			break;
+		}
+		wick__agent__new_x509_svidparams__init(&pv[b->n]);
+		pv[b->n].entry_id = e->id;
+		pv[b->n].csr.data = (uint8_t *)buf_ptr(&csr[b->n]);
+		pv[b->n].csr.len = buf_len(&csr[b->n]);
+		pp[b->n] = &pv[b->n];
+		b->ids[b->n] = xstrdup(e->id);
+		e->x509_pending = 1;
+		b->n++;
+	}
+	req.params = pp;
+	req.n_params = b->n;
+	if (b->n > 0 && nodeclient_call(a->nc, NODE_PATH_X509, &req.base,
+	    AGENT_CALL_TIMEOUT_MS, x509_done, b) != 0) {
+		log_warn("cannot ask for X.509-SVIDs: server unreachable");
+		for (i = 0; i < b->n; i++) {
+			ssize_t at = find_entry(a->entries, a->nentries,
+			    b->ids[i]);
+			if (at >= 0)
+				a->entries[at]->x509_pending = 0;
+		}
+		x509_batch_free(b);
+	} else if (b->n == 0)
+		x509_batch_free(b);
+	for (i = 0; i < n; i++)
+		buf_cleanup(&csr[i]);
+	free(csr);
+	free(pv);
+	free(pp);
+}
+
+/* ---- WIT-SVIDs ------------------------------------------------------------ */
+
+struct wit_call {
+	struct agent	*a;
+	char		*id;
+	char		*key;	/* private JWK */
+};
+
+static void
+wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
+{
+	struct wit_call			*w = arg;
+	struct agent			*a = w->a;
+	Wick__Agent__NewWITSVIDResponse	*resp;
+	struct agent_entry		*e;
+	ssize_t				 at;
+
+	at = find_entry(a->entries, a->nentries, w->id);
+	e = at >= 0 ? a->entries[at] : NULL;
+	if (e != NULL)
+		e->wit_pending = 0;
+	if (status != 0)
+		log_warn("WIT-SVID for entry %s: %s", w->id, msg);
+	else if (e != NULL && (resp = wick__agent__new_witsvidresponse__unpack(
+	    NULL, n, p)) != NULL) {
+		free(e->wit);
+		if (e->wit_key != NULL) {
+			wipe(e->wit_key, strlen(e->wit_key));
+			free(e->wit_key);
+		}
+		e->wit = xstrdup(resp->token);
+		e->wit_key = w->key;
+		w->key = NULL;
+		e->wit_exp = resp->expires_at;
+		e->wit_rotate_at = rotate_time(agent_now(), resp->expires_at);
+		wick__agent__new_witsvidresponse__free_unpacked(resp, NULL);
+		workload_notify(a);
+	}
+	if (w->key != NULL) {
+		wipe(w->key, strlen(w->key));
+		free(w->key);
+	}
+	free(w->id);
+	free(w);
+	if (status != 0 && revoked(status, msg))
+		agent_revoked(a, msg);
+}
+
+static void
+wit_fetch(struct agent *a, struct agent_entry *e)
+{
+	Wick__Agent__NewWITSVIDRequest	 req =
+	    WICK__AGENT__NEW_WITSVIDREQUEST__INIT;
+	struct jose_key			*jk = NULL;
+	struct wit_call			*w;
+	EVP_PKEY			*key = NULL;
+	json_t				*pub = NULL, *priv = NULL;
+	char				*pubtext = NULL;
+
+	if (pkey_generate(PKEY_EC_P256, &key) != 0 ||
+	    jose_key_from_pkey(key, "wit", &jk) != 0 ||
+	    jose_key_to_jwk(jk, 0, &pub) != 0 ||
+	    jose_key_to_jwk(jk, 1, &priv) != 0)
+		goto out;
+	json_object_del(pub, "kid");
+	json_object_del(priv, "kid");
+	json_object_set_new(pub, "alg", json_string("ES256"));
+	json_object_set_new(priv, "alg", json_string("ES256"));
+	w = xcalloc(1, sizeof(*w));
+	w->a = a;
+	w->id = xstrdup(e->id);
+	w->key = json_dumps(priv, JSON_COMPACT | JSON_SORT_KEYS);
+	pubtext = json_dumps(pub, JSON_COMPACT | JSON_SORT_KEYS);
+	req.entry_id = e->id;
+	req.public_jwk = pubtext;
+	if (w->key != NULL && pubtext != NULL && nodeclient_call(a->nc,
+	    NODE_PATH_WIT, &req.base, AGENT_CALL_TIMEOUT_MS, wit_done, w) == 0)
+		e->wit_pending = 1;
+	else {
+		free(w->key);
+		free(w->id);
+		free(w);
+	}
+out:
+	free(pubtext);
+	json_decref(pub);
+	json_decref(priv);
+	jose_key_free(jk);
+	EVP_PKEY_free(key);
+}
+
+void
+agent_want_wit(struct agent *a, struct agent_entry *e)
+{
+	e->wit_wanted = 1;
+	if (!e->wit_pending && (e->wit == NULL || agent_now() >=
+	    e->wit_rotate_at))
+		wit_fetch(a, e);
+}
+
+static void
+svid_upkeep(struct agent *a)
+{
+	int64_t	now = agent_now();
+	size_t	i;
+
+	if (a->stopping || a->svid == NULL)
+		return;
+	x509_upkeep(a, now);
+	for (i = 0; i < a->nentries; i++)
+		if (a->entries[i]->wit_wanted)
+			agent_want_wit(a, a->entries[i]);
+}
+
+/* ---- JWT-SVIDs ------------------------------------------------------------ */
+
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static char *
+aud_key(char **aud, size_t n)
+{
+	char	**s = xcalloc(n + 1, sizeof(*s));
+	struct buf b;
+	char	*out;
+	size_t	 i, len;
+	uint8_t	*p;
+
+	if (n > 0)
+		memcpy(s, aud, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_str);
+	buf_init(&b, 1024 * 1024);
+	for (i = 0; i < n; i++)
+		if (buf_put_cstr(&b, s[i]) != 0 || buf_put_u8(&b, '\n') != 0)
+			break;
+	if (buf_put_u8(&b, 0) != 0 || buf_steal(&b, &p, &len) != 0)
+		out = xstrdup("");
+	else
+		out = (char *)p;
+	buf_cleanup(&b);
+	free(s);
+	return out;
+}
+
+struct jwt_call {
+	struct agent	*a;
+	char		*entry_id;
+	char		*aud_key;
+	agent_jwt_fn	*fn;
+	void		*arg;
+	char		*fallback;	/* cached, still valid token */
+};
+
+static void
+jwt_cache_put(struct agent *a, const char *entry_id, const char *key,
+    const char *token, int64_t exp)
+{
+	struct jwt_cached	*j, **pp;
+	int64_t			 now = agent_now();
+
+	for (pp = &a->jwts; (j = *pp) != NULL; pp = &j->next)
+		if (strcmp(j->entry_id, entry_id) == 0 && strcmp(j->aud_key,
+		    key) == 0)
+			break;
+	if (j == NULL) {
+		if (a->njwts >= AGENT_JWT_CACHE_MAX && a->jwts != NULL) {
+			/* Full: drop the oldest (the list's tail). */
+			for (pp = &a->jwts; (*pp)->next != NULL;
+			    pp = &(*pp)->next)
+				;
+			j = *pp;
+			*pp = NULL;
+			free(j->entry_id);
+			free(j->aud_key);
+			free(j->token);
+			free(j);
+			a->njwts--;
+		}
+		j = xcalloc(1, sizeof(*j));
+		j->entry_id = xstrdup(entry_id);
+		j->aud_key = xstrdup(key);
+		j->next = a->jwts;
+		a->jwts = j;
+		a->njwts++;
+	} else
+		free(j->token);
+	j->token = xstrdup(token);
+	j->exp = exp;
+	j->rotate_at = now + (exp - now) / 2;
+}
+
+static void
+jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
+{
+	struct jwt_call			*jc = arg;
+	Wick__Agent__NewJWTSVIDResponse	*resp;
+
+	if (status == 0 && (resp = wick__agent__new_jwtsvidresponse__unpack(
+	    NULL, n, p)) != NULL) {
+		jwt_cache_put(jc->a, jc->entry_id, jc->aud_key, resp->token,
+		    resp->expires_at);
+		jc->fn(jc->arg, 0, NULL, resp->token);
+		wick__agent__new_jwtsvidresponse__free_unpacked(resp, NULL);
+	} else if (jc->fallback != NULL) {
+		log_warn("JWT-SVID from the server failed (%s); serving the "
+		    "cached one", msg != NULL ? msg : "malformed answer");
+		jc->fn(jc->arg, 0, NULL, jc->fallback);
+	} else
+		jc->fn(jc->arg, status != 0 ? status : RPC_INTERNAL,
+		    msg != NULL ? msg : "malformed answer", NULL);
+	free(jc->entry_id);
+	free(jc->aud_key);
+	free(jc->fallback);
+	free(jc);
+}
+
+void
+agent_jwt(struct agent *a, const struct agent_entry *e, char **audience,
+    size_t naudience, agent_jwt_fn *fn, void *arg)
+{
+	Wick__Agent__NewJWTSVIDRequest	 req =
+	    WICK__AGENT__NEW_JWTSVIDREQUEST__INIT;
+	struct jwt_cached		*j;
+	struct jwt_call			*jc;
+	char				*key = aud_key(audience, naudience);
+	int64_t				 now = agent_now();
+
+	for (j = a->jwts; j != NULL; j = j->next)
+		if (strcmp(j->entry_id, e->id) == 0 && strcmp(j->aud_key,
+		    key) == 0)
+			break;
+	if (j != NULL && now < j->rotate_at) {
+		free(key);
+		fn(arg, 0, NULL, j->token);
+		return;
+	}
+	jc = xcalloc(1, sizeof(*jc));
+	jc->a = a;
+	jc->entry_id = xstrdup(e->id);
+	jc->aud_key = key;
+	jc->fn = fn;
+	jc->arg = arg;
+	if (j != NULL && now < j->exp)
+		jc->fallback = xstrdup(j->token);
+	req.entry_id = e->id;
+	req.audience = audience;
+	req.n_audience = naudience;
+	if (nodeclient_call(a->nc, NODE_PATH_JWT, &req.base,
+	    AGENT_CALL_TIMEOUT_MS, jwt_done, jc) != 0)
+		jwt_done(RPC_UNAVAILABLE, "the server is unreachable", NULL, 0,
+		    jc);
+}
+
+/* ---- matching ------------------------------------------------------------- */
+
+void
+agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
+    struct agent_entry ***out, size_t *n)
+{
+	struct agent_entry	**v, *e;
+	size_t			  i, j, k = 0;
+
+	v = xcalloc(a->nentries + 1, sizeof(*v));
+	for (i = 0; i < a->nentries; i++) {
+		e = a->entries[i];
+		if (e->selectors.n == 0 || !selector_set_is_subset(
+		    &e->selectors, sel) || (with_svid && e->chain == NULL))
+			continue;
+		v[k++] = e;
+	}
+	/* Duplicate hints: keep the oldest entry (then the lower ID). */
+	for (i = 0; i < k; i++) {
+		if (v[i] == NULL || *v[i]->hint == '\0')
+			continue;
+		for (j = i + 1; j < k; j++) {
+			if (v[j] == NULL || strcmp(v[i]->hint, v[j]->hint) != 0)
+				continue;
+			if (v[j]->created_at < v[i]->created_at) {
+				log_warn("entries %s and %s share the hint "
+				    "\"%s\"; serving the older", v[i]->id,
+				    v[j]->id, v[i]->hint);
+				v[i] = v[j];
+			}
+			v[j] = NULL;
+		}
+	}
+	for (i = j = 0; i < k; i++)
+		if (v[i] != NULL)
+			v[j++] = v[i];
+	if (j > 1)
+		qsort(v, j, sizeof(*v), cmp_entry);
+	*out = v;
+	*n = j;
+}
+
+struct bundle *
+agent_bundle_for(struct agent *a, const char *td_id)
+{
+	char	id[SPIFFEID_MAX_TD_LEN + 16];
+	size_t	i;
+
+	if (a->bundle == NULL)
+		return NULL;
+	bundle_td_id(a->bundle, id, sizeof(id));
+	if (strcmp(id, td_id) == 0)
+		return a->bundle;
+	for (i = 0; i < a->nfed; i++) {
+		bundle_td_id(a->fed[i], id, sizeof(id));
+		if (strcmp(id, td_id) == 0)
+			return a->fed[i];
+	}
+	return NULL;
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static void
+handle_closed(uv_handle_t *h)
+{
+}
+
+/* The closing work runs from its own timer: agent_stop() may be called
+ * from inside a callback of the channel it closes. */
+static void
+on_stop_timer(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+
+	uv_close((uv_handle_t *)&a->stop_timer, handle_closed);
+	uv_close((uv_handle_t *)&a->sync_timer, handle_closed);
+	uv_close((uv_handle_t *)&a->sigint, handle_closed);
+	uv_close((uv_handle_t *)&a->sigterm, handle_closed);
+	workload_stop(a);
+	nodeclient_free(a->nc);
+	a->nc = NULL;
+}
+
+void
+agent_stop(struct agent *a, int exit_code)
+{
+	if (a->stopping)
+		return;
+	a->stopping = 1;
+	a->exit_code = exit_code;
+	log_info("shutting down");
+	uv_timer_stop(&a->sync_timer);
+	uv_timer_start(&a->stop_timer, on_stop_timer, 0, 0);
+}
+
+static void
+on_signal(uv_signal_t *s, int signum)
+{
+	agent_stop(s->data, 0);
+}
+
+static int
+ensure_dir(const char *dir)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+		log_error("cannot create %s: %s", dir, strerror(errno));
+		return WICK_ERR_IO;
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
+	    st.st_uid != geteuid()) {
+		log_error("%s must be a directory owned by this user", dir);
+		return WICK_ERR_PERM;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
+		log_error("cannot make %s private: %s", dir, strerror(errno));
+		return WICK_ERR_PERM;
+	}
+	return 0;
+}
+
+static void
+cleanup(struct agent *a)
+{
+	struct jwt_cached	*j;
+	size_t			 i;
+
+	for (i = 0; i < a->nentries; i++)
+		entry_free(a->entries[i]);
+	free(a->entries);
+	for (i = 0; i < a->npending; i++)
+		entry_free(a->pending[i]);
+	free(a->pending);
+	for (i = 0; i < a->nkeep; i++)
+		free(a->keep[i]);
+	free(a->keep);
+	free(a->page_token);
+	for (i = 0; i < a->nfed; i++)
+		bundle_free(a->fed[i]);
+	bundle_free(a->bundle);
+	while ((j = a->jwts) != NULL) {
+		a->jwts = j->next;
+		free(j->entry_id);
+		free(j->aud_key);
+		free(j->token);
+		free(j);
+	}
+	sk_X509_pop_free(a->svid, X509_free);
+	EVP_PKEY_free(a->svid_key);
+}
+
+int
+agent_run(struct agent_config *cfg)
+{
+	struct agent	 a;
+	uv_loop_t	 loop;
+	char		 addr[300];
+	int		 r;
+
+	memset(&a, 0, sizeof(a));
+	a.cfg = cfg;
+	a.loop = &loop;
+	snprintf(a.td_id, sizeof(a.td_id), "spiffe://%s", cfg->trust_domain);
+	umask(027);
+	if (uv_loop_init(&loop) != 0)
+		return 1;
+	a.unix_opts.discover_workload_path = cfg->discover_workload_path;
+	a.unix_opts.workload_size_limit = cfg->workload_size_limit;
+	a.attestors[a.nattestors].name = "unix";
+	a.attestors[a.nattestors].attest = attestor_unix;
+	a.attestors[a.nattestors++].opts = &a.unix_opts;
+	if ((r = ensure_dir(cfg->data_dir)) != 0 ||
+	    (strcmp(cfg->keymgr, "disk") == 0 && (r = ensure_dir(
+	    cfg->keys_dir)) != 0) || (r = load_bundle(&a)) != 0)
+		goto out;
+	snprintf(addr, sizeof(addr), "%s:%d", cfg->server_address,
+	    cfg->server_port);
+	if ((r = nodeclient_new(&loop, addr, cfg->trust_domain, a.bundle->x509,
+	    &a.nc)) != 0)
+		goto out;
+	uv_timer_init(&loop, &a.sync_timer);
+	uv_timer_init(&loop, &a.stop_timer);
+	a.sync_timer.data = a.stop_timer.data = &a;
+	uv_signal_init(&loop, &a.sigint);
+	uv_signal_init(&loop, &a.sigterm);
+	a.sigint.data = a.sigterm.data = &a;
+	uv_signal_start(&a.sigint, on_signal, SIGINT);
+	uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+	if (strcmp(cfg->keymgr, "memory") == 0)
+		log_warn("KeyManager \"memory\" with a join token: a restart "
+		    "needs a new join token");
+	r = strcmp(cfg->keymgr, "disk") == 0 ? load_svid(&a) :
+	    WICK_ERR_NOT_FOUND;
+	if (r == 0) {
+		X509 *leaf = sk_X509_value(a.svid, 0);
+		char *id = NULL;
+
+		if (x509_spiffe_id(leaf, &id, NULL) == 0) {
+			snprintf(a.agent_id, sizeof(a.agent_id), "%s", id);
+			free(id);
+		}
+		sync_now(&a);
+	} else if ((r = attest(&a)) != 0) {
+		agent_stop(&a, 1);
+	}
+	log_info("wick-agent started: trust domain %s, server %s, Workload "
+	    "API at %s once synced", cfg->trust_domain, addr, cfg->socket_path);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	r = a.exit_code;
+out:
+	if (a.nc != NULL) {
+		nodeclient_free(a.nc);
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	cleanup(&a);
+	if (uv_loop_close(&loop) != 0) {
+		uv_run(&loop, UV_RUN_DEFAULT);
+		(void)uv_loop_close(&loop);
+	}
+	log_info("wick-agent stopped");
+	return r == 0 ? 0 : 1;
+}

@@ -1,0 +1,148 @@
+/*
+ * agent.h: the wick-agent daemon's state, shared by its parts.
+ *
+ * agent.c: start-up (attestation or the stored SVID), the sync loop with
+ * the server (entries, bundles), X.509-SVID, WIT-SVID and JWT-SVID upkeep,
+ * the agent's own SVID renewal.  workload.c: the SPIFFE Workload API on
+ * the public Unix socket.  attestor_unix.c: workload attestation.
+ */
+#ifndef WICK_AGENT_H
+#define WICK_AGENT_H
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <uv.h>
+
+#include "attestor.h"
+#include "bundle.h"
+#include "config.h"
+#include "nodeclient.h"
+#include "rpc.h"
+#include "selector.h"
+#include "spiffeid.h"
+
+#define AGENT_MAX_CSRS		500	/* per BatchNewX509SVID */
+#define AGENT_MAX_FEDERATED	64
+#define AGENT_MAX_BACKOFF_MS	(4 * 60 * 1000)
+#define AGENT_CALL_TIMEOUT_MS	30000
+#define AGENT_JWT_CACHE_MAX	1000
+
+/* An authorized entry and what the agent holds for it. */
+struct agent_entry {
+	char			*id;
+	char			*spiffe_id;
+	char			*hint;
+	struct selector_set	 selectors;
+	char			**federates_with;
+	size_t			 nfederates_with;
+	int64_t			 revision;
+	int64_t			 created_at;
+	/* X.509-SVID */
+	STACK_OF(X509)		*chain;		/* leaf first */
+	EVP_PKEY		*key;
+	int64_t			 not_after;
+	int64_t			 rotate_at;
+	int			 x509_pending;
+	/* WIT-SVID, fetched once a workload asked for it */
+	char			*wit;
+	char			*wit_key;	/* private JWK, JSON */
+	int64_t			 wit_exp;
+	int64_t			 wit_rotate_at;
+	int			 wit_wanted;
+	int			 wit_pending;
+};
+
+struct jwt_cached {
+	struct jwt_cached	*next;
+	char			*entry_id;
+	char			*aud_key;	/* sorted audiences, \n-joined */
+	char			*token;
+	int64_t			 exp;
+	int64_t			 rotate_at;
+};
+
+struct wl_stream;
+
+struct agent {
+	uv_loop_t		*loop;
+	struct agent_config	*cfg;
+	char			 agent_id[SPIFFEID_MAX_LEN + 1];
+	char			 td_id[SPIFFEID_MAX_TD_LEN + 16];
+	struct nodeclient	*nc;
+	/* own SVID */
+	STACK_OF(X509)		*svid;
+	EVP_PKEY		*svid_key;
+	int64_t			 svid_renew_at;
+	int			 renewing;
+	/* bundles */
+	struct bundle		*bundle;
+	struct bundle		*fed[AGENT_MAX_FEDERATED];
+	size_t			 nfed;
+	/* entries, sorted by ID */
+	struct agent_entry	**entries;
+	size_t			 nentries;
+	int64_t			 revision;
+	int			 synced;	/* first sync done */
+	int			 need_full;	/* next sync from 0 */
+	int			 sync_full;	/* this one is */
+	/* sync in progress */
+	int			 syncing;
+	struct agent_entry	**pending;	/* this sync's entries */
+	size_t			 npending;
+	size_t			 cappending;
+	char			**keep;		/* unchanged IDs */
+	size_t			 nkeep;
+	size_t			 capkeep;
+	int64_t			 sync_rev;
+	char			*page_token;
+	int			 failures;
+	uv_timer_t		 sync_timer;
+	uv_timer_t		 stop_timer;
+	/* Workload API */
+	struct rpc_server	*wl;
+	struct wl_stream	*streams;
+	struct jwt_cached	*jwts;
+	size_t			 njwts;
+	struct attestor		 attestors[4];
+	size_t			 nattestors;
+	struct attestor_unix_opts unix_opts;
+	uv_signal_t		 sigint;
+	uv_signal_t		 sigterm;
+	int			 stopping;
+	int			 exit_code;
+};
+
+int64_t	 agent_now(void);
+int	 agent_run(struct agent_config *);
+void	 agent_stop(struct agent *, int exit_code);
+
+/*
+ * The entries whose selectors are all among sel, in entry ID order, with
+ * later duplicates of a non-empty hint dropped (the oldest entry wins).
+ * *out is malloc'ed (borrowed pointers); only entries with an X.509-SVID
+ * when with_svid is set.
+ */
+void	 agent_match(struct agent *, const struct selector_set *sel,
+	    int with_svid, struct agent_entry ***out, size_t *n);
+/* The bundle of a trust domain ID: own or federated; NULL if none. */
+struct bundle *agent_bundle_for(struct agent *, const char *td_id);
+
+/* JWT-SVID for an entry and audiences: from the cache, or from the
+ * server (then done runs later).  done gets the token or an error. */
+typedef void agent_jwt_fn(void *arg, int status, const char *msg,
+    const char *token);
+void	 agent_jwt(struct agent *, const struct agent_entry *,
+	    char **audience, size_t naudience, agent_jwt_fn *, void *arg);
+/* Ask for WIT-SVIDs of entries (fetched and kept fresh from now on). */
+void	 agent_want_wit(struct agent *, struct agent_entry *);
+
+/* workload.c */
+int	 workload_start(struct agent *) WICK_WUR;
+/* Something changed: every open stream gets its new state. */
+void	 workload_notify(struct agent *);
+void	 workload_stop(struct agent *);
+
+#endif /* WICK_AGENT_H */

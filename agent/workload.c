@@ -1,0 +1,1048 @@
+/*
+ * workload.c: the SPIFFE Workload API on the agent's public Unix socket.
+ *
+ * Every call under /SpiffeWorkloadAPI/ must carry "workload.spiffe.io:
+ * true" (INVALID_ARGUMENT otherwise).  The caller is attested at the
+ * start of each call from its SO_PEERCRED credentials, and the process
+ * must still be the same one afterwards.  Streams get their complete
+ * state at once and again whenever it changes (rotation, entry or bundle
+ * change); a stream whose caller no longer has an identity ends with
+ * PERMISSION_DENIED.  gRPC health checking runs on the same socket.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <systemd/sd-daemon.h>
+
+#include "agent.h"
+#include "health.pb-c.h"
+#include "jose.h"
+#include "log.h"
+#include "pkey.h"
+#include "workload.pb-c.h"
+#include "x509.h"
+#include "xmalloc.h"
+
+#define WL_MAX_AUDIENCES	32
+
+enum wl_kind {
+	WL_X509 = 0,
+	WL_X509_BUNDLES,
+	WL_JWT_BUNDLES,
+	WL_WIT,
+	WL_WIT_BUNDLES,
+	WL_UNARY,
+};
+
+struct jwt_req;
+
+/* Per-call state: the caller's selectors, and for streams the list. */
+struct wl_stream {
+	struct wl_stream	*next;
+	struct agent		*a;
+	struct rpc_call		*call;
+	enum wl_kind		 kind;
+	struct selector_set	 sel;
+	int			 attested;
+	int			 active;	/* request read, on the list */
+	int			 sent;		/* first message went out */
+	int			 again;		/* queue was full */
+	char			*spiffe_id;	/* WIT filter */
+	struct jwt_req		*jwt;		/* FetchJWTSVID waiting */
+	uint8_t			 last[32];	/* SHA-256 of the last send */
+};
+
+/* ---- a bump allocator for building one response --------------------------- */
+
+struct arena {
+	void	**p;
+	size_t	  n, cap;
+};
+
+static void *
+ar_alloc(struct arena *ar, size_t n)
+{
+	void *p = xcalloc(1, n + 1);
+
+	if (ar->n == ar->cap) {
+		ar->cap = ar->cap == 0 ? 32 : ar->cap * 2;
+		ar->p = xreallocarray(ar->p, ar->cap, sizeof(*ar->p));
+	}
+	ar->p[ar->n++] = p;
+	return p;
+}
+
+static char *
+ar_strdup(struct arena *ar, const char *s)
+{
+	size_t	 n = strlen(s);
+	char	*p = ar_alloc(ar, n);
+
+	memcpy(p, s, n);
+	return p;
+}
+
+static void
+ar_free(struct arena *ar)
+{
+	size_t i;
+
+	for (i = 0; i < ar->n; i++)
+		free(ar->p[i]);
+	free(ar->p);
+	memset(ar, 0, sizeof(*ar));
+}
+
+/* A buffer kept until ar_free (for DER and key bytes; wiped). */
+static void
+ar_bytes(struct arena *ar, struct buf *b, ProtobufCBinaryData *out)
+{
+	uint8_t	*p;
+	size_t	 n;
+	int	 r;
+
+	r = buf_steal(b, &p, &n);
+	buf_cleanup(b);		/* the copy is ours; wipe the original */
+	if (r != 0) {
+		out->data = NULL;
+		out->len = 0;
+		return;
+	}
+	if (ar->n == ar->cap) {
+		ar->cap = ar->cap == 0 ? 32 : ar->cap * 2;
+		ar->p = xreallocarray(ar->p, ar->cap, sizeof(*ar->p));
+	}
+	ar->p[ar->n++] = p;
+	out->data = p;
+	out->len = n;
+}
+
+/* ---- sending -------------------------------------------------------------- */
+
+/* Pack and send; for streams skip a message equal to the last one. */
+static int
+send_msg(struct wl_stream *s, const ProtobufCMessage *m)
+{
+	size_t		 len = protobuf_c_message_get_packed_size(m);
+	uint8_t		*p = xmalloc(len + 1), md[32];
+	unsigned	 mdlen;
+	int		 r;
+
+	protobuf_c_message_pack(m, p);
+	(void)EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL);
+	if (s->kind != WL_UNARY && s->sent && memcmp(md, s->last, 32) == 0) {
+		freezero(p, len + 1);
+		return 0;
+	}
+	r = rpc_call_send_message(s->call, p, len);
+	freezero(p, len + 1);	/* may hold private keys */
+	if (r == WICK_ERR_AGAIN) {
+		s->again = 1;
+		return 0;
+	}
+	if (r != 0)
+		return r;
+	memcpy(s->last, md, 32);
+	s->sent = 1;
+	return 0;
+}
+
+/* The caller's own trust domain bundle and those its entries federate
+ * with, each once. */
+static size_t
+caller_bundles(struct agent *a, struct agent_entry **v, size_t n,
+    struct bundle **out, size_t max)
+{
+	struct bundle	*b;
+	size_t		 i, j, k, nb = 0;
+
+	if (a->bundle != NULL)
+		out[nb++] = a->bundle;
+	for (i = 0; i < n; i++)
+		for (j = 0; j < v[i]->nfederates_with; j++) {
+			if ((b = agent_bundle_for(a,
+			    v[i]->federates_with[j])) == NULL)
+				continue;
+			for (k = 0; k < nb && out[k] != b; k++)
+				;
+			if (k == nb && nb < max)
+				out[nb++] = b;
+		}
+	return nb;
+}
+
+static void
+td_id(const struct bundle *b, struct arena *ar, char **out)
+{
+	char id[SPIFFEID_MAX_TD_LEN + 16];
+
+	bundle_td_id(b, id, sizeof(id));
+	*out = ar_strdup(ar, id);
+}
+
+/* ---- X.509 ---------------------------------------------------------------- */
+
+static int
+x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
+{
+	X509SVIDResponse			 resp = X509_SVIDRESPONSE__INIT;
+	X509SVIDResponse__FederatedBundlesEntry	*fe;
+	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
+	struct arena				 ar;
+	struct buf				 b;
+	X509SVID				*x;
+	size_t					 i, nb;
+	int					 r;
+
+	memset(&ar, 0, sizeof(ar));
+	resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids));
+	for (i = 0; i < n; i++) {
+		x = ar_alloc(&ar, sizeof(*x));
+		x509_svid__init(x);
+		x->spiffe_id = v[i]->spiffe_id;
+		x->hint = v[i]->hint;
+		buf_init(&b, 1024 * 1024);
+		if (x509_chain_to_der(v[i]->chain, &b) != 0)
+			goto fail;
+		ar_bytes(&ar, &b, &x->x509_svid);
+		buf_init(&b, PKEY_MAX_DER);
+		if (pkey_to_pkcs8_der(v[i]->key, &b) != 0)
+			goto fail;
+		ar_bytes(&ar, &b, &x->x509_svid_key);
+		buf_init(&b, 1024 * 1024);
+		if (bundle_x509_der(s->a->bundle, &b) != 0)
+			goto fail;
+		ar_bytes(&ar, &b, &x->bundle);
+		resp.svids[resp.n_svids++] = x;
+	}
+	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
+	resp.federated_bundles = ar_alloc(&ar, nb *
+	    sizeof(*resp.federated_bundles));
+	for (i = 1; i < nb; i++) {
+		fe = ar_alloc(&ar, sizeof(*fe));
+		x509_svidresponse__federated_bundles_entry__init(fe);
+		td_id(bundles[i], &ar, &fe->key);
+		buf_init(&b, 1024 * 1024);
+		if (bundle_x509_der(bundles[i], &b) != 0)
+			goto fail;
+		ar_bytes(&ar, &b, &fe->value);
+		resp.federated_bundles[resp.n_federated_bundles++] = fe;
+	}
+	r = send_msg(s, &resp.base);
+	for (i = 0; i < resp.n_svids; i++)
+		wipe(resp.svids[i]->x509_svid_key.data,
+		    resp.svids[i]->x509_svid_key.len);
+	ar_free(&ar);
+	return r;
+fail:
+	buf_cleanup(&b);
+	ar_free(&ar);
+	return WICK_ERR_INTERNAL;
+}
+
+static int
+x509_bundles_response(struct wl_stream *s, struct agent_entry **v, size_t n)
+{
+	X509BundlesResponse			 resp = X509_BUNDLES_RESPONSE__INIT;
+	X509BundlesResponse__BundlesEntry	*be;
+	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
+	struct arena				 ar;
+	struct buf				 b;
+	size_t					 i, nb;
+	int					 r;
+
+	memset(&ar, 0, sizeof(ar));
+	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
+	resp.bundles = ar_alloc(&ar, nb * sizeof(*resp.bundles));
+	for (i = 0; i < nb; i++) {
+		be = ar_alloc(&ar, sizeof(*be));
+		x509_bundles_response__bundles_entry__init(be);
+		td_id(bundles[i], &ar, &be->key);
+		buf_init(&b, 1024 * 1024);
+		if (bundle_x509_der(bundles[i], &b) != 0) {
+			buf_cleanup(&b);
+			ar_free(&ar);
+			return WICK_ERR_INTERNAL;
+		}
+		ar_bytes(&ar, &b, &be->value);
+		resp.bundles[resp.n_bundles++] = be;
+	}
+	r = send_msg(s, &resp.base);
+	ar_free(&ar);
+	return r;
+}
+
+static int
+jwks_response(struct wl_stream *s, struct agent_entry **v, size_t n,
+    enum bundle_use use)
+{
+	JWTBundlesResponse			 jr = JWTBUNDLES_RESPONSE__INIT;
+	WITBundlesResponse			 wr = WITBUNDLES_RESPONSE__INIT;
+	JWTBundlesResponse__BundlesEntry	*je;
+	WITBundlesResponse__BundlesEntry	*we;
+	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
+	struct arena				 ar;
+	char					*jwks;
+	size_t					 i, nb;
+	int					 r;
+
+	memset(&ar, 0, sizeof(ar));
+	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
+	jr.bundles = ar_alloc(&ar, nb * sizeof(*jr.bundles));
+	wr.bundles = ar_alloc(&ar, nb * sizeof(*wr.bundles));
+	for (i = 0; i < nb; i++) {
+		if (bundle_jwks(bundles[i], use, &jwks) != 0) {
+			ar_free(&ar);
+			return WICK_ERR_INTERNAL;
+		}
+		if (use == BUNDLE_USE_JWT) {
+			je = ar_alloc(&ar, sizeof(*je));
+			jwtbundles_response__bundles_entry__init(je);
+			td_id(bundles[i], &ar, &je->key);
+			je->value.data = (uint8_t *)ar_strdup(&ar, jwks);
+			je->value.len = strlen(jwks);
+			jr.bundles[jr.n_bundles++] = je;
+		} else {
+			we = ar_alloc(&ar, sizeof(*we));
+			witbundles_response__bundles_entry__init(we);
+			td_id(bundles[i], &ar, &we->key);
+			we->value = ar_strdup(&ar, jwks);
+			wr.bundles[wr.n_bundles++] = we;
+		}
+		free(jwks);
+	}
+	r = send_msg(s, use == BUNDLE_USE_JWT ? &jr.base : &wr.base);
+	ar_free(&ar);
+	return r;
+}
+
+static int
+wit_response(struct wl_stream *s, struct agent_entry **v, size_t n)
+{
+	WITSVIDResponse	 resp = WITSVIDRESPONSE__INIT;
+	struct arena	 ar;
+	WITSVID		*w;
+	size_t		 i;
+	int		 r;
+
+	memset(&ar, 0, sizeof(ar));
+	resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids));
+	for (i = 0; i < n; i++) {
+		if (v[i]->wit == NULL)
+			continue;
+		w = ar_alloc(&ar, sizeof(*w));
+		witsvid__init(w);
+		w->spiffe_id = v[i]->spiffe_id;
+		w->wit_svid = v[i]->wit;
+		w->wit_svid_key = v[i]->wit_key;
+		w->hint = v[i]->hint;
+		resp.svids[resp.n_svids++] = w;
+	}
+	r = resp.n_svids == 0 ? 0 : send_msg(s, &resp.base);
+	ar_free(&ar);
+	return r;
+}
+
+/*
+ * Send the stream's current state.  Returns 0 (sent or nothing to send
+ * yet) or finishes the call.
+ */
+static void
+stream_update(struct wl_stream *s)
+{
+	struct agent		 *a = s->a;
+	struct agent_entry	**v = NULL, **w;
+	size_t			  n = 0, i, k;
+	int			  r = 0;
+
+	if (!s->active || s->call == NULL)
+		return;
+	agent_match(a, &s->sel, 0, &v, &n);
+	if (n == 0 && !(a->cfg->allow_unauthenticated_verifiers &&
+	    (s->kind == WL_X509_BUNDLES || s->kind == WL_JWT_BUNDLES ||
+	    s->kind == WL_WIT_BUNDLES))) {
+		free(v);
+		(void)rpc_call_finish(s->call, RPC_PERMISSION_DENIED,
+		    "no identity issued");
+		return;
+	}
+	switch (s->kind) {
+	case WL_X509:
+		/* Only entries whose SVID is here; wait for the rest. */
+		w = xcalloc(n + 1, sizeof(*w));
+		for (i = k = 0; i < n; i++)
+			if (v[i]->chain != NULL)
+				w[k++] = v[i];
+		if (k > 0)
+			r = x509_response(s, w, k);
+		free(w);
+		break;
+	case WL_X509_BUNDLES:
+		r = x509_bundles_response(s, v, n);
+		break;
+	case WL_JWT_BUNDLES:
+		r = jwks_response(s, v, n, BUNDLE_USE_JWT);
+		break;
+	case WL_WIT_BUNDLES:
+		r = jwks_response(s, v, n, BUNDLE_USE_WIT);
+		break;
+	case WL_WIT:
+		w = xcalloc(n + 1, sizeof(*w));
+		for (i = k = 0; i < n; i++)
+			if (s->spiffe_id == NULL || strcmp(s->spiffe_id,
+			    v[i]->spiffe_id) == 0) {
+				agent_want_wit(a, v[i]);
+				w[k++] = v[i];
+			}
+		/* The first answer waits for every WIT asked for at once
+		 * (a failed fetch clears pending, so this never hangs). */
+		for (i = 0; !s->sent && i < k; i++)
+			if (w[i]->wit == NULL && w[i]->wit_pending)
+				break;
+		if (i < k) {
+			free(w);
+			free(v);
+			return;
+		}
+		if (k == 0) {
+			free(w);
+			free(v);
+			(void)rpc_call_finish(s->call, RPC_PERMISSION_DENIED,
+			    "no identity issued");
+			return;
+		}
+		r = wit_response(s, w, k);
+		free(w);
+		break;
+	default:
+		break;
+	}
+	free(v);
+	if (r != 0)
+		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
+		    "could not serialize response");
+}
+
+void
+workload_notify(struct agent *a)
+{
+	struct wl_stream *s, *next;
+
+	for (s = a->streams; s != NULL; s = next) {
+		next = s->next;
+		stream_update(s);
+	}
+}
+
+/* ---- call start and end --------------------------------------------------- */
+
+static void
+wl_start(struct rpc_call *call, void *arg)
+{
+	struct agent		*a = arg;
+	const struct rpc_peer	*p = rpc_call_peer(call);
+	const struct rpc_md	*md;
+	const char		*path = rpc_call_path(call);
+	struct wl_stream	*s;
+	char			 why[256] = "";
+	size_t			 i;
+	int			 r;
+
+	s = xcalloc(1, sizeof(*s));
+	s->a = a;
+	s->call = call;
+	s->kind = WL_UNARY;
+	selector_set_init(&s->sel);
+	rpc_call_set_data(call, s);
+	if (strncmp(path, "/SpiffeWorkloadAPI/", 19) == 0) {
+		md = rpc_call_md_get(call, "workload.spiffe.io");
+		if (md == NULL || md->len != 4 || memcmp(md->value, "true",
+		    4) != 0) {
+			(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+			    "security header missing from request");
+			return;
+		}
+	}
+	if (!p->is_unix) {
+		(void)rpc_call_finish(call, RPC_PERMISSION_DENIED,
+		    "callers must use the Unix socket");
+		return;
+	}
+	for (i = 0; i < a->nattestors; i++) {
+		r = a->attestors[i].attest(&a->attestors[i], &p->cred, &s->sel,
+		    why, sizeof(why));
+		if (r != 0) {
+			log_warn("workload attestation of pid %ld failed (%s): "
+			    "%s", (long)p->pid, a->attestors[i].name, why);
+			(void)rpc_call_finish(call, RPC_UNAVAILABLE,
+			    "workload attestation failed");
+			return;
+		}
+	}
+	s->attested = 1;
+}
+
+static void
+wl_done(struct rpc_call *call, enum rpc_end why)
+{
+	struct wl_stream *s = rpc_call_data(call), **pp;
+
+	if (s == NULL)
+		return;
+	for (pp = &s->a->streams; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	selector_set_cleanup(&s->sel);
+	free(s->spiffe_id);
+	free(s);
+}
+
+static void
+wl_writable(struct rpc_call *call)
+{
+	struct wl_stream *s = rpc_call_data(call);
+
+	if (s != NULL && s->again) {
+		s->again = 0;
+		s->sent = 0;
+		stream_update(s);
+	}
+}
+
+/* Start a stream of kind after its (empty) request. */
+static void
+stream_begin(struct rpc_call *call, enum wl_kind kind)
+{
+	struct wl_stream *s = rpc_call_data(call);
+
+	if (s == NULL || !s->attested)
+		return;
+	s->kind = kind;
+	s->active = 1;
+	s->next = s->a->streams;
+	s->a->streams = s;
+	stream_update(s);
+}
+
+static void
+m_fetch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	stream_begin(call, WL_X509);
+}
+
+static void
+m_fetch_x509_bundles(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	stream_begin(call, WL_X509_BUNDLES);
+}
+
+static void
+m_fetch_jwt_bundles(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	stream_begin(call, WL_JWT_BUNDLES);
+}
+
+static void
+m_fetch_wit_bundles(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	stream_begin(call, WL_WIT_BUNDLES);
+}
+
+static int
+check_spiffe_id(struct rpc_call *call, const char *id)
+{
+	struct spiffeid	 sid;
+	const char	*why;
+
+	if (*id == '\0')
+		return 0;
+	if (spiffeid_parse(id, 0, &sid, &why) != 0) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "invalid requested SPIFFE ID: %s",
+		    why);
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+m_fetch_wit(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	struct wl_stream	*s = rpc_call_data(call);
+	WITSVIDRequest		*req;
+
+	if (s == NULL || !s->attested)
+		return;
+	if ((req = witsvidrequest__unpack(NULL, n, p)) == NULL) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    "malformed WITSVIDRequest");
+		return;
+	}
+	if (check_spiffe_id(call, req->spiffe_id) == 0) {
+		if (*req->spiffe_id != '\0')
+			s->spiffe_id = xstrdup(req->spiffe_id);
+		stream_begin(call, WL_WIT);
+	}
+	witsvidrequest__free_unpacked(req, NULL);
+}
+
+/* ---- FetchJWTSVID --------------------------------------------------------- */
+
+struct jwt_req {
+	struct rpc_call	 *call;		/* NULL once the call is gone */
+	size_t		  nwait;
+	size_t		  n;
+	char		**tokens;
+	char		**ids;
+	char		**hints;
+	size_t		  failed;
+	char		  msg[300];
+};
+
+static void
+jwt_req_free(struct jwt_req *jr)
+{
+	size_t i;
+
+	for (i = 0; i < jr->n; i++) {
+		free(jr->tokens[i]);
+		free(jr->ids[i]);
+		free(jr->hints[i]);
+	}
+	free(jr->tokens);
+	free(jr->ids);
+	free(jr->hints);
+	free(jr);
+}
+
+static void
+jwt_req_finish(struct jwt_req *jr)
+{
+	JWTSVIDResponse	  resp = JWTSVIDRESPONSE__INIT;
+	JWTSVID		 *v, **pv;
+	struct wl_stream *s;
+	size_t		  i;
+
+	if (jr->call == NULL)
+		return;
+	if ((s = rpc_call_data(jr->call)) != NULL)
+		s->jwt = NULL;		/* the call no longer waits for jr */
+	/* Fail only when no identity got a token: one entry the server
+	 * just deleted must not cost the workload its other identities. */
+	if (jr->failed == jr->n) {
+		(void)rpc_call_finish(jr->call, RPC_UNAVAILABLE, jr->msg);
+		jr->call = NULL;
+		return;
+	}
+	v = xcalloc(jr->n + 1, sizeof(*v));
+	pv = xcalloc(jr->n + 1, sizeof(*pv));
+	for (i = 0; i < jr->n; i++) {
+		if (jr->tokens[i] == NULL)
+			continue;
+		jwtsvid__init(&v[resp.n_svids]);
+		v[resp.n_svids].spiffe_id = jr->ids[i];
+		v[resp.n_svids].svid = jr->tokens[i];
+		v[resp.n_svids].hint = jr->hints[i];
+		pv[resp.n_svids] = &v[resp.n_svids];
+		resp.n_svids++;
+	}
+	resp.svids = pv;
+	if (s == NULL || send_msg(s, &resp.base) != 0)
+		(void)rpc_call_finish(jr->call, RPC_UNAVAILABLE,
+		    "could not serialize response");
+	else
+		(void)rpc_call_finish(jr->call, RPC_OK, NULL);
+	jr->call = NULL;
+	free(v);
+	free(pv);
+}
+
+struct jwt_slot {
+	struct jwt_req	*jr;
+	size_t		 i;
+};
+
+static void
+jwt_one_done(void *arg, int status, const char *msg, const char *token)
+{
+	struct jwt_slot	*slot = arg;
+	struct jwt_req	*jr = slot->jr;
+
+	if (status != 0) {
+		jr->failed++;
+		snprintf(jr->msg, sizeof(jr->msg), "could not fetch JWT-SVID: "
+		    "%s", msg);
+	} else
+		jr->tokens[slot->i] = xstrdup(token);
+	free(slot);
+	if (--jr->nwait > 0)
+		return;
+	jwt_req_finish(jr);
+	jwt_req_free(jr);
+}
+
+static void
+m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	struct wl_stream	 *s = rpc_call_data(call);
+	struct agent_entry	**v = NULL;
+	struct jwt_req		 *jr;
+	struct jwt_slot		 *slot;
+	JWTSVIDRequest		 *req;
+	size_t			  nv = 0, i, k, naud = 0;
+
+	if (s == NULL || !s->attested)
+		return;
+	if ((req = jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    "malformed JWTSVIDRequest");
+		return;
+	}
+	for (i = 0; i < req->n_audience; i++)
+		if (*req->audience[i] != '\0')
+			naud++;
+	if (naud == 0 || req->n_audience > WL_MAX_AUDIENCES) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    naud == 0 ? "audience must be specified" :
+		    "too many audiences");
+		goto out;
+	}
+	if (check_spiffe_id(call, req->spiffe_id) != 0)
+		goto out;
+	agent_match(s->a, &s->sel, 0, &v, &nv);
+	for (i = k = 0; i < nv; i++)
+		if (*req->spiffe_id == '\0' || strcmp(req->spiffe_id,
+		    v[i]->spiffe_id) == 0)
+			v[k++] = v[i];
+	if (k == 0) {
+		(void)rpc_call_finish(call, RPC_PERMISSION_DENIED,
+		    "no identity issued");
+		goto out;
+	}
+	jr = xcalloc(1, sizeof(*jr));
+	jr->call = call;
+	jr->n = k;
+	jr->nwait = k;
+	jr->tokens = xcalloc(k, sizeof(*jr->tokens));
+	jr->ids = xcalloc(k, sizeof(*jr->ids));
+	jr->hints = xcalloc(k, sizeof(*jr->hints));
+	for (i = 0; i < k; i++) {
+		jr->ids[i] = xstrdup(v[i]->spiffe_id);
+		jr->hints[i] = xstrdup(v[i]->hint);
+	}
+	/* The pending request hangs off the call so on_done can detach. */
+	s->jwt = jr;
+	for (i = 0; i < k; i++) {
+		slot = xcalloc(1, sizeof(*slot));
+		slot->jr = jr;
+		slot->i = i;
+		agent_jwt(s->a, v[i], req->audience, req->n_audience,
+		    jwt_one_done, slot);
+	}
+out:
+	free(v);
+	jwtsvidrequest__free_unpacked(req, NULL);
+}
+
+static void
+wl_jwt_done(struct rpc_call *call, enum rpc_end why)
+{
+	struct wl_stream *s = rpc_call_data(call);
+
+	if (s != NULL && s->jwt != NULL) {
+		/* A JWT request still waits for the server: detach it. */
+		s->jwt->call = NULL;
+		s->jwt = NULL;
+	}
+	wl_done(call, why);
+}
+
+/* ---- ValidateJWTSVID ------------------------------------------------------ */
+
+static Google__Protobuf__Value *json_to_value(json_t *);
+
+static Google__Protobuf__Struct *
+json_to_struct(json_t *o)
+{
+	Google__Protobuf__Struct	*st = xcalloc(1, sizeof(*st));
+	const char			*k;
+	json_t				*v;
+	size_t				 i = 0;
+
+	google__protobuf__struct__init(st);
+	st->fields = xcalloc(json_object_size(o) + 1, sizeof(*st->fields));
+	json_object_foreach(o, k, v) {
+		st->fields[i] = xcalloc(1, sizeof(**st->fields));
+		google__protobuf__struct__fields_entry__init(st->fields[i]);
+		st->fields[i]->key = xstrdup(k);
+		st->fields[i]->value = json_to_value(v);
+		i++;
+	}
+	st->n_fields = i;
+	return st;
+}
+
+static Google__Protobuf__Value *
+json_to_value(json_t *j)
+{
+	Google__Protobuf__Value		*v = xcalloc(1, sizeof(*v));
+	Google__Protobuf__ListValue	*l;
+	size_t				 i;
+
+	google__protobuf__value__init(v);
+	switch (json_typeof(j)) {
+	case JSON_OBJECT:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
+		v->struct_value = json_to_struct(j);
+		break;
+	case JSON_ARRAY:
+		l = xcalloc(1, sizeof(*l));
+		google__protobuf__list_value__init(l);
+		l->values = xcalloc(json_array_size(j) + 1, sizeof(*l->values));
+		for (i = 0; i < json_array_size(j); i++)
+			l->values[i] = json_to_value(json_array_get(j, i));
+		l->n_values = json_array_size(j);
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
+		v->list_value = l;
+		break;
+	case JSON_STRING:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
+		v->string_value = xstrdup(json_string_value(j));
+		break;
+	case JSON_INTEGER:
+	case JSON_REAL:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
+		v->number_value = json_number_value(j);
+		break;
+	case JSON_TRUE:
+	case JSON_FALSE:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE;
+		v->bool_value = json_is_true(j);
+		break;
+	default:
+		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE;
+		v->null_value = GOOGLE__PROTOBUF__NULL_VALUE__NULL_VALUE;
+		break;
+	}
+	return v;
+}
+
+/* The subject's trust domain, read before the signature is checked (to
+ * pick the keys); everything is verified after. */
+static int
+token_td(const char *token, char td[SPIFFEID_MAX_TD_LEN + 16],
+    const char **why)
+{
+	const char	*dot1 = strchr(token, '.'), *dot2;
+	struct spiffeid	 id;
+	json_error_t	 jerr;
+	json_t		*claims;
+	uint8_t		*raw;
+	size_t		 rawlen;
+	int		 r = WICK_ERR_INVALID;
+
+	*why = "token is not a compact JWS";
+	if (dot1 == NULL || (dot2 = strchr(dot1 + 1, '.')) == NULL)
+		return r;
+	if (rpc_base64_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw,
+	    &rawlen) != 0)
+		return r;
+	claims = json_loadb((const char *)raw, rawlen, 0, &jerr);
+	free(raw);
+	*why = "token missing subject claim";
+	if (claims == NULL || json_string_value(json_object_get(claims,
+	    "sub")) == NULL)
+		goto out;
+	*why = "token subject is not a SPIFFE ID";
+	if (spiffeid_parse(json_string_value(json_object_get(claims, "sub")), 0,
+	    &id, NULL) != 0)
+		goto out;
+	snprintf(td, SPIFFEID_MAX_TD_LEN + 16, "spiffe://%s", id.td);
+	r = 0;
+out:
+	json_decref(claims);
+	return r;
+}
+
+static void
+m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	struct wl_stream		*s = rpc_call_data(call);
+	ValidateJWTSVIDRequest		*req;
+	ValidateJWTSVIDResponse		 resp = VALIDATE_JWTSVIDRESPONSE__INIT;
+	struct jose_verify_opts		 opts = { { "JWT", "JOSE", "" }, 3 };
+	struct jose_keyset		 ks;
+	struct bundle			*b;
+	json_t				*claims = NULL;
+	const char			*why;
+	char				 td[SPIFFEID_MAX_TD_LEN + 16];
+	char				 msg[300];
+	int				 r;
+
+	if (s == NULL || !s->attested)
+		return;
+	jose_keyset_init(&ks);
+	if ((req = validate_jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    "malformed ValidateJWTSVIDRequest");
+		return;
+	}
+	if (*req->audience == '\0' || *req->svid == '\0') {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    *req->audience == '\0' ? "audience must be specified" :
+		    "svid must be specified");
+		goto out;
+	}
+	if (token_td(req->svid, td, &why) != 0) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, why);
+		goto out;
+	}
+	if ((b = agent_bundle_for(s->a, td)) == NULL) {
+		snprintf(msg, sizeof(msg), "no keys for trust domain \"%s\"",
+		    td);
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+		goto out;
+	}
+	if (bundle_keyset(b, BUNDLE_USE_JWT, &ks) != 0) {
+		(void)rpc_call_finish(call, RPC_INTERNAL, "bad bundle keys");
+		goto out;
+	}
+	if ((r = jose_verify(req->svid, &ks, &opts, &claims, NULL, msg,
+	    sizeof(msg))) != 0 || (r = jose_check_jwt_claims(claims,
+	    req->audience, agent_now(), msg, sizeof(msg))) != 0) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+		goto out;
+	}
+	resp.spiffe_id = (char *)json_string_value(json_object_get(claims,
+	    "sub"));
+	/* aud is always a list in the answer, as SPIRE's. */
+	if (json_is_string(json_object_get(claims, "aud")))
+		json_object_set_new(claims, "aud", json_pack("[O]",
+		    json_object_get(claims, "aud")));
+	resp.claims = json_to_struct(claims);
+	if (send_msg(s, &resp.base) != 0)
+		(void)rpc_call_finish(call, RPC_UNAVAILABLE,
+		    "could not serialize response");
+	else
+		(void)rpc_call_finish(call, RPC_OK, NULL);
+	google__protobuf__struct__free_unpacked(resp.claims, NULL);
+out:
+	json_decref(claims);
+	jose_keyset_cleanup(&ks);
+	validate_jwtsvidrequest__free_unpacked(req, NULL);
+}
+
+/* ---- health --------------------------------------------------------------- */
+
+static void
+m_health(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	struct wl_stream			*s = rpc_call_data(call);
+	Grpc__Health__V1__HealthCheckResponse	 resp =
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+
+	if (s == NULL || !s->attested)
+		return;
+	resp.status = s->a->synced && s->a->svid != NULL ?
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
+	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+	if (send_msg(s, &resp.base) != 0)
+		(void)rpc_call_finish(call, RPC_INTERNAL, "cannot reply");
+	else
+		(void)rpc_call_finish(call, RPC_OK, NULL);
+}
+
+#define STREAM(path, fn) { path, RPC_KIND_SERVER_STREAM, wl_start, fn, NULL, \
+	wl_writable, wl_done, NULL }
+#define UNARY(path, fn, done) { path, RPC_KIND_UNARY, wl_start, fn, NULL, \
+	NULL, done, NULL }
+
+static struct rpc_method wl_methods[] = {
+	STREAM("/SpiffeWorkloadAPI/FetchX509SVID", m_fetch_x509),
+	STREAM("/SpiffeWorkloadAPI/FetchX509Bundles", m_fetch_x509_bundles),
+	UNARY("/SpiffeWorkloadAPI/FetchJWTSVID", m_fetch_jwt, wl_jwt_done),
+	STREAM("/SpiffeWorkloadAPI/FetchJWTBundles", m_fetch_jwt_bundles),
+	UNARY("/SpiffeWorkloadAPI/ValidateJWTSVID", m_validate_jwt, wl_done),
+	STREAM("/SpiffeWorkloadAPI/FetchWITSVID", m_fetch_wit),
+	STREAM("/SpiffeWorkloadAPI/FetchWITBundles", m_fetch_wit_bundles),
+	UNARY("/grpc.health.v1.Health/Check", m_health, wl_done),
+};
+
+/* Create the socket's directory (0755: the socket itself is 0777). */
+static int
+socket_dir(const char *path)
+{
+	char	*d = xstrdup(path), *q;
+	int	 r = 0;
+
+	for (q = d + 1; *q != '\0'; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(d, 0755) != 0 && errno != EEXIST) {
+			log_error("cannot create %s: %s", d, strerror(errno));
+			r = WICK_ERR_IO;
+			break;
+		}
+		*q = '/';
+	}
+	/* Its own directory is open to every workload (identity comes from
+	 * attestation, not from file modes), as SPIRE's public directory. */
+	if (r == 0 && (q = strrchr(d, '/')) != NULL && q != d) {
+		*q = '\0';
+		if (chmod(d, 0755) != 0)
+			log_warn("cannot open %s to workloads: %s", d,
+			    strerror(errno));
+	}
+	free(d);
+	return r;
+}
+
+int
+workload_start(struct agent *a)
+{
+	struct rpc_server_opts	opts;
+	size_t			i, n = sizeof(wl_methods) / sizeof(wl_methods[0]);
+	int			r;
+
+	for (i = 0; i < n; i++)
+		wl_methods[i].arg = a;
+	memset(&opts, 0, sizeof(opts));
+	if ((r = socket_dir(a->cfg->socket_path)) != 0 ||
+	    (r = rpc_server_new(a->loop, &opts, wl_methods, n, &a->wl)) != 0)
+		return r;
+	if ((r = rpc_server_listen_unix(a->wl, a->cfg->socket_path,
+	    0777)) != 0) {
+		log_error("cannot listen on %s: %s", a->cfg->socket_path,
+		    wick_strerror(r));
+		return r;
+	}
+	log_info("Workload API listening on %s", a->cfg->socket_path);
+	(void)sd_notify(0, "READY=1");
+	return 0;
+}
+
+static void
+wl_down(struct rpc_server *rs, void *arg)
+{
+	rpc_server_free(rs);
+}
+
+void
+workload_stop(struct agent *a)
+{
+	if (a->wl == NULL)
+		return;
+	rpc_server_shutdown(a->wl, 2000, wl_down, NULL);
+	a->wl = NULL;
+	(void)unlink(a->cfg->socket_path);
+}
