@@ -62,6 +62,7 @@ agent_pid=$!
 wait_for wick-agent "$agent" api fetch x509 -silent
 
 echo "== the workload fetches its X.509-SVID"
+mkdir -p "$work/svid"
 "$agent" api fetch x509 -write "$work/svid"
 openssl x509 -in "$work/svid/svid.0.pem" -noout -subject -ext subjectAltName \
 	-dates
