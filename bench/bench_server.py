@@ -25,7 +25,7 @@ def main():
     sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
     import server_harness as H
 
-    srv = H.Server(extra='    log_level = "WARN"').start()
+    srv = H.Server(log_level="WARN", port=H.free_port()).start()
     try:
         bundle = srv.bundle_pem(os.path.join(srv.tmp, "bundle.pem"))
         tok = srv.token()

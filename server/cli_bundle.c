@@ -30,6 +30,7 @@ get_format(struct cli_ctx *ctx, const struct cli_args *a, enum bformat *f)
 {
 	const char *s = cli_arg_str(a, "format");
 
+	*f = BFORMAT_PEM;
 	if (s == NULL || *s == '\0' || strcasecmp(s, "pem") == 0)
 		*f = BFORMAT_PEM;
 	else if (strcasecmp(s, "spiffe") == 0)

@@ -38,7 +38,7 @@ server {
     socket_path = "%(sock)s"
     trust_domain = "%(td)s"
     data_dir = "%(data)s"
-    log_level = "DEBUG"
+    log_level = "%(log_level)s"
     ca_ttl = "%(ca_ttl)s"
     default_x509_svid_ttl = "%(x509_ttl)s"
     default_jwt_svid_ttl = "5m"
@@ -74,7 +74,7 @@ class Server:
     """A wick-server with its own data directory, admin socket and port."""
 
     def __init__(self, tmpdir=None, extra="", ca_ttl="24h", x509_ttl="1h",
-                 port=0):
+                 port=0, log_level="DEBUG"):
         need_binaries()
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="wick-srv-")
         self.data = os.path.join(self.tmp, "data")
@@ -83,9 +83,11 @@ class Server:
         with open(self.conf, "w") as f:
             f.write(CONFIG % {"sock": self.sock, "td": TD, "data": self.data,
                               "extra": extra, "ca_ttl": ca_ttl,
-                              "x509_ttl": x509_ttl, "port": port})
+                              "x509_ttl": x509_ttl, "port": port,
+                              "log_level": log_level})
         self.proc = None
-        self.port = None
+        self.fixed_port = port
+        self.port = port or None
         self.logs = []
 
     @property
@@ -111,6 +113,9 @@ class Server:
             m = re.search(r"agent API on [0-9.]+:(\d+)", self.output())
             if m and os.path.exists(self.sock):
                 self.port = int(m.group(1))
+                return self
+            if self.fixed_port and os.path.exists(self.sock) and \
+                    self.cli("healthcheck", check=False).returncode == 0:
                 return self
             time.sleep(0.05)
         raise RuntimeError("wick-server did not start:\n" + self.output())
