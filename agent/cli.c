@@ -65,8 +65,8 @@ struct cli {
 
 enum call_mode {
 	CALL_UNARY = 0,
-	CALL_FIRST,		/* a stream: keep its first message, cancel */
-	CALL_WATCH,		/* a stream: each message to watch_update() */
+	CALL_FIRST,		/* stream: keep the first message, cancel */
+	CALL_WATCH,		/* stream: each message to watch_update() */
 };
 
 struct call {
@@ -87,7 +87,7 @@ struct call {
 	uint64_t		 last;
 };
 
-/* ---- the connection and calls ------------------------------------------- */
+/* ---- the connection and calls -------------------------------------------- */
 
 static int
 cli_connect(struct cli *cli)
@@ -144,7 +144,7 @@ call_message_cb(struct rpc_ccall *c, const uint8_t *p, size_t n, void *arg)
 		return;
 	}
 	if (call->nmsgs++ > 0)
-		return;		/* a second unary answer: see call_status_cb */
+		return;		/* a second answer: see call_status_cb */
 	if (buf_put(&call->resp, p, n) != 0) {
 		call->status = RPC_RESOURCE_EXHAUSTED;
 		snprintf(call->msg, sizeof(call->msg), "response too large");
@@ -311,7 +311,7 @@ print_json(struct cli *cli, json_t *j)
 	return 0;
 }
 
-/* ---- flags ---------------------------------------------------------------- */
+/* ---- flags --------------------------------------------------------------- */
 
 #define FLAG_SOCKET(c) { "socketPath", CLI_FLAG_STRING, &(c)->socket_flag, \
 	"PATH", "Path to the Workload API socket (default: " \
@@ -378,7 +378,7 @@ check_spiffe_id(struct cli *cli, const char *id)
 	return 0;
 }
 
-/* ---- api fetch x509 --------------------------------------------------------- */
+/* ---- api fetch x509 ------------------------------------------------------ */
 
 /* Wipe the private keys held by an unpacked response. */
 static void
@@ -476,7 +476,7 @@ out:
 	return rc;
 }
 
-/* ---- api fetch jwt ------------------------------------------------------------ */
+/* ---- api fetch jwt ------------------------------------------------------- */
 
 static int
 fetch_jwt_bundles(struct cli *cli, struct cli_tokens *ts)
@@ -593,7 +593,7 @@ out:
 	return rc;
 }
 
-/* ---- api fetch wit ------------------------------------------------------------ */
+/* ---- api fetch wit ------------------------------------------------------- */
 
 static int
 fetch_wit_bundles(struct cli *cli, struct cli_tokens *ts)
@@ -728,7 +728,7 @@ out:
 	return rc;
 }
 
-/* ---- api validate jwt ----------------------------------------------------------- */
+/* ---- api validate jwt ---------------------------------------------------- */
 
 static int
 cmd_validate_jwt(struct cli *cli, int argc, char **argv)
@@ -819,7 +819,7 @@ out:
 	return rc;
 }
 
-/* ---- api watch ------------------------------------------------------------------- */
+/* ---- api watch ----------------------------------------------------------- */
 
 static void
 watch_update(struct call *call, const uint8_t *p, size_t n)
@@ -920,23 +920,19 @@ out:
 	return rc;
 }
 
-/* ---- healthcheck ------------------------------------------------------------------ */
+/* ---- healthcheck --------------------------------------------------------- */
 
+/* grpc.health.v1 ServingStatus names, by value. */
 static const char *
 serving_name(int st)
 {
-	switch (st) {
-	case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__UNKNOWN:
-		return "UNKNOWN";
-	case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING:
-		return "SERVING";
-	case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING:
-		return "NOT_SERVING";
-	case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN:
-		return "SERVICE_UNKNOWN";
-	default:
+	static const char *const names[] = {
+		"UNKNOWN", "SERVING", "NOT_SERVING", "SERVICE_UNKNOWN",
+	};
+
+	if (st < 0 || st >= (int)(sizeof(names) / sizeof(names[0])))
 		return "INVALID";
-	}
+	return names[st];
 }
 
 static int
@@ -998,7 +994,7 @@ out:
 	return rc;
 }
 
-/* ---- dispatch ------------------------------------------------------------------- */
+/* ---- dispatch ------------------------------------------------------------ */
 
 static void
 api_usage(FILE *f)

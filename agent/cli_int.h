@@ -30,8 +30,8 @@
 #define CLI_DEFAULT_TIMEOUT_MS	5000
 #define CLI_MAX_SOCKET_PATH	107	/* sun_path less its NUL */
 #define CLI_MAX_LIST		32	/* values of one list flag */
-#define CLI_MAX_CHAIN		16	/* certificates in one SVID chain */
-#define CLI_MAX_BUNDLE		1024	/* CA certificates in one bundle */
+#define CLI_MAX_CHAIN		16	/* certificates in a chain */
+#define CLI_MAX_BUNDLE		1024	/* certificates in a bundle */
 #define CLI_MAX_KEY_DER		(16 * 1024)
 #define CLI_MAX_HINT		1024
 #define CLI_MAX_STRUCT_DEPTH	64	/* nesting of JSON claims */
@@ -56,7 +56,7 @@ struct cli_flag {
 	const char		*name;
 	enum cli_flag_type	 type;
 	void			*dst;
-	const char		*arg;	/* value placeholder in the usage */
+	const char		*arg;	/* the value's name in usage */
 	const char		*help;
 };
 
@@ -144,12 +144,12 @@ int	 cli_path_join(const char *dir, const char *name, char *out,
 int	 cli_write_file(const char *path, const void *, size_t, mode_t,
 	    char *err, size_t errlen) WICK_WUR;
 
-/* ---- X.509-SVID responses ------------------------------------------------- */
+/* ---- X.509-SVID responses ------------------------------------------------ */
 
 struct cli_svid {
 	char		*spiffe_id;
 	char		*hint;
-	char		 td_id[SPIFFEID_MAX_TD_LEN + 16];	/* spiffe://td */
+	char		 td_id[SPIFFEID_MAX_TD_LEN + 16]; /* spiffe://td */
 	STACK_OF(X509)	*chain;		/* leaf first */
 	EVP_PKEY	*key;
 	STACK_OF(X509)	*bundle;
@@ -190,13 +190,13 @@ int	 cli_x509_json(const struct cli_x509 *, json_t **out) WICK_WUR;
 int	 cli_x509_write(const struct cli_x509 *, const char *dir, FILE *msgs,
 	    char *err, size_t errlen) WICK_WUR;
 
-/* ---- JWT-SVID and WIT-SVID responses -------------------------------------- */
+/* ---- JWT-SVID and WIT-SVID responses ------------------------------------- */
 
 struct cli_token {
 	char	*spiffe_id;
 	char	*hint;
 	char	*token;
-	char	*key;		/* WIT: the private JWK (secret), else NULL */
+	char	*key;		/* WIT: the private JWK (secret) */
 	int64_t	 exp;
 };
 
@@ -218,9 +218,9 @@ void	 cli_tokens_cleanup(struct cli_tokens *);
  * Add one SVID: id a valid SPIFFE ID, token a compact JWS whose sub is
  * id and that has a numeric exp; key (WIT only, else NULL) a private JWK.
  */
-int	 cli_tokens_add(struct cli_tokens *, const char *id, const char *hint,
-	    const char *token, const char *key, char *err, size_t errlen)
-	    WICK_WUR;
+int	 cli_tokens_add(struct cli_tokens *, const char *id,
+	    const char *hint, const char *token, const char *key, char *err,
+	    size_t errlen) WICK_WUR;
 /* Add a bundle: td a trust domain (ID or name), jwks a JSON object. */
 int	 cli_tokens_add_bundle(struct cli_tokens *, const char *td,
 	    const uint8_t *, size_t, char *err, size_t errlen) WICK_WUR;
@@ -243,7 +243,7 @@ int	 cli_tokens_json(const struct cli_tokens *, int wit, json_t **out)
 int	 cli_tokens_write(const struct cli_tokens *, const char *dir,
 	    FILE *msgs, char *err, size_t errlen) WICK_WUR;
 
-/* ---- in-process entry point ------------------------------------------------ */
+/* ---- in-process entry point ---------------------------------------------- */
 
 /*
  * agent_cli_main() with its output streams given: for tests that drive

@@ -24,7 +24,7 @@
 
 #define CLI_TIME_LEN	64
 
-/* ---- X.509-SVID responses --------------------------------------------------- */
+/* ---- X.509-SVID responses ------------------------------------------------ */
 
 static void
 svid_cleanup(struct cli_svid *s)
@@ -223,7 +223,7 @@ parse_feds(const X509SVIDResponse *resp, struct cli_x509 *x, char *err,
 {
 	const X509SVIDResponse__FederatedBundlesEntry	*e;
 	struct cli_fed					*f;
-	char						 td[SPIFFEID_MAX_TD_LEN + 1];
+	char td[SPIFFEID_MAX_TD_LEN + 1];
 	char						 safe[128];
 	const char					*why;
 	size_t						 i;
@@ -601,7 +601,7 @@ cli_x509_write(const struct cli_x509 *x, const char *dir, FILE *msgs,
 	return 0;
 }
 
-/* ---- JWT-SVIDs, WIT-SVIDs and JWKS bundles ----------------------------------- */
+/* ---- JWT-SVIDs, WIT-SVIDs and JWKS bundles ------------------------------- */
 
 void
 cli_tokens_init(struct cli_tokens *ts)

@@ -24,7 +24,7 @@
 #include "jose.h"
 #include "rpc.h"
 
-/* ---- flags ---------------------------------------------------------------- */
+/* ---- flags --------------------------------------------------------------- */
 
 static const struct cli_flag *
 flag_lookup(const struct cli_flag *fl, size_t nfl, const char *name,
@@ -159,8 +159,8 @@ cli_flags_parse(const struct cli_flag *fl, size_t nfl, int argc, char **argv,
 			break;
 		case CLI_FLAG_DURATION:
 			if (conf_parse_duration_ms(val, &ms, &why) != 0) {
-				snprintf(err, errlen, "invalid value \"%s\" for "
-				    "flag -%s: %s", val, f->name,
+				snprintf(err, errlen, "invalid value \"%s\" "
+				    "for flag -%s: %s", val, f->name,
 				    why != NULL ? why : "parse error");
 				return WICK_ERR_INVALID;
 			}
@@ -206,7 +206,7 @@ cli_list_clear(struct cli_list *l)
 	l->n = 0;
 }
 
-/* ---- the endpoint ---------------------------------------------------------- */
+/* ---- the endpoint -------------------------------------------------------- */
 
 int
 cli_endpoint_parse(const char *uri, char *path, size_t pathlen,
@@ -315,7 +315,7 @@ cli_socket_resolve(const char *flag, const char *env, char *path,
 	return 0;
 }
 
-/* ---- formatting ------------------------------------------------------------- */
+/* ---- formatting ---------------------------------------------------------- */
 
 /* v / 10^prec with the fraction's trailing zeros (and '.') dropped. */
 static int
@@ -439,7 +439,7 @@ cli_code_name(int st)
 	return names[st];
 }
 
-/* ---- google.protobuf.Struct ------------------------------------------------ */
+/* ---- google.protobuf.Struct ---------------------------------------------- */
 
 static int	struct_json(const Google__Protobuf__Struct *, int, json_t **,
 		    const char **);
@@ -564,7 +564,7 @@ cli_struct_to_json(const Google__Protobuf__Struct *s, json_t **out,
 	return struct_json(s, 1, out, why);
 }
 
-/* ---- wire nesting of ValidateJWTSVIDResponse ------------------------------- */
+/* ---- wire nesting of ValidateJWTSVIDResponse ----------------------------- */
 
 enum pb_kind {
 	PB_RESPONSE = 0,	/* ValidateJWTSVIDResponse */
@@ -660,7 +660,7 @@ cli_claims_depth_check(const uint8_t *p, size_t n, int max_depth)
 	return pb_scan(p, p + n, PB_RESPONSE, 1, max_depth);
 }
 
-/* ---- token payloads ---------------------------------------------------------- */
+/* ---- token payloads ------------------------------------------------------ */
 
 static int
 b64url_val(int c)
@@ -764,7 +764,7 @@ cli_jwt_payload(const char *token, json_t **claims, const char **why)
 	return 0;
 }
 
-/* ---- files ------------------------------------------------------------------- */
+/* ---- files --------------------------------------------------------------- */
 
 int
 cli_path_join(const char *dir, const char *name, char *out, size_t outlen)

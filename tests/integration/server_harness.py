@@ -70,55 +70,31 @@ plugins {
 """
 
 
-class Server:
-    """A wick-server with its own data directory, admin socket and port."""
+class Daemon:
+    """A daemon process of ours: its log files, start, stop, kill -9.
+    Subclasses set self.tmp, self.name and self.logs and define argv()
+    and ready()."""
 
-    def __init__(self, tmpdir=None, extra="", ca_ttl="24h", x509_ttl="1h",
-                 port=0, log_level="DEBUG"):
-        need_binaries()
-        self.tmp = tmpdir or tempfile.mkdtemp(prefix="wick-srv-")
-        self.data = os.path.join(self.tmp, "data")
-        self.sock = os.path.join(self.tmp, "admin", "api.sock")
-        self.conf = os.path.join(self.tmp, "server.conf")
-        with open(self.conf, "w") as f:
-            f.write(CONFIG % {"sock": self.sock, "td": TD, "data": self.data,
-                              "extra": extra, "ca_ttl": ca_ttl,
-                              "x509_ttl": x509_ttl, "port": port,
-                              "log_level": log_level})
-        self.proc = None
-        self.fixed_port = port
-        self.port = port or None
-        self.logs = []
-
-    @property
-    def db(self):
-        return os.path.join(self.data, "datastore.sqlite3")
-
-    @property
-    def addr(self):
-        return "127.0.0.1:%d" % self.port
-
-    def start(self, timeout=30):
-        self.log_path = os.path.join(self.tmp, "server-%d.log" %
-                                     time.monotonic_ns())
+    def spawn(self, args):
+        self.log_path = os.path.join(self.tmp, "%s-%d.log" %
+                                     (self.name, time.monotonic_ns()))
         self.logs.append(self.log_path)
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([SERVER, "run", "-config", self.conf],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(args, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError("wick-server exited %d:\n%s" %
-                                   (self.proc.returncode, self.output()))
-            m = re.search(r"agent API on [0-9.]+:(\d+)", self.output())
-            if m and os.path.exists(self.sock):
-                self.port = int(m.group(1))
-                return self
-            if self.fixed_port and os.path.exists(self.sock) and \
-                    self.cli("healthcheck", check=False).returncode == 0:
+                raise RuntimeError("%s exited %d:\n%s" %
+                                   (self.name, self.proc.returncode,
+                                    self.output()))
+            if self.ready():
                 return self
             time.sleep(0.05)
-        raise RuntimeError("wick-server did not start:\n" + self.output())
+        raise RuntimeError("%s did not start:\n%s" % (self.name,
+                                                      self.output()))
 
     def output(self):
         with open(self.log_path, "rb") as f:
@@ -151,6 +127,48 @@ class Server:
         self.proc.wait()
         self.log.close()
         self.proc = None
+
+
+class Server(Daemon):
+    """A wick-server with its own data directory, admin socket and port."""
+
+    def __init__(self, tmpdir=None, extra="", ca_ttl="24h", x509_ttl="1h",
+                 port=0, log_level="DEBUG"):
+        need_binaries()
+        self.tmp = tmpdir or tempfile.mkdtemp(prefix="wick-srv-")
+        self.data = os.path.join(self.tmp, "data")
+        self.sock = os.path.join(self.tmp, "admin", "api.sock")
+        self.conf = os.path.join(self.tmp, "server.conf")
+        with open(self.conf, "w") as f:
+            f.write(CONFIG % {"sock": self.sock, "td": TD, "data": self.data,
+                              "extra": extra, "ca_ttl": ca_ttl,
+                              "x509_ttl": x509_ttl, "port": port,
+                              "log_level": log_level})
+        self.proc = None
+        self.fixed_port = port
+        self.port = port or None
+        self.logs = []
+
+    @property
+    def db(self):
+        return os.path.join(self.data, "datastore.sqlite3")
+
+    @property
+    def addr(self):
+        return "127.0.0.1:%d" % self.port
+
+    def start(self, timeout=30):
+        self.name = "wick-server"
+        self.spawn([SERVER, "run", "-config", self.conf])
+        return self.wait_ready(timeout)
+
+    def ready(self):
+        m = re.search(r"agent API on [0-9.]+:(\d+)", self.output())
+        if m and os.path.exists(self.sock):
+            self.port = int(m.group(1))
+            return True
+        return bool(self.fixed_port and os.path.exists(self.sock) and
+                    self.cli("healthcheck", check=False).returncode == 0)
 
     # ---- CLI ---------------------------------------------------------------
 
@@ -280,7 +298,7 @@ plugins {
 """
 
 
-class AgentDaemon:
+class AgentDaemon(Daemon):
     """A real wick-agent talking to a Server; its socket is reachable by
     every uid (the directory is 0755, the socket 0777, as SPIRE's)."""
 
@@ -301,52 +319,16 @@ class AgentDaemon:
         self.logs = []
 
     def start(self, token=None, wait=True, timeout=30):
-        self.log_path = os.path.join(self.tmp, "agent-%d.log" %
-                                     time.monotonic_ns())
-        self.logs.append(self.log_path)
-        self.log = open(self.log_path, "wb")
+        self.name = "wick-agent"
         args = [AGENT, "run", "-config", self.conf]
         if token:
             args += ["-joinToken", token]
-        self.proc = subprocess.Popen(args, stdout=self.log,
-                                     stderr=subprocess.STDOUT)
-        if not wait:
-            return self
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("wick-agent exited %d:\n%s" %
-                                   (self.proc.returncode, self.output()))
-            if "Workload API listening" in self.output() and \
-                    os.path.exists(self.sock):
-                return self
-            time.sleep(0.05)
-        raise RuntimeError("wick-agent did not start:\n" + self.output())
+        self.spawn(args)
+        return self.wait_ready(timeout) if wait else self
 
-    def output(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
-
-    def all_output(self):
-        out = ""
-        for p in self.logs:
-            with open(p, "rb") as f:
-                out += f.read().decode(errors="replace")
-        return out
-
-    def stop(self, timeout=20):
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self.log.close()
-        self.proc = None
-        return rc
+    def ready(self):
+        return "Workload API listening" in self.output() and \
+            os.path.exists(self.sock)
 
     def cli(self, *args, check=True, env=None):
         cmd = [AGENT] + list(args)
