@@ -19,6 +19,7 @@
 #include <openssl/asn1.h>
 
 #include "cli_int.h"
+#include "flag.h"
 #include "conf.h"
 #include "config.h"
 #include "jose.h"
@@ -37,29 +38,6 @@ flag_lookup(const struct cli_flag *fl, size_t nfl, const char *name,
 		    strncmp(fl[i].name, name, len) == 0)
 			return &fl[i];
 	return NULL;
-}
-
-/* strconv.ParseBool */
-static int
-parse_bool(const char *s, int *out)
-{
-	static const char *const t[] = { "1", "t", "T", "TRUE", "true",
-	    "True" };
-	static const char *const f[] = { "0", "f", "F", "FALSE", "false",
-	    "False" };
-	size_t i;
-
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		if (strcmp(s, t[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcmp(s, f[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
-	return WICK_ERR_INVALID;
 }
 
 static int
@@ -136,7 +114,7 @@ cli_flags_parse(const struct cli_flag *fl, size_t nfl, int argc, char **argv,
 		}
 		if (f->type == CLI_FLAG_BOOL) {
 			b = 1;
-			if (val != NULL && parse_bool(val, &b) != 0) {
+			if (val != NULL && flag_parse_bool(val, &b) != 0) {
 				snprintf(err, errlen, "invalid boolean value "
 				    "\"%s\" for -%s: parse error", val,
 				    f->name);

@@ -20,33 +20,12 @@
 #include "cli.h"
 #include "cli_int.h"
 #include "conf.h"
+#include "flag.h"
 #include "rpc.h"
 #include "selector.h"
 #include "xmalloc.h"
 
 /* ---- flags --------------------------------------------------------------- */
-
-static int
-go_bool(const char *s, int *out)
-{
-	static const char *const yes[] = { "1", "t", "T", "TRUE", "true",
-	    "True" };
-	static const char *const no[] = { "0", "f", "F", "FALSE", "false",
-	    "False" };
-	size_t i;
-
-	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (strcmp(s, yes[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcmp(s, no[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
-	return WICK_ERR_INVALID;
-}
 
 static int
 flag_index(const struct cli_args *a, const char *name, size_t len)
@@ -118,7 +97,7 @@ cli_args_parse(struct cli_args *a, const char *cmd,
 		if (d->type == CLI_FLAG_BOOL) {
 			if (value == NULL)
 				v->on = 1;
-			else if (go_bool(value, &v->on) != 0) {
+			else if (flag_parse_bool(value, &v->on) != 0) {
 				snprintf(err, errlen, "invalid boolean value "
 				    "\"%s\" for -%s: parse error", value,
 				    d->name);

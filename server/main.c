@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "flag.h"
 #include "log.h"
 #include "server.h"
 
@@ -57,39 +58,6 @@ run_usage(FILE *f, const char *cmd)
 	    SERVER_DEFAULT_SOCKET);
 }
 
-/* Go flag style: -name value, -name=value, --name. */
-static int
-flag_value(int argc, char **argv, int *i, const char *name, const char **out)
-{
-	const char	*a = argv[*i];
-	size_t		 n = strlen(name);
-
-	if (a[0] == '-' && a[1] == '-')
-		a++;
-	if (a[0] != '-' || strncmp(a + 1, name, n) != 0)
-		return 0;
-	if (a[1 + n] == '=') {
-		*out = a + 2 + n;
-		return 1;
-	}
-	if (a[1 + n] != '\0')
-		return 0;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "flag needs an argument: -%s\n", name);
-		exit(1);
-	}
-	*out = argv[++*i];
-	return 1;
-}
-
-static int
-flag_bool(const char *arg, const char *name)
-{
-	if (arg[0] == '-' && arg[1] == '-')
-		arg++;
-	return arg[0] == '-' && strcmp(arg + 1, name) == 0;
-}
-
 static int
 cmd_run(int argc, char **argv, int validate_only)
 {
@@ -125,15 +93,9 @@ cmd_run(int argc, char **argv, int validate_only)
 		run_usage(stderr, argv[0]);
 		return 1;
 	}
-	if (port != NULL) {
-		char *end;
-		long v = strtol(port, &end, 10);
-
-		if (*port == '\0' || *end != '\0' || v < 0 || v > 65535) {
-			fprintf(stderr, "-serverPort: not a port: %s\n", port);
-			return 1;
-		}
-		fl.port = (int)v;
+	if (port != NULL && flag_parse_port(port, 0, &fl.port) != 0) {
+		fprintf(stderr, "-serverPort: not a port: %s\n", port);
+		return 1;
 	}
 	if (validate_only && fl.config == NULL) {
 		fprintf(stderr, "validate needs -config FILE\n");
