@@ -112,12 +112,22 @@ write_file(const char *path, const void *p, size_t n, mode_t mode)
 	return r;
 }
 
+/* The bundle changed: refresh its DER, which every X.509 answer sends. */
+static void
+bundle_changed(struct agent *a)
+{
+	buf_reset(&a->bundle_der);
+	if (bundle_x509_der(a->bundle, &a->bundle_der) != 0)
+		log_error("cannot encode the trust bundle");
+}
+
 static int
 save_bundle(struct agent *a)
 {
 	char	*json, *path = data_path(a, "bundle.json");
 	int	 r;
 
+	bundle_changed(a);
 	if ((r = bundle_to_spiffe_json(a->bundle, &json)) == 0) {
 		r = write_file(path, json, strlen(json), 0644);
 		free(json);
@@ -514,8 +524,9 @@ entry_free(struct agent_entry *e)
 	for (i = 0; i < e->nfederates_with; i++)
 		free(e->federates_with[i]);
 	free(e->federates_with);
-	sk_X509_pop_free(e->chain, X509_free);
-	EVP_PKEY_free(e->key);
+	free(e->chain_der);
+	if (e->key_der != NULL)
+		freezero(e->key_der, e->key_len);
 	free(e->wit);
 	if (e->wit_key != NULL) {
 		wipe(e->wit_key, strlen(e->wit_key));
@@ -583,14 +594,16 @@ carry_over(struct agent_entry *to, struct agent_entry *from)
 {
 	if (strcmp(to->spiffe_id, from->spiffe_id) != 0)
 		return;		/* a new identity needs new SVIDs */
-	to->chain = from->chain;
-	to->key = from->key;
+	to->chain_der = from->chain_der;
+	to->chain_len = from->chain_len;
+	to->key_der = from->key_der;
+	to->key_len = from->key_len;
 	to->not_after = from->not_after;
 	/* A changed entry (DNS names, TTL) is signed again now. */
 	to->rotate_at = to->revision == from->revision ? from->rotate_at : 0;
 	to->x509_pending = from->x509_pending;
-	from->chain = NULL;
-	from->key = NULL;
+	from->chain_der = NULL;
+	from->key_der = NULL;
 	to->wit = from->wit;
 	to->wit_key = from->wit_key;
 	to->wit_exp = from->wit_exp;
@@ -860,6 +873,37 @@ x509_batch_free(struct x509_batch *b)
 	free(b);
 }
 
+/* Keep a new SVID as the DER the Workload API sends. */
+static int
+store_svid(struct agent_entry *e, STACK_OF(X509) *chain, EVP_PKEY *key)
+{
+	struct buf	c, k;
+	uint8_t		*cp = NULL, *kp = NULL;
+	size_t		 cl = 0, kl = 0;
+	int		 r;
+
+	buf_init(&c, 1024 * 1024);
+	buf_init(&k, PKEY_MAX_DER);
+	if ((r = x509_chain_to_der(chain, &c)) == 0 &&
+	    (r = pkey_to_pkcs8_der(key, &k)) == 0 &&
+	    (r = buf_steal(&c, &cp, &cl)) == 0)
+		r = buf_steal(&k, &kp, &kl);
+	buf_cleanup(&c);
+	buf_cleanup(&k);
+	if (r != 0) {
+		free(cp);
+		return r;
+	}
+	free(e->chain_der);
+	if (e->key_der != NULL)
+		freezero(e->key_der, e->key_len);
+	e->chain_der = cp;
+	e->chain_len = cl;
+	e->key_der = kp;
+	e->key_len = kl;
+	return 0;
+}
+
 static void
 x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 {
@@ -910,15 +954,17 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			    e->id);
 			continue;
 		}
-		sk_X509_pop_free(e->chain, X509_free);
-		EVP_PKEY_free(e->key);
-		e->chain = chain;
-		e->key = b->keys[j];
-		b->keys[j] = NULL;
+		if (store_svid(e, chain, b->keys[j]) != 0) {
+			log_warn("X.509-SVID for entry %s: cannot encode it",
+			    e->id);
+			sk_X509_pop_free(chain, X509_free);
+			continue;
+		}
 		e->not_after = cert_time(X509_get0_notAfter(sk_X509_value(
 		    chain, 0)));
 		e->rotate_at = rotate_time(cert_time(X509_get0_notBefore(
 		    sk_X509_value(chain, 0))), e->not_after);
+		sk_X509_pop_free(chain, X509_free);
 		issued++;
 	}
 	wick__agent__batch_new_x509_svidresponse__free_unpacked(resp, NULL);
@@ -942,7 +988,7 @@ x509_upkeep(struct agent *a, int64_t now)
 
 	for (i = 0; i < a->nentries && n < AGENT_MAX_CSRS; i++) {
 		e = a->entries[i];
-		if (!e->x509_pending && (e->chain == NULL || now >=
+		if (!e->x509_pending && (e->chain_der == NULL || now >=
 		    e->rotate_at))
 			n++;
 	}
@@ -957,7 +1003,8 @@ x509_upkeep(struct agent *a, int64_t now)
 	csr = xcalloc(n, sizeof(*csr));
 	for (i = 0; i < a->nentries && b->n < n; i++) {
 		e = a->entries[i];
-		if (e->x509_pending || (e->chain != NULL && now < e->rotate_at))
+		if (e->x509_pending || (e->chain_der != NULL &&
+		    now < e->rotate_at))
 			continue;
 		buf_init(&csr[b->n], PKEY_MAX_DER);
 		if (pkey_generate(a->cfg->svid_key_type, &b->keys[b->n]) !=
@@ -1264,7 +1311,7 @@ agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
 	for (i = 0; i < a->nentries; i++) {
 		e = a->entries[i];
 		if (e->selectors.n == 0 || !selector_set_is_subset(
-		    &e->selectors, sel) || (with_svid && e->chain == NULL))
+		    &e->selectors, sel) || (with_svid && e->chain_der == NULL))
 			continue;
 		v[k++] = e;
 	}
@@ -1393,6 +1440,7 @@ cleanup(struct agent *a)
 	for (i = 0; i < a->nfed; i++)
 		bundle_free(a->fed[i]);
 	bundle_free(a->bundle);
+	buf_cleanup(&a->bundle_der);
 	while ((j = a->jwts) != NULL) {
 		a->jwts = j->next;
 		free(j->entry_id);
@@ -1416,6 +1464,7 @@ agent_run(struct agent_config *cfg)
 	a.cfg = cfg;
 	a.loop = &loop;
 	snprintf(a.td_id, sizeof(a.td_id), "spiffe://%s", cfg->trust_domain);
+	buf_init(&a.bundle_der, BUNDLE_MAX_DOC);
 	umask(027);
 	if (uv_loop_init(&loop) != 0)
 		return 1;
@@ -1428,6 +1477,7 @@ agent_run(struct agent_config *cfg)
 	    (strcmp(cfg->keymgr, "disk") == 0 && (r = ensure_dir(
 	    cfg->keys_dir)) != 0) || (r = load_bundle(&a)) != 0)
 		goto out;
+	bundle_changed(&a);
 	snprintf(addr, sizeof(addr), "%s:%d", cfg->server_address,
 	    cfg->server_port);
 	if ((r = nodeclient_new(&loop, addr, cfg->trust_domain, a.bundle->x509,

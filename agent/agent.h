@@ -40,9 +40,13 @@ struct agent_entry {
 	size_t			 nfederates_with;
 	int64_t			 revision;
 	int64_t			 created_at;
-	/* X.509-SVID */
-	STACK_OF(X509)		*chain;		/* leaf first */
-	EVP_PKEY		*key;
+	/* X.509-SVID, kept in the encodings the Workload API sends: the
+	 * chain as concatenated DER (leaf first), the key as PKCS#8 DER
+	 * (wiped when freed).  Parsed objects would cost several KiB each. */
+	uint8_t			*chain_der;
+	size_t			 chain_len;
+	uint8_t			*key_der;
+	size_t			 key_len;
 	int64_t			 not_after;
 	int64_t			 rotate_at;
 	int			 x509_pending;
@@ -79,6 +83,7 @@ struct agent {
 	int			 renewing;
 	/* bundles */
 	struct bundle		*bundle;
+	struct buf		 bundle_der;	/* its X.509 authorities, DER */
 	struct bundle		*fed[AGENT_MAX_FEDERATED];
 	size_t			 nfed;
 	/* entries, sorted by ID */

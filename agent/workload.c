@@ -202,22 +202,17 @@ x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 	memset(&ar, 0, sizeof(ar));
 	resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids));
 	for (i = 0; i < n; i++) {
+		/* Borrowed: the entry keeps its DER until the send is done. */
 		x = ar_alloc(&ar, sizeof(*x));
 		x509_svid__init(x);
 		x->spiffe_id = v[i]->spiffe_id;
 		x->hint = v[i]->hint;
-		buf_init(&b, 1024 * 1024);
-		if (x509_chain_to_der(v[i]->chain, &b) != 0)
-			goto fail;
-		ar_bytes(&ar, &b, &x->x509_svid);
-		buf_init(&b, PKEY_MAX_DER);
-		if (pkey_to_pkcs8_der(v[i]->key, &b) != 0)
-			goto fail;
-		ar_bytes(&ar, &b, &x->x509_svid_key);
-		buf_init(&b, 1024 * 1024);
-		if (bundle_x509_der(s->a->bundle, &b) != 0)
-			goto fail;
-		ar_bytes(&ar, &b, &x->bundle);
+		x->x509_svid.data = v[i]->chain_der;
+		x->x509_svid.len = v[i]->chain_len;
+		x->x509_svid_key.data = v[i]->key_der;
+		x->x509_svid_key.len = v[i]->key_len;
+		x->bundle.data = (uint8_t *)buf_ptr(&s->a->bundle_der);
+		x->bundle.len = buf_len(&s->a->bundle_der);
 		resp.svids[resp.n_svids++] = x;
 	}
 	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
@@ -228,21 +223,17 @@ x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 		x509_svidresponse__federated_bundles_entry__init(fe);
 		td_id(bundles[i], &ar, &fe->key);
 		buf_init(&b, 1024 * 1024);
-		if (bundle_x509_der(bundles[i], &b) != 0)
-			goto fail;
+		if (bundle_x509_der(bundles[i], &b) != 0) {
+			buf_cleanup(&b);
+			ar_free(&ar);
+			return WICK_ERR_INTERNAL;
+		}
 		ar_bytes(&ar, &b, &fe->value);
 		resp.federated_bundles[resp.n_federated_bundles++] = fe;
 	}
 	r = send_msg(s, &resp.base);
-	for (i = 0; i < resp.n_svids; i++)
-		wipe(resp.svids[i]->x509_svid_key.data,
-		    resp.svids[i]->x509_svid_key.len);
 	ar_free(&ar);
 	return r;
-fail:
-	buf_cleanup(&b);
-	ar_free(&ar);
-	return WICK_ERR_INTERNAL;
 }
 
 static int
@@ -376,7 +367,7 @@ stream_update(struct wl_stream *s)
 		/* Only entries whose SVID is here; wait for the rest. */
 		w = xcalloc(n + 1, sizeof(*w));
 		for (i = k = 0; i < n; i++)
-			if (v[i]->chain != NULL)
+			if (v[i]->chain_der != NULL)
 				w[k++] = v[i];
 		if (k > 0)
 			r = x509_response(s, w, k);
