@@ -616,6 +616,7 @@ carry_over(struct agent_entry *to, struct agent_entry *from)
 }
 
 static void	svid_upkeep(struct agent *);
+static void	index_entries(struct agent *);
 
 /* The last page arrived: replace the entry set. */
 static void
@@ -628,6 +629,20 @@ sync_apply(struct agent *a)
 
 	if (a->sync_full)
 		a->need_full = 0;
+	/* Nothing changed (the common case): keep everything as it is. */
+	if (a->synced && a->npending == 0 && a->nkeep == a->nentries) {
+		for (i = 0; i < a->nkeep; i++)
+			if (strcmp(a->keep[i], a->entries[i]->id) != 0)
+				break;
+		if (i == a->nkeep) {
+			for (i = 0; i < a->nkeep; i++)
+				free(a->keep[i]);
+			a->nkeep = 0;
+			a->revision = a->sync_rev;
+			svid_upkeep(a);
+			return;
+		}
+	}
 	v = xcalloc(a->npending + a->nkeep + 1, sizeof(*v));
 	taken = xcalloc(a->nentries + 1, 1);
 	for (i = 0; i < a->npending; i++) {
@@ -656,6 +671,7 @@ sync_apply(struct agent *a)
 		qsort(v, n, sizeof(*v), cmp_entry);
 	a->entries = v;
 	a->nentries = n;
+	index_entries(a);
 	a->npending = 0;
 	for (i = 0; i < a->nkeep; i++)
 		free(a->keep[i]);
@@ -1300,21 +1316,92 @@ agent_jwt(struct agent *a, const struct agent_entry *e, char **audience,
 
 /* ---- matching ------------------------------------------------------------- */
 
+/* Order of the match index: an entry's first (smallest) selector. */
+static int
+cmp_first_sel(const void *x, const void *y)
+{
+	const struct selector *a = &(*(struct agent_entry *const *)x)->
+	    selectors.sel[0];
+	const struct selector *b = &(*(struct agent_entry *const *)y)->
+	    selectors.sel[0];
+	int c;
+
+	if ((c = strcmp(a->type, b->type)) != 0)
+		return c;
+	return strcmp(a->value, b->value);
+}
+
+/*
+ * An entry applies when all its selectors are the workload's, so its
+ * first selector is one of them: index entries by their first selector
+ * and look up only the workload's own selectors, not every entry.
+ */
+static void
+index_entries(struct agent *a)
+{
+	size_t i;
+
+	free(a->by_first);
+	a->by_first = xcalloc(a->nentries + 1, sizeof(*a->by_first));
+	a->nby_first = 0;
+	for (i = 0; i < a->nentries; i++)
+		if (a->entries[i]->selectors.n > 0)
+			a->by_first[a->nby_first++] = a->entries[i];
+	if (a->nby_first > 1)
+		qsort(a->by_first, a->nby_first, sizeof(*a->by_first),
+		    cmp_first_sel);
+}
+
+/* First index in by_first whose first selector is (type, value). */
+static size_t
+first_with(struct agent *a, const char *type, const char *value)
+{
+	const struct selector	*f;
+	size_t			 lo = 0, hi = a->nby_first, mid;
+	int			 c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		f = &a->by_first[mid]->selectors.sel[0];
+		if ((c = strcmp(f->type, type)) == 0)
+			c = strcmp(f->value, value);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 void
 agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
     struct agent_entry ***out, size_t *n)
 {
-	struct agent_entry	**v, *e;
-	size_t			  i, j, k = 0;
+	struct agent_entry	**v = NULL, *e;
+	const struct selector	*ws, *f;
+	size_t			  i, j, s, k = 0, cap = 0;
 
-	v = xcalloc(a->nentries + 1, sizeof(*v));
-	for (i = 0; i < a->nentries; i++) {
-		e = a->entries[i];
-		if (e->selectors.n == 0 || !selector_set_is_subset(
-		    &e->selectors, sel) || (with_svid && e->chain_der == NULL))
-			continue;
-		v[k++] = e;
+	for (s = 0; s < sel->n; s++) {
+		ws = &sel->sel[s];
+		for (i = first_with(a, ws->type, ws->value);
+		    i < a->nby_first; i++) {
+			e = a->by_first[i];
+			f = &e->selectors.sel[0];
+			if (strcmp(f->type, ws->type) != 0 ||
+			    strcmp(f->value, ws->value) != 0)
+				break;
+			if (!selector_set_is_subset(&e->selectors, sel) ||
+			    (with_svid && e->chain_der == NULL))
+				continue;
+			if (k == cap) {
+				cap = cap == 0 ? 16 : cap * 2;
+				v = xreallocarray(v, cap + 1, sizeof(*v));
+			}
+			v[k++] = e;
+		}
 	}
+	if (v == NULL)
+		v = xcalloc(1, sizeof(*v));
 	/* Duplicate hints: keep the oldest entry (then the lower ID). */
 	for (i = 0; i < k; i++) {
 		if (v[i] == NULL || *v[i]->hint == '\0')
@@ -1322,7 +1409,9 @@ agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
 		for (j = i + 1; j < k; j++) {
 			if (v[j] == NULL || strcmp(v[i]->hint, v[j]->hint) != 0)
 				continue;
-			if (v[j]->created_at < v[i]->created_at) {
+			if (v[j]->created_at < v[i]->created_at ||
+			    (v[j]->created_at == v[i]->created_at &&
+			    strcmp(v[j]->id, v[i]->id) < 0)) {
 				log_warn("entries %s and %s share the hint "
 				    "\"%s\"; serving the older", v[i]->id,
 				    v[j]->id, v[i]->hint);
@@ -1430,6 +1519,7 @@ cleanup(struct agent *a)
 	for (i = 0; i < a->nentries; i++)
 		entry_free(a->entries[i]);
 	free(a->entries);
+	free(a->by_first);
 	for (i = 0; i < a->npending; i++)
 		entry_free(a->pending[i]);
 	free(a->pending);

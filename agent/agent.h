@@ -89,6 +89,8 @@ struct agent {
 	/* entries, sorted by ID */
 	struct agent_entry	**entries;
 	size_t			 nentries;
+	struct agent_entry	**by_first;	/* by first selector */
+	size_t			 nby_first;
 	int64_t			 revision;
 	int			 synced;	/* first sync done */
 	int			 need_full;	/* next sync from 0 */

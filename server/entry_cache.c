@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "entry_cache.h"
+
+#define ENTRY_CACHE_MEMO	64	/* agents whose sets are kept */
 #include "log.h"
 #include "xmalloc.h"
 
@@ -24,6 +26,16 @@ struct entry_cache {
 	char		**changed;
 	size_t		  nchanged;
 	size_t		  capchanged;
+	/* The last authorized sets, so that the pages of one sync (and
+	 * agents syncing with nothing changed) do not crawl again. */
+	struct memo {
+		char			 *agent_id;
+		char			 *node_sel;	/* formatted */
+		const struct ds_entry	**v;
+		size_t			  n;
+		uint64_t		  used;
+	}		  memo[ENTRY_CACHE_MEMO];
+	uint64_t	  clock;
 };
 
 static int
@@ -48,8 +60,22 @@ cmp_parent(const void *a, const void *b)
 }
 
 static void
+memo_clear(struct entry_cache *ec)
+{
+	size_t i;
+
+	for (i = 0; i < ENTRY_CACHE_MEMO; i++) {
+		free(ec->memo[i].agent_id);
+		free(ec->memo[i].node_sel);
+		free(ec->memo[i].v);
+		memset(&ec->memo[i], 0, sizeof(ec->memo[i]));
+	}
+}
+
+static void
 resort(struct entry_cache *ec)
 {
+	memo_clear(ec);
 	if (ec->n == 0)
 		return;
 	qsort(ec->byid, ec->n, sizeof(*ec->byid), cmp_id);
@@ -148,6 +174,7 @@ entry_cache_free(struct entry_cache *ec)
 	for (i = 0; i < ec->nchanged; i++)
 		free(ec->changed[i]);
 	free(ec->changed);
+	memo_clear(ec);
 	free(ec->byid);
 	free(ec->byparent);
 	free(ec);
@@ -315,8 +342,8 @@ crawl_children(const struct entry_cache *ec, struct crawl *c,
 	}
 }
 
-int
-entry_cache_authorized(struct entry_cache *ec, const char *agent_id,
+static int
+crawl_authorized(struct entry_cache *ec, const char *agent_id,
     const struct selector_set *node_sel, const char *server_id,
     const struct ds_entry ***out, size_t *n)
 {
@@ -346,5 +373,52 @@ entry_cache_authorized(struct entry_cache *ec, const char *agent_id,
 		qsort(c.out, c.nout, sizeof(*c.out), cmp_id);
 	*out = c.out;
 	*n = c.nout;
+	return 0;
+}
+
+int
+entry_cache_authorized(struct entry_cache *ec, const char *agent_id,
+    const struct selector_set *node_sel, const char *server_id,
+    const struct ds_entry ***out, size_t *n)
+{
+	struct memo	*m, *victim = &ec->memo[0];
+	char		*sel = NULL;
+	size_t		 i;
+	int		 r;
+
+	if (node_sel != NULL && (r = selector_set_format(node_sel, &sel)) != 0)
+		return r;
+	if (sel == NULL)
+		sel = xstrdup("");
+	for (i = 0; i < ENTRY_CACHE_MEMO; i++) {
+		m = &ec->memo[i];
+		if (m->agent_id != NULL && strcmp(m->agent_id, agent_id) == 0 &&
+		    strcmp(m->node_sel, sel) == 0) {
+			m->used = ++ec->clock;
+			free(sel);
+			*out = xcalloc(m->n + 1, sizeof(**out));
+			if (m->n > 0)
+				memcpy(*out, m->v, m->n * sizeof(**out));
+			*n = m->n;
+			return 0;
+		}
+		if (m->used < victim->used)
+			victim = m;
+	}
+	if ((r = crawl_authorized(ec, agent_id, node_sel, server_id, out,
+	    n)) != 0) {
+		free(sel);
+		return r;
+	}
+	free(victim->agent_id);
+	free(victim->node_sel);
+	free(victim->v);
+	victim->agent_id = xstrdup(agent_id);
+	victim->node_sel = sel;
+	victim->v = xcalloc(*n + 1, sizeof(*victim->v));
+	if (*n > 0)
+		memcpy(victim->v, *out, *n * sizeof(*victim->v));
+	victim->n = *n;
+	victim->used = ++ec->clock;
 	return 0;
 }
