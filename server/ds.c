@@ -1,17 +1,23 @@
 /*
- * ds.c: the datastore interface: records, limits checked before a backend
- * sees anything, and dispatch to the backend's ops.
+ * ds.c: the datastore interface: records, the limits of ds.h checked
+ * before a backend sees anything (so no backend allocates or runs SQL
+ * for a request that breaks them), matching shared by backends, and
+ * dispatch to the backend's ops.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "ds_int.h"
+#include "spiffeid.h"
 #include "xmalloc.h"
 
-/* ---- records -------------------------------------------------------------- */
+#define DS_TOKEN_MAX	1024	/* join token length */
+
+/* ---- records ----------------------------------------------------------- */
 
 struct ds_entry *
 ds_entry_new(void)
@@ -22,11 +28,19 @@ ds_entry_new(void)
 	return e;
 }
 
-void
-ds_entry_free(struct ds_entry *e)
+static void
+free_strings(char **v, size_t n)
 {
 	size_t i;
 
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+void
+ds_entry_free(struct ds_entry *e)
+{
 	if (e == NULL)
 		return;
 	free(e->id);
@@ -34,12 +48,8 @@ ds_entry_free(struct ds_entry *e)
 	free(e->parent_id);
 	free(e->hint);
 	selector_set_cleanup(&e->selectors);
-	for (i = 0; i < e->nfederates_with; i++)
-		free(e->federates_with[i]);
-	free(e->federates_with);
-	for (i = 0; i < e->ndns_names; i++)
-		free(e->dns_names[i]);
-	free(e->dns_names);
+	free_strings(e->federates_with, e->nfederates_with);
+	free_strings(e->dns_names, e->ndns_names);
 	free(e);
 }
 
@@ -49,26 +59,31 @@ dup_or_null(const char *s)
 	return s == NULL ? NULL : xstrdup(s);
 }
 
+/* Append a copy of s to *v (*n of them), at most max. */
+static int
+add_string(char ***v, size_t *n, size_t max, const char *s)
+{
+	if (s == NULL)
+		return WICK_ERR_INVALID;
+	if (*n >= max)
+		return WICK_ERR_LIMIT;
+	*v = xreallocarray(*v, *n + 1, sizeof(**v));
+	(*v)[(*n)++] = xstrdup(s);
+	return 0;
+}
+
 int
 ds_entry_add_federates_with(struct ds_entry *e, const char *td)
 {
-	if (e->nfederates_with >= DS_MAX_FEDERATES_WITH)
-		return WICK_ERR_LIMIT;
-	e->federates_with = xreallocarray(e->federates_with,
-	    e->nfederates_with + 1, sizeof(*e->federates_with));
-	e->federates_with[e->nfederates_with++] = xstrdup(td);
-	return 0;
+	return add_string(&e->federates_with, &e->nfederates_with,
+	    DS_MAX_FEDERATES_WITH, td);
 }
 
 int
 ds_entry_add_dns_name(struct ds_entry *e, const char *name)
 {
-	if (e->ndns_names >= DS_MAX_DNS_NAMES)
-		return WICK_ERR_LIMIT;
-	e->dns_names = xreallocarray(e->dns_names, e->ndns_names + 1,
-	    sizeof(*e->dns_names));
-	e->dns_names[e->ndns_names++] = xstrdup(name);
-	return 0;
+	return add_string(&e->dns_names, &e->ndns_names, DS_MAX_DNS_NAMES,
+	    name);
 }
 
 int
@@ -78,6 +93,7 @@ ds_entry_dup(const struct ds_entry *src, struct ds_entry **out)
 	size_t		 i;
 	int		 r;
 
+	*out = NULL;
 	e->id = dup_or_null(src->id);
 	e->spiffe_id = dup_or_null(src->spiffe_id);
 	e->parent_id = dup_or_null(src->parent_id);
@@ -169,14 +185,20 @@ ds_audit_free_members(struct ds_audit *a)
 	memset(a, 0, sizeof(*a));
 }
 
-/* ---- matching, shared by backends ----------------------------------------- */
+/* ---- matching, shared by backends -------------------------------------- */
 
+/*
+ * As SPIRE, whose queries join on the selector rows: a record with no
+ * selectors (a node may have none) matches no selector filter.
+ */
 static int
 sel_match(const struct selector_set *have, const struct selector_set *want,
     enum ds_match m)
 {
 	size_t i;
 
+	if (have->n == 0)
+		return 0;
 	switch (m) {
 	case DS_MATCH_EXACT:
 		return selector_set_equal(have, want);
@@ -206,7 +228,7 @@ td_eq(const char *a, const char *b)
 }
 
 static int
-has_td(char *const *v, size_t n, const char *td)
+has_td(const char *const *v, size_t n, const char *td)
 {
 	size_t i;
 
@@ -216,24 +238,28 @@ has_td(char *const *v, size_t n, const char *td)
 	return 0;
 }
 
+/*
+ * As SPIRE: an entry that federates with nothing never matches a
+ * federates_with filter, not even SUBSET.
+ */
 static int
 fed_match(const struct ds_entry *e, const char *const *want, size_t nwant,
     enum ds_match m)
 {
-	size_t	i, hits = 0;
+	const char *const	*have = (const char *const *)e->federates_with;
+	size_t			 i, hits = 0, inside = 0;
 
+	if (e->nfederates_with == 0)
+		return 0;
 	for (i = 0; i < nwant; i++)
-		if (has_td(e->federates_with, e->nfederates_with, want[i]))
-			hits++;
+		hits += has_td(have, e->nfederates_with, want[i]);
+	for (i = 0; i < e->nfederates_with; i++)
+		inside += has_td(want, nwant, have[i]);
 	switch (m) {
 	case DS_MATCH_EXACT:
-		return hits == nwant && e->nfederates_with == nwant;
+		return hits == nwant && inside == e->nfederates_with;
 	case DS_MATCH_SUBSET:
-		for (i = 0; i < e->nfederates_with; i++)
-			if (!has_td((char *const *)want, nwant,
-			    e->federates_with[i]))
-				return 0;
-		return 1;
+		return inside == e->nfederates_with;
 	case DS_MATCH_SUPERSET:
 		return hits == nwant;
 	case DS_MATCH_ANY:
@@ -286,58 +312,90 @@ ds_node_matches(const struct ds_node *n, const struct ds_node_filter *f)
 	return 1;
 }
 
-void
+static void
+hex32(const uint8_t md[32], char out[65])
+{
+	static const char	digits[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < 32; i++) {
+		out[2 * i] = digits[md[i] >> 4];
+		out[2 * i + 1] = digits[md[i] & 0xf];
+	}
+	out[64] = '\0';
+}
+
+int
 ds_selectors_hash(const struct selector_set *s, char out[65])
 {
-	EVP_MD_CTX	*ctx = EVP_MD_CTX_new();
+	EVP_MD_CTX	*ctx;
 	uint8_t		 md[32];
 	unsigned	 len;
 	size_t		 i;
+	int		 ok;
 
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	for (i = 0; i < s->n; i++) {
-		EVP_DigestUpdate(ctx, s->sel[i].type, strlen(s->sel[i].type) + 1);
-		EVP_DigestUpdate(ctx, s->sel[i].value,
-		    strlen(s->sel[i].value) + 1);
-	}
-	EVP_DigestFinal_ex(ctx, md, &len);
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return WICK_ERR_CRYPTO;
+	ok = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+	/* NUL-separated: neither type nor value can hold a NUL. */
+	for (i = 0; ok && i < s->n; i++)
+		ok = EVP_DigestUpdate(ctx, s->sel[i].type,
+		    strlen(s->sel[i].type) + 1) == 1 &&
+		    EVP_DigestUpdate(ctx, s->sel[i].value,
+		    strlen(s->sel[i].value) + 1) == 1;
+	ok = ok && EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
 	EVP_MD_CTX_free(ctx);
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	if (!ok)
+		return WICK_ERR_CRYPTO;
+	hex32(md, out);
+	return 0;
 }
 
-static void
+/* Backends see only the token's hash. */
+static int
 token_hash(const char *token, char out[65])
 {
 	uint8_t		md[32];
-	unsigned	len, i;
+	unsigned	len = 0;
 
-	(void)EVP_Digest(token, strlen(token), md, &len, EVP_sha256(), NULL);
-	for (i = 0; i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	if (EVP_Digest(token, strlen(token), md, &len, EVP_sha256(),
+	    NULL) != 1 || len != 32)
+		return WICK_ERR_CRYPTO;
+	hex32(md, out);
 	OPENSSL_cleanse(md, sizeof(md));
+	return 0;
 }
 
-/* ---- opening -------------------------------------------------------------- */
+/* ---- opening ----------------------------------------------------------- */
+
+static const struct {
+	const char	*type;
+	int		(*open)(const char *, struct ds **, const char **);
+} backends[] = {
+	{ "sqlite3", ds_sqlite_open },
+};
 
 int
 ds_open(const char *type, const char *conn, struct ds **out,
     const char **why)
 {
-	const char *w = NULL;
+	const char	*w = NULL;
+	size_t		 i;
 
 	*out = NULL;
 	if (why == NULL)
 		why = &w;
-	if (type == NULL || strcmp(type, "sqlite3") != 0) {
-		*why = "unknown database type (wick supports sqlite3)";
-		return WICK_ERR_CONFIG;
-	}
+	*why = NULL;
 	if (conn == NULL || *conn == '\0') {
 		*why = "empty connection string";
 		return WICK_ERR_CONFIG;
 	}
-	return ds_sqlite_open(conn, out, why);
+	for (i = 0; type != NULL && i < sizeof(backends) / sizeof(backends[0]);
+	    i++)
+		if (strcmp(type, backends[i].type) == 0)
+			return backends[i].open(conn, out, why);
+	*why = "unknown database type (wick supports sqlite3)";
+	return WICK_ERR_CONFIG;
 }
 
 void
@@ -353,27 +411,56 @@ ds_backend(const struct ds *ds)
 	return ds->ops->name;
 }
 
-/* ---- checks before the backend -------------------------------------------- */
+/* ---- checks before the backend ----------------------------------------- */
+
+/* A key that cannot exist is simply not found. */
+static int
+key_ok(const char *key, size_t max)
+{
+	return key == NULL || *key == '\0' || strlen(key) > max ?
+	    WICK_ERR_NOT_FOUND : 0;
+}
+
+/* Every string of v is present and at most max long. */
+static int
+strings_ok(char *const *v, size_t n, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (v[i] == NULL)
+			return WICK_ERR_INVALID;
+		if (strlen(v[i]) > max)
+			return WICK_ERR_LIMIT;
+	}
+	return 0;
+}
 
 static int
 entry_ok(const struct ds_entry *e, int need_id)
 {
-	if (e->spiffe_id == NULL || *e->spiffe_id == '\0' ||
+	int r;
+
+	if (e == NULL || e->spiffe_id == NULL || *e->spiffe_id == '\0' ||
 	    e->parent_id == NULL || *e->parent_id == '\0' ||
-	    e->selectors.n == 0)
+	    e->selectors.n == 0 || (need_id && (e->id == NULL ||
+	    *e->id == '\0')))
 		return WICK_ERR_INVALID;
-	if (need_id && (e->id == NULL || *e->id == '\0'))
+	if (e->x509_svid_ttl < 0 || e->jwt_svid_ttl < 0 || e->expires_at < 0)
 		return WICK_ERR_INVALID;
-	if (e->id != NULL && strlen(e->id) > DS_ENTRY_ID_MAX)
-		return WICK_ERR_LIMIT;
-	if ((e->hint != NULL && strlen(e->hint) > DS_HINT_MAX) ||
+	if ((e->id != NULL && strlen(e->id) > DS_ENTRY_ID_MAX) ||
+	    strlen(e->spiffe_id) > SPIFFEID_MAX_LEN ||
+	    strlen(e->parent_id) > SPIFFEID_MAX_LEN ||
+	    (e->hint != NULL && strlen(e->hint) > DS_HINT_MAX) ||
 	    e->ndns_names > DS_MAX_DNS_NAMES ||
 	    e->nfederates_with > DS_MAX_FEDERATES_WITH ||
 	    e->selectors.n > SELECTOR_MAX_COUNT)
 		return WICK_ERR_LIMIT;
-	if (e->x509_svid_ttl < 0 || e->jwt_svid_ttl < 0 || e->expires_at < 0)
-		return WICK_ERR_INVALID;
-	return 0;
+	if ((r = strings_ok(e->dns_names, e->ndns_names,
+	    SPIFFEID_MAX_LEN)) != 0)
+		return r;
+	return strings_ok(e->federates_with, e->nfederates_with,
+	    SPIFFEID_MAX_LEN);
 }
 
 static int
@@ -387,13 +474,14 @@ batch(struct ds *ds, struct ds_entry **v, size_t n, int *res, int64_t now,
 		return WICK_ERR_LIMIT;
 	for (i = 0; i < n; i++) {
 		res[i] = entry_ok(v[i], update);
-		/* Backends fill empty hints; NULL is stored as "". */
-		if (res[i] == 0 && v[i]->hint == NULL)
-			v[i]->hint = xstrdup("");
 		any |= res[i] == 0;
 	}
 	if (!any)
 		return 0;
+	/* Entries come back with hint "", never NULL. */
+	for (i = 0; i < n; i++)
+		if (res[i] == 0 && v[i]->hint == NULL)
+			v[i]->hint = xstrdup("");
 	return update ? ds->ops->entries_update(ds, v, n, res, now) :
 	    ds->ops->entries_create(ds, v, n, res, now);
 }
@@ -416,34 +504,61 @@ int
 ds_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
     int64_t now)
 {
-	size_t i;
+	size_t	i;
+	int	any = 0;
 
 	if (n > DS_MAX_BATCH)
 		return WICK_ERR_LIMIT;
-	for (i = 0; i < n; i++)
-		res[i] = ids[i] == NULL || strlen(ids[i]) > DS_ENTRY_ID_MAX ?
-		    WICK_ERR_NOT_FOUND : 0;
-	return ds->ops->entries_delete(ds, ids, n, res, now);
+	for (i = 0; i < n; i++) {
+		res[i] = key_ok(ids[i], DS_ENTRY_ID_MAX);
+		any |= res[i] == 0;
+	}
+	return any ? ds->ops->entries_delete(ds, ids, n, res, now) : 0;
 }
 
 int
 ds_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 {
+	int r = key_ok(id, DS_ENTRY_ID_MAX);
+
 	*out = NULL;
-	if (id == NULL || *id == '\0' || strlen(id) > DS_ENTRY_ID_MAX)
-		return WICK_ERR_NOT_FOUND;
-	return ds->ops->entry_get(ds, id, out);
+	return r != 0 ? r : ds->ops->entry_get(ds, id, out);
+}
+
+static int
+entry_filter_ok(const struct ds_entry_filter *f)
+{
+	if (f == NULL)
+		return 0;
+	if ((unsigned)f->selector_match > DS_MATCH_ANY ||
+	    (unsigned)f->federates_match > DS_MATCH_ANY ||
+	    (f->nfederates_with > 0 && f->federates_with == NULL))
+		return WICK_ERR_INVALID;
+	if (f->nfederates_with > DS_MAX_FEDERATES_WITH)
+		return WICK_ERR_LIMIT;
+	return strings_ok((char *const *)f->federates_with, f->nfederates_with,
+	    SPIFFEID_MAX_LEN);
+}
+
+/* The page token is the last key returned: an entry ID or SPIFFE ID. */
+static int
+page_ok(const char *token, size_t max, size_t *limit)
+{
+	if (*limit == 0 || *limit > DS_MAX_PAGE)
+		*limit = DS_MAX_PAGE;
+	return token != NULL && strlen(token) > max ? WICK_ERR_INVALID : 0;
 }
 
 int
 ds_entries_list(struct ds *ds, const struct ds_entry_filter *f,
     const char *token, size_t limit, struct ds_entry_list *out)
 {
+	int r;
+
 	memset(out, 0, sizeof(*out));
-	if (limit == 0 || limit > DS_MAX_PAGE)
-		limit = DS_MAX_PAGE;
-	if (token != NULL && strlen(token) > DS_ENTRY_ID_MAX)
-		return WICK_ERR_INVALID;
+	if ((r = entry_filter_ok(f)) != 0 ||
+	    (r = page_ok(token, DS_ENTRY_ID_MAX, &limit)) != 0)
+		return r;
 	return ds->ops->entries_list(ds, f, token != NULL && *token != '\0' ?
 	    token : NULL, limit, out);
 }
@@ -452,7 +567,10 @@ int
 ds_entries_count(struct ds *ds, const struct ds_entry_filter *f,
     int64_t *count)
 {
-	return ds->ops->entries_count(ds, f, count);
+	int r = entry_filter_ok(f);
+
+	*count = 0;
+	return r != 0 ? r : ds->ops->entries_count(ds, f, count);
 }
 
 int
@@ -464,6 +582,7 @@ ds_entries_prune(struct ds *ds, int64_t now, size_t *n)
 int
 ds_revision(struct ds *ds, int64_t *rev)
 {
+	*rev = 0;
 	return ds->ops->revision(ds, rev);
 }
 
@@ -474,74 +593,85 @@ ds_changes_since(struct ds *ds, int64_t since, size_t limit, ds_change_fn *fn,
 	return ds->ops->changes_since(ds, since, limit, fn, arg);
 }
 
-static int
-node_ok(const struct ds_node *n)
-{
-	if (n->spiffe_id == NULL || *n->spiffe_id == '\0' ||
-	    n->attestation_type == NULL)
-		return WICK_ERR_INVALID;
-	if (strlen(n->spiffe_id) > 2048 || n->selectors.n > SELECTOR_MAX_COUNT)
-		return WICK_ERR_LIMIT;
-	return 0;
-}
-
 int
 ds_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
 {
-	int r;
-
-	if ((r = node_ok(n)) != 0)
-		return r;
+	if (n == NULL || n->spiffe_id == NULL || *n->spiffe_id == '\0' ||
+	    n->attestation_type == NULL)
+		return WICK_ERR_INVALID;
+	if (strlen(n->spiffe_id) > SPIFFEID_MAX_LEN ||
+	    n->selectors.n > SELECTOR_MAX_COUNT)
+		return WICK_ERR_LIMIT;
 	return ds->ops->node_create(ds, n, now);
 }
 
 int
 ds_node_get(struct ds *ds, const char *id, struct ds_node **out)
 {
+	int r = key_ok(id, SPIFFEID_MAX_LEN);
+
 	*out = NULL;
-	if (id == NULL || *id == '\0')
-		return WICK_ERR_NOT_FOUND;
-	return ds->ops->node_get(ds, id, out);
+	return r != 0 ? r : ds->ops->node_get(ds, id, out);
 }
 
 int
 ds_node_set_serials(struct ds *ds, const char *id, const char *serial,
     int64_t exp, const char *new_serial, int64_t new_exp, int64_t now)
 {
-	return ds->ops->node_set_serials(ds, id, serial != NULL ? serial : "",
-	    exp, new_serial != NULL ? new_serial : "", new_exp, now);
+	int r = key_ok(id, SPIFFEID_MAX_LEN);
+
+	return r != 0 ? r : ds->ops->node_set_serials(ds, id, serial != NULL ?
+	    serial : "", exp, new_serial != NULL ? new_serial : "", new_exp,
+	    now);
 }
 
 int
 ds_node_set_selectors(struct ds *ds, const char *id,
     const struct selector_set *s, int64_t now)
 {
-	if (s->n > SELECTOR_MAX_COUNT)
-		return WICK_ERR_LIMIT;
-	return ds->ops->node_set_selectors(ds, id, s, now);
+	int r = key_ok(id, SPIFFEID_MAX_LEN);
+
+	if (r == 0 && (s == NULL || s->n > SELECTOR_MAX_COUNT))
+		r = s == NULL ? WICK_ERR_INVALID : WICK_ERR_LIMIT;
+	return r != 0 ? r : ds->ops->node_set_selectors(ds, id, s, now);
 }
 
 int
 ds_node_ban(struct ds *ds, const char *id, int64_t now)
 {
-	return ds->ops->node_ban(ds, id, now);
+	int r = key_ok(id, SPIFFEID_MAX_LEN);
+
+	return r != 0 ? r : ds->ops->node_ban(ds, id, now);
 }
 
 int
 ds_node_delete(struct ds *ds, const char *id, int64_t now)
 {
-	return ds->ops->node_delete(ds, id, now);
+	int r = key_ok(id, SPIFFEID_MAX_LEN);
+
+	return r != 0 ? r : ds->ops->node_delete(ds, id, now);
+}
+
+static int
+node_filter_ok(const struct ds_node_filter *f)
+{
+	if (f != NULL && ((unsigned)f->selector_match > DS_MATCH_ANY ||
+	    f->banned < 0 || f->banned > 2 || f->can_reattest < 0 ||
+	    f->can_reattest > 2))
+		return WICK_ERR_INVALID;
+	return 0;
 }
 
 int
 ds_nodes_list(struct ds *ds, const struct ds_node_filter *f,
     const char *token, size_t limit, struct ds_node_list *out)
 {
+	int r;
+
 	memset(out, 0, sizeof(*out));
-	if (limit == 0 || limit > DS_MAX_PAGE)
-		limit = DS_MAX_PAGE;
-	if (token != NULL && strlen(token) > 2048)
-		return WICK_ERR_INVALID;
+	if ((r = node_filter_ok(f)) != 0 ||
+	    (r = page_ok(token, SPIFFEID_MAX_LEN, &limit)) != 0)
+		return r;
 	return ds->ops->nodes_list(ds, f, token != NULL && *token != '\0' ?
 	    token : NULL, limit, out);
 }
@@ -549,35 +679,40 @@ ds_nodes_list(struct ds *ds, const struct ds_node_filter *f,
 int
 ds_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
 {
-	return ds->ops->nodes_count(ds, f, count);
+	int r = node_filter_ok(f);
+
+	*count = 0;
+	return r != 0 ? r : ds->ops->nodes_count(ds, f, count);
+}
+
+/* Hash a token for a backend call; fn is create or consume. */
+static int
+with_token_hash(struct ds *ds, const char *token, int64_t t, int bad,
+    int (*fn)(struct ds *, const char *, int64_t))
+{
+	char	h[65];
+	int	r;
+
+	if (key_ok(token, DS_TOKEN_MAX) != 0)
+		return bad;
+	if ((r = token_hash(token, h)) == 0)
+		r = fn(ds, h, t);
+	OPENSSL_cleanse(h, sizeof(h));
+	return r;
 }
 
 int
 ds_join_token_create(struct ds *ds, const char *token, int64_t expires_at)
 {
-	char	h[65];
-	int	r;
-
-	if (token == NULL || *token == '\0' || strlen(token) > 1024)
-		return WICK_ERR_INVALID;
-	token_hash(token, h);
-	r = ds->ops->join_token_create(ds, h, expires_at);
-	OPENSSL_cleanse(h, sizeof(h));
-	return r;
+	return with_token_hash(ds, token, expires_at, WICK_ERR_INVALID,
+	    ds->ops->join_token_create);
 }
 
 int
 ds_join_token_consume(struct ds *ds, const char *token, int64_t now)
 {
-	char	h[65];
-	int	r;
-
-	if (token == NULL || *token == '\0' || strlen(token) > 1024)
-		return WICK_ERR_NOT_FOUND;
-	token_hash(token, h);
-	r = ds->ops->join_token_consume(ds, h, now);
-	OPENSSL_cleanse(h, sizeof(h));
-	return r;
+	return with_token_hash(ds, token, now, WICK_ERR_NOT_FOUND,
+	    ds->ops->join_token_consume);
 }
 
 int
@@ -586,29 +721,41 @@ ds_join_tokens_prune(struct ds *ds, int64_t now, size_t *n)
 	return ds->ops->join_tokens_prune(ds, now, n);
 }
 
+static int
+blob_ok(const uint8_t *p, size_t n)
+{
+	if (p == NULL && n > 0)
+		return WICK_ERR_INVALID;
+	return n > DS_MAX_BLOB ? WICK_ERR_LIMIT : 0;
+}
+
 int
 ds_bundle_set(struct ds *ds, const char *td, const uint8_t *p, size_t n,
     int64_t now)
 {
-	if (td == NULL || *td == '\0')
-		return WICK_ERR_INVALID;
-	if (n > DS_MAX_BLOB)
-		return WICK_ERR_LIMIT;
-	return ds->ops->bundle_set(ds, td, p, n, now);
+	int r = blob_ok(p, n);
+
+	if (r == 0 && key_ok(td, SPIFFEID_MAX_LEN) != 0)
+		r = WICK_ERR_INVALID;
+	return r != 0 ? r : ds->ops->bundle_set(ds, td, p, n, now);
 }
 
 int
 ds_bundle_get(struct ds *ds, const char *td, uint8_t **p, size_t *n)
 {
+	int r = key_ok(td, SPIFFEID_MAX_LEN);
+
 	*p = NULL;
 	*n = 0;
-	return ds->ops->bundle_get(ds, td, p, n);
+	return r != 0 ? r : ds->ops->bundle_get(ds, td, p, n);
 }
 
 int
 ds_bundle_delete(struct ds *ds, const char *td, int64_t now)
 {
-	return ds->ops->bundle_delete(ds, td, now);
+	int r = key_ok(td, SPIFFEID_MAX_LEN);
+
+	return r != 0 ? r : ds->ops->bundle_delete(ds, td, now);
 }
 
 int
@@ -620,9 +767,9 @@ ds_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 int
 ds_ca_journal_set(struct ds *ds, const uint8_t *p, size_t n, int64_t now)
 {
-	if (n > DS_MAX_BLOB)
-		return WICK_ERR_LIMIT;
-	return ds->ops->ca_journal_set(ds, p, n, now);
+	int r = blob_ok(p, n);
+
+	return r != 0 ? r : ds->ops->ca_journal_set(ds, p, n, now);
 }
 
 int

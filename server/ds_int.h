@@ -40,15 +40,16 @@ struct ds_ops {
 	int	(*join_token_create)(struct ds *, const char *hash, int64_t);
 	int	(*join_token_consume)(struct ds *, const char *hash, int64_t);
 	int	(*join_tokens_prune)(struct ds *, int64_t, size_t *);
-	int	(*bundle_set)(struct ds *, const char *, const uint8_t *, size_t,
-		    int64_t);
+	int	(*bundle_set)(struct ds *, const char *, const uint8_t *,
+		    size_t, int64_t);
 	int	(*bundle_get)(struct ds *, const char *, uint8_t **, size_t *);
 	int	(*bundle_delete)(struct ds *, const char *, int64_t);
 	int	(*bundles_foreach)(struct ds *, ds_bundle_fn *, void *);
-	int	(*ca_journal_set)(struct ds *, const uint8_t *, size_t, int64_t);
+	int	(*ca_journal_set)(struct ds *, const uint8_t *, size_t,
+		    int64_t);
 	int	(*ca_journal_get)(struct ds *, uint8_t **, size_t *);
-	int	(*audit_append)(struct ds *, int64_t, const char *, const char *,
-		    int, const char *);
+	int	(*audit_append)(struct ds *, int64_t, const char *,
+		    const char *, int, const char *);
 	int	(*audit_since)(struct ds *, int64_t, size_t, ds_audit_fn *,
 		    void *);
 	int	(*check)(struct ds *, const char **);
@@ -66,7 +67,9 @@ int	 ds_sqlite_open(const char *conn, struct ds **, const char **why);
 int	 ds_entry_matches(const struct ds_entry *,
 	    const struct ds_entry_filter *);
 int	 ds_node_matches(const struct ds_node *, const struct ds_node_filter *);
-/* The canonical text of a selector set ("type:value\n"...), hashed. */
-void	 ds_selectors_hash(const struct selector_set *, char out[65]);
+/* Lower-hex SHA-256 of a selector set's canonical form (sorted
+ * "type\0value\0" pairs): equal sets, equal hashes. */
+int	 ds_selectors_hash(const struct selector_set *, char out[65])
+	    WICK_WUR;
 
 #endif /* WICK_DS_INT_H */

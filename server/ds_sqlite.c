@@ -12,11 +12,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
@@ -27,26 +29,25 @@
 
 #define SQ_MAX_STMTS	96
 #define SQ_BUSY_MS	5000
+#define SQ_CHUNK	512	/* rows per query while walking a list */
 
+/*
+ * Forward-only schema steps; step i takes version i to i + 1 in its own
+ * transaction.  Never edit a released step: append a new one.
+ */
 static const char *const migrations[] = {
 	/* 1: the first schema. */
 	"CREATE TABLE entries ("
-	" id INTEGER PRIMARY KEY,"
-	" entry_id TEXT NOT NULL UNIQUE,"
-	" spiffe_id TEXT NOT NULL,"
-	" parent_id TEXT NOT NULL,"
+	" id INTEGER PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,"
+	" spiffe_id TEXT NOT NULL, parent_id TEXT NOT NULL,"
 	" selector_hash TEXT NOT NULL,"
-	" x509_svid_ttl INTEGER NOT NULL,"
-	" jwt_svid_ttl INTEGER NOT NULL,"
-	" admin INTEGER NOT NULL,"
-	" downstream INTEGER NOT NULL,"
-	" store_svid INTEGER NOT NULL,"
-	" expires_at INTEGER NOT NULL,"
-	" hint TEXT NOT NULL,"
-	" revision_number INTEGER NOT NULL,"
-	" created_at INTEGER NOT NULL,"
-	" updated_at INTEGER NOT NULL,"
+	" x509_svid_ttl INTEGER NOT NULL, jwt_svid_ttl INTEGER NOT NULL,"
+	" admin INTEGER NOT NULL, downstream INTEGER NOT NULL,"
+	" store_svid INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+	" hint TEXT NOT NULL, revision_number INTEGER NOT NULL,"
+	" created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
 	" change_rev INTEGER NOT NULL);"
+	/* Similar entries (SPIRE's "similar entry already exists"). */
 	"CREATE UNIQUE INDEX entries_similar ON entries"
 	" (spiffe_id, parent_id, selector_hash);"
 	"CREATE INDEX entries_parent ON entries (parent_id);"
@@ -64,8 +65,7 @@ static const char *const migrations[] = {
 	" entry INTEGER NOT NULL REFERENCES entries (id) ON DELETE CASCADE,"
 	" pos INTEGER NOT NULL, td TEXT NOT NULL, UNIQUE (entry, pos));"
 	"CREATE TABLE nodes ("
-	" id INTEGER PRIMARY KEY,"
-	" spiffe_id TEXT NOT NULL UNIQUE,"
+	" id INTEGER PRIMARY KEY, spiffe_id TEXT NOT NULL UNIQUE,"
 	" attestation_type TEXT NOT NULL,"
 	" serial TEXT NOT NULL, expires_at INTEGER NOT NULL,"
 	" new_serial TEXT NOT NULL, new_expires_at INTEGER NOT NULL,"
@@ -76,6 +76,7 @@ static const char *const migrations[] = {
 	" node INTEGER NOT NULL REFERENCES nodes (id) ON DELETE CASCADE,"
 	" type TEXT NOT NULL, value TEXT NOT NULL,"
 	" UNIQUE (node, type, value));"
+	/* The SHA-256 of the token, never the token. */
 	"CREATE TABLE join_tokens ("
 	" token_hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);"
 	"CREATE TABLE bundles ("
@@ -88,10 +89,13 @@ static const char *const migrations[] = {
 	" id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,"
 	" kind TEXT NOT NULL, actor TEXT NOT NULL, ok INTEGER NOT NULL,"
 	" detail TEXT NOT NULL);"
+	/* AUTOINCREMENT: a revision is never reused, even after a delete. */
 	"CREATE TABLE changes ("
 	" revision INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" kind INTEGER NOT NULL, op INTEGER NOT NULL, object TEXT NOT NULL,"
 	" at INTEGER NOT NULL);",
+	/* 2: agent lists filtered by selector. */
+	"CREATE INDEX node_selectors_tv ON node_selectors (type, value);",
 };
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -111,18 +115,25 @@ ds_schema_version(void)
 	return NMIGRATIONS;
 }
 
+/* SQLite's codes into ours; a constraint is the one expected failure. */
 static int
 sq_err(struct sq *s, int rc, const char *what)
 {
+	rc &= 0xff;
 	if (rc == SQLITE_CONSTRAINT)
 		return WICK_ERR_EXISTS;
 	log_error("sqlite: %s: %s", what, sqlite3_errmsg(s->db));
-	return rc == SQLITE_BUSY || rc == SQLITE_LOCKED ? WICK_ERR_UNAVAILABLE :
-	    rc == SQLITE_FULL || rc == SQLITE_IOERR ? WICK_ERR_IO :
-	    WICK_ERR_INTERNAL;
+	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		return WICK_ERR_UNAVAILABLE;
+	return rc == SQLITE_FULL || rc == SQLITE_IOERR ||
+	    rc == SQLITE_CANTOPEN ? WICK_ERR_IO : WICK_ERR_INTERNAL;
 }
 
-/* A prepared statement for sql (a string literal), reset and unbound. */
+/*
+ * The kept statement for sql, reset and unbound.  Keyed by the address
+ * of the string, so sql must be a literal.  Our own SQL failing to
+ * prepare is a bug, hence fatal.
+ */
 static sqlite3_stmt *
 st(struct sq *s, const char *sql)
 {
@@ -146,6 +157,7 @@ st(struct sq *s, const char *sql)
 	return p;
 }
 
+/* Bound without a copy: v must outlive the statement's next reset. */
 static void
 bind_text(sqlite3_stmt *p, int i, const char *v)
 {
@@ -162,26 +174,23 @@ exec(struct sq *s, const char *sql)
 	return 0;
 }
 
+/* IMMEDIATE: take the write lock now, not on the first write, so two
+ * writers never deadlock upgrading read locks. */
 static int
 begin(struct sq *s)
 {
 	return exec(s, "BEGIN IMMEDIATE");
 }
 
+/* Commit when r is 0, else (or when that fails) roll back. */
 static int
-commit(struct sq *s)
+finish(struct sq *s, int r)
 {
-	int r;
-
-	if ((r = exec(s, "COMMIT")) != 0)
+	if (r == 0)
+		r = exec(s, "COMMIT");
+	if (r != 0)
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
-}
-
-static void
-rollback(struct sq *s)
-{
-	(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Run a statement that returns no rows. */
@@ -191,9 +200,22 @@ step_done(struct sq *s, sqlite3_stmt *p, const char *what)
 	int rc = sqlite3_step(p);
 
 	sqlite3_reset(p);
-	if (rc != SQLITE_DONE)
-		return sq_err(s, rc, what);
-	return 0;
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, what);
+}
+
+/* Run a statement that returns at most one row of one integer;
+ * WICK_ERR_NOT_FOUND when it returns none. */
+static int
+step_int(struct sq *s, sqlite3_stmt *p, int64_t *v, const char *what)
+{
+	int rc = sqlite3_step(p);
+
+	if (rc == SQLITE_ROW)
+		*v = sqlite3_column_int64(p, 0);
+	sqlite3_reset(p);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc, what);
 }
 
 static char *
@@ -204,7 +226,19 @@ col_text(sqlite3_stmt *p, int i)
 	return xstrdup(t != NULL ? (const char *)t : "");
 }
 
-/* Append a change-log row; *rev gets its revision. */
+static void
+col_blob(sqlite3_stmt *p, int col, uint8_t **data, size_t *n)
+{
+	const void	*b = sqlite3_column_blob(p, col);
+	size_t		 len = (size_t)sqlite3_column_bytes(p, col);
+
+	*data = xmalloc(len + 1);
+	if (len > 0)
+		memcpy(*data, b, len);
+	*n = len;
+}
+
+/* Append a change-log row; *rev (if not NULL) gets its revision. */
 static int
 log_change(struct sq *s, enum ds_change_kind kind, enum ds_change_op op,
     const char *object, int64_t now, int64_t *rev)
@@ -224,58 +258,101 @@ log_change(struct sq *s, enum ds_change_kind kind, enum ds_change_op op,
 	return 0;
 }
 
-/* ---- entries -------------------------------------------------------------- */
+/* [["type","value"],...] for json_each(); NULL when it cannot be built
+ * (then the caller narrows nothing in SQL and C does all the work). */
+static char *
+selectors_json(const struct selector_set *set)
+{
+	json_t	*a = json_array(), *pair;
+	char	*out = NULL;
+	size_t	 i;
 
-static void
+	if (a == NULL)
+		return NULL;
+	for (i = 0; i < set->n; i++) {
+		pair = json_pack("[ss]", set->sel[i].type, set->sel[i].value);
+		if (pair == NULL || json_array_append_new(a, pair) != 0)
+			goto out;
+	}
+	out = json_dumps(a, JSON_COMPACT);
+out:
+	json_decref(a);
+	return out;
+}
+
+/* ---- entries ----------------------------------------------------------- */
+
+static int
 uuid4(char out[37])
 {
 	uint8_t b[16];
 
 	if (RAND_bytes(b, sizeof(b)) != 1)
-		fatal("RAND_bytes failed");
+		return WICK_ERR_CRYPTO;
 	b[6] = (b[6] & 0x0f) | 0x40;
 	b[8] = (b[8] & 0x3f) | 0x80;
 	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
 	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
 	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+	return 0;
 }
 
-/* Selectors, DNS names and federated domains of row id. */
+/* Insert rows (entry, pos, value) for each string of v. */
 static int
-write_children(struct sq *s, int64_t row, const struct ds_entry *e)
+write_strings(struct sq *s, const char *sql, int64_t row, char *const *v,
+    size_t n)
 {
 	sqlite3_stmt	*p;
 	size_t		 i;
 	int		 r;
 
-	for (i = 0; i < e->selectors.n; i++) {
-		p = st(s, "INSERT INTO entry_selectors (entry, type, value)"
-		    " VALUES (?, ?, ?)");
-		sqlite3_bind_int64(p, 1, row);
-		bind_text(p, 2, e->selectors.sel[i].type);
-		bind_text(p, 3, e->selectors.sel[i].value);
-		if ((r = step_done(s, p, "insert selector")) != 0)
-			return r;
-	}
-	for (i = 0; i < e->ndns_names; i++) {
-		p = st(s, "INSERT INTO entry_dns_names (entry, pos, value)"
-		    " VALUES (?, ?, ?)");
+	for (i = 0; i < n; i++) {
+		p = st(s, sql);
 		sqlite3_bind_int64(p, 1, row);
 		sqlite3_bind_int64(p, 2, (int64_t)i);
-		bind_text(p, 3, e->dns_names[i]);
-		if ((r = step_done(s, p, "insert DNS name")) != 0)
-			return r;
-	}
-	for (i = 0; i < e->nfederates_with; i++) {
-		p = st(s, "INSERT INTO entry_federates_with (entry, pos, td)"
-		    " VALUES (?, ?, ?)");
-		sqlite3_bind_int64(p, 1, row);
-		sqlite3_bind_int64(p, 2, (int64_t)i);
-		bind_text(p, 3, e->federates_with[i]);
-		if ((r = step_done(s, p, "insert federated domain")) != 0)
+		bind_text(p, 3, v[i]);
+		if ((r = step_done(s, p, "insert entry list")) != 0)
 			return r;
 	}
 	return 0;
+}
+
+static const char SQL_INS_NSEL[] = "INSERT INTO node_selectors"
+    " (node, type, value) VALUES (?, ?, ?)";
+
+static int
+write_selectors(struct sq *s, const char *sql, int64_t row,
+    const struct selector_set *set)
+{
+	sqlite3_stmt	*p;
+	size_t		 i;
+	int		 r;
+
+	for (i = 0; i < set->n; i++) {
+		p = st(s, sql);
+		sqlite3_bind_int64(p, 1, row);
+		bind_text(p, 2, set->sel[i].type);
+		bind_text(p, 3, set->sel[i].value);
+		if ((r = step_done(s, p, "insert selector")) != 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Selectors, DNS names and federated domains of entry row. */
+static int
+write_children(struct sq *s, int64_t row, const struct ds_entry *e)
+{
+	int r;
+
+	if ((r = write_selectors(s, "INSERT INTO entry_selectors (entry, type,"
+	    " value) VALUES (?, ?, ?)", row, &e->selectors)) != 0 ||
+	    (r = write_strings(s, "INSERT INTO entry_dns_names (entry, pos,"
+	    " value) VALUES (?, ?, ?)", row, e->dns_names, e->ndns_names)) != 0)
+		return r;
+	return write_strings(s, "INSERT INTO entry_federates_with (entry, pos,"
+	    " td) VALUES (?, ?, ?)", row, e->federates_with,
+	    e->nfederates_with);
 }
 
 /* The entry ID of an entry similar to e (same IDs and selectors). */
@@ -293,7 +370,26 @@ find_similar(struct sq *s, const struct ds_entry *e, const char *hash,
 	if ((rc = sqlite3_step(p)) == SQLITE_ROW)
 		*id = col_text(p, 0);
 	sqlite3_reset(p);
-	return rc == SQLITE_ROW ? 0 : WICK_ERR_NOT_FOUND;
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
+	    sq_err(s, rc, "find similar entry");
+}
+
+/* Bind the columns create and update share, from parameter 1 on. */
+static void
+bind_entry(sqlite3_stmt *p, const struct ds_entry *e, const char *hash)
+{
+	bind_text(p, 1, e->spiffe_id);
+	bind_text(p, 2, e->parent_id);
+	bind_text(p, 3, hash);
+	sqlite3_bind_int(p, 4, e->x509_svid_ttl);
+	sqlite3_bind_int(p, 5, e->jwt_svid_ttl);
+	sqlite3_bind_int(p, 6, e->admin != 0);
+	sqlite3_bind_int(p, 7, e->downstream != 0);
+	sqlite3_bind_int(p, 8, e->store_svid != 0);
+	sqlite3_bind_int64(p, 9, e->expires_at);
+	bind_text(p, 10, e->hint);
 }
 
 static int
@@ -301,50 +397,38 @@ create_one(struct sq *s, struct ds_entry *e, int64_t now)
 {
 	sqlite3_stmt	*p;
 	char		 hash[65], uuid[37], *other = NULL;
-	int64_t		 row, rev;
-	int		 r, rc;
+	int64_t		 rev;
+	int		 r;
 
-	ds_selectors_hash(&e->selectors, hash);
-	if (find_similar(s, e, hash, &other) == 0) {
+	if ((r = ds_selectors_hash(&e->selectors, hash)) != 0)
+		return r;
+	if ((r = find_similar(s, e, hash, &other)) == 0) {
 		free(e->id);
 		e->id = other;
 		return WICK_ERR_EXISTS;
-	}
+	} else if (r != WICK_ERR_NOT_FOUND)
+		return r;
 	if (e->id == NULL || *e->id == '\0') {
-		uuid4(uuid);
+		if ((r = uuid4(uuid)) != 0)
+			return r;
 		free(e->id);
 		e->id = xstrdup(uuid);
 	}
 	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_CREATE, e->id, now,
 	    &rev)) != 0)
 		return r;
-	p = st(s, "INSERT INTO entries (entry_id, spiffe_id, parent_id,"
-	    " selector_hash, x509_svid_ttl, jwt_svid_ttl, admin, downstream,"
-	    " store_svid, expires_at, hint, revision_number, created_at,"
+	p = st(s, "INSERT INTO entries (spiffe_id, parent_id, selector_hash,"
+	    " x509_svid_ttl, jwt_svid_ttl, admin, downstream, store_svid,"
+	    " expires_at, hint, entry_id, revision_number, created_at,"
 	    " updated_at, change_rev) VALUES"
-	    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)");
-	bind_text(p, 1, e->id);
-	bind_text(p, 2, e->spiffe_id);
-	bind_text(p, 3, e->parent_id);
-	bind_text(p, 4, hash);
-	sqlite3_bind_int(p, 5, e->x509_svid_ttl);
-	sqlite3_bind_int(p, 6, e->jwt_svid_ttl);
-	sqlite3_bind_int(p, 7, e->admin != 0);
-	sqlite3_bind_int(p, 8, e->downstream != 0);
-	sqlite3_bind_int(p, 9, e->store_svid != 0);
-	sqlite3_bind_int64(p, 10, e->expires_at);
-	bind_text(p, 11, e->hint);
+	    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?12, ?12, ?13)");
+	bind_entry(p, e, hash);
+	bind_text(p, 11, e->id);
 	sqlite3_bind_int64(p, 12, now);
-	sqlite3_bind_int64(p, 13, now);
-	sqlite3_bind_int64(p, 14, rev);
-	rc = sqlite3_step(p);
-	sqlite3_reset(p);
-	if (rc == SQLITE_CONSTRAINT)
-		return WICK_ERR_EXISTS;	/* the same entry ID */
-	if (rc != SQLITE_DONE)
-		return sq_err(s, rc, "insert entry");
-	row = sqlite3_last_insert_rowid(s->db);
-	if ((r = write_children(s, row, e)) != 0)
+	sqlite3_bind_int64(p, 13, rev);
+	/* A constraint here is the same entry ID: EXISTS, id unchanged. */
+	if ((r = step_done(s, p, "insert entry")) != 0 ||
+	    (r = write_children(s, sqlite3_last_insert_rowid(s->db), e)) != 0)
 		return r;
 	e->created_at = now;
 	e->revision_number = 0;
@@ -355,10 +439,16 @@ create_one(struct sq *s, struct ds_entry *e, int64_t now)
 static int
 update_one(struct sq *s, struct ds_entry *e, int64_t now)
 {
+	static const char *const clear[] = {
+		"DELETE FROM entry_selectors WHERE entry = ?",
+		"DELETE FROM entry_dns_names WHERE entry = ?",
+		"DELETE FROM entry_federates_with WHERE entry = ?",
+	};
 	sqlite3_stmt	*p;
 	char		 hash[65], *other = NULL;
-	int64_t		 row, rev, created;
-	int		 r, rc;
+	int64_t		 row, rev, created, revno;
+	size_t		 i;
+	int		 rc, r;
 
 	p = st(s, "SELECT id, created_at, revision_number FROM entries"
 	    " WHERE entry_id = ?");
@@ -370,15 +460,17 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 	}
 	row = sqlite3_column_int64(p, 0);
 	created = sqlite3_column_int64(p, 1);
-	e->revision_number = sqlite3_column_int64(p, 2) + 1;
+	revno = sqlite3_column_int64(p, 2) + 1;
 	sqlite3_reset(p);
-	ds_selectors_hash(&e->selectors, hash);
-	if (find_similar(s, e, hash, &other) == 0) {
+	if ((r = ds_selectors_hash(&e->selectors, hash)) != 0)
+		return r;
+	if ((r = find_similar(s, e, hash, &other)) == 0) {
 		rc = strcmp(other, e->id) != 0;
 		free(other);
 		if (rc)
 			return WICK_ERR_EXISTS;
-	}
+	} else if (r != WICK_ERR_NOT_FOUND)
+		return r;
 	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_UPDATE, e->id, now,
 	    &rev)) != 0)
 		return r;
@@ -387,36 +479,22 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 	    " admin = ?, downstream = ?, store_svid = ?, expires_at = ?,"
 	    " hint = ?, revision_number = ?, updated_at = ?, change_rev = ?"
 	    " WHERE id = ?");
-	bind_text(p, 1, e->spiffe_id);
-	bind_text(p, 2, e->parent_id);
-	bind_text(p, 3, hash);
-	sqlite3_bind_int(p, 4, e->x509_svid_ttl);
-	sqlite3_bind_int(p, 5, e->jwt_svid_ttl);
-	sqlite3_bind_int(p, 6, e->admin != 0);
-	sqlite3_bind_int(p, 7, e->downstream != 0);
-	sqlite3_bind_int(p, 8, e->store_svid != 0);
-	sqlite3_bind_int64(p, 9, e->expires_at);
-	bind_text(p, 10, e->hint);
-	sqlite3_bind_int64(p, 11, e->revision_number);
+	bind_entry(p, e, hash);
+	sqlite3_bind_int64(p, 11, revno);
 	sqlite3_bind_int64(p, 12, now);
 	sqlite3_bind_int64(p, 13, rev);
 	sqlite3_bind_int64(p, 14, row);
 	if ((r = step_done(s, p, "update entry")) != 0)
 		return r;
-	p = st(s, "DELETE FROM entry_selectors WHERE entry = ?");
-	sqlite3_bind_int64(p, 1, row);
-	if ((r = step_done(s, p, "clear selectors")) != 0)
-		return r;
-	p = st(s, "DELETE FROM entry_dns_names WHERE entry = ?");
-	sqlite3_bind_int64(p, 1, row);
-	if ((r = step_done(s, p, "clear DNS names")) != 0)
-		return r;
-	p = st(s, "DELETE FROM entry_federates_with WHERE entry = ?");
-	sqlite3_bind_int64(p, 1, row);
-	if ((r = step_done(s, p, "clear federated domains")) != 0)
-		return r;
+	for (i = 0; i < sizeof(clear) / sizeof(clear[0]); i++) {
+		p = st(s, clear[i]);
+		sqlite3_bind_int64(p, 1, row);
+		if ((r = step_done(s, p, "clear entry lists")) != 0)
+			return r;
+	}
 	if ((r = write_children(s, row, e)) != 0)
 		return r;
+	e->revision_number = revno;
 	e->created_at = created;
 	e->change_rev = rev;
 	return 0;
@@ -438,21 +516,30 @@ delete_one(struct sq *s, const char *id, int64_t now)
 
 enum batch_op { OP_CREATE, OP_UPDATE, OP_DELETE };
 
+/* Item errors a savepoint cannot contain: they doom the whole batch. */
+static int
+fatal_item(int r)
+{
+	return r == WICK_ERR_IO || r == WICK_ERR_INTERNAL ||
+	    r == WICK_ERR_UNAVAILABLE;
+}
+
 /* Items with res[i] == 0 on entry are tried, each under a savepoint. */
 static int
 run_batch(struct sq *s, enum batch_op op, struct ds_entry **v,
     const char *const *ids, size_t n, int *res, int64_t now)
 {
 	size_t	i;
-	int	r;
+	int	r, tried = 0;
 
 	if ((r = begin(s)) != 0)
-		return r;
+		goto fail;
 	for (i = 0; i < n; i++) {
 		if (res[i] != 0)
 			continue;
 		if ((r = exec(s, "SAVEPOINT item")) != 0)
 			goto fail;
+		tried = 1;
 		switch (op) {
 		case OP_CREATE:
 			res[i] = create_one(s, v[i], now);
@@ -464,20 +551,22 @@ run_batch(struct sq *s, enum batch_op op, struct ds_entry **v,
 			res[i] = delete_one(s, ids[i], now);
 			break;
 		}
-		if (res[i] != 0 && (r = exec(s, "ROLLBACK TO item")) != 0)
-			goto fail;
-		if ((r = exec(s, "RELEASE item")) != 0)
-			goto fail;
-		/* An I/O failure dooms the whole batch. */
-		if (res[i] == WICK_ERR_IO || res[i] == WICK_ERR_INTERNAL ||
-		    res[i] == WICK_ERR_UNAVAILABLE) {
+		if (fatal_item(res[i])) {
 			r = res[i];
 			goto fail;
 		}
+		if ((res[i] != 0 && (r = exec(s, "ROLLBACK TO item")) != 0) ||
+		    (r = exec(s, "RELEASE item")) != 0)
+			goto fail;
 	}
-	return commit(s);
+	if ((r = finish(s, 0)) == 0 || !tried)
+		return r;
 fail:
-	rollback(s);
+	(void)finish(s, r);
+	/* Nothing was written: no item may claim success. */
+	for (i = 0; i < n; i++)
+		if (res[i] == 0 || fatal_item(res[i]))
+			res[i] = r;
 	return r;
 }
 
@@ -506,15 +595,49 @@ sq_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
 	" jwt_svid_ttl, admin, downstream, store_svid, expires_at, hint," \
 	" revision_number, created_at, change_rev"
 
+/* Add the selectors of a row (statement sql, bound to row) to set. */
+static int
+load_selectors(struct sq *s, const char *sql, int64_t row,
+    struct selector_set *set)
+{
+	sqlite3_stmt	*p = st(s, sql);
+	const char	*why;
+	int		 rc, r = 0;
+
+	sqlite3_bind_int64(p, 1, row);
+	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
+		r = selector_set_add(set, (const char *)sqlite3_column_text(p,
+		    0), (const char *)sqlite3_column_text(p, 1), &why);
+	sqlite3_reset(p);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sq_err(s, rc, "load selectors");
+	return r;
+}
+
+/* Append each string the statement sql returns for row. */
+static int
+load_strings(struct sq *s, const char *sql, int64_t row, struct ds_entry *e,
+    int (*add)(struct ds_entry *, const char *))
+{
+	sqlite3_stmt	*p = st(s, sql);
+	int		 rc, r = 0;
+
+	sqlite3_bind_int64(p, 1, row);
+	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
+		r = add(e, (const char *)sqlite3_column_text(p, 0));
+	sqlite3_reset(p);
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sq_err(s, rc, "load entry lists");
+	return r;
+}
+
 /* Build an entry from a row of ENTRY_COLS and its child rows. */
 static int
 load_entry(struct sq *s, sqlite3_stmt *row, struct ds_entry **out)
 {
 	struct ds_entry	*e = ds_entry_new();
-	sqlite3_stmt	*p;
-	const char	*why;
 	int64_t		 id = sqlite3_column_int64(row, 0);
-	int		 rc, r = 0;
+	int		 r;
 
 	e->id = col_text(row, 1);
 	e->spiffe_id = col_text(row, 2);
@@ -529,28 +652,14 @@ load_entry(struct sq *s, sqlite3_stmt *row, struct ds_entry **out)
 	e->revision_number = sqlite3_column_int64(row, 11);
 	e->created_at = sqlite3_column_int64(row, 12);
 	e->change_rev = sqlite3_column_int64(row, 13);
-	p = st(s, "SELECT type, value FROM entry_selectors WHERE entry = ?");
-	sqlite3_bind_int64(p, 1, id);
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
-		r = selector_set_add(&e->selectors, (const char *)
-		    sqlite3_column_text(p, 0), (const char *)
-		    sqlite3_column_text(p, 1), &why);
-	sqlite3_reset(p);
-	p = st(s, "SELECT value FROM entry_dns_names WHERE entry = ?"
-	    " ORDER BY pos");
-	sqlite3_bind_int64(p, 1, id);
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
-		r = ds_entry_add_dns_name(e, (const char *)
-		    sqlite3_column_text(p, 0));
-	sqlite3_reset(p);
-	p = st(s, "SELECT td FROM entry_federates_with WHERE entry = ?"
-	    " ORDER BY pos");
-	sqlite3_bind_int64(p, 1, id);
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
-		r = ds_entry_add_federates_with(e, (const char *)
-		    sqlite3_column_text(p, 0));
-	sqlite3_reset(p);
-	if (r != 0) {
+	if ((r = load_selectors(s, "SELECT type, value FROM entry_selectors"
+	    " WHERE entry = ?", id, &e->selectors)) != 0 ||
+	    (r = load_strings(s, "SELECT value FROM entry_dns_names"
+	    " WHERE entry = ? ORDER BY pos", id, e,
+	    ds_entry_add_dns_name)) != 0 ||
+	    (r = load_strings(s, "SELECT td FROM entry_federates_with"
+	    " WHERE entry = ? ORDER BY pos", id, e,
+	    ds_entry_add_federates_with)) != 0) {
 		ds_entry_free(e);
 		return r;
 	}
@@ -577,134 +686,205 @@ sq_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 	return r;
 }
 
-/*
- * Walk entries in ID order after `after`, narrowed in SQL by the exact
- * filters, calling fn for each that passes every filter, until fn
- * returns non-zero.
- */
-typedef int entry_walk_fn(void *, struct ds_entry *);
+#define NODE_COLS "id, spiffe_id, attestation_type, serial, expires_at," \
+	" new_serial, new_expires_at, can_reattest, created_at"
 
+/* Build a node from a row of NODE_COLS and its selectors. */
 static int
-walk_entries(struct sq *s, const struct ds_entry_filter *f,
-    const char *after, entry_walk_fn *fn, void *arg)
+load_node(struct sq *s, sqlite3_stmt *row, struct ds_node **out)
 {
-	static const char *const q[4] = {
-		"SELECT " ENTRY_COLS " FROM entries WHERE entry_id > ?"
-		    " ORDER BY entry_id LIMIT 512",
-		"SELECT " ENTRY_COLS " FROM entries WHERE entry_id > ?"
-		    " AND spiffe_id = ?2 ORDER BY entry_id LIMIT 512",
-		"SELECT " ENTRY_COLS " FROM entries WHERE entry_id > ?"
-		    " AND parent_id = ?3 ORDER BY entry_id LIMIT 512",
-		"SELECT " ENTRY_COLS " FROM entries WHERE entry_id > ?"
-		    " AND spiffe_id = ?2 AND parent_id = ?3"
-		    " ORDER BY entry_id LIMIT 512",
-	};
-	struct ds_entry	 *e;
-	sqlite3_stmt	 *p;
-	char		 *last = xstrdup(after != NULL ? after : "");
-	int		  which = 0, rc, r = 0, rows, stop = 0;
+	struct ds_node	*n = ds_node_new();
+	int		 r;
 
-	if (f != NULL && f->spiffe_id != NULL)
-		which |= 1;
-	if (f != NULL && f->parent_id != NULL)
-		which |= 2;
-	while (!stop && r == 0) {
-		p = st(s, q[which]);
-		bind_text(p, 1, last);
-		if (which & 1)
-			bind_text(p, 2, f->spiffe_id);
-		if (which & 2)
-			bind_text(p, 3, f->parent_id);
-		rows = 0;
-		while (!stop && r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
-			rows++;
-			free(last);
-			last = col_text(p, 1);
-			if ((r = load_entry(s, p, &e)) != 0)
-				break;
-			if (!ds_entry_matches(e, f)) {
-				ds_entry_free(e);
-				continue;
-			}
-			stop = fn(arg, e);
-		}
-		if (r == 0 && !stop && rc != SQLITE_DONE && rc != SQLITE_ROW)
-			r = sq_err(s, rc, "list entries");
-		sqlite3_reset(p);
-		if (rows < 512)
-			break;
+	n->spiffe_id = col_text(row, 1);
+	n->attestation_type = col_text(row, 2);
+	n->serial = col_text(row, 3);
+	n->expires_at = sqlite3_column_int64(row, 4);
+	n->new_serial = col_text(row, 5);
+	n->new_expires_at = sqlite3_column_int64(row, 6);
+	n->can_reattest = sqlite3_column_int(row, 7);
+	n->created_at = sqlite3_column_int64(row, 8);
+	if ((r = load_selectors(s, "SELECT type, value FROM node_selectors"
+	    " WHERE node = ?", sqlite3_column_int64(row, 0),
+	    &n->selectors)) != 0) {
+		ds_node_free(n);
+		return r;
 	}
-	free(last);
-	return r;
+	*out = n;
+	return 0;
 }
 
-struct list_arg {
-	struct ds_entry_list	*l;
-	size_t			 limit;
-	int			 more;
+/* ---- listing entries and nodes ----------------------------------------- */
+
+/*
+ * A list walk goes through the rows in key order, SQ_CHUNK rows per
+ * query, narrowed in SQL by the filters SQL can test exactly or
+ * conservatively; ds_entry_matches() / ds_node_matches() then decide.
+ * Narrowing by selectors keeps rows sharing at least one selector with
+ * the filter, which every match mode needs (a record without selectors
+ * matches no selector filter).
+ */
+struct walk {
+	int		  entries;	/* 1 entries, 0 nodes */
+	const void	 *f;
+	struct ds_entry	**ev;		/* matches kept, or NULL (count) */
+	struct ds_node	**nv;
+	size_t		  n;		/* matches */
+	size_t		  limit;	/* at most this many */
+	int		  more;		/* a match past the limit exists */
 };
 
-static int
-list_cb(void *arg, struct ds_entry *e)
+/* The query for w, from constant fragments only; values are bound.
+ * *selj holds the JSON bound as ?5. */
+static void
+walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
+    char **selj)
 {
-	struct list_arg *la = arg;
+	const struct ds_entry_filter	*ef = w->entries ? w->f : NULL;
+	const struct ds_node_filter	*nf = w->entries ? NULL : w->f;
+	const struct selector_set	*sel = NULL;
+	const char			*frag[8];
+	char				 sql[1024];
+	size_t				 k = 0, i, len = 0;
 
-	if (la->l->n == la->limit) {
-		la->more = 1;
-		ds_entry_free(e);
-		return 1;
+	if (w->entries) {
+		frag[k++] = "SELECT " ENTRY_COLS " FROM entries WHERE"
+		    " entry_id > ?1";
+		if (ef != NULL && ef->spiffe_id != NULL)
+			frag[k++] = " AND spiffe_id = ?2";
+		if (ef != NULL && ef->parent_id != NULL)
+			frag[k++] = " AND parent_id = ?3";
+		if (ef != NULL && ef->hint != NULL)
+			frag[k++] = " AND hint = ?4";
+		if (ef != NULL && ef->downstream_only)
+			frag[k++] = " AND downstream = 1";
+		if (ef != NULL && ef->selectors != NULL &&
+		    (sel = ef->selectors)->n > 0)
+			frag[k++] = " AND id IN (SELECT x.entry FROM"
+			    " entry_selectors x, json_each(?5) j WHERE"
+			    " x.type = j.value ->> 0 AND"
+			    " x.value = j.value ->> 1)";
+	} else {
+		frag[k++] = "SELECT " NODE_COLS " FROM nodes WHERE"
+		    " spiffe_id > ?1";
+		if (nf != NULL && nf->attestation_type != NULL)
+			frag[k++] = " AND attestation_type = ?2";
+		if (nf != NULL && nf->expires_before > 0)
+			frag[k++] = " AND expires_at < ?3";
+		if (nf != NULL && nf->banned != 0)
+			frag[k++] = nf->banned == 1 ? " AND serial = '' AND"
+			    " new_serial = ''" : " AND (serial != '' OR"
+			    " new_serial != '')";
+		if (nf != NULL && nf->selectors != NULL &&
+		    (sel = nf->selectors)->n > 0)
+			frag[k++] = " AND id IN (SELECT x.node FROM"
+			    " node_selectors x, json_each(?5) j WHERE"
+			    " x.type = j.value ->> 0 AND"
+			    " x.value = j.value ->> 1)";
 	}
-	la->l->v[la->l->n++] = e;
-	return 0;
+	*selj = sel != NULL && sel->n > 0 ? selectors_json(sel) : NULL;
+	if (sel != NULL && sel->n > 0 && *selj == NULL)
+		k--;	/* no JSON: leave it all to C */
+	frag[k++] = w->entries ? " ORDER BY entry_id LIMIT ?6" :
+	    " ORDER BY spiffe_id LIMIT ?6";
+	for (i = 0; i < k; i++)
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s",
+		    frag[i]);
+	if (sqlite3_prepare_v2(s->db, sql, -1, p, NULL) != SQLITE_OK)
+		fatal("sqlite: cannot prepare \"%s\": %s", sql,
+		    sqlite3_errmsg(s->db));
+	if (ef != NULL) {
+		bind_text(*p, 2, ef->spiffe_id);
+		bind_text(*p, 3, ef->parent_id);
+		bind_text(*p, 4, ef->hint);
+	} else if (nf != NULL) {
+		bind_text(*p, 2, nf->attestation_type);
+		sqlite3_bind_int64(*p, 3, nf->expires_before);
+	}
+	if (*selj != NULL)
+		bind_text(*p, 5, *selj);
+	sqlite3_bind_int(*p, 6, SQ_CHUNK);
+}
+
+static int
+walk(struct sq *s, struct walk *w, const char *after)
+{
+	struct ds_entry	*e;
+	struct ds_node	*n;
+	sqlite3_stmt	*p;
+	char		*selj, *last = xstrdup(after != NULL ? after : "");
+	int		 rc, rows, ok, r = 0;
+
+	walk_prepare(s, w, &p, &selj);
+	do {
+		/* A copy: last changes while the statement still runs. */
+		sqlite3_bind_text(p, 1, last, -1, SQLITE_TRANSIENT);
+		for (rows = 0; (rc = sqlite3_step(p)) == SQLITE_ROW; rows++) {
+			free(last);
+			last = col_text(p, 1);
+			e = NULL;
+			n = NULL;
+			if (w->entries && (r = load_entry(s, p, &e)) == 0)
+				ok = ds_entry_matches(e, w->f);
+			else if (!w->entries && (r = load_node(s, p, &n)) == 0)
+				ok = ds_node_matches(n, w->f);
+			if (r != 0)
+				goto out;
+			if (ok && w->n == w->limit)
+				w->more = 1;
+			else if (ok && w->ev != NULL)
+				w->ev[w->n++] = e;
+			else if (ok && w->nv != NULL)
+				w->nv[w->n++] = n;
+			else if (ok)
+				w->n++;
+			if (!ok || w->more || (w->ev == NULL &&
+			    w->nv == NULL)) {
+				ds_entry_free(e);
+				ds_node_free(n);
+			}
+			if (w->more)
+				goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			r = sq_err(s, rc, "list");
+			goto out;
+		}
+		sqlite3_reset(p);
+	} while (rows == SQ_CHUNK);
+out:
+	sqlite3_finalize(p);
+	free(selj);
+	free(last);
+	return r;
 }
 
 static int
 sq_entries_list(struct ds *ds, const struct ds_entry_filter *f,
     const char *token, size_t limit, struct ds_entry_list *out)
 {
-	struct list_arg	la;
+	struct walk	w = { 1, f, NULL, NULL, 0, limit, 0 };
 	int		r;
 
-	out->v = xcalloc(limit + 1, sizeof(*out->v));
-	la.l = out;
-	la.limit = limit;
-	la.more = 0;
-	if ((r = walk_entries((struct sq *)ds, f, token, list_cb, &la)) != 0) {
+	w.ev = out->v = xcalloc(limit, sizeof(*out->v));
+	r = walk((struct sq *)ds, &w, token);
+	out->n = w.n;
+	if (r != 0)
 		ds_entry_list_free(out);
-		return r;
-	}
-	if (la.more && out->n > 0)
+	else if (w.more)
 		out->next_token = xstrdup(out->v[out->n - 1]->id);
-	return 0;
-}
-
-static int
-count_cb(void *arg, struct ds_entry *e)
-{
-	(*(int64_t *)arg)++;
-	ds_entry_free(e);
-	return 0;
+	return r;
 }
 
 static int
 sq_entries_count(struct ds *ds, const struct ds_entry_filter *f,
     int64_t *count)
 {
-	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p;
-	int		 rc;
+	struct walk	w = { 1, f, NULL, NULL, 0, SIZE_MAX, 0 };
+	int		r = walk((struct sq *)ds, &w, NULL);
 
-	*count = 0;
-	if (f == NULL || (f->spiffe_id == NULL && f->parent_id == NULL &&
-	    f->hint == NULL && !f->downstream_only && (f->selectors == NULL ||
-	    f->selectors->n == 0) && f->nfederates_with == 0)) {
-		p = st(s, "SELECT count(*) FROM entries");
-		if ((rc = sqlite3_step(p)) == SQLITE_ROW)
-			*count = sqlite3_column_int64(p, 0);
-		sqlite3_reset(p);
-		return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "count entries");
-	}
-	return walk_entries(s, f, NULL, count_cb, count);
+	*count = r == 0 ? (int64_t)w.n : 0;
+	return r;
 }
 
 static int
@@ -717,45 +897,38 @@ sq_entries_prune(struct ds *ds, int64_t now, size_t *n)
 	int		 rc, r;
 
 	*n = 0;
+	if ((r = begin(s)) != 0)
+		return r;
 	p = st(s, "SELECT entry_id FROM entries WHERE expires_at > 0 AND"
-	    " expires_at < ? LIMIT 10000");
+	    " expires_at < ?");
 	sqlite3_bind_int64(p, 1, now);
 	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
 		ids = xreallocarray(ids, k + 1, sizeof(*ids));
 		ids[k++] = col_text(p, 0);
 	}
 	sqlite3_reset(p);
-	if (k == 0)
-		return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "prune entries");
-	if ((r = begin(s)) == 0) {
-		for (i = 0; i < k && r == 0; i++)
-			if ((r = delete_one(s, ids[i], now)) ==
-			    WICK_ERR_NOT_FOUND)
-				r = 0;
-		r = r == 0 ? commit(s) : (rollback(s), r);
-	}
+	if (rc != SQLITE_DONE)
+		r = sq_err(s, rc, "find expired entries");
+	/* One delete and one change row each, as a delete by ID does. */
+	for (i = 0; i < k && r == 0; i++)
+		r = delete_one(s, ids[i], now);
+	if ((r = finish(s, r)) == 0)
+		*n = k;
 	for (i = 0; i < k; i++)
 		free(ids[i]);
 	free(ids);
-	if (r == 0)
-		*n = k;
 	return r;
 }
 
-/* ---- change log ----------------------------------------------------------- */
+/* ---- change log -------------------------------------------------------- */
 
 static int
 sq_revision(struct ds *ds, int64_t *rev)
 {
-	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT coalesce(max(revision), 0)"
-	    " FROM changes");
-	int		 rc;
+	struct sq *s = (struct sq *)ds;
 
-	if ((rc = sqlite3_step(p)) == SQLITE_ROW)
-		*rev = sqlite3_column_int64(p, 0);
-	sqlite3_reset(p);
-	return rc == SQLITE_ROW ? 0 : sq_err(s, rc, "revision");
+	return step_int(s, st(s, "SELECT coalesce(max(revision), 0)"
+	    " FROM changes"), rev, "revision");
 }
 
 static int
@@ -783,43 +956,20 @@ sq_changes_since(struct ds *ds, int64_t since, size_t limit,
 	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "changes");
 }
 
-/* ---- nodes ---------------------------------------------------------------- */
-
-static int
-write_node_selectors(struct sq *s, int64_t row, const struct selector_set *sel)
-{
-	sqlite3_stmt	*p;
-	size_t		 i;
-	int		 r;
-
-	p = st(s, "DELETE FROM node_selectors WHERE node = ?");
-	sqlite3_bind_int64(p, 1, row);
-	if ((r = step_done(s, p, "clear node selectors")) != 0)
-		return r;
-	for (i = 0; i < sel->n; i++) {
-		p = st(s, "INSERT INTO node_selectors (node, type, value)"
-		    " VALUES (?, ?, ?)");
-		sqlite3_bind_int64(p, 1, row);
-		bind_text(p, 2, sel->sel[i].type);
-		bind_text(p, 3, sel->sel[i].value);
-		if ((r = step_done(s, p, "insert node selector")) != 0)
-			return r;
-	}
-	return 0;
-}
+/* ---- nodes ------------------------------------------------------------- */
 
 static int
 sq_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	int		 rc, r;
+	int		 r;
 
 	if ((r = begin(s)) != 0)
 		return r;
 	p = st(s, "INSERT INTO nodes (spiffe_id, attestation_type, serial,"
 	    " expires_at, new_serial, new_expires_at, can_reattest,"
-	    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+	    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?8, ?8)");
 	bind_text(p, 1, n->spiffe_id);
 	bind_text(p, 2, n->attestation_type);
 	bind_text(p, 3, n->serial);
@@ -828,63 +978,21 @@ sq_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
 	sqlite3_bind_int64(p, 6, n->new_expires_at);
 	sqlite3_bind_int(p, 7, n->can_reattest != 0);
 	sqlite3_bind_int64(p, 8, now);
-	sqlite3_bind_int64(p, 9, now);
-	rc = sqlite3_step(p);
-	sqlite3_reset(p);
-	if (rc != SQLITE_DONE) {
-		rollback(s);
-		return rc == SQLITE_CONSTRAINT ? WICK_ERR_EXISTS :
-		    sq_err(s, rc, "insert node");
-	}
-	if ((r = write_node_selectors(s, sqlite3_last_insert_rowid(s->db),
-	    &n->selectors)) != 0 || (r = log_change(s, DS_CHANGE_NODE,
-	    DS_OP_CREATE, n->spiffe_id, now, NULL)) != 0) {
-		rollback(s);
-		return r;
-	}
-	return commit(s);
+	if ((r = step_done(s, p, "insert node")) == 0 &&
+	    (r = write_selectors(s, SQL_INS_NSEL,
+	    sqlite3_last_insert_rowid(s->db), &n->selectors)) == 0)
+		r = log_change(s, DS_CHANGE_NODE, DS_OP_CREATE, n->spiffe_id,
+		    now, NULL);
+	return finish(s, r);
 }
 
-#define NODE_COLS "id, spiffe_id, attestation_type, serial, expires_at," \
-	" new_serial, new_expires_at, can_reattest, created_at"
-
-static int
-load_node(struct sq *s, sqlite3_stmt *row, struct ds_node **out)
-{
-	struct ds_node	*n = ds_node_new();
-	sqlite3_stmt	*p;
-	const char	*why;
-	int		 rc, r = 0;
-
-	n->spiffe_id = col_text(row, 1);
-	n->attestation_type = col_text(row, 2);
-	n->serial = col_text(row, 3);
-	n->expires_at = sqlite3_column_int64(row, 4);
-	n->new_serial = col_text(row, 5);
-	n->new_expires_at = sqlite3_column_int64(row, 6);
-	n->can_reattest = sqlite3_column_int(row, 7);
-	n->created_at = sqlite3_column_int64(row, 8);
-	p = st(s, "SELECT type, value FROM node_selectors WHERE node = ?");
-	sqlite3_bind_int64(p, 1, sqlite3_column_int64(row, 0));
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
-		r = selector_set_add(&n->selectors, (const char *)
-		    sqlite3_column_text(p, 0), (const char *)
-		    sqlite3_column_text(p, 1), &why);
-	sqlite3_reset(p);
-	if (r != 0) {
-		ds_node_free(n);
-		return r;
-	}
-	*out = n;
-	return 0;
-}
 
 static int
 sq_node_get(struct ds *ds, const char *id, struct ds_node **out)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT " NODE_COLS " FROM nodes WHERE"
-	    " spiffe_id = ?");
+	sqlite3_stmt	*p = st(s, "SELECT " NODE_COLS " FROM nodes"
+	    " WHERE spiffe_id = ?");
 	int		 rc, r;
 
 	bind_text(p, 1, id);
@@ -898,27 +1006,31 @@ sq_node_get(struct ds *ds, const char *id, struct ds_node **out)
 	return r;
 }
 
-/* Run an UPDATE/DELETE on one node and log it, in a transaction. */
+/* Run a prepared UPDATE/DELETE of one node and log it, in a transaction;
+ * sel (if not NULL) replaces the node's selectors. */
 static int
 node_write(struct sq *s, sqlite3_stmt *p, const char *id,
-    enum ds_change_op op, int64_t now)
+    const struct selector_set *sel, enum ds_change_op op, int64_t now)
 {
-	int r;
+	sqlite3_stmt	*q;
+	int64_t		 row = 0;
+	int		 r;
 
 	if ((r = begin(s)) != 0)
 		return r;
-	if ((r = step_done(s, p, "node")) != 0)
-		goto fail;
-	if (sqlite3_changes(s->db) == 0) {
-		r = WICK_ERR_NOT_FOUND;
-		goto fail;
+	q = st(s, "SELECT id FROM nodes WHERE spiffe_id = ?");
+	bind_text(q, 1, id);
+	if ((r = step_int(s, q, &row, "find node")) != 0 ||
+	    (r = step_done(s, p, "write node")) != 0)
+		return finish(s, r);
+	if (sel != NULL) {
+		q = st(s, "DELETE FROM node_selectors WHERE node = ?");
+		sqlite3_bind_int64(q, 1, row);
+		if ((r = step_done(s, q, "clear node selectors")) != 0 ||
+		    (r = write_selectors(s, SQL_INS_NSEL, row, sel)) != 0)
+			return finish(s, r);
 	}
-	if ((r = log_change(s, DS_CHANGE_NODE, op, id, now, NULL)) != 0)
-		goto fail;
-	return commit(s);
-fail:
-	rollback(s);
-	return r;
+	return finish(s, log_change(s, DS_CHANGE_NODE, op, id, now, NULL));
 }
 
 static int
@@ -926,9 +1038,9 @@ sq_node_set_serials(struct ds *ds, const char *id, const char *serial,
     int64_t exp, const char *new_serial, int64_t new_exp, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "UPDATE nodes SET serial = ?, expires_at = ?,"
-	    " new_serial = ?, new_expires_at = ?, updated_at = ?"
-	    " WHERE spiffe_id = ?");
+	sqlite3_stmt	*p = st(s, "UPDATE nodes SET serial = ?,"
+	    " expires_at = ?, new_serial = ?, new_expires_at = ?,"
+	    " updated_at = ? WHERE spiffe_id = ?");
 
 	bind_text(p, 1, serial);
 	sqlite3_bind_int64(p, 2, exp);
@@ -936,7 +1048,7 @@ sq_node_set_serials(struct ds *ds, const char *id, const char *serial,
 	sqlite3_bind_int64(p, 4, new_exp);
 	sqlite3_bind_int64(p, 5, now);
 	bind_text(p, 6, id);
-	return node_write(s, p, id, DS_OP_UPDATE, now);
+	return node_write(s, p, id, NULL, DS_OP_UPDATE, now);
 }
 
 static int
@@ -944,29 +1056,12 @@ sq_node_set_selectors(struct ds *ds, const char *id,
     const struct selector_set *sel, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p;
-	int64_t		 row;
-	int		 rc, r;
+	sqlite3_stmt	*p = st(s, "UPDATE nodes SET updated_at = ?"
+	    " WHERE spiffe_id = ?");
 
-	if ((r = begin(s)) != 0)
-		return r;
-	p = st(s, "SELECT id FROM nodes WHERE spiffe_id = ?");
-	bind_text(p, 1, id);
-	rc = sqlite3_step(p);
-	row = sqlite3_column_int64(p, 0);
-	sqlite3_reset(p);
-	if (rc != SQLITE_ROW) {
-		rollback(s);
-		return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
-		    sq_err(s, rc, "find node");
-	}
-	if ((r = write_node_selectors(s, row, sel)) != 0 ||
-	    (r = log_change(s, DS_CHANGE_NODE, DS_OP_UPDATE, id, now,
-	    NULL)) != 0) {
-		rollback(s);
-		return r;
-	}
-	return commit(s);
+	sqlite3_bind_int64(p, 1, now);
+	bind_text(p, 2, id);
+	return node_write(s, p, id, sel, DS_OP_UPDATE, now);
 }
 
 static int
@@ -978,7 +1073,7 @@ sq_node_ban(struct ds *ds, const char *id, int64_t now)
 
 	sqlite3_bind_int64(p, 1, now);
 	bind_text(p, 2, id);
-	return node_write(s, p, id, DS_OP_UPDATE, now);
+	return node_write(s, p, id, NULL, DS_OP_UPDATE, now);
 }
 
 static int
@@ -988,104 +1083,37 @@ sq_node_delete(struct ds *ds, const char *id, int64_t now)
 	sqlite3_stmt	*p = st(s, "DELETE FROM nodes WHERE spiffe_id = ?");
 
 	bind_text(p, 1, id);
-	return node_write(s, p, id, DS_OP_DELETE, now);
-}
-
-/* Nodes in SPIFFE ID order after `after`, filtered; fn as for entries. */
-typedef int node_walk_fn(void *, struct ds_node *);
-
-static int
-walk_nodes(struct sq *s, const struct ds_node_filter *f, const char *after,
-    node_walk_fn *fn, void *arg)
-{
-	struct ds_node	*n;
-	sqlite3_stmt	*p;
-	char		*last = xstrdup(after != NULL ? after : "");
-	int		 rc = SQLITE_DONE, r = 0, rows, stop = 0;
-
-	while (!stop && r == 0) {
-		p = st(s, "SELECT " NODE_COLS " FROM nodes WHERE spiffe_id > ?"
-		    " ORDER BY spiffe_id LIMIT 512");
-		bind_text(p, 1, last);
-		rows = 0;
-		while (!stop && r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
-			rows++;
-			free(last);
-			last = col_text(p, 1);
-			if ((r = load_node(s, p, &n)) != 0)
-				break;
-			if (!ds_node_matches(n, f)) {
-				ds_node_free(n);
-				continue;
-			}
-			stop = fn(arg, n);
-		}
-		if (r == 0 && !stop && rc != SQLITE_DONE && rc != SQLITE_ROW)
-			r = sq_err(s, rc, "list nodes");
-		sqlite3_reset(p);
-		if (rows < 512)
-			break;
-	}
-	free(last);
-	return r;
-}
-
-struct nlist_arg {
-	struct ds_node_list	*l;
-	size_t			 limit;
-	int			 more;
-};
-
-static int
-nlist_cb(void *arg, struct ds_node *n)
-{
-	struct nlist_arg *la = arg;
-
-	if (la->l->n == la->limit) {
-		la->more = 1;
-		ds_node_free(n);
-		return 1;
-	}
-	la->l->v[la->l->n++] = n;
-	return 0;
+	return node_write(s, p, id, NULL, DS_OP_DELETE, now);
 }
 
 static int
 sq_nodes_list(struct ds *ds, const struct ds_node_filter *f,
     const char *token, size_t limit, struct ds_node_list *out)
 {
-	struct nlist_arg	la;
-	int			r;
+	struct walk	w = { 0, f, NULL, NULL, 0, limit, 0 };
+	int		r;
 
-	out->v = xcalloc(limit + 1, sizeof(*out->v));
-	la.l = out;
-	la.limit = limit;
-	la.more = 0;
-	if ((r = walk_nodes((struct sq *)ds, f, token, nlist_cb, &la)) != 0) {
+	w.nv = out->v = xcalloc(limit, sizeof(*out->v));
+	r = walk((struct sq *)ds, &w, token);
+	out->n = w.n;
+	if (r != 0)
 		ds_node_list_free(out);
-		return r;
-	}
-	if (la.more && out->n > 0)
+	else if (w.more)
 		out->next_token = xstrdup(out->v[out->n - 1]->spiffe_id);
-	return 0;
-}
-
-static int
-ncount_cb(void *arg, struct ds_node *n)
-{
-	(*(int64_t *)arg)++;
-	ds_node_free(n);
-	return 0;
+	return r;
 }
 
 static int
 sq_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
 {
-	*count = 0;
-	return walk_nodes((struct sq *)ds, f, NULL, ncount_cb, count);
+	struct walk	w = { 0, f, NULL, NULL, 0, SIZE_MAX, 0 };
+	int		r = walk((struct sq *)ds, &w, NULL);
+
+	*count = r == 0 ? (int64_t)w.n : 0;
+	return r;
 }
 
-/* ---- join tokens ---------------------------------------------------------- */
+/* ---- join tokens ------------------------------------------------------- */
 
 static int
 sq_join_token_create(struct ds *ds, const char *hash, int64_t exp)
@@ -1093,25 +1121,24 @@ sq_join_token_create(struct ds *ds, const char *hash, int64_t exp)
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p = st(s, "INSERT INTO join_tokens (token_hash,"
 	    " expires_at) VALUES (?, ?)");
-	int		 rc;
 
 	bind_text(p, 1, hash);
 	sqlite3_bind_int64(p, 2, exp);
-	rc = sqlite3_step(p);
-	sqlite3_reset(p);
-	if (rc == SQLITE_CONSTRAINT)
-		return WICK_ERR_EXISTS;
-	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "insert join token");
+	return step_done(s, p, "insert join token");
 }
 
+/*
+ * Fetch and delete under the write lock (BEGIN IMMEDIATE), so of two
+ * concurrent callers exactly one sees the row.
+ */
 static int
 sq_join_token_consume(struct ds *ds, const char *hash, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	char		 stored[65];
-	int64_t		 exp;
-	int		 rc, r;
+	const char	*t;
+	int64_t		 exp = 0;
+	int		 rc, r, same;
 
 	if ((r = begin(s)) != 0)
 		return r;
@@ -1120,25 +1147,18 @@ sq_join_token_consume(struct ds *ds, const char *hash, int64_t now)
 	bind_text(p, 1, hash);
 	if ((rc = sqlite3_step(p)) != SQLITE_ROW) {
 		sqlite3_reset(p);
-		rollback(s);
-		return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
-		    sq_err(s, rc, "find join token");
+		return finish(s, rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
+		    sq_err(s, rc, "find join token"));
 	}
-	snprintf(stored, sizeof(stored), "%s", (const char *)
-	    sqlite3_column_text(p, 0));
+	t = (const char *)sqlite3_column_text(p, 0);
+	same = t != NULL && strlen(t) == 64 && CRYPTO_memcmp(t, hash, 64) == 0;
 	exp = sqlite3_column_int64(p, 1);
 	sqlite3_reset(p);
-	if (strlen(stored) != 64 || CRYPTO_memcmp(stored, hash, 64) != 0) {
-		rollback(s);
-		return WICK_ERR_NOT_FOUND;
-	}
+	if (!same)
+		return finish(s, WICK_ERR_NOT_FOUND);
 	p = st(s, "DELETE FROM join_tokens WHERE token_hash = ?");
 	bind_text(p, 1, hash);
-	if ((r = step_done(s, p, "use join token")) != 0) {
-		rollback(s);
-		return r;
-	}
-	if ((r = commit(s)) != 0)
+	if ((r = finish(s, step_done(s, p, "use join token"))) != 0)
 		return r;
 	return exp <= now ? WICK_ERR_EXPIRED : 0;
 }
@@ -1157,7 +1177,7 @@ sq_join_tokens_prune(struct ds *ds, int64_t now, size_t *n)
 	return r;
 }
 
-/* ---- bundles and the CA journal ------------------------------------------- */
+/* ---- bundles and the CA journal ---------------------------------------- */
 
 static int
 sq_bundle_set(struct ds *ds, const char *td, const uint8_t *data, size_t n,
@@ -1165,10 +1185,17 @@ sq_bundle_set(struct ds *ds, const char *td, const uint8_t *data, size_t n,
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	int		 r;
+	int64_t		 one;
+	int		 r, had;
 
 	if ((r = begin(s)) != 0)
 		return r;
+	p = st(s, "SELECT 1 FROM bundles WHERE td_id = ?");
+	bind_text(p, 1, td);
+	if ((r = step_int(s, p, &one, "find bundle")) != 0 &&
+	    r != WICK_ERR_NOT_FOUND)
+		return finish(s, r);
+	had = r == 0;
 	p = st(s, "INSERT INTO bundles (td_id, data, updated_at) VALUES"
 	    " (?, ?, ?) ON CONFLICT (td_id) DO UPDATE SET data = excluded.data,"
 	    " updated_at = excluded.updated_at");
@@ -1176,26 +1203,25 @@ sq_bundle_set(struct ds *ds, const char *td, const uint8_t *data, size_t n,
 	sqlite3_bind_blob(p, 2, n > 0 ? (const void *)data : "", (int)n,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(p, 3, now);
-	if ((r = step_done(s, p, "store bundle")) != 0 ||
-	    (r = log_change(s, DS_CHANGE_BUNDLE, DS_OP_UPDATE, td, now,
-	    NULL)) != 0) {
-		rollback(s);
-		return r;
-	}
-	return commit(s);
+	if ((r = step_done(s, p, "store bundle")) == 0)
+		r = log_change(s, DS_CHANGE_BUNDLE, had ? DS_OP_UPDATE :
+		    DS_OP_CREATE, td, now, NULL);
+	return finish(s, r);
 }
 
+/* The one blob the statement returns, or WICK_ERR_NOT_FOUND. */
 static int
-blob_out(sqlite3_stmt *p, int col, uint8_t **data, size_t *n)
+step_blob(struct sq *s, sqlite3_stmt *p, uint8_t **data, size_t *n,
+    const char *what)
 {
-	const void	*b = sqlite3_column_blob(p, col);
-	int		 len = sqlite3_column_bytes(p, col);
+	int rc = sqlite3_step(p);
 
-	*data = xmalloc((size_t)len + 1);
-	if (len > 0)
-		memcpy(*data, b, (size_t)len);
-	*n = (size_t)len;
-	return 0;
+	if (rc == SQLITE_ROW)
+		col_blob(p, 0, data, n);
+	sqlite3_reset(p);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc, what);
 }
 
 static int
@@ -1203,16 +1229,9 @@ sq_bundle_get(struct ds *ds, const char *td, uint8_t **data, size_t *n)
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p = st(s, "SELECT data FROM bundles WHERE td_id = ?");
-	int		 rc;
 
 	bind_text(p, 1, td);
-	if ((rc = sqlite3_step(p)) == SQLITE_ROW)
-		(void)blob_out(p, 0, data, n);
-	sqlite3_reset(p);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc,
-	    "get bundle");
+	return step_blob(s, p, data, n, "get bundle");
 }
 
 static int
@@ -1226,44 +1245,40 @@ sq_bundle_delete(struct ds *ds, const char *td, int64_t now)
 		return r;
 	p = st(s, "DELETE FROM bundles WHERE td_id = ?");
 	bind_text(p, 1, td);
-	if ((r = step_done(s, p, "delete bundle")) != 0)
-		goto fail;
-	if (sqlite3_changes(s->db) == 0) {
+	if ((r = step_done(s, p, "delete bundle")) == 0 &&
+	    sqlite3_changes(s->db) == 0)
 		r = WICK_ERR_NOT_FOUND;
-		goto fail;
-	}
-	if ((r = log_change(s, DS_CHANGE_BUNDLE, DS_OP_DELETE, td, now,
-	    NULL)) != 0)
-		goto fail;
-	return commit(s);
-fail:
-	rollback(s);
-	return r;
+	if (r == 0)
+		r = log_change(s, DS_CHANGE_BUNDLE, DS_OP_DELETE, td, now,
+		    NULL);
+	return finish(s, r);
 }
 
 static int
 sq_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT td_id, data FROM bundles"
-	    " ORDER BY td_id");
+	sqlite3_stmt	*p = NULL;
 	uint8_t		*data;
 	char		*td;
 	size_t		 n;
 	int		 rc, r = 0;
 
-	/* Copy each row out: fn may call back into the datastore. */
+	/* Our own statement, rows copied out: fn may use the datastore. */
+	if (sqlite3_prepare_v2(s->db, "SELECT td_id, data FROM bundles"
+	    " ORDER BY td_id", -1, &p, NULL) != SQLITE_OK)
+		return sq_err(s, sqlite3_errcode(s->db), "list bundles");
 	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
 		td = col_text(p, 0);
-		(void)blob_out(p, 1, &data, &n);
+		col_blob(p, 1, &data, &n);
 		r = fn(arg, td, data, n);
 		free(td);
 		free(data);
 	}
-	sqlite3_reset(p);
-	if (r != 0)
-		return r;
-	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "list bundles");
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sq_err(s, rc, "list bundles");
+	sqlite3_finalize(p);
+	return r;
 }
 
 static int
@@ -1283,20 +1298,13 @@ sq_ca_journal_set(struct ds *ds, const uint8_t *data, size_t n, int64_t now)
 static int
 sq_ca_journal_get(struct ds *ds, uint8_t **data, size_t *n)
 {
-	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT data FROM ca_journal WHERE id = 1");
-	int		 rc;
+	struct sq *s = (struct sq *)ds;
 
-	if ((rc = sqlite3_step(p)) == SQLITE_ROW)
-		(void)blob_out(p, 0, data, n);
-	sqlite3_reset(p);
-	if (rc == SQLITE_ROW)
-		return 0;
-	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc,
-	    "get CA journal");
+	return step_blob(s, st(s, "SELECT data FROM ca_journal WHERE id = 1"),
+	    data, n, "get CA journal");
 }
 
-/* ---- audit ---------------------------------------------------------------- */
+/* ---- audit ------------------------------------------------------------- */
 
 static int
 sq_audit_append(struct ds *ds, int64_t at, const char *kind,
@@ -1342,32 +1350,45 @@ sq_audit_since(struct ds *ds, int64_t after, size_t limit, ds_audit_fn *fn,
 	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "audit");
 }
 
-/* ---- open, migrate, check, close ------------------------------------------ */
+/* ---- open, migrate, check, close --------------------------------------- */
+
+/* The first column of the first row of sql, copied into buf ("" if none). */
+static int
+pragma_text(struct sq *s, const char *sql, char *buf, size_t len)
+{
+	sqlite3_stmt	*p;
+	const char	*t;
+	int		 rc;
+
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &p, NULL)) != SQLITE_OK)
+		return sq_err(s, rc, sql);
+	rc = sqlite3_step(p);
+	t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(p, 0) : NULL;
+	snprintf(buf, len, "%s", t != NULL ? t : "");
+	sqlite3_finalize(p);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : sq_err(s, rc, sql);
+}
 
 static int
 sq_check(struct ds *ds, const char **why)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p;
-	int		 rc, ok;
+	char		 res[64];
+	int		 r;
 
 	*why = NULL;
-	if (sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &p,
-	    NULL) != SQLITE_OK)
-		return WICK_ERR_INTERNAL;
-	ok = sqlite3_step(p) == SQLITE_ROW && strcmp((const char *)
-	    sqlite3_column_text(p, 0), "ok") == 0;
-	sqlite3_finalize(p);
-	if (!ok) {
+	if ((r = pragma_text(s, "PRAGMA integrity_check", res,
+	    sizeof(res))) != 0)
+		return r;
+	if (strcmp(res, "ok") != 0) {
 		*why = "integrity_check found damage";
 		return WICK_ERR_STATE;
 	}
-	if (sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &p,
-	    NULL) != SQLITE_OK)
-		return WICK_ERR_INTERNAL;
-	rc = sqlite3_step(p);
-	sqlite3_finalize(p);
-	if (rc == SQLITE_ROW) {
+	/* Any row at all names an orphan. */
+	if ((r = pragma_text(s, "PRAGMA foreign_key_check", res,
+	    sizeof(res))) != 0)
+		return r;
+	if (*res != '\0') {
 		*why = "foreign_key_check found orphaned rows";
 		return WICK_ERR_STATE;
 	}
@@ -1386,57 +1407,48 @@ sq_close(struct ds *ds)
 	free(s);
 }
 
+/*
+ * Apply the missing steps, each in its own transaction.  The version is
+ * read under the write lock, so two processes opening a fresh file at
+ * once do not both run a step.
+ */
 static int
 migrate(struct sq *s, const char **why)
 {
 	sqlite3_stmt	*p;
-	int		 v = 0, r;
+	int64_t		 v;
+	int		 r;
 
-	if ((r = exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations"
-	    " (version INTEGER NOT NULL)")) != 0) {
-		*why = "cannot create the migrations table";
-		return r;
-	}
-	if (sqlite3_prepare_v2(s->db, "SELECT coalesce(max(version), 0) FROM"
-	    " schema_migrations", -1, &p, NULL) != SQLITE_OK) {
-		*why = "cannot read the schema version";
-		return WICK_ERR_INTERNAL;
-	}
-	if (sqlite3_step(p) == SQLITE_ROW)
-		v = sqlite3_column_int(p, 0);
-	sqlite3_finalize(p);
-	if (v > NMIGRATIONS) {
-		*why = "the database was written by a newer wick (schema "
-		    "version too new)";
-		return WICK_ERR_UNSUPPORTED;
-	}
-	for (; v < NMIGRATIONS; v++) {
+	for (;;) {
 		if ((r = begin(s)) != 0) {
-			*why = "cannot start a migration";
+			*why = "cannot lock the database for migration";
 			return r;
 		}
+		if ((r = exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations"
+		    " (version INTEGER PRIMARY KEY)")) != 0 ||
+		    (r = step_int(s, st(s, "SELECT coalesce(max(version), 0)"
+		    " FROM schema_migrations"), &v, "schema version")) != 0) {
+			*why = "cannot read the schema version";
+			return finish(s, r);
+		}
+		if (v > NMIGRATIONS) {
+			*why = "the database was written by a newer wick "
+			    "(schema version too new)";
+			return finish(s, WICK_ERR_UNSUPPORTED);
+		}
+		if (v == NMIGRATIONS)
+			return finish(s, 0);
+		p = st(s, "INSERT INTO schema_migrations (version) VALUES (?)");
+		sqlite3_bind_int64(p, 1, v + 1);
 		if ((r = exec(s, migrations[v])) != 0 ||
-		    (r = exec(s, "DELETE FROM schema_migrations")) != 0) {
-			rollback(s);
+		    (r = step_done(s, p, "record schema version")) != 0 ||
+		    (r = finish(s, 0)) != 0) {
 			*why = "a schema migration failed";
-			return r;
+			return finish(s, r);
 		}
-		if (sqlite3_prepare_v2(s->db, "INSERT INTO schema_migrations"
-		    " (version) VALUES (?)", -1, &p, NULL) != SQLITE_OK) {
-			rollback(s);
-			return WICK_ERR_INTERNAL;
-		}
-		sqlite3_bind_int(p, 1, v + 1);
-		r = sqlite3_step(p) == SQLITE_DONE ? 0 : WICK_ERR_INTERNAL;
-		sqlite3_finalize(p);
-		if (r != 0 || (r = commit(s)) != 0) {
-			rollback(s);
-			*why = "cannot record the schema version";
-			return r;
-		}
-		log_info("datastore migrated to schema version %d", v + 1);
+		log_info("datastore migrated to schema version %lld",
+		    (long long)v + 1);
 	}
-	return 0;
 }
 
 static const struct ds_ops sqlite_ops = {
@@ -1473,7 +1485,12 @@ static const struct ds_ops sqlite_ops = {
 	sq_check,
 };
 
-/* The database file and its -wal/-shm companions are private. */
+/*
+ * The database file is created 0600 before SQLite opens it, and an
+ * existing one (and its -wal/-shm) made 0600.  SQLite gives new -wal and
+ * -shm files the mode of the database file.  "file:" URIs and
+ * ":memory:" are left to the caller.
+ */
 static int
 private_files(const char *path, const char **why)
 {
@@ -1483,15 +1500,19 @@ private_files(const char *path, const char **why)
 	int	fd;
 
 	if (strncmp(path, "file:", 5) == 0 || strcmp(path, ":memory:") == 0)
-		return 0;	/* URIs: the caller's business */
+		return 0;
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 	    0600)) < 0) {
 		*why = "cannot create the database file";
 		return WICK_ERR_IO;
 	}
 	close(fd);
-	for (i = 0; i < 3; i++) {
-		snprintf(name, sizeof(name), "%s%s", path, sfx[i]);
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		if ((size_t)snprintf(name, sizeof(name), "%s%s", path,
+		    sfx[i]) >= sizeof(name)) {
+			*why = "database path too long";
+			return WICK_ERR_LIMIT;
+		}
 		if (chmod(name, 0600) != 0 && errno != ENOENT) {
 			*why = "cannot make the database file private";
 			return WICK_ERR_PERM;
@@ -1504,6 +1525,7 @@ int
 ds_sqlite_open(const char *conn, struct ds **out, const char **why)
 {
 	struct sq	*s;
+	char		 mode[16];
 	mode_t		 old;
 	int		 rc, r;
 
@@ -1511,25 +1533,30 @@ ds_sqlite_open(const char *conn, struct ds **out, const char **why)
 		return r;
 	s = xcalloc(1, sizeof(*s));
 	s->base.ops = &sqlite_ops;
-	old = umask(077);	/* -wal and -shm are created 0600 too */
+	/* Whatever SQLite creates from here on is private too. */
+	old = umask(077);
 	rc = sqlite3_open_v2(conn, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
-	umask(old);
 	if (rc != SQLITE_OK) {
+		umask(old);
 		*why = "cannot open the database";
 		sqlite3_close(s->db);
 		free(s);
 		return WICK_ERR_IO;
 	}
 	sqlite3_busy_timeout(s->db, SQ_BUSY_MS);
-	if ((r = exec(s, "PRAGMA journal_mode = WAL")) != 0 ||
+	if ((r = pragma_text(s, "PRAGMA journal_mode = WAL", mode,
+	    sizeof(mode))) != 0 ||
 	    (r = exec(s, "PRAGMA synchronous = FULL")) != 0 ||
-	    (r = exec(s, "PRAGMA foreign_keys = ON")) != 0) {
+	    (r = exec(s, "PRAGMA foreign_keys = ON")) != 0)
 		*why = "cannot set up the database (not a SQLite file?)";
-		sq_close(&s->base);
-		return r;
-	}
-	if ((r = migrate(s, why)) != 0) {
+	else if (strcmp(mode, "wal") != 0 && strcmp(conn, ":memory:") != 0) {
+		*why = "the database cannot use WAL journal mode";
+		r = WICK_ERR_UNSUPPORTED;
+	} else
+		r = migrate(s, why);
+	umask(old);
+	if (r != 0) {
 		sq_close(&s->base);
 		return r;
 	}
