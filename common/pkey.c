@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -124,11 +125,11 @@ pkey_to_pkcs8_pem(EVP_PKEY *pk, struct buf *out)
 	if ((bio = BIO_new(BIO_s_secmem())) == NULL &&
 	    (bio = BIO_new(BIO_s_mem())) == NULL)
 		return WICK_ERR_ALLOC;
-	if (!PEM_write_bio_PrivateKey(bio, pk, NULL, NULL, 0, NULL, NULL)) {
+	if (!PEM_write_bio_PKCS8PrivateKey(bio, pk, NULL, NULL, 0, NULL,
+	    NULL) || (n = BIO_get_mem_data(bio, &p)) <= 0) {
 		BIO_free(bio);
 		return WICK_ERR_CRYPTO;
 	}
-	n = BIO_get_mem_data(bio, &p);
 	r = buf_put(out, p, (size_t)n);
 	OPENSSL_cleanse(p, (size_t)n);
 	BIO_free(bio);
@@ -152,25 +153,30 @@ pkey_from_pkcs8_der(const uint8_t *p, size_t len, EVP_PKEY **out)
 {
 	PKCS8_PRIV_KEY_INFO	*p8;
 	const uint8_t		*q = p;
+	EVP_PKEY		*pk = NULL;
+	int			 r = WICK_ERR_INVALID;
 
 	*out = NULL;
-	if (len == 0 || len > PKEY_MAX_DER)
+	if (len > PKEY_MAX_DER)
 		return WICK_ERR_LIMIT;
+	if (len == 0)
+		return WICK_ERR_INVALID;
 	if ((p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &q, (long)len)) == NULL ||
-	    q != p + len) {
-		PKCS8_PRIV_KEY_INFO_free(p8);
-		return WICK_ERR_INVALID;
+	    q != p + len || (pk = EVP_PKCS82PKEY(p8)) == NULL)
+		goto out;
+	if (!supported(pk)) {
+		r = WICK_ERR_UNSUPPORTED;
+		goto out;
 	}
-	*out = EVP_PKCS82PKEY(p8);
+	*out = pk;
+	pk = NULL;
+	r = 0;
+out:
 	PKCS8_PRIV_KEY_INFO_free(p8);
-	if (*out == NULL)
-		return WICK_ERR_INVALID;
-	if (!supported(*out)) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
-		return WICK_ERR_UNSUPPORTED;
-	}
-	return 0;
+	EVP_PKEY_free(pk);
+	if (r != 0)
+		ERR_clear_error();
+	return r;
 }
 
 int
@@ -189,22 +195,27 @@ pkey_public_der(EVP_PKEY *pk, struct buf *out)
 int
 pkey_from_public_der(const uint8_t *p, size_t len, EVP_PKEY **out)
 {
-	const uint8_t *q = p;
+	const uint8_t	*q = p;
+	EVP_PKEY	*pk = NULL;
+	int		 r = WICK_ERR_INVALID;
 
 	*out = NULL;
-	if (len == 0 || len > PKEY_MAX_DER)
+	if (len > PKEY_MAX_DER)
 		return WICK_ERR_LIMIT;
-	if ((*out = d2i_PUBKEY(NULL, &q, (long)len)) == NULL || q != p + len) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
+	if (len == 0)
 		return WICK_ERR_INVALID;
+	if ((pk = d2i_PUBKEY(NULL, &q, (long)len)) == NULL || q != p + len)
+		goto out;
+	if (!supported(pk)) {
+		r = WICK_ERR_UNSUPPORTED;
+		goto out;
 	}
-	if (!supported(*out)) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
-		return WICK_ERR_UNSUPPORTED;
-	}
+	*out = pk;
 	return 0;
+out:
+	EVP_PKEY_free(pk);
+	ERR_clear_error();
+	return r;
 }
 
 int
@@ -245,10 +256,10 @@ csr_make(EVP_PKEY *pk, struct buf *out)
 int
 csr_parse(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why)
 {
-	X509_REQ	*req;
+	X509_REQ	*req = NULL;
 	const uint8_t	*q = p;
-	EVP_PKEY	*pk;
-	int		 r;
+	EVP_PKEY	*pk = NULL;
+	int		 r = WICK_ERR_INVALID;
 
 	*pub = NULL;
 	*why = "CSR larger than 16 KiB";
@@ -256,33 +267,35 @@ csr_parse(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why)
 		return WICK_ERR_LIMIT;
 	*why = "not a DER PKCS#10 request";
 	if (len == 0 || (req = d2i_X509_REQ(NULL, &q, (long)len)) == NULL)
-		return WICK_ERR_INVALID;
-	if (q != p + len) {
-		*why = "trailing bytes after the request";
-		X509_REQ_free(req);
-		return WICK_ERR_INVALID;
-	}
-	if ((pk = X509_REQ_get_pubkey(req)) == NULL) {
-		*why = "request without a usable public key";
-		X509_REQ_free(req);
-		return WICK_ERR_INVALID;
-	}
+		goto out;
+	*why = "trailing bytes after the request";
+	if (q != p + len)
+		goto out;
+	*why = "request version is not 1";
+	if (X509_REQ_get_version(req) != 0)
+		goto out;
+	*why = "request without a usable public key";
+	if ((pk = X509_REQ_get_pubkey(req)) == NULL)
+		goto out;
+	*why = "key type not supported (EC P-256/P-384, RSA 2048-8192)";
 	if (!supported(pk)) {
-		*why = "key type not supported (EC P-256/P-384, RSA >= 2048)";
 		r = WICK_ERR_UNSUPPORTED;
-		goto fail;
+		goto out;
 	}
+	*why = "request signature does not verify";
 	if (X509_REQ_verify(req, pk) != 1) {
-		*why = "request signature does not verify";
 		r = WICK_ERR_SIGNATURE;
-		goto fail;
+		goto out;
 	}
-	X509_REQ_free(req);
 	*why = NULL;
 	*pub = pk;
-	return 0;
-fail:
+	pk = NULL;
+	r = 0;
+out:
 	EVP_PKEY_free(pk);
 	X509_REQ_free(req);
+	/* Peer input: leave no stale errors behind. */
+	if (r != 0)
+		ERR_clear_error();
 	return r;
 }

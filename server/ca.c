@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
@@ -15,6 +16,9 @@
 #include "pkey.h"
 #include "spiffeid.h"
 #include "xmalloc.h"
+
+/* A sanity bound on CA lifetimes, seconds. */
+#define CA_MAX_TTL	(100LL * 365 * 86400)
 
 int64_t
 ca_not_after(X509 *c)
@@ -36,20 +40,19 @@ ca_not_before(X509 *c)
 	return (int64_t)timegm(&tm);
 }
 
-/* A random serial in [1, 2^128]. */
+/* A random serial in [1, 2^128], SPIRE's: 128 random bits plus one. */
 static int
 random_serial(X509 *c, BIGNUM **out)
 {
 	uint8_t	 b[16];
 	BIGNUM	*bn;
 
-	do {
-		if (RAND_bytes(b, sizeof(b)) != 1)
-			return WICK_ERR_CRYPTO;
-	} while (memcmp(b, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", 16) == 0);
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return WICK_ERR_CRYPTO;
 	if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL)
 		return WICK_ERR_ALLOC;
-	if (BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) == NULL) {
+	if (!BN_add_word(bn, 1) ||
+	    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(c)) == NULL) {
 		BN_free(bn);
 		return WICK_ERR_CRYPTO;
 	}
@@ -67,6 +70,7 @@ digest_for(EVP_PKEY *signer)
 	return EVP_sha256();
 }
 
+/* One extension from its OpenSSL config text; issuer NULL: c itself. */
 static int
 add_ext(X509 *c, X509 *issuer, int nid, const char *value)
 {
@@ -84,8 +88,7 @@ add_ext(X509 *c, X509 *issuer, int nid, const char *value)
 
 /* A SAN extension built directly: URI and DNS values may hold commas. */
 static int
-add_san(X509 *c, const char *uri, const char *const *dns, size_t ndns,
-    int critical)
+add_san(X509 *c, const char *uri, const char *const *dns, size_t ndns)
 {
 	GENERAL_NAMES	*gens = GENERAL_NAMES_new();
 	GENERAL_NAME	*g;
@@ -114,7 +117,7 @@ add_san(X509 *c, const char *uri, const char *const *dns, size_t ndns,
 			goto out;
 		}
 	}
-	if (X509_add1_ext_i2d(c, NID_subject_alt_name, gens, critical,
+	if (X509_add1_ext_i2d(c, NID_subject_alt_name, gens, 0,
 	    X509V3_ADD_DEFAULT) == 1)
 		r = 0;
 out:
@@ -136,59 +139,87 @@ name_add(X509_NAME *n, const char *field, const char *v)
 {
 	if (v == NULL || *v == '\0')
 		return 0;
-	return X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
-	    (const unsigned char *)v, -1, -1, 0) == 1 ? 0 : WICK_ERR_INVALID;
+	if (X509_NAME_add_entry_by_txt(n, field, MBSTRING_UTF8,
+	    (const unsigned char *)v, -1, -1, 0) != 1) {
+		ERR_clear_error();	/* e.g. a country that is not 2 letters */
+		return WICK_ERR_INVALID;
+	}
+	return 0;
 }
 
+/*
+ * The CA subject: subj as configured, C=US, O=SPIFFE when subj is NULL or
+ * empty; then serialNumber = the serial in decimal.
+ */
 static int
-ca_subject(X509 *c, const struct ca_subject *subj, const BIGNUM *serial)
+set_ca_subject(X509 *c, const struct ca_subject *subj, const BIGNUM *serial)
 {
-	static const char *const us[] = { "US" }, *const spiffe[] = { "SPIFFE" };
+	static const char *const us[] = { "US" };
+	static const char *const spiffe[] = { "SPIFFE" };
+	static const struct ca_subject dflt = { us, 1, spiffe, 1, NULL };
 	X509_NAME	*n = X509_get_subject_name(c);
-	const char *const *cv = us, *const *ov = spiffe;
-	size_t		 nc = 1, no = 1, i;
 	char		*dec;
+	size_t		 i;
 	int		 r = 0;
 
-	if (subj != NULL && subj->ncountry > 0) {
-		cv = subj->country;
-		nc = subj->ncountry;
-	}
-	if (subj != NULL && subj->norganization > 0) {
-		ov = subj->organization;
-		no = subj->norganization;
-	}
-	for (i = 0; i < nc && r == 0; i++)
-		r = name_add(n, "C", cv[i]);
-	for (i = 0; i < no && r == 0; i++)
-		r = name_add(n, "O", ov[i]);
-	if (r == 0 && subj != NULL)
+	if (subj == NULL || (subj->ncountry == 0 && subj->norganization == 0 &&
+	    (subj->common_name == NULL || *subj->common_name == '\0')))
+		subj = &dflt;
+	for (i = 0; i < subj->ncountry && r == 0; i++)
+		r = name_add(n, "C", subj->country[i]);
+	for (i = 0; i < subj->norganization && r == 0; i++)
+		r = name_add(n, "O", subj->organization[i]);
+	if (r == 0)
 		r = name_add(n, "CN", subj->common_name);
-	if (r == 0) {
-		if ((dec = BN_bn2dec(serial)) == NULL)
-			return WICK_ERR_ALLOC;
-		r = name_add(n, "serialNumber", dec);
-		OPENSSL_free(dec);
-	}
+	if (r != 0)
+		return r;
+	if ((dec = BN_bn2dec(serial)) == NULL)
+		return WICK_ERR_ALLOC;
+	r = name_add(n, "serialNumber", dec);
+	OPENSSL_free(dec);
 	return r;
+}
+
+/* SKID from the key; AKID = the issuer's SKID when it has one. */
+static int
+add_key_ids(X509 *c, X509 *issuer)
+{
+	int r;
+
+	if ((r = add_ext(c, issuer, NID_subject_key_identifier, "hash")) != 0)
+		return r;
+	/* Not on c: that would cache its extensions before they are all in. */
+	if (issuer != NULL && X509_get0_subject_key_id(issuer) == NULL)
+		return 0;
+	return add_ext(c, issuer, NID_authority_key_identifier,
+	    "keyid:always");
 }
 
 static int
 make_ca(EVP_PKEY *key, const char *td, const struct ca_subject *subj,
     X509 *issuer, EVP_PKEY *issuer_key, int64_t now, int64_t ttl, X509 **out)
 {
-	char		 uri[SPIFFEID_MAX_TD_LEN + 16], tdn[SPIFFEID_MAX_TD_LEN + 1];
+	char		 uri[SPIFFEID_MAX_TD_LEN + 16];
+	char		 tdn[SPIFFEID_MAX_TD_LEN + 1];
 	const char	*why;
+	EVP_PKEY	*signer = issuer_key != NULL ? issuer_key : key;
 	BIGNUM		*serial = NULL;
-	X509		*c;
-	int64_t		 na = now + ttl;
-	int		 r;
+	X509		*c = NULL;
+	int64_t		 na;
+	int		 r = WICK_ERR_CRYPTO;
 
 	*out = NULL;
-	if (ttl <= 0 || spiffeid_td_parse(td, 0, tdn, &why) != 0)
+	if (ttl <= 0 || ttl > CA_MAX_TTL ||
+	    spiffeid_td_parse(td, 0, tdn, &why) != 0)
 		return WICK_ERR_INVALID;
+	na = now + ttl;
 	if (issuer != NULL) {
-		if (ca_not_after(issuer) <= now)
+		if (X509_check_private_key(issuer, issuer_key) != 1 ||
+		    X509_check_ca(issuer) == 0) {
+			ERR_clear_error();
+			return WICK_ERR_INVALID;
+		}
+		if (ca_not_before(issuer) > now || ca_not_after(issuer) <= now)
 			return WICK_ERR_EXPIRED;
 		if (na > ca_not_after(issuer))
 			na = ca_not_after(issuer);
@@ -196,33 +227,31 @@ make_ca(EVP_PKEY *key, const char *td, const struct ca_subject *subj,
 	snprintf(uri, sizeof(uri), "spiffe://%s", tdn);
 	if ((c = X509_new()) == NULL)
 		return WICK_ERR_ALLOC;
-	if (!X509_set_version(c, 2) || (r = random_serial(c, &serial)) != 0 ||
-	    (r = ca_subject(c, subj, serial)) != 0 ||
+	if (!X509_set_version(c, X509_VERSION_3) ||
+	    (r = random_serial(c, &serial)) != 0 ||
+	    (r = set_ca_subject(c, subj, serial)) != 0 ||
 	    (r = set_times(c, now - CA_BACKDATE, na)) != 0 ||
 	    !X509_set_pubkey(c, key) ||
 	    !X509_set_issuer_name(c, issuer != NULL ?
 	    X509_get_subject_name(issuer) : X509_get_subject_name(c))) {
 		r = r != 0 ? r : WICK_ERR_CRYPTO;
-		goto fail;
+		goto out;
 	}
 	if ((r = add_ext(c, issuer, NID_basic_constraints,
 	    "critical,CA:TRUE")) != 0 ||
 	    (r = add_ext(c, issuer, NID_key_usage,
 	    "critical,keyCertSign,cRLSign")) != 0 ||
-	    (r = add_ext(c, issuer, NID_subject_key_identifier, "hash")) != 0 ||
-	    (r = add_ext(c, issuer, NID_authority_key_identifier,
-	    "keyid:always")) != 0 ||
-	    (r = add_san(c, uri, NULL, 0, 0)) != 0)
-		goto fail;
-	if (X509_sign(c, issuer_key != NULL ? issuer_key : key,
-	    digest_for(issuer_key != NULL ? issuer_key : key)) <= 0) {
+	    (r = add_key_ids(c, issuer)) != 0 ||
+	    (r = add_san(c, uri, NULL, 0)) != 0)
+		goto out;
+	if (X509_sign(c, signer, digest_for(signer)) <= 0) {
 		r = WICK_ERR_CRYPTO;
-		goto fail;
+		goto out;
 	}
-	BN_free(serial);
 	*out = c;
-	return 0;
-fail:
+	c = NULL;
+	r = 0;
+out:
 	BN_free(serial);
 	X509_free(c);
 	return r;
@@ -244,16 +273,19 @@ ca_make_intermediate(EVP_PKEY *key, const char *td,
 	    out);
 }
 
+/* LDH labels of at most 63, at most 253 in all, optional leading "*.". */
 static int
 dns_ok(const char *s)
 {
 	size_t	len = strlen(s), lab = 0, i;
 
+	if (len > 253)
+		return 0;
 	if (strncmp(s, "*.", 2) == 0) {
 		s += 2;
 		len -= 2;
 	}
-	if (len == 0 || len > 253)
+	if (len == 0)
 		return 0;
 	for (i = 0; i < len; i++) {
 		if (s[i] == '.') {
@@ -270,17 +302,33 @@ dns_ok(const char *s)
 	return lab > 0 && s[len - 1] != '-';
 }
 
+/* C=US, O=SPIRE, CN = the first DNS name (UTF8String, any length). */
+static int
+svid_subject(X509 *c, const struct ca_svid_params *p)
+{
+	X509_NAME	*n = X509_get_subject_name(c);
+	int		 r;
+
+	if ((r = name_add(n, "C", "US")) != 0 ||
+	    (r = name_add(n, "O", "SPIRE")) != 0)
+		return r;
+	if (p->ndns_names > 0 && X509_NAME_add_entry_by_NID(n, NID_commonName,
+	    V_ASN1_UTF8STRING, (const unsigned char *)p->dns_names[0], -1, -1,
+	    0) != 1)
+		return WICK_ERR_CRYPTO;
+	return 0;
+}
+
 int
 ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
     const struct ca_svid_params *p, X509 **out)
 {
 	struct spiffeid	 id;
 	BIGNUM		*serial = NULL;
-	X509		*c;
-	X509_NAME	*n;
-	int64_t		 na = p->now + p->ttl;
+	X509		*c = NULL;
+	int64_t		 ca_na = ca_not_after(ca_cert), na;
 	size_t		 i;
-	int		 r;
+	int		 r = WICK_ERR_CRYPTO;
 
 	*out = NULL;
 	if (p->spiffe_id == NULL || spiffeid_parse(p->spiffe_id, 0, &id,
@@ -288,26 +336,21 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	    p->ndns_names > CA_MAX_DNS_NAMES)
 		return WICK_ERR_INVALID;
 	for (i = 0; i < p->ndns_names; i++)
-		if (!dns_ok(p->dns_names[i]))
+		if (p->dns_names[i] == NULL || !dns_ok(p->dns_names[i]))
 			return WICK_ERR_INVALID;
-	if (ca_not_after(ca_cert) <= p->now || ca_not_before(ca_cert) >
-	    p->now + CA_BACKDATE)
+	if (ca_not_before(ca_cert) > p->now || ca_na <= p->now)
 		return WICK_ERR_EXPIRED;
-	if (na > ca_not_after(ca_cert))
-		na = ca_not_after(ca_cert);
+	na = p->ttl < ca_na - p->now ? p->now + p->ttl : ca_na;
 	if ((c = X509_new()) == NULL)
 		return WICK_ERR_ALLOC;
-	n = X509_get_subject_name(c);
-	if (!X509_set_version(c, 2) || (r = random_serial(c, &serial)) != 0 ||
-	    (r = name_add(n, "C", "US")) != 0 ||
-	    (r = name_add(n, "O", "SPIRE")) != 0 ||
-	    (p->ndns_names > 0 && (r = name_add(n, "CN",
-	    p->dns_names[0])) != 0) ||
+	if (!X509_set_version(c, X509_VERSION_3) ||
+	    (r = random_serial(c, &serial)) != 0 ||
+	    (r = svid_subject(c, p)) != 0 ||
 	    (r = set_times(c, p->now - CA_BACKDATE, na)) != 0 ||
 	    !X509_set_pubkey(c, pub) ||
 	    !X509_set_issuer_name(c, X509_get_subject_name(ca_cert))) {
 		r = r != 0 ? r : WICK_ERR_CRYPTO;
-		goto fail;
+		goto out;
 	}
 	if ((r = add_ext(c, ca_cert, NID_basic_constraints,
 	    "critical,CA:FALSE")) != 0 ||
@@ -315,20 +358,17 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	    "digitalSignature,keyEncipherment,keyAgreement")) != 0 ||
 	    (r = add_ext(c, ca_cert, NID_ext_key_usage,
 	    "serverAuth,clientAuth")) != 0 ||
-	    (r = add_ext(c, ca_cert, NID_subject_key_identifier,
-	    "hash")) != 0 ||
-	    (r = add_ext(c, ca_cert, NID_authority_key_identifier,
-	    "keyid:always")) != 0 ||
-	    (r = add_san(c, p->spiffe_id, p->dns_names, p->ndns_names, 0)) != 0)
-		goto fail;
+	    (r = add_key_ids(c, ca_cert)) != 0 ||
+	    (r = add_san(c, p->spiffe_id, p->dns_names, p->ndns_names)) != 0)
+		goto out;
 	if (X509_sign(c, ca_key, digest_for(ca_key)) <= 0) {
 		r = WICK_ERR_CRYPTO;
-		goto fail;
+		goto out;
 	}
-	BN_free(serial);
 	*out = c;
-	return 0;
-fail:
+	c = NULL;
+	r = 0;
+out:
 	BN_free(serial);
 	X509_free(c);
 	return r;

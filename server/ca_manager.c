@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
 #include "ca_manager.h"
 #include "log.h"
+#include "spiffeid.h"
 #include "x509.h"
 #include "xmalloc.h"
 
@@ -74,27 +76,73 @@ key_id(enum ca_kind kind, char slot, char out[16])
 	snprintf(out, 16, "%s-%c", kind_names[kind], slot);
 }
 
-static void
+/* CA_KID_LEN characters [A-Za-z0-9], uniform (bytes >= 248 are redrawn). */
+static int
 random_kid(char out[CA_KID_LEN + 1])
 {
 	static const char alnum[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 	uint8_t	b[CA_KID_LEN];
-	size_t	i;
+	size_t	i, n = 0;
 
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		fatal("RAND_bytes failed");
-	for (i = 0; i < CA_KID_LEN; i++)
-		out[i] = alnum[b[i] % 62];
+	while (n < CA_KID_LEN) {
+		if (RAND_bytes(b, sizeof(b)) != 1)
+			return WICK_ERR_CRYPTO;
+		for (i = 0; i < sizeof(b) && n < CA_KID_LEN; i++)
+			if (b[i] < 248)
+				out[n++] = alnum[b[i] % 62];
+	}
 	out[CA_KID_LEN] = '\0';
+	return 0;
 }
 
-/* The chain that follows SVIDs signed by the active X.509 CA. */
+static int
+kid_ok(const char *kid)
+{
+	size_t i, n = strlen(kid);
+
+	if (n == 0 || n > CA_KID_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!((kid[i] >= 'a' && kid[i] <= 'z') || (kid[i] >= 'A' &&
+		    kid[i] <= 'Z') || (kid[i] >= '0' && kid[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+/* Push c (one more reference) unless the stack has it already. */
+static void
+chain_add(STACK_OF(X509) *sk, X509 *c)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(sk); i++)
+		if (X509_cmp(sk_X509_value(sk, i), c) == 0)
+			return;
+	/* The stack's reference; sk_X509_pop_free drops it. */
+	if (!X509_up_ref(c))
+		fatal("reference counting failed");
+	if (sk_X509_push(sk, c) <= 0)
+		fatal("out of memory");
+}
+
+static int
+self_signed(X509 *c)
+{
+	return X509_check_issued(c, c) == X509_V_OK;
+}
+
+/*
+ * The chain that follows SVIDs signed by the active X.509 CA: our
+ * intermediate, the upstream certificate unless it is a root, then the
+ * upstream chain without roots (the bundle carries those).
+ */
 static void
 rebuild_svid_chain(struct ca_manager *m)
 {
 	const struct ca_authority	*act = ca_manager_active(m,
 	    CA_KIND_X509);
+	X509				*c;
 	int				 i;
 
 	sk_X509_pop_free(m->svid_chain, X509_free);
@@ -102,66 +150,62 @@ rebuild_svid_chain(struct ca_manager *m)
 		fatal("out of memory");
 	if (m->up_cert == NULL || act == NULL)
 		return;
-	if (X509_up_ref(act->cert))
-		(void)sk_X509_push(m->svid_chain, act->cert);
-	/* A self-signed upstream certificate is a root: the bundle has it. */
-	if (X509_check_issued(m->up_cert, m->up_cert) != X509_V_OK &&
-	    X509_up_ref(m->up_cert))
-		(void)sk_X509_push(m->svid_chain, m->up_cert);
-	for (i = 0; m->up_chain != NULL && i < sk_X509_num(m->up_chain); i++)
-		if (X509_check_issued(sk_X509_value(m->up_chain, i),
-		    sk_X509_value(m->up_chain, i)) != X509_V_OK &&
-		    X509_up_ref(sk_X509_value(m->up_chain, i)))
-			(void)sk_X509_push(m->svid_chain,
-			    sk_X509_value(m->up_chain, i));
+	chain_add(m->svid_chain, act->cert);
+	if (!self_signed(m->up_cert))
+		chain_add(m->svid_chain, m->up_cert);
+	for (i = 0; i < sk_X509_num(m->up_chain); i++)
+		if (!self_signed(c = sk_X509_value(m->up_chain, i)))
+			chain_add(m->svid_chain, c);
 }
 
+/* A new authority in slot si (replacing what was there), PREPARED. */
 static int
 prepare(struct ca_manager *m, enum ca_kind kind, int si, int64_t now)
 {
-	struct ca_authority	*a = &m->a[kind][si];
+	struct ca_authority	 a;
 	struct ca_subject	 subj;
-	char			 id[16], *skid;
-	EVP_PKEY		*key;
+	char			 id[16], *skid = NULL;
 	int			 r;
 
-	clear_authority(a);
-	a->kind = kind;
-	a->slot = si == 0 ? 'A' : 'B';
-	key_id(kind, a->slot, id);
+	memset(&a, 0, sizeof(a));
+	a.kind = kind;
+	a.slot = si == 0 ? 'A' : 'B';
+	key_id(kind, a.slot, id);
 	if ((r = keymgr_generate(m->km, id, kind == CA_KIND_X509 ?
-	    m->ca_key_type : m->jwt_key_type, &key)) != 0)
-		return r;
-	a->key = key;
+	    m->ca_key_type : m->jwt_key_type, &a.key)) != 0)
+		goto out;
 	if (kind == CA_KIND_X509) {
-		memset(&subj, 0, sizeof(subj));
 		subj.country = (const char *const *)m->country;
 		subj.ncountry = m->ncountry;
 		subj.organization = (const char *const *)m->org;
 		subj.norganization = m->norg;
 		subj.common_name = m->cn;
-		r = m->up_cert != NULL ? ca_make_intermediate(key, m->td,
-		    &subj, m->up_cert, m->up_key, now, m->ca_ttl, &a->cert) :
-		    ca_make_root(key, m->td, &subj, now, m->ca_ttl, &a->cert);
-		if (r != 0)
-			return r;
-		a->not_before = ca_not_before(a->cert);
-		a->not_after = ca_not_after(a->cert);
-		if ((r = ca_skid_hex(a->cert, &skid)) != 0)
-			return r;
-		snprintf(a->kid, sizeof(a->kid), "%s", skid);
-		free(skid);
+		r = m->up_cert != NULL ? ca_make_intermediate(a.key, m->td,
+		    &subj, m->up_cert, m->up_key, now, m->ca_ttl, &a.cert) :
+		    ca_make_root(a.key, m->td, &subj, now, m->ca_ttl, &a.cert);
+		if (r != 0 || (r = ca_skid_hex(a.cert, &skid)) != 0)
+			goto out;
+		a.not_before = ca_not_before(a.cert);
+		a.not_after = ca_not_after(a.cert);
+		snprintf(a.kid, sizeof(a.kid), "%s", skid);
 	} else {
-		random_kid(a->kid);
-		if ((r = jose_key_from_pkey(key, a->kid, &a->jkey)) != 0)
-			return r;
-		a->not_before = now;
-		a->not_after = now + m->ca_ttl;
+		if ((r = random_kid(a.kid)) != 0 ||
+		    (r = jose_key_from_pkey(a.key, a.kid, &a.jkey)) != 0)
+			goto out;
+		a.not_before = now;
+		a.not_after = now + m->ca_ttl;
 	}
-	a->status = CA_STATUS_PREPARED;
-	log_info("prepared %s authority %c (kid %s), valid until %lld",
-	    kind_names[kind], a->slot, a->kid, (long long)a->not_after);
-	return 0;
+	a.status = CA_STATUS_PREPARED;
+	clear_authority(&m->a[kind][si]);
+	m->a[kind][si] = a;
+	log_info("ca authority prepared kind=%s slot=%c kid=%s not_before=%lld "
+	    "not_after=%lld", kind_names[kind], a.slot, a.kid,
+	    (long long)a.not_before, (long long)a.not_after);
+out:
+	free(skid);
+	if (r != 0)
+		clear_authority(&a);
+	return r;
 }
 
 static void
@@ -172,8 +216,8 @@ activate(struct ca_manager *m, enum ca_kind kind, int si)
 	if (other->status == CA_STATUS_ACTIVE)
 		other->status = CA_STATUS_OLD;
 	m->a[kind][si].status = CA_STATUS_ACTIVE;
-	log_info("activated %s authority %c (kid %s)", kind_names[kind],
-	    m->a[kind][si].slot, m->a[kind][si].kid);
+	log_info("ca authority activated kind=%s slot=%c kid=%s",
+	    kind_names[kind], m->a[kind][si].slot, m->a[kind][si].kid);
 	if (kind == CA_KIND_X509)
 		rebuild_svid_chain(m);
 }
@@ -199,7 +243,8 @@ tick_kind(struct ca_manager *m, enum ca_kind kind, int64_t now, int *changed)
 	/* Nothing usable (first start, or down past the active's end). */
 	if (act < 0 || m->a[kind][act].not_after <= now) {
 		if (prep < 0 || m->a[kind][prep].not_after <= now) {
-			prep = act >= 0 ? 1 - act : 0;
+			/* Never leave an expired PREPARED one behind. */
+			prep = prep >= 0 ? prep : act >= 0 ? 1 - act : 0;
 			if ((r = prepare(m, kind, prep, now)) != 0)
 				return r;
 		}
@@ -226,17 +271,16 @@ tick_kind(struct ca_manager *m, enum ca_kind kind, int64_t now, int *changed)
 int
 ca_manager_tick(struct ca_manager *m, int64_t now, int *changed)
 {
-	int k, r, c = 0;
+	int k, r = 0, c = 0;
 
-	for (k = 0; k < CA_NKINDS; k++)
-		if ((r = tick_kind(m, (enum ca_kind)k, now, &c)) != 0) {
+	for (k = 0; k < CA_NKINDS && r == 0; k++)
+		if ((r = tick_kind(m, (enum ca_kind)k, now, &c)) != 0)
 			log_error("%s authority rotation failed: %s",
 			    kind_names[k], wick_strerror(r));
-			return r;
-		}
+	/* Set on failure too: what changed before it must be saved. */
 	if (changed != NULL)
 		*changed = c;
-	return 0;
+	return r;
 }
 
 const struct ca_authority *
@@ -274,44 +318,64 @@ ca_manager_max_svid_ttl(const struct ca_manager *m)
 	return min64(m->ca_ttl / 6, CA_ACTIVATE_MAX);
 }
 
-/* ---- the journal ---------------------------------------------------------- */
+/* ---- the journal ------------------------------------------------------- */
+
+/*
+ * {"version":1,"authorities":[{"kind":"x509"|"jwt"|"wit","slot":"A"|"B",
+ *  "status":2|3|4,"not_before":<unix>,"not_after":<unix>,"kid":"...",
+ *  "cert":"<base64 DER>" (x509 only)}, ...]}
+ */
+
+static json_t *
+journal_entry(const struct ca_authority *a)
+{
+	json_t	*o;
+	uint8_t	*der = NULL;
+	char	*b64;
+	int	 len;
+
+	if ((o = json_pack("{s:s,s:s#,s:i,s:I,s:I,s:s}", "kind",
+	    kind_names[a->kind], "slot", &a->slot, 1, "status",
+	    (int)a->status, "not_before", (json_int_t)a->not_before,
+	    "not_after", (json_int_t)a->not_after, "kid", a->kid)) == NULL)
+		return NULL;
+	if (a->cert == NULL)
+		return o;
+	if ((len = i2d_X509(a->cert, &der)) <= 0) {
+		json_decref(o);
+		return NULL;
+	}
+	b64 = xmalloc(4 * (((size_t)len + 2) / 3) + 1);
+	EVP_EncodeBlock((unsigned char *)b64, der, len);
+	OPENSSL_free(der);
+	if (json_object_set_new(o, "cert", json_string(b64)) != 0) {
+		json_decref(o);
+		o = NULL;
+	}
+	free(b64);
+	return o;
+}
 
 int
 ca_manager_journal(const struct ca_manager *m, struct buf *out)
 {
-	const struct ca_authority	*a;
-	json_t				*doc, *list, *o;
-	uint8_t				*der = NULL;
-	char				*s, *b64;
-	int				 k, i, len, r;
+	json_t	*doc, *list, *o;
+	char	*s;
+	int	 k, i, r;
 
-	doc = json_pack("{s:i,s:[]}", "version", JOURNAL_VERSION,
-	    "authorities");
+	if ((doc = json_pack("{s:i,s:[]}", "version", JOURNAL_VERSION,
+	    "authorities")) == NULL)
+		return WICK_ERR_ALLOC;
 	list = json_object_get(doc, "authorities");
 	for (k = 0; k < CA_NKINDS; k++)
 		for (i = 0; i < 2; i++) {
-			a = &m->a[k][i];
-			if (a->status == CA_STATUS_NONE)
+			if (m->a[k][i].status == CA_STATUS_NONE)
 				continue;
-			o = json_pack("{s:s,s:s#,s:i,s:I,s:I,s:s}", "kind",
-			    kind_names[k], "slot", &a->slot, 1, "status",
-			    (int)a->status, "not_before",
-			    (json_int_t)a->not_before, "not_after",
-			    (json_int_t)a->not_after, "kid", a->kid);
-			if (a->cert != NULL) {
-				der = NULL;
-				if ((len = i2d_X509(a->cert, &der)) <= 0) {
-					json_decref(o);
-					json_decref(doc);
-					return WICK_ERR_CRYPTO;
-				}
-				b64 = xmalloc(4 * (((size_t)len + 2) / 3) + 1);
-				EVP_EncodeBlock((unsigned char *)b64, der, len);
-				OPENSSL_free(der);
-				json_object_set_new(o, "cert", json_string(b64));
-				free(b64);
+			if ((o = journal_entry(&m->a[k][i])) == NULL ||
+			    json_array_append_new(list, o) != 0) {
+				json_decref(doc);
+				return WICK_ERR_ALLOC;
 			}
-			json_array_append_new(list, o);
 		}
 	s = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(doc);
@@ -322,117 +386,213 @@ ca_manager_journal(const struct ca_manager *m, struct buf *out)
 	return r;
 }
 
+/* The journal's base64 DER certificate, exactly one, no trailing bytes. */
 static int
-load_one(struct ca_manager *m, json_t *o)
+journal_cert(json_t *o, X509 **out)
 {
-	struct ca_authority	 tmp, *a;
-	const char		*kind, *slot, *kid, *b64;
-	json_int_t		 status, nb, na;
-	uint8_t			*der = NULL;
-	const uint8_t		*q;
-	char			 id[16];
-	size_t			 blen;
-	int			 k, si, len;
+	const char	*b64;
+	const uint8_t	*q;
+	uint8_t		*der;
+	size_t		 blen;
+	int		 len, r = WICK_ERR_INVALID;
 
-	memset(&tmp, 0, sizeof(tmp));
-	if (json_unpack(o, "{s:s,s:s,s:I,s:I,s:I,s:s}", "kind", &kind, "slot",
-	    &slot, "status", &status, "not_before", &nb, "not_after", &na,
-	    "kid", &kid) != 0)
+	*out = NULL;
+	if ((b64 = json_string_value(json_object_get(o, "cert"))) == NULL ||
+	    (blen = strlen(b64)) == 0 || blen % 4 != 0)
+		return WICK_ERR_INVALID;
+	if (blen > 4 * ((X509_MAX_CERT_DER + 2) / 3))
+		return WICK_ERR_LIMIT;
+	der = xmalloc(blen / 4 * 3);
+	if ((len = EVP_DecodeBlock(der, (const unsigned char *)b64,
+	    (int)blen)) > 0) {
+		/* EVP_DecodeBlock counts the padding as zero bytes. */
+		len -= (b64[blen - 1] == '=') + (b64[blen - 2] == '=');
+		q = der;
+		if ((*out = d2i_X509(NULL, &q, len)) != NULL && q == der + len)
+			r = 0;
+		else {
+			X509_free(*out);
+			*out = NULL;
+		}
+	}
+	free(der);
+	ERR_clear_error();
+	return r;
+}
+
+/* Drop what tmp holds but keep its kind, slot and status. */
+static void
+drop(struct ca_authority *tmp, int *keep)
+{
+	struct ca_authority save = *tmp;
+
+	clear_authority(tmp);
+	tmp->kind = save.kind;
+	tmp->slot = save.slot;
+	tmp->status = save.status;
+	*keep = 0;
+}
+
+/*
+ * One journal entry into tmp; *keep is 0 when the authority is dropped
+ * (key gone or not matching, another upstream), its kind, slot and status
+ * still set.
+ */
+static int
+load_one(struct ca_manager *m, json_t *o, struct ca_authority *tmp,
+    int *keep)
+{
+	const char	*kind, *slot, *kid;
+	json_int_t	 status, nb, na;
+	char		 id[16];
+	int		 k, r;
+
+	memset(tmp, 0, sizeof(*tmp));
+	*keep = 1;
+	if (!json_is_object(o) || json_unpack(o, "{s:s,s:s,s:I,s:I,s:I,s:s}",
+	    "kind", &kind, "slot", &slot, "status", &status, "not_before", &nb,
+	    "not_after", &na, "kid", &kid) != 0)
 		return WICK_ERR_INVALID;
 	for (k = 0; k < CA_NKINDS && strcmp(kind_names[k], kind) != 0; k++)
 		;
 	if (k == CA_NKINDS || (strcmp(slot, "A") != 0 && strcmp(slot, "B") !=
 	    0) || (status != CA_STATUS_PREPARED && status != CA_STATUS_ACTIVE &&
-	    status != CA_STATUS_OLD) || strlen(kid) > CA_KID_LEN || na <= nb)
+	    status != CA_STATUS_OLD) || !kid_ok(kid) || na <= nb)
 		return WICK_ERR_INVALID;
-	si = slot[0] - 'A';
-	tmp.kind = (enum ca_kind)k;
-	tmp.slot = slot[0];
-	tmp.status = (enum ca_status)status;
-	tmp.not_before = nb;
-	tmp.not_after = na;
-	snprintf(tmp.kid, sizeof(tmp.kid), "%s", kid);
-	key_id(tmp.kind, tmp.slot, id);
-	if (keymgr_get(m->km, id, &tmp.key) != 0) {
+	tmp->kind = (enum ca_kind)k;
+	tmp->slot = slot[0];
+	tmp->status = (enum ca_status)status;
+	tmp->not_before = nb;
+	tmp->not_after = na;
+	snprintf(tmp->kid, sizeof(tmp->kid), "%s", kid);
+	if (k == CA_KIND_X509) {
+		if ((r = journal_cert(o, &tmp->cert)) != 0)
+			return r;
+		if (ca_not_before(tmp->cert) != nb ||
+		    ca_not_after(tmp->cert) != na) {
+			clear_authority(tmp);
+			return WICK_ERR_INVALID;
+		}
+	}
+	key_id(tmp->kind, tmp->slot, id);
+	if (keymgr_get(m->km, id, &tmp->key) != 0) {
 		log_warn("CA journal: key %s is missing from the key manager; "
 		    "that authority is dropped", id);
+		drop(tmp, keep);
 		return 0;
 	}
-	if (k == CA_KIND_X509) {
-		if ((b64 = json_string_value(json_object_get(o, "cert"))) ==
-		    NULL || (blen = strlen(b64)) == 0 || blen % 4 != 0 ||
-		    blen > 4 * (X509_MAX_CERT_DER / 3 + 1))
-			goto bad;
-		der = xmalloc(blen / 4 * 3 + 1);
-		if ((len = EVP_DecodeBlock(der, (const unsigned char *)b64,
-		    (int)blen)) <= 0)
-			goto bad;
-		q = der;
-		if ((tmp.cert = d2i_X509(NULL, &q, len)) == NULL)
-			goto bad;
-		if (!pkey_public_equal(X509_get0_pubkey(tmp.cert), tmp.key)) {
-			log_warn("CA journal: key %s does not match its "
-			    "certificate; that authority is dropped", id);
-			free(der);
-			clear_authority(&tmp);
-			return 0;
-		}
-		free(der);
-		der = NULL;
-	} else if (jose_key_from_pkey(tmp.key, tmp.kid, &tmp.jkey) != 0)
-		goto bad;
-	a = &m->a[k][si];
-	clear_authority(a);
-	*a = tmp;
+	if (k != CA_KIND_X509) {
+		if ((r = jose_key_from_pkey(tmp->key, tmp->kid,
+		    &tmp->jkey)) != 0)
+			clear_authority(tmp);
+		return r;
+	}
+	if (!pkey_public_equal(X509_get0_pubkey(tmp->cert), tmp->key)) {
+		log_warn("CA journal: key %s does not match its certificate; "
+		    "that authority is dropped", id);
+		drop(tmp, keep);
+	} else if (m->up_cert != NULL ? X509_check_issued(m->up_cert,
+	    tmp->cert) != X509_V_OK : !self_signed(tmp->cert)) {
+		log_warn("CA journal: X.509 authority %c was issued under "
+		    "another upstream authority; it is dropped", tmp->slot);
+		drop(tmp, keep);
+	}
 	return 0;
-bad:
-	free(der);
-	clear_authority(&tmp);
-	return WICK_ERR_INVALID;
 }
 
 static int
 load_journal(struct ca_manager *m, const uint8_t *p, size_t len)
 {
-	json_error_t	 jerr;
-	json_t		*doc, *list, *o;
-	size_t		 i;
-	int		 r = WICK_ERR_INVALID;
+	struct ca_authority	 tmp;
+	enum ca_status		 seen[CA_NKINDS][2];
+	json_error_t		 jerr;
+	json_t			*doc, *list, *o, *v;
+	size_t			 i;
+	int			 k, si, keep, r = WICK_ERR_INVALID;
 
-	if (len > CA_MANAGER_MAX_JOURNAL)
+	if (len > CA_MANAGER_MAX_JOURNAL) {
+		log_error("CA journal is larger than %d bytes",
+		    CA_MANAGER_MAX_JOURNAL);
 		return WICK_ERR_LIMIT;
-	if ((doc = json_loadb((const char *)p, len, 0, &jerr)) == NULL) {
+	}
+	if ((doc = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES,
+	    &jerr)) == NULL) {
 		log_error("CA journal is not JSON: %s", jerr.text);
 		return WICK_ERR_INVALID;
 	}
-	if (json_integer_value(json_object_get(doc, "version")) !=
-	    JOURNAL_VERSION) {
-		log_error("CA journal version %lld is not %d",
-		    (long long)json_integer_value(json_object_get(doc,
-		    "version")), JOURNAL_VERSION);
+	if (!json_is_object(doc) || !json_is_integer(v = json_object_get(doc,
+	    "version"))) {
+		log_error("CA journal has no version");
+		goto out;
+	}
+	if (json_integer_value(v) != JOURNAL_VERSION) {
+		log_error("CA journal version %lld is not supported (want %d)",
+		    (long long)json_integer_value(v), JOURNAL_VERSION);
+		r = WICK_ERR_UNSUPPORTED;
 		goto out;
 	}
 	if (!json_is_array(list = json_object_get(doc, "authorities")) ||
-	    json_array_size(list) > 2 * CA_NKINDS)
+	    json_array_size(list) > 2 * CA_NKINDS) {
+		log_error("CA journal: \"authorities\" is not an array of at "
+		    "most %d entries", 2 * CA_NKINDS);
 		goto out;
-	json_array_foreach(list, i, o)
-		if ((r = load_one(m, o)) != 0) {
-			log_error("CA journal entry %zu is malformed", i);
+	}
+	memset(seen, 0, sizeof(seen));
+	json_array_foreach(list, i, o) {
+		if ((r = load_one(m, o, &tmp, &keep)) != 0) {
+			log_error("CA journal entry %zu is malformed: %s", i,
+			    wick_strerror(r));
 			goto out;
 		}
+		k = tmp.kind;
+		si = tmp.slot - 'A';
+		/* One entry per slot, one ACTIVE and one PREPARED per kind. */
+		if (seen[k][si] != CA_STATUS_NONE ||
+		    (tmp.status != CA_STATUS_OLD &&
+		    seen[k][1 - si] == tmp.status)) {
+			log_error("CA journal entry %zu: %s slot %c conflicts "
+			    "with another entry", i, kind_names[k], tmp.slot);
+			clear_authority(&tmp);
+			r = WICK_ERR_INVALID;
+			goto out;
+		}
+		seen[k][si] = tmp.status;
+		if (keep)
+			m->a[k][si] = tmp;
+	}
 	r = 0;
 out:
 	json_decref(doc);
 	return r;
 }
 
+static int
+config_ok(const struct ca_manager_config *cfg)
+{
+	char		 td[SPIFFEID_MAX_TD_LEN + 1];
+	const char	*why;
+
+	if (cfg->trust_domain == NULL ||
+	    spiffeid_td_parse(cfg->trust_domain, 0, td, &why) != 0)
+		return 0;
+	if (cfg->ca_ttl <= 0 ||
+	    strcmp(pkey_type_name(cfg->ca_key_type), "unknown") == 0 ||
+	    strcmp(pkey_type_name(cfg->jwt_key_type), "unknown") == 0)
+		return 0;
+	return (cfg->upstream_cert == NULL) == (cfg->upstream_key == NULL);
+}
+
 int
 ca_manager_new(const struct ca_manager_config *cfg, struct keymgr *km,
     const uint8_t *journal, size_t jlen, struct ca_manager **out)
 {
-	struct ca_manager	*m = xcalloc(1, sizeof(*m));
+	struct ca_manager	*m;
 	int			 i, r;
 
+	*out = NULL;
+	if (!config_ok(cfg))
+		return WICK_ERR_CONFIG;
+	m = xcalloc(1, sizeof(*m));
 	m->td = xstrdup(cfg->trust_domain);
 	m->ca_key_type = cfg->ca_key_type;
 	m->jwt_key_type = cfg->jwt_key_type;
@@ -446,17 +606,17 @@ ca_manager_new(const struct ca_manager_config *cfg, struct keymgr *km,
 	    cfg->subject.common_name : "");
 	m->km = km;
 	if (cfg->upstream_cert != NULL) {
+		/* Our references, dropped in ca_manager_free. */
 		if (!X509_up_ref(cfg->upstream_cert) ||
 		    !EVP_PKEY_up_ref(cfg->upstream_key))
 			fatal("reference counting failed");
 		m->up_cert = cfg->upstream_cert;
 		m->up_key = cfg->upstream_key;
-		m->up_chain = sk_X509_new_null();
-		for (i = 0; cfg->upstream_chain != NULL &&
-		    i < sk_X509_num(cfg->upstream_chain); i++)
-			if (X509_up_ref(sk_X509_value(cfg->upstream_chain, i)))
-				(void)sk_X509_push(m->up_chain,
-				    sk_X509_value(cfg->upstream_chain, i));
+		if ((m->up_chain = sk_X509_new_null()) == NULL)
+			fatal("out of memory");
+		for (i = 0; i < sk_X509_num(cfg->upstream_chain); i++)
+			chain_add(m->up_chain,
+			    sk_X509_value(cfg->upstream_chain, i));
 	}
 	if (journal != NULL && jlen > 0 && (r = load_journal(m, journal,
 	    jlen)) != 0) {

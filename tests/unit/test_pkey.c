@@ -1,0 +1,239 @@
+/*
+ * test_pkey.c: key types, PKCS#8 and SPKI encodings, PKCS#10 requests.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/x509.h>
+
+#include "buf.h"
+#include "pkey.h"
+
+#define NTYPES	4
+
+static const enum pkey_type types[NTYPES] = {
+	PKEY_EC_P256, PKEY_EC_P384, PKEY_RSA_2048, PKEY_RSA_4096,
+};
+static EVP_PKEY *keys[NTYPES];	/* one of each, made once */
+
+static int
+setup(void **state)
+{
+	size_t i;
+
+	for (i = 0; i < NTYPES; i++)
+		if (pkey_generate(types[i], &keys[i]) != 0)
+			return -1;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	size_t i;
+
+	for (i = 0; i < NTYPES; i++)
+		EVP_PKEY_free(keys[i]);
+	return 0;
+}
+
+static void
+test_type_names(void **state)
+{
+	static const char *const names[NTYPES] = {
+		"ec-p256", "ec-p384", "rsa-2048", "rsa-4096",
+	};
+	enum pkey_type	t;
+	EVP_PKEY	*k;
+	size_t		i;
+
+	for (i = 0; i < NTYPES; i++) {
+		assert_int_equal(pkey_type_parse(names[i], &t), 0);
+		assert_int_equal(t, types[i]);
+		assert_string_equal(pkey_type_name(types[i]), names[i]);
+		assert_int_equal(pkey_type_of(keys[i], &t), 0);
+		assert_int_equal(t, types[i]);
+	}
+	assert_int_equal(pkey_type_parse("ec-p521", &t), WICK_ERR_INVALID);
+	assert_int_equal(pkey_type_parse("EC-P256", &t), WICK_ERR_INVALID);
+	assert_int_equal(pkey_type_parse("", &t), WICK_ERR_INVALID);
+	assert_int_equal(pkey_generate((enum pkey_type)99, &k),
+	    WICK_ERR_INVALID);
+	assert_null(k);
+	assert_non_null(k = EVP_EC_gen("P-521"));
+	assert_int_equal(pkey_type_of(k, &t), WICK_ERR_UNSUPPORTED);
+	EVP_PKEY_free(k);
+}
+
+static void
+test_pkcs8_roundtrip(void **state)
+{
+	struct buf	 der, pem, spki;
+	EVP_PKEY	*k;
+	enum pkey_type	 t;
+	size_t		 i;
+
+	for (i = 0; i < NTYPES; i++) {
+		buf_init(&der, 0);
+		buf_init(&pem, 0);
+		buf_init(&spki, 0);
+		assert_int_equal(pkey_to_pkcs8_der(keys[i], &der), 0);
+		assert_true(der.secret);
+		assert_int_equal(pkey_from_pkcs8_der(buf_ptr(&der),
+		    buf_len(&der), &k), 0);
+		assert_int_equal(EVP_PKEY_eq(k, keys[i]), 1);
+		assert_int_equal(pkey_type_of(k, &t), 0);
+		assert_int_equal(t, types[i]);
+		EVP_PKEY_free(k);
+		assert_int_equal(pkey_to_pkcs8_pem(keys[i], &pem), 0);
+		assert_true(pem.secret);
+		assert_true(buf_len(&pem) > 28);
+		assert_memory_equal(buf_ptr(&pem),
+		    "-----BEGIN PRIVATE KEY-----\n", 28);
+		assert_int_equal(pkey_public_der(keys[i], &spki), 0);
+		assert_int_equal(pkey_from_public_der(buf_ptr(&spki),
+		    buf_len(&spki), &k), 0);
+		assert_true(pkey_public_equal(k, keys[i]));
+		assert_false(pkey_public_equal(k, keys[(i + 1) % NTYPES]));
+		EVP_PKEY_free(k);
+		/* Truncated, trailing bytes, empty, oversize. */
+		assert_int_equal(pkey_from_pkcs8_der(buf_ptr(&der),
+		    buf_len(&der) - 1, &k), WICK_ERR_INVALID);
+		assert_null(k);
+		assert_int_equal(buf_put_u8(&der, 0), 0);
+		assert_int_equal(pkey_from_pkcs8_der(buf_ptr(&der),
+		    buf_len(&der), &k), WICK_ERR_INVALID);
+		assert_int_equal(pkey_from_pkcs8_der(buf_ptr(&der), 0, &k),
+		    WICK_ERR_INVALID);
+		assert_int_equal(pkey_from_pkcs8_der(buf_ptr(&der),
+		    PKEY_MAX_DER + 1, &k), WICK_ERR_LIMIT);
+		assert_int_equal(pkey_from_public_der(buf_ptr(&spki),
+		    buf_len(&spki) - 1, &k), WICK_ERR_INVALID);
+		assert_int_equal(pkey_from_public_der(buf_ptr(&spki),
+		    PKEY_MAX_DER + 1, &k), WICK_ERR_LIMIT);
+		assert_null(k);
+		buf_cleanup(&der);
+		buf_cleanup(&pem);
+		buf_cleanup(&spki);
+	}
+}
+
+/* A CSR for k, DER into b. */
+static void
+make(EVP_PKEY *k, struct buf *b)
+{
+	buf_init(b, PKEY_MAX_DER);
+	assert_int_equal(csr_make(k, b), 0);
+}
+
+static void
+test_csr_roundtrip(void **state)
+{
+	struct buf	 csr;
+	X509_REQ	*req;
+	const uint8_t	*q;
+	EVP_PKEY	*pub;
+	const char	*why;
+	size_t		 i;
+
+	for (i = 0; i < NTYPES; i++) {
+		make(keys[i], &csr);
+		why = "unset";
+		assert_int_equal(csr_parse(buf_ptr(&csr), buf_len(&csr), &pub,
+		    &why), 0);
+		assert_null(why);
+		assert_true(pkey_public_equal(pub, keys[i]));
+		EVP_PKEY_free(pub);
+		/* Empty subject; the digest follows the key. */
+		q = buf_ptr(&csr);
+		assert_non_null(req = d2i_X509_REQ(NULL, &q,
+		    (long)buf_len(&csr)));
+		assert_int_equal(X509_NAME_entry_count(
+		    X509_REQ_get_subject_name(req)), 0);
+		assert_int_equal(X509_REQ_get_signature_nid(req),
+		    types[i] == PKEY_EC_P256 ? NID_ecdsa_with_SHA256 :
+		    types[i] == PKEY_EC_P384 ? NID_ecdsa_with_SHA384 :
+		    NID_sha256WithRSAEncryption);
+		X509_REQ_free(req);
+		buf_cleanup(&csr);
+	}
+}
+
+static void
+test_csr_bad(void **state)
+{
+	static const uint8_t garbage[] = "\x30\x03\x02\x01\x00 not a CSR";
+	struct buf	 csr;
+	EVP_PKEY	*pub, *k;
+	const char	*why;
+	uint8_t		*p;
+	size_t		 i, n;
+
+	for (i = 0; i < NTYPES; i++) {
+		make(keys[i], &csr);
+		n = buf_len(&csr);
+		p = malloc(n + 1);
+		/* The last byte is inside the signature: SIGNATURE. */
+		memcpy(p, buf_ptr(&csr), n);
+		p[n - 1] ^= 0x01;
+		assert_int_equal(csr_parse(p, n, &pub, &why),
+		    WICK_ERR_SIGNATURE);
+		assert_null(pub);
+		assert_non_null(why);
+		/* Truncated, trailing bytes: INVALID. */
+		assert_int_equal(csr_parse(buf_ptr(&csr), n - 1, &pub, &why),
+		    WICK_ERR_INVALID);
+		assert_non_null(why);
+		memcpy(p, buf_ptr(&csr), n);
+		p[n] = 0;
+		assert_int_equal(csr_parse(p, n + 1, &pub, &why),
+		    WICK_ERR_INVALID);
+		assert_string_equal(why, "trailing bytes after the request");
+		free(p);
+		buf_cleanup(&csr);
+	}
+	assert_int_equal(csr_parse(garbage, sizeof(garbage) - 1, &pub, &why),
+	    WICK_ERR_INVALID);
+	assert_int_equal(csr_parse(garbage, 0, &pub, &why), WICK_ERR_INVALID);
+	/* Oversize is refused before anything is parsed. */
+	p = calloc(1, PKEY_MAX_DER + 1);
+	assert_int_equal(csr_parse(p, PKEY_MAX_DER + 1, &pub, &why),
+	    WICK_ERR_LIMIT);
+	assert_null(pub);
+	assert_non_null(why);
+	free(p);
+	/* RSA-1024 and P-521: valid requests, keys we do not accept. */
+	assert_non_null(k = EVP_RSA_gen(1024));
+	make(k, &csr);
+	assert_int_equal(csr_parse(buf_ptr(&csr), buf_len(&csr), &pub, &why),
+	    WICK_ERR_UNSUPPORTED);
+	assert_null(pub);
+	assert_non_null(why);
+	buf_cleanup(&csr);
+	EVP_PKEY_free(k);
+	assert_non_null(k = EVP_EC_gen("P-521"));
+	make(k, &csr);
+	assert_int_equal(csr_parse(buf_ptr(&csr), buf_len(&csr), &pub, &why),
+	    WICK_ERR_UNSUPPORTED);
+	buf_cleanup(&csr);
+	EVP_PKEY_free(k);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_type_names),
+		cmocka_unit_test(test_pkcs8_roundtrip),
+		cmocka_unit_test(test_csr_roundtrip),
+		cmocka_unit_test(test_csr_bad),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
