@@ -184,7 +184,7 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 	if ((r = csr_parse(csr, csrlen, &pub, why)) != 0)
 		return r;
 	r = server_sign_x509(srv, pub, agent_id, NULL, 0, srv->cfg->agent_ttl,
-	    server_now(), chain);
+	    server_now(), 1, chain);
 	EVP_PKEY_free(pub);
 	if (r != 0) {
 		*why = "signing failed";
@@ -619,7 +619,7 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		}
 		r = server_sign_x509(srv, pub, e->spiffe_id,
 		    (const char *const *)e->dns_names, e->ndns_names,
-		    e->x509_svid_ttl, now, &chain);
+		    e->x509_svid_ttl, now, 1, &chain);
 		EVP_PKEY_free(pub);
 		if (r != 0) {
 			st[i].code = rpc_status_from_err(r);

@@ -54,6 +54,14 @@ struct ca_svid_params {
 	size_t			 ndns_names;
 	int64_t			 now;
 	int64_t			 ttl;		/* seconds, > 0 */
+	/*
+	 * Set for certificates that will only be encoded (SVIDs sent to
+	 * agents): the public key is then copied as its encoded point, with
+	 * no decoded key cached in the X509 object (so it cannot be used for
+	 * TLS or key checks in this process).  About half the cost of an
+	 * SVID on OpenSSL 3.0 is that encode-and-decode round trip.
+	 */
+	int			 encode_only;
 };
 
 /*

@@ -239,7 +239,7 @@ save_journal(struct server *srv, int64_t now)
 int
 server_sign_x509(struct server *srv, EVP_PKEY *pub, const char *spiffe_id,
     const char *const *dns, size_t ndns, int64_t ttl, int64_t now,
-    STACK_OF(X509) **chain)
+    int encode_only, STACK_OF(X509) **chain)
 {
 	const struct ca_authority	*ca;
 	struct ca_svid_params		 p;
@@ -256,6 +256,7 @@ server_sign_x509(struct server *srv, EVP_PKEY *pub, const char *spiffe_id,
 	p.ndns_names = ndns;
 	p.now = now;
 	p.ttl = ttl > 0 ? ttl : srv->cfg->x509_svid_ttl;
+	p.encode_only = encode_only;
 	if ((r = ca_sign_x509_svid(ca->cert, ca->key, pub, &p, &leaf)) != 0)
 		return r;
 	if ((sk = sk_X509_new_null()) == NULL || sk_X509_push(sk, leaf) <= 0) {
@@ -290,7 +291,7 @@ renew_server_svid(struct server *srv, int64_t now, int force)
 	if ((r = pkey_generate(PKEY_EC_P256, &key)) != 0)
 		return r;
 	if ((r = server_sign_x509(srv, key, srv->server_id, NULL, 0,
-	    srv->cfg->x509_svid_ttl, now, &chain)) != 0)
+	    srv->cfg->x509_svid_ttl, now, 0, &chain)) != 0)
 		goto out;
 	if ((r = tls_ctx_set_identity(srv->tls, chain, key)) != 0)
 		goto out;

@@ -81,11 +81,12 @@ int	 server_bundle_refresh(struct server *, int64_t now) WICK_WUR;
 
 /*
  * Sign an X.509-SVID for pub.  *chain gets leaf first then the chain
- * that follows it.  ttl 0 means the default X.509-SVID TTL.
+ * that follows it.  ttl 0 means the default X.509-SVID TTL.  With
+ * encode_only the leaf may only be encoded (see ca.h).
  */
 int	 server_sign_x509(struct server *, EVP_PKEY *pub, const char *spiffe_id,
 	    const char *const *dns, size_t ndns, int64_t ttl, int64_t now,
-	    STACK_OF(X509) **chain) WICK_WUR;
+	    int encode_only, STACK_OF(X509) **chain) WICK_WUR;
 
 /* The services' method tables. */
 int	 admin_api_methods(struct server *, const struct rpc_method **,

@@ -480,12 +480,50 @@ test_intermediate(void **state)
 	EVP_PKEY_free(ik);
 }
 
+/* encode_only: the same certificate bytes a normal signing would give in
+ * shape, verifiable once parsed, with the workload's key in it. */
+static void
+test_svid_encode_only(void **state)
+{
+	struct ca_svid_params	 p;
+	EVP_PKEY		*k;
+	X509			*leaf, *parsed;
+	uint8_t			*der = NULL;
+	const uint8_t		*q;
+	int			 len;
+
+	assert_int_equal(pkey_generate(PKEY_EC_P256, &k), 0);
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = "spiffe://example.org/fast";
+	p.now = T0 + 100;
+	p.ttl = 600;
+	p.encode_only = 1;
+	assert_int_equal(ca_sign_x509_svid(t.ca, t.cak, k, &p, &leaf), 0);
+	assert_true((len = i2d_X509(leaf, &der)) > 0);
+	q = der;
+	assert_non_null(parsed = d2i_X509(NULL, &q, len));
+	assert_true(verify(t.ca, NULL, parsed, T0 + 200));
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(parsed), k), 1);
+	assert_non_null(X509_get0_subject_key_id(parsed));
+	X509_free(parsed);
+	X509_free(leaf);
+	OPENSSL_free(der);
+	/* RSA keys take the general path and verify in memory too. */
+	EVP_PKEY_free(k);
+	assert_int_equal(pkey_generate(PKEY_RSA_2048, &k), 0);
+	assert_int_equal(ca_sign_x509_svid(t.ca, t.cak, k, &p, &leaf), 0);
+	assert_true(verify(t.ca, NULL, leaf, T0 + 200));
+	X509_free(leaf);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_root_profile),
 		cmocka_unit_test(test_svid_profile),
+		cmocka_unit_test(test_svid_encode_only),
 		cmocka_unit_test(test_svid_long_cn),
 		cmocka_unit_test(test_svid_refused),
 		cmocka_unit_test(test_intermediate),
