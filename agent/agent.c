@@ -63,7 +63,7 @@ cert_time(const ASN1_TIME *t)
 	return (int64_t)timegm(&tm);
 }
 
-/* ---- files ---------------------------------------------------------------- */
+/* ---- files -------------------------------------------------------------- */
 
 static char *
 data_path(struct agent *a, const char *name)
@@ -280,7 +280,7 @@ out:
 	return r;
 }
 
-/* ---- the agent's SVID ----------------------------------------------------- */
+/* ---- the agent's SVID --------------------------------------------------- */
 
 static int
 chain_from_pb(ProtobufCBinaryData *v, size_t n, STACK_OF(X509) **out)
@@ -508,7 +508,7 @@ renew_svid(struct agent *a)
 	buf_cleanup(&csr);
 }
 
-/* ---- entries -------------------------------------------------------------- */
+/* ---- entries ------------------------------------------------------------ */
 
 static void
 entry_free(struct agent_entry *e)
@@ -866,7 +866,7 @@ sync_schedule(struct agent *a, int ok)
 	uv_timer_start(&a->sync_timer, on_sync_timer, ms, 0);
 }
 
-/* ---- X.509-SVIDs ---------------------------------------------------------- */
+/* ---- X.509-SVIDs -------------------------------------------------------- */
 
 struct x509_batch {
 	struct agent	 *a;
@@ -1058,7 +1058,7 @@ x509_upkeep(struct agent *a, int64_t now)
 	free(pp);
 }
 
-/* ---- WIT-SVIDs ------------------------------------------------------------ */
+/* ---- WIT-SVIDs ---------------------------------------------------------- */
 
 struct wit_call {
 	struct agent	*a;
@@ -1172,7 +1172,7 @@ svid_upkeep(struct agent *a)
 			agent_want_wit(a, a->entries[i]);
 }
 
-/* ---- JWT-SVIDs ------------------------------------------------------------ */
+/* ---- JWT-SVIDs ---------------------------------------------------------- */
 
 static int
 cmp_str(const void *x, const void *y)
@@ -1314,7 +1314,7 @@ agent_jwt(struct agent *a, const struct agent_entry *e, char **audience,
 		    jc);
 }
 
-/* ---- matching ------------------------------------------------------------- */
+/* ---- matching ----------------------------------------------------------- */
 
 /* Order of the match index: an entry's first (smallest) selector. */
 static int
@@ -1448,7 +1448,7 @@ agent_bundle_for(struct agent *a, const char *td_id)
 	return NULL;
 }
 
-/* ---- start and stop ------------------------------------------------------- */
+/* ---- start and stop ----------------------------------------------------- */
 
 static void
 handle_closed(uv_handle_t *h)

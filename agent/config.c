@@ -6,14 +6,14 @@
 #include <string.h>
 
 #include "config.h"
-#include "spiffeid.h"
 #include "xmalloc.h"
 
 static const char *const agent_known[] = {
 	"trust_domain", "server_address", "server_port", "socket_path",
 	"data_dir", "log_level", "log_format", "trust_bundle_path",
-	"trust_bundle_format", "insecure_bootstrap", "join_token", "allow_unauthenticated_verifiers",
-	"workload_x509_svid_key_type", "experimental", NULL
+	"trust_bundle_format", "insecure_bootstrap", "join_token",
+	"allow_unauthenticated_verifiers", "workload_x509_svid_key_type",
+	"experimental", NULL
 };
 static const char *const agent_unimpl[] = {
 	"trust_bundle_url", "trust_bundle_unix_socket", "join_token_file",
@@ -199,8 +199,7 @@ static int
 finish(const struct agent_flags *fl, struct agent_config *cfg,
     struct conf_error *err)
 {
-	char		 td[SPIFFEID_MAX_TD_LEN + 1];
-	const char	*why;
+	int r;
 
 	if (fl->data_dir != NULL)
 		set_str(&cfg->data_dir, fl->data_dir);
@@ -222,17 +221,8 @@ finish(const struct agent_flags *fl, struct agent_config *cfg,
 		    "-logLevel: unknown level \"%s\"", fl->log_level);
 		return WICK_ERR_CONFIG;
 	}
-	if (cfg->trust_domain == NULL || *cfg->trust_domain == '\0') {
-		snprintf(err->msg, sizeof(err->msg),
-		    "trust_domain must be configured");
-		return WICK_ERR_CONFIG;
-	}
-	if (spiffeid_td_parse(cfg->trust_domain, 0, td, &why) != 0) {
-		snprintf(err->msg, sizeof(err->msg), "trust_domain \"%.100s\": "
-		    "%s", cfg->trust_domain, why);
-		return WICK_ERR_CONFIG;
-	}
-	set_str(&cfg->trust_domain, td);
+	if ((r = conf_trust_domain(&cfg->trust_domain, err)) != 0)
+		return r;
 	if (cfg->keys_dir == NULL || *cfg->keys_dir == '\0')
 		set_str(&cfg->keys_dir, cfg->data_dir);
 	if (!cfg->unix_attestor) {
@@ -257,18 +247,10 @@ agent_config_load(const struct agent_flags *fl, struct agent_config *cfg,
 		set_str(&cfg->trust_domain, AGENT_DEFAULT_TRUST_DOMAIN);
 		return finish(fl, cfg, err);
 	}
-	if ((r = conf_load_file(fl->config, fl->expand_env ? CONF_EXPAND_ENV :
-	    0, &c, err)) != 0)
+	if ((r = conf_load_daemon(fl->config, fl->expand_env, "agent",
+	    top_known, top_unimpl, &c, &a, err)) != 0)
 		return r;
 	root = conf_root(c);
-	if ((r = conf_check_keys(c, root, "top level", top_known, top_unimpl,
-	    NULL, NULL, err)) != 0)
-		goto out;
-	if ((a = json_object_get(root, "agent")) == NULL) {
-		snprintf(err->msg, sizeof(err->msg), "no \"agent\" block");
-		r = WICK_ERR_CONFIG;
-		goto out;
-	}
 	if ((r = load_agent_block(c, a, cfg, err)) != 0)
 		goto out;
 	if ((pl = json_object_get(root, "plugins")) != NULL) {

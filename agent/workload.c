@@ -57,7 +57,7 @@ struct wl_stream {
 	uint8_t			 last[32];	/* SHA-256 of the last send */
 };
 
-/* ---- a bump allocator for building one response --------------------------- */
+/* ---- a bump allocator for building one response ------------------------- */
 
 struct arena {
 	void	**p;
@@ -122,7 +122,7 @@ ar_bytes(struct arena *ar, struct buf *b, ProtobufCBinaryData *out)
 	out->len = n;
 }
 
-/* ---- sending -------------------------------------------------------------- */
+/* ---- sending ------------------------------------------------------------ */
 
 /* Pack and send; for streams skip a message equal to the last one. */
 static int
@@ -185,7 +185,7 @@ td_id(const struct bundle *b, struct arena *ar, char **out)
 	*out = ar_strdup(ar, id);
 }
 
-/* ---- X.509 ---------------------------------------------------------------- */
+/* ---- X.509 -------------------------------------------------------------- */
 
 static int
 x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
@@ -430,7 +430,7 @@ workload_notify(struct agent *a)
 	}
 }
 
-/* ---- call start and end --------------------------------------------------- */
+/* ---- call start and end ------------------------------------------------- */
 
 static void
 wl_start(struct rpc_call *call, void *arg)
@@ -586,7 +586,7 @@ m_fetch_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 	witsvidrequest__free_unpacked(req, NULL);
 }
 
-/* ---- FetchJWTSVID --------------------------------------------------------- */
+/* ---- FetchJWTSVID ------------------------------------------------------- */
 
 struct jwt_req {
 	struct rpc_call	 *call;		/* NULL once the call is gone */
@@ -757,7 +757,7 @@ wl_jwt_done(struct rpc_call *call, enum rpc_end why)
 	wl_done(call, why);
 }
 
-/* ---- ValidateJWTSVID ------------------------------------------------------ */
+/* ---- ValidateJWTSVID ---------------------------------------------------- */
 
 static Google__Protobuf__Value *json_to_value(json_t *);
 
@@ -932,7 +932,7 @@ out:
 	validate_jwtsvidrequest__free_unpacked(req, NULL);
 }
 
-/* ---- health --------------------------------------------------------------- */
+/* ---- health ------------------------------------------------------------- */
 
 static void
 m_health(struct rpc_call *call, const uint8_t *p, size_t n)

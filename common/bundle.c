@@ -207,7 +207,7 @@ bundle_td_id(const struct bundle *b, char *out, size_t outlen)
 	snprintf(out, outlen, "spiffe://%s", b->td);
 }
 
-/* ---- JWK helpers ---------------------------------------------------------- */
+/* ---- JWK helpers -------------------------------------------------------- */
 
 static int
 pkey_jwk(EVP_PKEY *pk, const char *kid, const char *use, json_t **out)
@@ -614,7 +614,7 @@ bundle_x509_store(const struct bundle *b, X509_STORE **out)
 	return 0;
 }
 
-/* ---- protobuf ------------------------------------------------------------- */
+/* ---- protobuf ----------------------------------------------------------- */
 
 static void
 pb_keys_free(Wick__Types__PublicKey **v, size_t n)

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "spiffeid.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -1958,5 +1959,56 @@ conf_plugin(const struct conf *c, const json_t *plugins, const char *type,
 		*name = label;
 		*data = d;
 	}
+	return 0;
+}
+
+int
+conf_load_daemon(const char *path, int expand_env, const char *block,
+    const char *const *top_known, const char *const *top_unimpl,
+    struct conf **out, const json_t **blk, struct conf_error *err)
+{
+	struct conf	*c;
+	const json_t	*root;
+	int		 r;
+
+	*out = NULL;
+	*blk = NULL;
+	if ((r = conf_load_file(path, expand_env ? CONF_EXPAND_ENV : 0, &c,
+	    err)) != 0)
+		return r;
+	root = conf_root(c);
+	if ((r = conf_check_keys(c, root, "top level", top_known, top_unimpl,
+	    NULL, NULL, err)) != 0) {
+		conf_free(c);
+		return r;
+	}
+	if ((*blk = get_member(root, block)) == NULL) {
+		snprintf(err->msg, sizeof(err->msg), "no \"%s\" block", block);
+		conf_free(c);
+		return WICK_ERR_CONFIG;
+	}
+	*out = c;
+	return 0;
+}
+
+int
+conf_trust_domain(char **td, struct conf_error *err)
+{
+	char		 name[SPIFFEID_MAX_TD_LEN + 1];
+	const char	*why;
+
+	if (*td == NULL || **td == '\0') {
+		snprintf(err->msg, sizeof(err->msg),
+		    "trust_domain must be configured");
+		return WICK_ERR_CONFIG;
+	}
+	if (spiffeid_td_parse(*td, 0, name, &why) != 0) {
+		snprintf(err->msg, sizeof(err->msg), "trust_domain \"%.100s\": "
+		    "%s", *td, why);
+		return WICK_ERR_CONFIG;
+	}
+	free(*td);
+	if ((*td = strdup(name)) == NULL)
+		return WICK_ERR_ALLOC;
 	return 0;
 }

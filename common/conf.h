@@ -214,4 +214,16 @@ int	 conf_plugin(const struct conf *, const json_t *plugins,
 	    const char *type, const char *const *allowed, const char **name,
 	    const json_t **data, struct conf_error *) WICK_WUR;
 
+/*
+ * A daemon's configuration file: load it (CONF_EXPAND_ENV when
+ * expand_env), check its top-level keys and find its main block
+ * ("server", "agent"), an error naming it when absent.
+ */
+int	 conf_load_daemon(const char *path, int expand_env, const char *block,
+	    const char *const *top_known, const char *const *top_unimpl,
+	    struct conf **out, const json_t **blk, struct conf_error *)
+	    WICK_WUR;
+/* Check a trust domain setting and replace it by its normalised name. */
+int	 conf_trust_domain(char **td, struct conf_error *) WICK_WUR;
+
 #endif /* WICK_CONF_H */

@@ -45,7 +45,7 @@ say(char *why, size_t whylen, int r, const char *fmt, ...)
 	return r;
 }
 
-/* ---- base64url ------------------------------------------------------------ */
+/* ---- base64url ---------------------------------------------------------- */
 
 static char *
 b64url_encode(const uint8_t *p, size_t n)
@@ -115,7 +115,7 @@ b64url_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
 
 static int	b64url_part_ok(const char *, size_t);
 
-/* ---- keys ----------------------------------------------------------------- */
+/* ---- keys --------------------------------------------------------------- */
 
 void
 jose_key_free(struct jose_key *k)
@@ -472,7 +472,7 @@ jose_keyset_to_jwks(const struct jose_keyset *ks, json_t **out)
 	return 0;
 }
 
-/* ---- sign and verify ------------------------------------------------------ */
+/* ---- sign and verify ---------------------------------------------------- */
 
 int
 jose_sign(const struct jose_key *k, const char *typ, json_t *claims,
@@ -729,7 +729,7 @@ jose_check_jwt_claims(json_t *claims, const char *audience, int64_t now,
 	return 0;
 }
 
-/* ---- public JWK -> OpenSSL key -------------------------------------------- */
+/* ---- public JWK -> OpenSSL key ------------------------------------------ */
 
 static int
 jwk_member_bytes(json_t *jwk, const char *name, uint8_t **out, size_t *len)

@@ -71,7 +71,7 @@ err_msg(int r)
 	}
 }
 
-/* ---- entries -------------------------------------------------------------- */
+/* ---- entries ------------------------------------------------------------ */
 
 struct batch {
 	struct ds_entry		**v;
@@ -526,7 +526,7 @@ m_count_entries(struct rpc_call *call, const uint8_t *p, size_t n)
 	wick__admin__list_entries_request__free_unpacked(req, NULL);
 }
 
-/* ---- join tokens and agents ----------------------------------------------- */
+/* ---- join tokens and agents --------------------------------------------- */
 
 static int
 token_ok(const char *t)
@@ -880,7 +880,7 @@ m_ban_agent(struct rpc_call *call, const uint8_t *p, size_t n)
 	agent_change(call, p, n, 1);
 }
 
-/* ---- bundles -------------------------------------------------------------- */
+/* ---- bundles ------------------------------------------------------------ */
 
 static void
 send_raw(struct rpc_call *call, const uint8_t *p, size_t n)
@@ -1053,7 +1053,7 @@ out:
 	wick__admin__delete_federated_bundle_request__free_unpacked(req, NULL);
 }
 
-/* ---- server --------------------------------------------------------------- */
+/* ---- server ------------------------------------------------------------- */
 
 static void
 m_set_log_level(struct rpc_call *call, const uint8_t *p, size_t n)

@@ -40,7 +40,7 @@ agent_start(struct rpc_call *call, void *arg)
 	rpc_call_set_data(call, arg);
 }
 
-/* ---- authorisation -------------------------------------------------------- */
+/* ---- authorisation ------------------------------------------------------ */
 
 /*
  * The calling agent's node record, checked.  On failure the call is
@@ -139,7 +139,7 @@ find_entry(const struct ds_entry **v, size_t n, const char *id)
 	return NULL;
 }
 
-/* ---- X.509 chains --------------------------------------------------------- */
+/* ---- X.509 chains ------------------------------------------------------- */
 
 /* DER of each certificate, as the repeated bytes of a message. */
 static int
@@ -199,7 +199,7 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 	return 0;
 }
 
-/* ---- AttestAgent ---------------------------------------------------------- */
+/* ---- AttestAgent -------------------------------------------------------- */
 
 static void attest_fail(struct rpc_call *, const char *, enum rpc_status,
     const char *, ...) __attribute__((format(printf, 4, 5)));
@@ -372,7 +372,7 @@ m_attest(struct rpc_call *call, const uint8_t *p, size_t n)
 	wick__agent__attest_agent_request__free_unpacked(req, NULL);
 }
 
-/* ---- RenewAgent ----------------------------------------------------------- */
+/* ---- RenewAgent --------------------------------------------------------- */
 
 static void
 m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
@@ -425,7 +425,7 @@ out:
 	ds_node_free(node);
 }
 
-/* ---- SyncAuthorized ------------------------------------------------------- */
+/* ---- SyncAuthorized ----------------------------------------------------- */
 
 static Wick__Types__Bundle *
 stored_bundle(struct server *srv, const char *td_id)
@@ -550,7 +550,7 @@ out:
 	ds_node_free(node);
 }
 
-/* ---- BatchNewX509SVID ----------------------------------------------------- */
+/* ---- BatchNewX509SVID --------------------------------------------------- */
 
 static void
 m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
@@ -664,7 +664,7 @@ out:
 	ds_node_free(node);
 }
 
-/* ---- JWT and WIT ---------------------------------------------------------- */
+/* ---- JWT and WIT -------------------------------------------------------- */
 
 /* The entry an agent asks a token for, or NULL with the call finished. */
 static const struct ds_entry *

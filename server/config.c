@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "config.h"
-#include "spiffeid.h"
 #include "xmalloc.h"
 
 /* Options of the server block.  admin_uids and default_wit_svid_ttl are
@@ -335,8 +334,7 @@ static int
 finish(const struct server_flags *fl, struct server_config *cfg,
     struct conf_error *err)
 {
-	char		 td[SPIFFEID_MAX_TD_LEN + 1];
-	const char	*why;
+	int r;
 
 	if (fl->bind_address != NULL)
 		set_str(&cfg->bind_address, fl->bind_address);
@@ -360,17 +358,8 @@ finish(const struct server_flags *fl, struct server_config *cfg,
 		    "-logFormat: must be \"text\" or \"json\"");
 		return WICK_ERR_CONFIG;
 	}
-	if (cfg->trust_domain == NULL || *cfg->trust_domain == '\0') {
-		snprintf(err->msg, sizeof(err->msg),
-		    "trust_domain must be configured");
-		return WICK_ERR_CONFIG;
-	}
-	if (spiffeid_td_parse(cfg->trust_domain, 0, td, &why) != 0) {
-		snprintf(err->msg, sizeof(err->msg), "trust_domain \"%.100s\": "
-		    "%s", cfg->trust_domain, why);
-		return WICK_ERR_CONFIG;
-	}
-	set_str(&cfg->trust_domain, td);
+	if ((r = conf_trust_domain(&cfg->trust_domain, err)) != 0)
+		return r;
 	if (cfg->ds_conn == NULL || *cfg->ds_conn == '\0') {
 		free(cfg->ds_conn);
 		cfg->ds_conn = in_dir(cfg->data_dir, "datastore.sqlite3");
@@ -412,18 +401,10 @@ server_config_load(const struct server_flags *fl, struct server_config *cfg,
 		set_str(&cfg->trust_domain, SERVER_DEFAULT_TRUST_DOMAIN);
 		return finish(fl, cfg, err);
 	}
-	if ((r = conf_load_file(fl->config, fl->expand_env ? CONF_EXPAND_ENV :
-	    0, &c, err)) != 0)
+	if ((r = conf_load_daemon(fl->config, fl->expand_env, "server",
+	    top_known, top_unimpl, &c, &s, err)) != 0)
 		return r;
 	root = conf_root(c);
-	if ((r = conf_check_keys(c, root, "top level", top_known, top_unimpl,
-	    NULL, NULL, err)) != 0)
-		goto out;
-	if ((s = json_object_get(root, "server")) == NULL) {
-		snprintf(err->msg, sizeof(err->msg), "no \"server\" block");
-		r = WICK_ERR_CONFIG;
-		goto out;
-	}
 	if ((r = load_server_block(c, s, cfg, err)) != 0)
 		goto out;
 	cfg->join_token = 0;

@@ -54,7 +54,7 @@ server_audit(struct server *srv, const char *kind, const char *actor,
 	free(s);
 }
 
-/* ---- directories ---------------------------------------------------------- */
+/* ---- directories -------------------------------------------------------- */
 
 /* Create dir (and its parents) with mode; an existing one must not be
  * writable by others. */
@@ -111,7 +111,7 @@ ensure_parent_dir(const char *path, mode_t mode)
 	return r;
 }
 
-/* ---- authorities and bundle ----------------------------------------------- */
+/* ---- authorities and bundle --------------------------------------------- */
 
 struct bundle_build {
 	struct server	*srv;
@@ -347,7 +347,7 @@ on_tick(uv_timer_t *t)
 	tick(t->data);
 }
 
-/* ---- start and stop ------------------------------------------------------- */
+/* ---- start and stop ----------------------------------------------------- */
 
 static void
 closed_cb(uv_handle_t *h)

@@ -191,7 +191,7 @@ static const struct rpc_client_cbs one_cbs = {
 	one_headers, one_message, one_status,
 };
 
-/* ---- many unary calls ----------------------------------------------------- */
+/* ---- many unary calls --------------------------------------------------- */
 
 static void many_start(void);
 

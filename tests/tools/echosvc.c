@@ -251,7 +251,7 @@ oom:
 	(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, "no memory");
 }
 
-/* ---- ServerStream --------------------------------------------------------- */
+/* ---- ServerStream ------------------------------------------------------- */
 
 static void stream_next(struct echo_call *);
 
@@ -333,7 +333,7 @@ stream_message(struct rpc_call *call, const uint8_t *p, size_t n)
 	stream_next(ec);
 }
 
-/* ---- Bidi ----------------------------------------------------------------- */
+/* ---- Bidi --------------------------------------------------------------- */
 
 static void
 bidi_start(struct rpc_call *call, void *arg)
@@ -382,7 +382,7 @@ bidi_half_close(struct rpc_call *call)
 	(void)rpc_call_finish(call, RPC_OK, NULL);
 }
 
-/* ---- Stats ---------------------------------------------------------------- */
+/* ---- Stats -------------------------------------------------------------- */
 
 static void
 stats_message(struct rpc_call *call, const uint8_t *p, size_t n)
@@ -418,7 +418,7 @@ static const struct rpc_method methods[] = {
 	    NULL, NULL, NULL },
 };
 
-/* ---- main ----------------------------------------------------------------- */
+/* ---- main --------------------------------------------------------------- */
 
 static uv_signal_t	sigterm, sigint;
 

@@ -474,7 +474,7 @@ fx_finish(struct fx *f)
 	assert_int_equal(S.starts, S.done[0] + S.done[1] + S.done[2]);
 }
 
-/* ---- client side ---------------------------------------------------------- */
+/* ---- client side -------------------------------------------------------- */
 
 #define CR_MAX_HDRS	16
 
@@ -681,7 +681,7 @@ unary_ok(struct fx *f, struct rpc_channel *ch, const char *text)
 	cres_free(&r);
 }
 
-/* ---- raw connections (hostile peers) --------------------------------------- */
+/* ---- raw connections (hostile peers) ------------------------------------ */
 
 struct raw {
 	struct fx	*f;
