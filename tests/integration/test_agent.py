@@ -198,6 +198,57 @@ class AgentTest(unittest.TestCase):
         self.assertIn("PERMISSION_DENIED no identity issued", p.stdout,
                       p.stderr)
 
+    def test_malformed_requests(self):
+        """Garbage in every request message: a clear status, never a
+        crash, and the agent goes on serving."""
+        ch = grpc.insecure_channel(self.target)
+        self.addCleanup(ch.close)
+        ident = lambda b: b  # noqa: E731
+        junk = [b"\xff\xff\xff", b"\x0a\xff\xff\xff\xff\x0f",
+                b"\x12\x05ab", b"\x0a" + b"\x80" * 12]
+        for method in ("FetchJWTSVID", "ValidateJWTSVID"):
+            call = ch.unary_unary("/SpiffeWorkloadAPI/" + method,
+                                  request_serializer=ident,
+                                  response_deserializer=ident)
+            for body in junk:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    call(body, metadata=HDR, timeout=10)
+                self.assertEqual(cm.exception.code(),
+                                 grpc.StatusCode.INVALID_ARGUMENT, method)
+        for method in ("FetchWITSVID",):
+            call = ch.unary_stream("/SpiffeWorkloadAPI/" + method,
+                                   request_serializer=ident,
+                                   response_deserializer=ident)
+            for body in junk:
+                with self.assertRaises(grpc.RpcError) as cm:
+                    next(call(body, metadata=HDR, timeout=10))
+                self.assertEqual(cm.exception.code(),
+                                 grpc.StatusCode.INVALID_ARGUMENT, method)
+        # Unknown methods, oversized and hostile-but-valid requests.
+        call = ch.unary_unary("/SpiffeWorkloadAPI/NoSuchMethod",
+                              request_serializer=ident,
+                              response_deserializer=ident)
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(b"", metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNIMPLEMENTED)
+        stub = self.stub()
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.FetchJWTSVID(W.JWTSVIDRequest(audience=["a"] * 1000),
+                              metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                audience="a", svid="x" * 100000), metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                audience="a", svid="e30.e30.e30"), metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Still serving.
+        self.assertTrue(self.first(stub.FetchX509SVID(
+            W.X509SVIDRequest(), metadata=HDR, timeout=10)).svids)
+        self.assertIsNone(H.sanitizer_report(self.agent.output()))
+
     # ---- JWT ---------------------------------------------------------------
 
     def jwt_keys(self):
