@@ -91,9 +91,10 @@ nodeclient_set_identity(struct nodeclient *nc, STACK_OF(X509) *chain,
 	return 0;
 }
 
-int
-nodeclient_call(struct nodeclient *nc, const char *path,
-    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *fn,
+/* Call through the channel, replacing it once if it failed or went. */
+static int
+call(struct nodeclient *nc, const char *path, const ProtobufCMessage *req,
+    const uint8_t *raw, size_t rawlen, int64_t timeout_ms, rpc_unary_fn *fn,
     void *arg)
 {
 	int r, tries;
@@ -102,10 +103,28 @@ nodeclient_call(struct nodeclient *nc, const char *path,
 		if (nc->ch == NULL && (r = rpc_channel_new(nc->loop, nc->addr,
 		    nc->tls, 0, &nc->ch)) != 0)
 			return r;
-		r = rpc_unary_start(nc->ch, path, req, timeout_ms, fn, arg);
+		r = req != NULL ? rpc_unary_start(nc->ch, path, req,
+		    timeout_ms, fn, arg) : rpc_unary_start_raw(nc->ch, path,
+		    raw, rawlen, timeout_ms, fn, arg);
 		if (r != WICK_ERR_UNAVAILABLE)
 			return r;
 		drop_channel(nc);	/* failed or went away: a new one */
 	}
 	return r;
+}
+
+int
+nodeclient_call(struct nodeclient *nc, const char *path,
+    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *fn,
+    void *arg)
+{
+	return call(nc, path, req, NULL, 0, timeout_ms, fn, arg);
+}
+
+int
+nodeclient_call_raw(struct nodeclient *nc, const char *path,
+    const uint8_t *req, size_t len, int64_t timeout_ms, rpc_unary_fn *fn,
+    void *arg)
+{
+	return call(nc, path, NULL, req, len, timeout_ms, fn, arg);
 }

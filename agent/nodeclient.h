@@ -39,4 +39,9 @@ int	 nodeclient_call(struct nodeclient *, const char *path,
 	    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *,
 	    void *arg) WICK_WUR;
 
+/* The same with the request already encoded. */
+int	 nodeclient_call_raw(struct nodeclient *, const char *path,
+	    const uint8_t *req, size_t len, int64_t timeout_ms,
+	    rpc_unary_fn *, void *arg) WICK_WUR;
+
 #endif /* WICK_NODECLIENT_H */

@@ -49,14 +49,12 @@ static const struct rpc_client_cbs unary_cbs = {
 };
 
 int
-rpc_unary_start(struct rpc_channel *ch, const char *path,
-    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *fn,
+rpc_unary_start_raw(struct rpc_channel *ch, const char *path,
+    const uint8_t *req, size_t len, int64_t timeout_ms, rpc_unary_fn *fn,
     void *arg)
 {
 	struct rpc_ccall	*call;
 	struct unary		*u;
-	uint8_t			*p;
-	size_t			 len = protobuf_c_message_get_packed_size(req);
 	int			 r;
 
 	u = xcalloc(1, sizeof(*u));
@@ -67,15 +65,25 @@ rpc_unary_start(struct rpc_channel *ch, const char *path,
 		free(u);
 		return r;
 	}
-	p = xmalloc(len + 1);
-	protobuf_c_message_pack(req, p);
-	r = rpc_ccall_send(call, p, len);
-	free(p);
-	if (r != 0 || (r = rpc_ccall_half_close(call)) != 0) {
+	if (rpc_ccall_send(call, req, len) != 0 ||
+	    rpc_ccall_half_close(call) != 0)
 		rpc_ccall_cancel(call);	/* on_status frees u */
-		return 0;
-	}
 	return 0;
+}
+
+int
+rpc_unary_start(struct rpc_channel *ch, const char *path,
+    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *fn,
+    void *arg)
+{
+	size_t	 len = protobuf_c_message_get_packed_size(req);
+	uint8_t	*p = xmalloc(len + 1);
+	int	 r;
+
+	protobuf_c_message_pack(req, p);
+	r = rpc_unary_start_raw(ch, path, p, len, timeout_ms, fn, arg);
+	free(p);
+	return r;
 }
 
 struct unary_run {

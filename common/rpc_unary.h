@@ -22,6 +22,10 @@ typedef void rpc_unary_fn(int status, const char *msg, const uint8_t *resp,
 int	 rpc_unary_start(struct rpc_channel *, const char *path,
 	    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *,
 	    void *arg) WICK_WUR;
+/* The same with the request already encoded (tests send garbage). */
+int	 rpc_unary_start_raw(struct rpc_channel *, const char *path,
+	    const uint8_t *req, size_t len, int64_t timeout_ms, rpc_unary_fn *,
+	    void *arg) WICK_WUR;
 
 /*
  * Blocking: connect to target (tls may be NULL), call, wait.  Returns the

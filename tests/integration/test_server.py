@@ -436,6 +436,40 @@ class ServerTest(unittest.TestCase):
             self.assertIn("CSR", r["message"], name)
         self.assertIsNone(H.sanitizer_report(self.srv.output()))
 
+    def test_malformed_agent_requests(self):
+        """Garbage from an agent, attested or not: INVALID_ARGUMENT (or
+        PERMISSION_DENIED before authorisation), and the server lives."""
+        agent, tok, _ = self.attested()
+        # Truncated varints and lengths past the end (an unknown but
+        # well-formed field would be skipped, as protobuf requires).
+        junk = ["ffffff", "0affffffff0f", "1205" + "61" * 2,
+                "0a" + "80" * 12, "2a0b" + "00" * 3]
+        for method in ("RenewAgent", "SyncAuthorized", "BatchNewX509SVID",
+                       "NewJWTSVID", "NewWITSVID", "AttestAgent"):
+            for hexbytes in junk:
+                rc, out = agent.run("raw", "/wick.agent.Node/" + method,
+                                    hexbytes, check=False)
+                self.assertEqual(rc, 2, (method, hexbytes, out))
+                self.assertEqual(out["code"], 3, (method, hexbytes, out))
+        # A valid but empty AttestAgent (no attestation data).
+        rc, out = H.Agent(self.srv).run("raw", "/wick.agent.Node/AttestAgent",
+                                        "", bundle=self.bundle, check=False)
+        self.assertEqual((rc, out["code"]), (2, 3))
+        # Without an SVID, the authorised calls are refused before parsing.
+        rc, out = H.Agent(self.srv).run("raw",
+                                        "/wick.agent.Node/SyncAuthorized",
+                                        "ffff", bundle=self.bundle,
+                                        check=False)
+        self.assertEqual((rc, out["code"]), (2, 7))
+        # Too many CSRs in one batch.
+        one = "0a06" + "0a0178" + "1201" + "00"     # params{entry_id, csr}
+        rc, out = agent.run("raw", "/wick.agent.Node/BatchNewX509SVID",
+                            one * 501, check=False)
+        self.assertEqual((rc, out["code"]), (2, 3))
+        self.assertIn("limit", out["message"])
+        self.srv.cli("healthcheck")
+        self.assertIsNone(H.sanitizer_report(self.srv.output()))
+
     def test_jwt_svid(self):
         agent, tok, _ = self.attested()
         aid = "spiffe://%s/spire/agent/join_token/%s" % (TD, tok)

@@ -8,6 +8,7 @@
  *	wick-testagent ... x509-csr ENTRY_ID CSR.der
  *	wick-testagent ... jwt ENTRY_ID AUDIENCE...
  *	wick-testagent ... wit ENTRY_ID [JWK-TEXT]
+ *	wick-testagent ... raw /wick.agent.Node/METHOD HEX-BYTES
  *
  * DIR holds the agent's state: agent.pem (its SVID chain), agent.key,
  * bundle.pem.  Results are JSON on stdout; a gRPC error prints
@@ -61,15 +62,19 @@ call_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	}
 }
 
-/* Call and wait; on a gRPC error print it and exit 2. */
+/* Call and wait; on a gRPC error print it and exit 2.  With req NULL,
+ * raw/rawlen is sent as the request as it is. */
 static void
-call(const char *path, const ProtobufCMessage *req, struct result *r)
+call_any(const char *path, const ProtobufCMessage *req, const uint8_t *raw,
+    size_t rawlen, struct result *r)
 {
 	json_t	*j;
 	int	 e;
 
 	memset(r, 0, sizeof(*r));
-	if ((e = nodeclient_call(nc, path, req, 30000, call_done, r)) != 0) {
+	e = req != NULL ? nodeclient_call(nc, path, req, 30000, call_done, r) :
+	    nodeclient_call_raw(nc, path, raw, rawlen, 30000, call_done, r);
+	if (e != 0) {
 		fprintf(stderr, "cannot start %s: %s\n", path,
 		    wick_strerror(e));
 		exit(1);
@@ -83,6 +88,12 @@ call(const char *path, const ProtobufCMessage *req, struct result *r)
 	printf("\n");
 	json_decref(j);
 	exit(2);
+}
+
+static void
+call(const char *path, const ProtobufCMessage *req, struct result *r)
+{
+	call_any(path, req, NULL, 0, r);
 }
 
 static char *
@@ -568,13 +579,40 @@ cmd_wit(int argc, char **argv)
 	return 0;
 }
 
+/* raw PATH HEX: send HEX's bytes as the request (with the agent SVID
+ * when there is one), print the status. */
+static int
+cmd_raw(const char *path, const char *hex)
+{
+	struct result	 r;
+	uint8_t		*p;
+	size_t		 n = strlen(hex) / 2, i;
+	unsigned	 b;
+	char		*c = path_in("agent.pem");
+
+	if (access(c, F_OK) == 0)
+		load_identity();
+	free(c);
+	p = xmalloc(n + 1);
+	for (i = 0; i < n; i++) {
+		if (sscanf(hex + 2 * i, "%2x", &b) != 1)
+			return 1;
+		p[i] = (uint8_t)b;
+	}
+	call_any(path, NULL, p, n, &r);
+	free(p);
+	print_json(json_pack("{s:i,s:I}", "code", 0, "len", (json_int_t)r.len));
+	free(r.resp);
+	return 0;
+}
+
 static void
 usage(void)
 {
 	fprintf(stderr, "usage: wick-testagent -s HOST:PORT -T TD -d DIR "
 	    "[-b BUNDLE.pem] attest -t TOKEN | renew | sync [-r REV] "
 	    "[-p PAGE] [-q SEQ] | x509 ENTRY... | x509-csr ENTRY CSR.der | "
-	    "jwt ENTRY AUD... | wit ENTRY [JWK]\n");
+	    "jwt ENTRY AUD... | wit ENTRY [JWK] | raw PATH HEX\n");
 	exit(1);
 }
 
@@ -634,6 +672,8 @@ main(int argc, char **argv)
 		r = cmd_jwt(argc, argv);
 	else if (strcmp(cmd, "wit") == 0)
 		r = cmd_wit(argc, argv);
+	else if (strcmp(cmd, "raw") == 0 && argc == 3)
+		r = cmd_raw(argv[1], argv[2]);
 	else
 		usage();
 	nodeclient_free(nc);
