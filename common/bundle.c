@@ -92,6 +92,10 @@ bundle_add_x509(struct bundle *b, X509 *cert)
 			return 0;
 	if (sk_X509_num(b->x509) >= BUNDLE_MAX_X509)
 		return WICK_ERR_LIMIT;
+	/* OpenSSL parses certificates whose key it cannot decode; such an
+	 * authority could never verify anything. */
+	if (X509_get0_pubkey(cert) == NULL)
+		return WICK_ERR_INVALID;
 	if (!X509_up_ref(cert))
 		return WICK_ERR_CRYPTO;
 	if (sk_X509_push(b->x509, cert) <= 0) {
@@ -254,8 +258,13 @@ x509_jwk(X509 *c, json_t **out)
 	char		*b64;
 	int		 len, r;
 
-	if ((r = pkey_jwk(X509_get0_pubkey(c), NULL, "x509-svid", out)) != 0)
+	/* Any CA a federated trust domain uses, not only keys we sign with. */
+	if ((r = jose_public_jwk(X509_get0_pubkey(c), out)) != 0)
 		return r;
+	if (json_object_set_new(*out, "use", json_string("x509-svid")) != 0) {
+		r = WICK_ERR_ALLOC;
+		goto fail;
+	}
 	if ((len = i2d_X509(c, &der)) <= 0) {
 		r = WICK_ERR_CRYPTO;
 		goto fail;

@@ -53,7 +53,8 @@ void	 bundle_free(struct bundle *);
 int	 bundle_dup(const struct bundle *, struct bundle **out) WICK_WUR;
 
 /* Add an authority; an identical certificate is not added twice
- * (returns 0).  The bundle takes a reference of its own. */
+ * (returns 0), one whose public key does not decode is refused
+ * (WICK_ERR_INVALID).  The bundle takes a reference of its own. */
 int	 bundle_add_x509(struct bundle *, X509 *) WICK_WUR;
 /* Add a key; a key with the same kid replaces nothing and returns
  * WICK_ERR_EXISTS unless its public key is identical (then 0). */

@@ -838,3 +838,65 @@ out:
 	EVP_PKEY_CTX_free(ctx);
 	return r;
 }
+
+/* ---- publishing any public key as a JWK --------------------------------- */
+
+int
+jose_public_jwk(EVP_PKEY *pk, json_t **out)
+{
+	json_t		*o;
+	char		 group[64];
+	const char	*crv;
+	size_t		 pad;
+	int		 r;
+
+	*out = NULL;
+	if ((o = json_object()) == NULL)
+		return WICK_ERR_ALLOC;
+	if (EVP_PKEY_is_a(pk, "EC")) {
+		if (!EVP_PKEY_get_utf8_string_param(pk,
+		    OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), NULL)) {
+			r = WICK_ERR_CRYPTO;
+			goto fail;
+		}
+		if (strcmp(group, "prime256v1") == 0) {
+			crv = "P-256";
+			pad = 32;
+		} else if (strcmp(group, "secp384r1") == 0) {
+			crv = "P-384";
+			pad = 48;
+		} else if (strcmp(group, "secp521r1") == 0) {
+			crv = "P-521";
+			pad = 66;
+		} else {
+			r = WICK_ERR_UNSUPPORTED;
+			goto fail;
+		}
+		if (json_object_set_new(o, "kty", json_string("EC")) != 0 ||
+		    json_object_set_new(o, "crv", json_string(crv)) != 0) {
+			r = WICK_ERR_ALLOC;
+			goto fail;
+		}
+		if ((r = bn_param_b64(pk, OSSL_PKEY_PARAM_EC_PUB_X, pad, o,
+		    "x")) != 0 || (r = bn_param_b64(pk,
+		    OSSL_PKEY_PARAM_EC_PUB_Y, pad, o, "y")) != 0)
+			goto fail;
+	} else if (EVP_PKEY_is_a(pk, "RSA")) {
+		if (json_object_set_new(o, "kty", json_string("RSA")) != 0) {
+			r = WICK_ERR_ALLOC;
+			goto fail;
+		}
+		if ((r = bn_param_b64(pk, OSSL_PKEY_PARAM_RSA_N, 0, o, "n")) !=
+		    0 || (r = bn_param_b64(pk, OSSL_PKEY_PARAM_RSA_E, 0, o,
+		    "e")) != 0)
+			goto fail;
+	} else {
+		r = WICK_ERR_UNSUPPORTED;
+		goto fail;
+	}
+	*out = o;
+	return 0;
+fail:
+	json_decref(o);
+	return r;
+}

@@ -48,6 +48,13 @@ const char *jose_key_alg(const struct jose_key *);
 int	 jose_key_to_jwk(const struct jose_key *, int private, json_t **)
 	    WICK_WUR;
 
+/*
+ * The public JWK (kty and key members only) of any EC key on P-256,
+ * P-384 or P-521 or any RSA key: for publishing trust anchors, which
+ * need not be keys wick signs with.  WICK_ERR_UNSUPPORTED otherwise.
+ */
+int	 jose_public_jwk(EVP_PKEY *, json_t **out) WICK_WUR;
+
 /* A set of public keys, e.g. a trust domain's JWT bundle. */
 struct jose_keyset {
 	struct jose_key	*keys[JOSE_MAX_JWKS_KEYS];

@@ -296,6 +296,41 @@ test_jwk_public_pkey(void **state)
 	jose_key_free(k);
 }
 
+/* A federated trust domain may use a CA key wick never signs with (P-521):
+ * it must still travel through the SPIFFE format. */
+static void
+test_foreign_ca_key(void **state)
+{
+	struct bundle	*b, *c;
+	EVP_PKEY	*k = EVP_EC_gen("P-521");
+	X509		*x = X509_new();
+	const char	*why;
+	char		*s;
+
+	assert_non_null(k);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 5);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN",
+	    MBSTRING_ASC, (const unsigned char *)"p521", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_gmtime_adj(X509_getm_notBefore(x), 0);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha512()) > 0);
+	assert_int_equal(bundle_new("partner.org", &b), 0);
+	assert_int_equal(bundle_add_x509(b, x), 0);
+	assert_int_equal(bundle_to_spiffe_json(b, &s), 0);
+	assert_non_null(strstr(s, "\"crv\":\"P-521\""));
+	assert_int_equal(bundle_from_spiffe_json("partner.org", s, strlen(s),
+	    &c, &why), 0);
+	assert_true(bundle_same_content(b, c));
+	free(s);
+	bundle_free(c);
+	bundle_free(b);
+	X509_free(x);
+	EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -308,6 +343,7 @@ main(void)
 		cmocka_unit_test(test_jwks_and_keyset),
 		cmocka_unit_test(test_prune),
 		cmocka_unit_test(test_jwk_public_pkey),
+		cmocka_unit_test(test_foreign_ca_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
