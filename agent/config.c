@@ -13,11 +13,12 @@ static const char *const agent_known[] = {
 	"data_dir", "log_level", "log_format", "trust_bundle_path",
 	"trust_bundle_format", "insecure_bootstrap", "join_token",
 	"allow_unauthenticated_verifiers", "workload_x509_svid_key_type",
+	"allowed_foreign_jwt_claims",
 	"experimental", NULL
 };
 static const char *const agent_unimpl[] = {
 	"trust_bundle_url", "trust_bundle_unix_socket", "join_token_file",
-	"allowed_foreign_jwt_claims", "availability_target",
+	"availability_target",
 	"x509_svid_cache_max_size", "jwt_svid_cache_max_size",
 	"admin_socket_path", "authorized_delegates", "sds", "log_file",
 	"log_source_location", "profiling_enabled", "profiling_port",
@@ -89,6 +90,24 @@ load_agent_block(const struct conf *c, const json_t *a,
 	    &cfg->allow_unauthenticated_verifiers, err)) != 0)
 		return r;
 	cfg->server_port = (int)port;
+	if ((ex = json_object_get(a, "allowed_foreign_jwt_claims")) != NULL) {
+		size_t i;
+
+		if (!json_is_array(ex) || json_array_size(ex) >
+		    AGENT_MAX_FOREIGN_CLAIMS)
+			return conf_error_at(c, a, "allowed_foreign_jwt_claims",
+			    err, "\"allowed_foreign_jwt_claims\" must be a list "
+			    "of at most %d claim names", AGENT_MAX_FOREIGN_CLAIMS);
+		for (i = 0; i < json_array_size(ex); i++) {
+			if (!json_is_string(json_array_get(ex, i)))
+				return conf_error_at(c, a,
+				    "allowed_foreign_jwt_claims", err,
+				    "\"allowed_foreign_jwt_claims\" must hold "
+				    "strings");
+			cfg->foreign_claims[cfg->nforeign_claims++] = xstrdup(
+			    json_string_value(json_array_get(ex, i)));
+		}
+	}
 	if (strcmp(cfg->trust_bundle_format, "pem") != 0 &&
 	    strcmp(cfg->trust_bundle_format, "spiffe") != 0)
 		return conf_error_at(c, a, "trust_bundle_format", err,
@@ -267,6 +286,8 @@ out:
 void
 agent_config_cleanup(struct agent_config *cfg)
 {
+	size_t i;
+
 	free(cfg->trust_domain);
 	free(cfg->server_address);
 	free(cfg->socket_path);
@@ -279,5 +300,7 @@ agent_config_cleanup(struct agent_config *cfg)
 	}
 	free(cfg->keymgr);
 	free(cfg->keys_dir);
+	for (i = 0; i < cfg->nforeign_claims; i++)
+		free(cfg->foreign_claims[i]);
 	memset(cfg, 0, sizeof(*cfg));
 }

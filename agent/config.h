@@ -17,6 +17,7 @@
 #define AGENT_DEFAULT_TRUST_DOMAIN	"example.org"	/* embedded only */
 #define AGENT_DEFAULT_DATA_DIR		".data-agent"
 #define AGENT_DEFAULT_SYNC		5		/* seconds */
+#define AGENT_MAX_FOREIGN_CLAIMS	64
 
 struct agent_config {
 	char		*trust_domain;
@@ -33,6 +34,10 @@ struct agent_config {
 	int64_t		 sync_interval_ms;
 	enum pkey_type	 svid_key_type;
 	int		 allow_unauthenticated_verifiers;
+	/* Claims ValidateJWTSVID passes on for other trust domains' tokens
+	 * besides sub, aud and exp. */
+	char		*foreign_claims[AGENT_MAX_FOREIGN_CLAIMS];
+	size_t		 nforeign_claims;
 	char		*keymgr;		/* "disk" or "memory" */
 	char		*keys_dir;
 	int		 unix_attestor;

@@ -913,6 +913,27 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
 		goto out;
 	}
+	/* Another trust domain's token: only sub, aud, exp and the claims
+	 * allowed_foreign_jwt_claims names pass, as SPIRE does. */
+	if (strcmp(td, s->a->td_id) != 0) {
+		const char	*k;
+		json_t		*v, *kept = json_object();
+		size_t		 i;
+
+		json_object_foreach(claims, k, v) {
+			int keep = strcmp(k, "sub") == 0 ||
+			    strcmp(k, "aud") == 0 || strcmp(k, "exp") == 0;
+
+			for (i = 0; !keep && i < s->a->cfg->nforeign_claims;
+			    i++)
+				keep = strcmp(k, s->a->cfg->foreign_claims[i]) ==
+				    0;
+			if (keep)
+				json_object_set(kept, k, v);
+		}
+		json_decref(claims);
+		claims = kept;
+	}
 	resp.spiffe_id = (char *)json_string_value(json_object_get(claims,
 	    "sub"));
 	/* aud is always a list in the answer, as SPIRE's. */

@@ -276,6 +276,7 @@ agent {
     data_dir = "%(data)s"
     trust_bundle_path = "%(bundle)s"
     log_level = "DEBUG"
+    allowed_foreign_jwt_claims = ["team"]
     experimental {
         sync_interval = "1s"
     }

@@ -2,6 +2,7 @@
 token, and Python grpcio as the workload, checking every SVID with
 `cryptography`, PyJWT and openssl, over the SPIFFE Workload API.
 """
+import base64
 import calendar
 import json
 import os
@@ -294,6 +295,58 @@ class AgentTest(unittest.TestCase):
                 metadata=HDR, timeout=10)
         self.assertEqual(cm.exception.code(),
                          grpc.StatusCode.PERMISSION_DENIED)
+
+    def test_validate_foreign_jwt(self):
+        """A token of a federated trust domain validates against its
+        bundle, and only sub, aud, exp and allowed claims come back."""
+        from cryptography.hazmat.primitives.asymmetric import ec
+        key = ec.generate_private_key(ec.SECP256R1())
+        nums = key.public_key().public_numbers()
+        b64 = lambda i: base64.urlsafe_b64encode(  # noqa: E731
+            i.to_bytes(32, "big")).rstrip(b"=").decode()
+        doc = {"keys": [{"use": "jwt-svid", "kty": "EC", "crv": "P-256",
+                         "kid": "partner-key", "x": b64(nums.x),
+                         "y": b64(nums.y)}], "spiffe_sequence": 1}
+        path = os.path.join(self.srv.tmp, "jwtpartner.json")
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        self.srv.cli("bundle", "set", "-id", "spiffe://jwtpartner.org",
+                     "-path", path, "-format", "spiffe")
+        eid = self.srv.create_entry(
+            "spiffe://%s/workload/jwtfed" % TD, self.agent_id,
+            ["unix:uid:%d" % self.uid], "-federatesWith",
+            "spiffe://jwtpartner.org")
+        self.addCleanup(self.srv.cli, "entry", "delete", "-entryID", eid)
+        now = int(time.time())
+        token = jwt.encode({"sub": "spiffe://jwtpartner.org/svc",
+                            "aud": ["me"], "exp": now + 300, "iat": now,
+                            "team": "blue", "secret": "not for you"},
+                           key, algorithm="ES256",
+                           headers={"kid": "partner-key", "typ": "JWT"})
+        stub = self.stub()
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                ok = stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                    audience="me", svid=token), metadata=HDR, timeout=10)
+                break
+            except grpc.RpcError as e:
+                # Until the agent has synced the federated bundle.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        self.assertEqual(ok.spiffe_id, "spiffe://jwtpartner.org/svc")
+        self.assertEqual(sorted(ok.claims.keys()),
+                         ["aud", "exp", "sub", "team"])
+        # A token of that domain signed by another key is refused.
+        other = ec.generate_private_key(ec.SECP256R1())
+        bad = jwt.encode({"sub": "spiffe://jwtpartner.org/svc",
+                          "aud": ["me"], "exp": now + 300}, other,
+                         algorithm="ES256", headers={"kid": "partner-key"})
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                audience="me", svid=bad), metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
 
     # ---- WIT ---------------------------------------------------------------
 
