@@ -244,6 +244,14 @@ finish(const struct agent_flags *fl, struct agent_config *cfg,
 		return r;
 	if (cfg->keys_dir == NULL || *cfg->keys_dir == '\0')
 		set_str(&cfg->keys_dir, cfg->data_dir);
+	if (cfg->insecure_bootstrap) {
+		/* Trusting whatever answers at the server address on first
+		 * contact is the one step wick does not take. */
+		snprintf(err->msg, sizeof(err->msg), "insecure_bootstrap is not "
+		    "supported: give the server's CA bundle with "
+		    "trust_bundle_path (or -trustBundle)");
+		return WICK_ERR_CONFIG;
+	}
 	if (!cfg->unix_attestor) {
 		snprintf(err->msg, sizeof(err->msg), "no WorkloadAttestor is "
 		    "configured (wick supports WorkloadAttestor \"unix\")");

@@ -189,6 +189,13 @@ test_agent_config(void **state)
 	assert_non_null(strstr(err.msg, "line 3"));
 	agent_config_cleanup(&cfg);
 	unlink(path);
+	/* insecure_bootstrap is refused, saying what to do instead. */
+	fl.config = path = write_conf("agent {\n trust_domain = \"example.org\"\n"
+	    " insecure_bootstrap = true\n}\n");
+	assert_int_equal(agent_config_load(&fl, &cfg, &err), WICK_ERR_CONFIG);
+	assert_non_null(strstr(err.msg, "trust_bundle_path"));
+	agent_config_cleanup(&cfg);
+	unlink(path);
 	/* Flags override the file; the embedded defaults need no file. */
 	memset(&fl, 0, sizeof(fl));
 	fl.join_token = "tok";
