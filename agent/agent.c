@@ -53,16 +53,6 @@ rotate_time(int64_t not_before, int64_t not_after)
 	return not_after - (int64_t)((double)life * jitter(0.45, 0.55));
 }
 
-static int64_t
-cert_time(const ASN1_TIME *t)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(t, &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 /* ---- files -------------------------------------------------------------- */
 
 static char *
@@ -180,8 +170,8 @@ static void
 set_svid(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key)
 {
 	X509	*leaf = sk_X509_value(chain, 0);
-	int64_t	 nb = cert_time(X509_get0_notBefore(leaf));
-	int64_t	 na = cert_time(X509_get0_notAfter(leaf));
+	int64_t	 nb = x509_not_before(leaf);
+	int64_t	 na = x509_not_after(leaf);
 
 	sk_X509_pop_free(a->svid, X509_free);
 	EVP_PKEY_free(a->svid_key);
@@ -215,7 +205,7 @@ load_svid(struct agent *a)
 		r = WICK_ERR_INVALID;
 		goto out;
 	}
-	if (cert_time(X509_get0_notAfter(sk_X509_value(chain, 0))) <=
+	if (x509_not_after(sk_X509_value(chain, 0)) <=
 	    agent_now()) {
 		log_error("stored agent SVID %s has expired: the agent must "
 		    "attest again (a new join token)", c);
@@ -976,10 +966,9 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			sk_X509_pop_free(chain, X509_free);
 			continue;
 		}
-		e->not_after = cert_time(X509_get0_notAfter(sk_X509_value(
-		    chain, 0)));
-		e->rotate_at = rotate_time(cert_time(X509_get0_notBefore(
-		    sk_X509_value(chain, 0))), e->not_after);
+		e->not_after = x509_not_after(sk_X509_value(chain, 0));
+		e->rotate_at = rotate_time(x509_not_before(sk_X509_value(
+		    chain, 0)), e->not_after);
 		sk_X509_pop_free(chain, X509_free);
 		issued++;
 	}

@@ -136,16 +136,6 @@ bundle_add_key(struct bundle *b, enum bundle_use use, const char *kid,
 	return 0;
 }
 
-static int64_t
-cert_not_after(X509 *c)
-{
-	struct tm	tm;
-
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(c), &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
 void
 bundle_prune(struct bundle *b, int64_t cutoff, int *changed)
 {
@@ -156,7 +146,7 @@ bundle_prune(struct bundle *b, int64_t cutoff, int *changed)
 
 	for (j = sk_X509_num(b->x509) - 1; j >= 0; j--) {
 		c = sk_X509_value(b->x509, j);
-		if (cert_not_after(c) < cutoff) {
+		if (x509_not_after(c) < cutoff) {
 			(void)sk_X509_delete(b->x509, j);
 			X509_free(c);
 			*changed = 1;

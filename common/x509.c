@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -18,6 +19,7 @@
 
 #include "log.h"
 #include "tls.h"
+#include "encode.h"
 #include "x509.h"
 #include "xmalloc.h"
 
@@ -362,18 +364,63 @@ out:
 int
 x509_fingerprint(X509 *x, char out[X509_FINGERPRINT_LEN + 1])
 {
-	static const char	 hex[] = "0123456789abcdef";
 	unsigned char		 md[EVP_MAX_MD_SIZE];
-	unsigned int		 mdlen = 0, i;
+	unsigned int		 mdlen = 0;
 
 	out[0] = '\0';
 	if (!X509_digest(x, EVP_sha256(), md, &mdlen) ||
 	    mdlen * 2 != X509_FINGERPRINT_LEN)
 		return WICK_ERR_CRYPTO;
-	for (i = 0; i < mdlen; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0xf];
-	}
-	out[X509_FINGERPRINT_LEN] = '\0';
+	hex_encode(md, mdlen, out);
 	return 0;
+}
+
+static int64_t
+asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return (int64_t)timegm(&tm);
+}
+
+int64_t
+x509_not_after(const X509 *c)
+{
+	return asn1_time(X509_get0_notAfter(c));
+}
+
+int64_t
+x509_not_before(const X509 *c)
+{
+	return asn1_time(X509_get0_notBefore(c));
+}
+
+int
+x509_dns_name_ok(const char *s)
+{
+	size_t	len = strlen(s), lab = 0, i;
+
+	if (len > 253)
+		return 0;
+	if (strncmp(s, "*.", 2) == 0) {
+		s += 2;
+		len -= 2;
+	}
+	if (len == 0)
+		return 0;
+	for (i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (lab == 0 || s[i - 1] == '-')
+				return 0;
+			lab = 0;
+			continue;
+		}
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] == '-' && lab > 0)) || ++lab > 63)
+			return 0;
+	}
+	return lab > 0 && s[len - 1] != '-';
 }

@@ -67,4 +67,13 @@ int	 x509_spiffe_id(X509 *, char **out, const char **why) WICK_WUR;
 int	 x509_fingerprint(X509 *, char out[X509_FINGERPRINT_LEN + 1])
 	    WICK_WUR;
 
+/* NotAfter / NotBefore as unix seconds (0 if unreadable). */
+int64_t	 x509_not_after(const X509 *);
+int64_t	 x509_not_before(const X509 *);
+/*
+ * A DNS name as an X.509 SAN may carry it: LDH labels of at most 63,
+ * at most 253 in all, an optional leading "*." wildcard.
+ */
+int	 x509_dns_name_ok(const char *);
+
 #endif /* WICK_X509_H */

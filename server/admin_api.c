@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "admin.pb-c.h"
+#include "encode.h"
 #include "entry_cache.h"
 #include "health.pb-c.h"
 #include "log.h"
@@ -543,32 +544,6 @@ token_ok(const char *t)
 	return strcmp(t, ".") != 0 && strcmp(t, "..") != 0;
 }
 
-static void
-uuid4(char out[37])
-{
-	uint8_t	b[16];
-
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		fatal("RAND_bytes failed");
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-/* A short, non-reversible tag for logs: the first 16 hex of SHA-256. */
-static void
-token_tag(const char *t, char out[17])
-{
-	uint8_t		md[32];
-	unsigned	len, i;
-
-	(void)EVP_Digest(t, strlen(t), md, &len, EVP_sha256(), NULL);
-	for (i = 0; i < 8; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-}
-
 /* token generate -spiffeID: an entry for the ID, parented to the agent. */
 static int
 token_alias(struct server *srv, const char *agent_id, const char *spiffe_id,
@@ -608,6 +583,7 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 	char					 tok[JOIN_TOKEN_MAX + 1];
 	char					 agent[SPIFFEID_MAX_LEN + 1];
 	char					 actor[128], tag[17];
+	char					 hash[SHA256_HEX_LEN + 1];
 	char					 msg[512] = "";
 	int64_t					 exp;
 	int					 r;
@@ -627,8 +603,10 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 			goto out;
 		}
 		snprintf(tok, sizeof(tok), "%s", req->token);
-	} else
-		uuid4(tok);
+	} else if (uuid4(tok) != 0) {
+		svc_fail(call, RPC_INTERNAL, "no randomness for a token");
+		goto out;
+	}
 	if (spiffeid_join_token_agent(srv->cfg->trust_domain, tok, &aid) !=
 	    0 || spiffeid_format(&aid, agent, sizeof(agent)) != 0) {
 		svc_fail(call, RPC_INVALID_ARGUMENT, "invalid token");
@@ -649,7 +627,11 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "%.200s was not: %s", req->agent_id, msg);
 		goto wipe;
 	}
-	token_tag(tok, tag);
+	/* A short, non-reversible tag for the audit trail. */
+	if (sha256_hex(tok, strlen(tok), hash) == 0)
+		snprintf(tag, sizeof(tag), "%.16s", hash);
+	else
+		snprintf(tag, sizeof(tag), "unknown");
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, "join_token.create", actor, 1, json_pack(
 	    "{s:s,s:I,s:s}", "token_sha256_prefix", tag, "expires_at",

@@ -18,6 +18,7 @@
 
 #include "agent.pb-c.h"
 #include "ca.h"
+#include "encode.h"
 #include "entry_cache.h"
 #include "jose.h"
 #include "log.h"
@@ -71,7 +72,7 @@ authorize(struct rpc_call *call)
 		    "(AGENT_BANNED)", p->spiffe_id);
 		goto fail;
 	}
-	if (ca_not_after(p->cert) <= server_now()) {
+	if (x509_not_after(p->cert) <= server_now()) {
 		svc_fail(call, RPC_PERMISSION_DENIED, "agent %s: SVID expired "
 		    "(AGENT_EXPIRED)", p->spiffe_id);
 		goto fail;
@@ -195,7 +196,7 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 		*chain = NULL;
 		return r;
 	}
-	*exp = ca_not_after(sk_X509_value(*chain, 0));
+	*exp = x509_not_after(sk_X509_value(*chain, 0));
 	return 0;
 }
 
@@ -633,7 +634,7 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 			sk_X509_pop_free(chain, X509_free);
 			continue;
 		}
-		res[i].expires_at = ca_not_after(sk_X509_value(chain, 0));
+		res[i].expires_at = x509_not_after(sk_X509_value(chain, 0));
 		json_array_append_new(issued, json_pack("{s:s,s:s,s:I}",
 		    "serial", serial, "spiffe_id", e->spiffe_id, "expires_at",
 		    (json_int_t)res[i].expires_at));
@@ -845,7 +846,7 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 	char			*token = NULL, jti[33];
 	uint8_t			 rnd[16];
 	int64_t			 exp, now = server_now();
-	size_t			 nv, i;
+	size_t			 nv;
 	int			 r;
 
 	if ((node = authorize(call)) == NULL)
@@ -865,10 +866,12 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		json_decref(jwk);
 		goto out;
 	}
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		fatal("RAND_bytes failed");
-	for (i = 0; i < sizeof(rnd); i++)
-		snprintf(jti + 2 * i, 3, "%02x", rnd[i]);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		json_decref(jwk);
+		svc_fail(call, RPC_INTERNAL, "no randomness for a jti");
+		goto out;
+	}
+	hex_encode(rnd, sizeof(rnd), jti);
 	claims = json_pack("{s:s,s:{s:o},s:s}", "sub", e->spiffe_id, "cnf",
 	    "jwk", jwk, "jti", jti);
 	if (*srv->cfg->wit_issuer != '\0')

@@ -14,32 +14,14 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "x509.h"
+#include "encode.h"
 #include "pkey.h"
 #include "spiffeid.h"
 #include "xmalloc.h"
 
 /* A sanity bound on CA lifetimes, seconds. */
 #define CA_MAX_TTL	(100LL * 365 * 86400)
-
-int64_t
-ca_not_after(X509 *c)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(c), &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
-
-int64_t
-ca_not_before(X509 *c)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(X509_get0_notBefore(c), &tm) != 1)
-		return 0;
-	return (int64_t)timegm(&tm);
-}
 
 /* A random serial in [1, 2^128], SPIRE's: 128 random bits plus one. */
 static int
@@ -220,10 +202,10 @@ make_ca(EVP_PKEY *key, const char *td, const struct ca_subject *subj,
 			ERR_clear_error();
 			return WICK_ERR_INVALID;
 		}
-		if (ca_not_before(issuer) > now || ca_not_after(issuer) <= now)
+		if (x509_not_before(issuer) > now || x509_not_after(issuer) <= now)
 			return WICK_ERR_EXPIRED;
-		if (na > ca_not_after(issuer))
-			na = ca_not_after(issuer);
+		if (na > x509_not_after(issuer))
+			na = x509_not_after(issuer);
 	}
 	snprintf(uri, sizeof(uri), "spiffe://%s", tdn);
 	if ((c = X509_new()) == NULL)
@@ -272,35 +254,6 @@ ca_make_intermediate(EVP_PKEY *key, const char *td,
 {
 	return make_ca(key, td, subj, upstream_cert, upstream_key, now, ttl,
 	    out);
-}
-
-/* LDH labels of at most 63, at most 253 in all, optional leading "*.". */
-static int
-dns_ok(const char *s)
-{
-	size_t	len = strlen(s), lab = 0, i;
-
-	if (len > 253)
-		return 0;
-	if (strncmp(s, "*.", 2) == 0) {
-		s += 2;
-		len -= 2;
-	}
-	if (len == 0)
-		return 0;
-	for (i = 0; i < len; i++) {
-		if (s[i] == '.') {
-			if (lab == 0 || s[i - 1] == '-')
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
-		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] == '-' && lab > 0)) || ++lab > 63)
-			return 0;
-	}
-	return lab > 0 && s[len - 1] != '-';
 }
 
 /* C=US, O=SPIRE, CN = the first DNS name (UTF8String, any length). */
@@ -362,7 +315,7 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	struct spiffeid	 id;
 	BIGNUM		*serial = NULL;
 	X509		*c = NULL;
-	int64_t		 ca_na = ca_not_after(ca_cert), na;
+	int64_t		 ca_na = x509_not_after(ca_cert), na;
 	size_t		 i;
 	int		 r = WICK_ERR_CRYPTO;
 
@@ -372,9 +325,9 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	    p->ndns_names > CA_MAX_DNS_NAMES)
 		return WICK_ERR_INVALID;
 	for (i = 0; i < p->ndns_names; i++)
-		if (p->dns_names[i] == NULL || !dns_ok(p->dns_names[i]))
+		if (p->dns_names[i] == NULL || !x509_dns_name_ok(p->dns_names[i]))
 			return WICK_ERR_INVALID;
-	if (ca_not_before(ca_cert) > p->now || ca_na <= p->now)
+	if (x509_not_before(ca_cert) > p->now || ca_na <= p->now)
 		return WICK_ERR_EXPIRED;
 	na = p->ttl < ca_na - p->now ? p->now + p->ttl : ca_na;
 	if ((c = X509_new()) == NULL)
@@ -410,19 +363,6 @@ out:
 	return r;
 }
 
-static int
-hex_of(const uint8_t *p, size_t n, char **out)
-{
-	char	*s = xmalloc(2 * n + 1);
-	size_t	 i;
-
-	for (i = 0; i < n; i++)
-		snprintf(s + 2 * i, 3, "%02x", p[i]);
-	s[2 * n] = '\0';
-	*out = s;
-	return 0;
-}
-
 int
 ca_serial_hex(X509 *c, char **out)
 {
@@ -453,6 +393,8 @@ ca_skid_hex(X509 *c, char **out)
 
 	if (skid == NULL)
 		return WICK_ERR_NOT_FOUND;
-	return hex_of(ASN1_STRING_get0_data(skid),
-	    (size_t)ASN1_STRING_length(skid), out);
+	*out = xmalloc(2 * (size_t)ASN1_STRING_length(skid) + 1);
+	hex_encode(ASN1_STRING_get0_data(skid),
+	    (size_t)ASN1_STRING_length(skid), *out);
+	return 0;
 }

@@ -75,9 +75,6 @@ struct ca_svid_params {
 int	 ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	    const struct ca_svid_params *, X509 **out) WICK_WUR;
 
-/* NotAfter / NotBefore as unix seconds. */
-int64_t	 ca_not_after(X509 *);
-int64_t	 ca_not_before(X509 *);
 /* The serial as lower-case hex without leading zeros (heap string). */
 int	 ca_serial_hex(X509 *, char **out) WICK_WUR;
 /* The Subject Key Identifier as lower-case hex (heap string). */

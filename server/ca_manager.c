@@ -185,8 +185,8 @@ prepare(struct ca_manager *m, enum ca_kind kind, int si, int64_t now)
 		    ca_make_root(a.key, m->td, &subj, now, m->ca_ttl, &a.cert);
 		if (r != 0 || (r = ca_skid_hex(a.cert, &skid)) != 0)
 			goto out;
-		a.not_before = ca_not_before(a.cert);
-		a.not_after = ca_not_after(a.cert);
+		a.not_before = x509_not_before(a.cert);
+		a.not_after = x509_not_after(a.cert);
 		snprintf(a.kid, sizeof(a.kid), "%s", skid);
 	} else {
 		if ((r = random_kid(a.kid)) != 0 ||
@@ -468,8 +468,8 @@ load_one(struct ca_manager *m, json_t *o, struct ca_authority *tmp,
 	if (k == CA_KIND_X509) {
 		if ((r = journal_cert(o, &tmp->cert)) != 0)
 			return r;
-		if (ca_not_before(tmp->cert) != nb ||
-		    ca_not_after(tmp->cert) != na) {
+		if (x509_not_before(tmp->cert) != nb ||
+		    x509_not_after(tmp->cert) != na) {
 			clear_authority(tmp);
 			return WICK_ERR_INVALID;
 		}

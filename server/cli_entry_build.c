@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "cli_int.h"
+#include "x509.h"
 #include "selector.h"
 #include "spiffeid.h"
 #include "xmalloc.h"
@@ -90,17 +91,10 @@ cli_entries_add(struct cli_entries *l, Wick__Types__Entry *e)
 static const char *
 dns_why(const char *s)
 {
-	size_t i, n = strlen(s);
-
-	if (n == 0)
-		return "empty DNS name";
-	if (n > CLI_MAX_DNS_LEN)
-		return "DNS name longer than 253 characters";
-	for (i = 0; i < n; i++)
-		if ((unsigned char)s[i] <= ' ' || (unsigned char)s[i] >= 0x7f)
-			return "DNS name has a space, control or non-ASCII "
-			    "character";
-	return NULL;
+	/* The same rule the server and the CA apply. */
+	return x509_dns_name_ok(s) ? NULL : "not a DNS name (LDH labels of at "
+	    "most 63 characters, at most 253 in all, an optional leading "
+	    "\"*.\")";
 }
 
 int

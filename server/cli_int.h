@@ -37,7 +37,6 @@
 #define CLI_CALL_TIMEOUT_MS	(60 * 1000)
 #define CLI_MAX_HINT_LEN	1024
 #define CLI_MAX_ENTRY_ID_LEN	255
-#define CLI_MAX_DNS_LEN		253
 #define CLI_ERRLEN		1024	/* one error message */
 
 /* ---- flags (cli.c) ------------------------------------------------------- */

@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 
 #include "ds_int.h"
+#include "encode.h"
 #include "spiffeid.h"
 #include "xmalloc.h"
 
@@ -312,19 +313,6 @@ ds_node_matches(const struct ds_node *n, const struct ds_node_filter *f)
 	return 1;
 }
 
-static void
-hex32(const uint8_t md[32], char out[65])
-{
-	static const char	digits[] = "0123456789abcdef";
-	size_t			i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = digits[md[i] >> 4];
-		out[2 * i + 1] = digits[md[i] & 0xf];
-	}
-	out[64] = '\0';
-}
-
 int
 ds_selectors_hash(const struct selector_set *s, char out[65])
 {
@@ -347,7 +335,7 @@ ds_selectors_hash(const struct selector_set *s, char out[65])
 	EVP_MD_CTX_free(ctx);
 	if (!ok)
 		return WICK_ERR_CRYPTO;
-	hex32(md, out);
+	hex_encode(md, sizeof(md), out);
 	return 0;
 }
 
@@ -355,15 +343,7 @@ ds_selectors_hash(const struct selector_set *s, char out[65])
 static int
 token_hash(const char *token, char out[65])
 {
-	uint8_t		md[32];
-	unsigned	len = 0;
-
-	if (EVP_Digest(token, strlen(token), md, &len, EVP_sha256(),
-	    NULL) != 1 || len != 32)
-		return WICK_ERR_CRYPTO;
-	hex32(md, out);
-	OPENSSL_cleanse(md, sizeof(md));
-	return 0;
+	return sha256_hex(token, strlen(token), out);
 }
 
 /* ---- opening ----------------------------------------------------------- */

@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "ds_int.h"
+#include "encode.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -281,21 +282,6 @@ out:
 }
 
 /* ---- entries ----------------------------------------------------------- */
-
-static int
-uuid4(char out[37])
-{
-	uint8_t b[16];
-
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		return WICK_ERR_CRYPTO;
-	b[6] = (b[6] & 0x0f) | 0x40;
-	b[8] = (b[8] & 0x3f) | 0x80;
-	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-	    "%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2], b[3], b[4], b[5],
-	    b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-	return 0;
-}
 
 /* Insert rows (entry, pos, value) for each string of v. */
 static int

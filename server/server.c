@@ -302,7 +302,7 @@ renew_server_svid(struct server *srv, int64_t now, int force)
 		r = WICK_ERR_CRYPTO;
 		goto out;
 	}
-	na = ca_not_after(srv->svid);
+	na = x509_not_after(srv->svid);
 	srv->svid_renew_at = now + (na - now) / 2;
 	log_info("server SVID %s renewed, valid until %lld", srv->server_id,
 	    (long long)na);

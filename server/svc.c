@@ -9,6 +9,7 @@
 #include "log.h"
 #include "server.h"
 #include "svc.h"
+#include "x509.h"
 
 void
 svc_reply(struct rpc_call *call, const ProtobufCMessage *m)
@@ -54,35 +55,6 @@ svc_actor(struct rpc_call *call, char *out, size_t outlen)
 		snprintf(out, outlen, "uid:%lu", (unsigned long)p->uid);
 	else
 		snprintf(out, outlen, "%s", p->addr);
-}
-
-int
-svc_dns_name_ok(const char *s)
-{
-	size_t	len = strlen(s), lab = 0, i;
-
-	if (strncmp(s, "*.", 2) == 0)
-		s += 2, len -= 2;
-	if (len == 0 || len > 253)
-		return 0;
-	for (i = 0; i < len; i++) {
-		char c = s[i];
-
-		if (c == '.') {
-			if (lab == 0 || s[i - 1] == '-')
-				return 0;
-			lab = 0;
-			continue;
-		}
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-'))
-			return 0;
-		if (c == '-' && lab == 0)
-			return 0;
-		if (++lab > 63)
-			return 0;
-	}
-	return lab > 0 && s[len - 1] != '-';
 }
 
 int
@@ -148,7 +120,7 @@ svc_check_entry(struct server *srv, struct ds_entry *e, char *msg,
 		return WICK_ERR_INVALID;
 	}
 	for (i = 0; i < e->ndns_names; i++)
-		if (!svc_dns_name_ok(e->dns_names[i])) {
+		if (!x509_dns_name_ok(e->dns_names[i])) {
 			snprintf(msg, msglen, "invalid DNS name \"%.200s\"",
 			    e->dns_names[i]);
 			return WICK_ERR_INVALID;

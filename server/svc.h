@@ -28,7 +28,5 @@ void	 svc_actor(struct rpc_call *, char *out, size_t outlen);
  */
 int	 svc_check_entry(struct server *, struct ds_entry *, char *msg,
 	    size_t msglen) WICK_WUR;
-/* A DNS name as X.509 SANs allow: LDH labels, optional leading "*.". */
-int	 svc_dns_name_ok(const char *);
 
 #endif /* WICK_SVC_H */

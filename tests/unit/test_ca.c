@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "x509.h"
 #include "pkey.h"
 
 #define T0	1800000000LL	/* an arbitrary "now" */
@@ -190,8 +191,8 @@ test_root_profile(void **state)
 	assert_int_equal(X509_get_ext_by_NID(t.ca, NID_ext_key_usage, -1), -1);
 	key_ids_chain(t.ca, t.ca);
 	/* NotBefore = now - 10, NotAfter = now + ttl. */
-	assert_int_equal(ca_not_before(t.ca), T0 - CA_BACKDATE);
-	assert_int_equal(ca_not_after(t.ca), T0 + DAY);
+	assert_int_equal(x509_not_before(t.ca), T0 - CA_BACKDATE);
+	assert_int_equal(x509_not_after(t.ca), T0 + DAY);
 	assert_int_equal(X509_get_signature_nid(t.ca), NID_ecdsa_with_SHA256);
 	/* The hex helpers. */
 	assert_int_equal(ca_skid_hex(t.ca, &hex), 0);
@@ -277,8 +278,8 @@ test_svid_profile(void **state)
 	sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
 	key_ids_chain(leaf, t.ca);
 	/* NotBefore = now - 10, NotAfter = now + ttl. */
-	assert_int_equal(ca_not_before(leaf), T0 + 100 - CA_BACKDATE);
-	assert_int_equal(ca_not_after(leaf), T0 + 100 + 3600);
+	assert_int_equal(x509_not_before(leaf), T0 + 100 - CA_BACKDATE);
+	assert_int_equal(x509_not_after(leaf), T0 + 100 + 3600);
 	assert_false(verify(t.ca, NULL, leaf, T0 + 100 + 3601));
 	X509_free(leaf);
 	/* No DNS names: no CN. */
@@ -290,7 +291,7 @@ test_svid_profile(void **state)
 	/* NotAfter capped at the CA's. */
 	p.ttl = 10 * DAY;
 	assert_int_equal(ca_sign_x509_svid(t.ca, t.cak, t.k, &p, &leaf), 0);
-	assert_int_equal(ca_not_after(leaf), ca_not_after(t.ca));
+	assert_int_equal(x509_not_after(leaf), x509_not_after(t.ca));
 	assert_true(verify(t.ca, NULL, leaf, T0 + DAY - 1));
 	X509_free(leaf);
 }
@@ -438,8 +439,8 @@ test_intermediate(void **state)
 	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(inter),
 	    X509_get_subject_name(up)), 0);
 	assert_int_equal(X509_check_issued(up, inter), X509_V_OK);
-	assert_int_equal(ca_not_before(inter), T0 + 10 - CA_BACKDATE);
-	assert_int_equal(ca_not_after(inter), ca_not_after(up));
+	assert_int_equal(x509_not_before(inter), T0 + 10 - CA_BACKDATE);
+	assert_int_equal(x509_not_after(inter), x509_not_after(up));
 	assert_int_equal(X509_get_key_usage(inter), KU_KEY_CERT_SIGN |
 	    KU_CRL_SIGN);
 	sans_are(inter, "spiffe://example.org", NULL, 0);

@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "x509.h"
 #include "ca_manager.h"
 #include "keymgr.h"
 #include "log.h"
@@ -610,7 +611,7 @@ test_upstream(void **state)
 	a = ca_manager_active(m, CA_KIND_X509);
 	assert_int_equal(X509_check_issued(up, a->cert), X509_V_OK);
 	/* Capped at the upstream's NotAfter (T0 + 10h, not T0 + 24h). */
-	assert_int_equal(a->not_after, ca_not_after(up));
+	assert_int_equal(a->not_after, x509_not_after(up));
 	assert_int_equal(a->not_after, T0 + 10 * HOUR);
 	/* The chain: our CA, then the upstream (not a root). */
 	chain = ca_manager_svid_chain(m);

@@ -1,0 +1,61 @@
+/*
+ * encode.c: hex, SHA-256 hex and UUIDv4.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "encode.h"
+
+void
+hex_encode(const uint8_t *p, size_t n, char *out)
+{
+	static const char	digits[] = "0123456789abcdef";
+	size_t			i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 0xf];
+	}
+	out[2 * n] = '\0';
+}
+
+int
+sha256_hex(const void *p, size_t n, char out[SHA256_HEX_LEN + 1])
+{
+	uint8_t		md[32];
+	unsigned	len = 0;
+
+	out[0] = '\0';
+	if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
+		return WICK_ERR_CRYPTO;
+	hex_encode(md, sizeof(md), out);
+	OPENSSL_cleanse(md, sizeof(md));
+	return 0;
+}
+
+int
+uuid4(char out[UUID_STR_LEN + 1])
+{
+	uint8_t	b[16];
+	char	h[33];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return WICK_ERR_CRYPTO;
+	b[6] = (b[6] & 0x0f) | 0x40;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	hex_encode(b, sizeof(b), h);
+	memcpy(out, h, 8);
+	out[8] = '-';
+	memcpy(out + 9, h + 8, 4);
+	out[13] = '-';
+	memcpy(out + 14, h + 12, 4);
+	out[18] = '-';
+	memcpy(out + 19, h + 16, 4);
+	out[23] = '-';
+	memcpy(out + 24, h + 20, 12);
+	out[36] = '\0';
+	return 0;
+}

@@ -1,0 +1,24 @@
+/*
+ * encode.h: small encodings several modules need: lower-case hex, a
+ * SHA-256 as hex, and random UUIDv4 strings (entry IDs, join tokens).
+ */
+#ifndef WICK_ENCODE_H
+#define WICK_ENCODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define SHA256_HEX_LEN	64
+#define UUID_STR_LEN	36
+
+/* n bytes as 2n lower-case hex digits and a NUL into out. */
+void	 hex_encode(const uint8_t *, size_t n, char *out);
+/* SHA-256 of the bytes as hex; the digest is wiped. */
+int	 sha256_hex(const void *, size_t, char out[SHA256_HEX_LEN + 1])
+	    WICK_WUR;
+/* A random (version 4) UUID, "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx". */
+int	 uuid4(char out[UUID_STR_LEN + 1]) WICK_WUR;
+
+#endif /* WICK_ENCODE_H */
