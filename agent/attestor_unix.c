@@ -16,6 +16,7 @@
 #include <openssl/evp.h>
 
 #include "attestor.h"
+#include "encode.h"
 
 #define STATUS_MAX	(64 * 1024)
 
@@ -121,7 +122,7 @@ sha256_file(int fd, int64_t limit, char hex[65], char *why, size_t whylen)
 {
 	EVP_MD_CTX	*ctx = EVP_MD_CTX_new();
 	uint8_t		 buf[65536], md[32];
-	unsigned	 mdlen, i;
+	unsigned	 mdlen;
 	int64_t		 total = 0;
 	ssize_t		 n;
 	int		 r = 0;
@@ -147,10 +148,77 @@ sha256_file(int fd, int64_t limit, char hex[65], char *why, size_t whylen)
 		r = WICK_ERR_IO;
 	}
 	if (r == 0 && EVP_DigestFinal_ex(ctx, md, &mdlen))
-		for (i = 0; i < 32; i++)
-			snprintf(hex + 2 * i, 3, "%02x", md[i]);
+		hex_encode(md, sizeof(md), hex);
 	EVP_MD_CTX_free(ctx);
 	return r;
+}
+
+/*
+ * Digests of binaries already hashed, keyed by what identifies the file's
+ * contents: device, inode, size, and modification and change times (a
+ * process cannot set the change time, so a rewrite in place shows).  The
+ * agent is one thread; without this every Workload API call with
+ * discover_workload_path would read the caller's whole binary.
+ */
+#define DIGEST_CACHE	32
+
+static struct digest_entry {
+	dev_t		 dev;
+	ino_t		 ino;
+	off_t		 size;
+	struct timespec	 mtime;
+	struct timespec	 ctime;
+	char		 hex[65];
+	unsigned	 used;
+} digests[DIGEST_CACHE];
+static unsigned digest_clock;
+
+static int
+same_file(const struct digest_entry *d, const struct stat *st)
+{
+	return d->used != 0 && d->dev == st->st_dev && d->ino == st->st_ino &&
+	    d->size == st->st_size &&
+	    d->mtime.tv_sec == st->st_mtim.tv_sec &&
+	    d->mtime.tv_nsec == st->st_mtim.tv_nsec &&
+	    d->ctime.tv_sec == st->st_ctim.tv_sec &&
+	    d->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+static int
+cached_sha256(int fd, int64_t limit, char hex[65], char *why, size_t whylen)
+{
+	struct digest_entry	*d, *victim = &digests[0];
+	struct stat		 st;
+	size_t			 i;
+	int			 r;
+
+	if (fstat(fd, &st) != 0)
+		return sha256_file(fd, limit, hex, why, whylen);
+	if (limit > 0 && st.st_size > limit) {
+		snprintf(why, whylen, "workload binary larger than "
+		    "workload_size_limit (%lld bytes)", (long long)limit);
+		return WICK_ERR_LIMIT;
+	}
+	for (i = 0; i < DIGEST_CACHE; i++) {
+		d = &digests[i];
+		if (same_file(d, &st)) {
+			d->used = ++digest_clock;
+			memcpy(hex, d->hex, 65);
+			return 0;
+		}
+		if (d->used < victim->used)
+			victim = d;
+	}
+	if ((r = sha256_file(fd, limit, hex, why, whylen)) != 0)
+		return r;
+	victim->dev = st.st_dev;
+	victim->ino = st.st_ino;
+	victim->size = st.st_size;
+	victim->mtime = st.st_mtim;
+	victim->ctime = st.st_ctim;
+	memcpy(victim->hex, hex, 65);
+	victim->used = ++digest_clock;
+	return 0;
 }
 
 /* unix:path and unix:sha256 of /proc/<pid>/exe. */
@@ -179,7 +247,7 @@ add_path(const struct attestor_unix_opts *o, const char *proc, pid_t pid,
 		    strerror(errno));
 		return WICK_ERR_STATE;
 	}
-	r = sha256_file(fd, o->workload_size_limit, hex, why, whylen);
+	r = cached_sha256(fd, o->workload_size_limit, hex, why, whylen);
 	close(fd);
 	if (r != 0)
 		return r;
