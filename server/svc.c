@@ -9,6 +9,7 @@
 #include "log.h"
 #include "server.h"
 #include "svc.h"
+#include "xmalloc.h"
 #include "x509.h"
 
 void
@@ -23,12 +24,13 @@ svc_reply(struct rpc_call *call, const ProtobufCMessage *m)
 		return;
 	}
 	protobuf_c_message_pack(m, p);
+	/* Replies may hold a join token: the copy is wiped, not just freed. */
 	if (rpc_call_send_message(call, p, len) != 0) {
-		free(p);
+		freezero(p, len + 1);
 		(void)rpc_call_finish(call, RPC_INTERNAL, "cannot send reply");
 		return;
 	}
-	free(p);
+	freezero(p, len + 1);
 	(void)rpc_call_finish(call, RPC_OK, NULL);
 }
 
