@@ -2,6 +2,7 @@
  * log.c: levelled logging, text or JSON lines.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,50 @@ log_msg(enum log_level level, const char *func, const char *fmt, ...)
 
 	if (level > log_level)
 		return;
+	va_start(ap, fmt);
+	log_vmsg(level, func, fmt, ap);
+	va_end(ap);
+}
+
+int
+log_ratelimit_pass(struct log_ratelimit *rl, uint64_t now_ms,
+    unsigned *suppressed)
+{
+	*suppressed = 0;
+	if (rl->count == 0 || now_ms - rl->window_ms >=
+	    (uint64_t)rl->interval_s * 1000) {
+		rl->window_ms = now_ms;
+		rl->count = 0;
+	}
+	if (rl->count >= rl->burst) {
+		if (rl->suppressed < UINT_MAX)
+			rl->suppressed++;
+		return 0;
+	}
+	rl->count++;
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	return 1;
+}
+
+void
+log_msg_rl(struct log_ratelimit *rl, enum log_level level, const char *func,
+    const char *fmt, ...)
+{
+	struct timespec	 now;
+	unsigned	 dropped;
+	va_list		 ap;
+
+	if (level > log_level)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!log_ratelimit_pass(rl, (uint64_t)now.tv_sec * 1000 +
+	    (uint64_t)now.tv_nsec / 1000000, &dropped))
+		return;
+	if (dropped > 0)
+		log_msg(level, NULL, "(%u lines like the next suppressed by "
+		    "the rate limit of %u per %u s)", dropped, rl->burst,
+		    rl->interval_s);
 	va_start(ap, fmt);
 	log_vmsg(level, func, fmt, ap);
 	va_end(ap);

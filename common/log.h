@@ -7,6 +7,7 @@
 #ifndef WICK_LOG_H
 #define WICK_LOG_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 enum log_level {
@@ -36,6 +37,45 @@ void	 log_msg(enum log_level, const char *func, const char *fmt, ...)
 	    __attribute__((format(printf, 3, 4)));
 void	 log_fatal_exit(const char *func, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3), noreturn));
+
+/*
+ * Rate limits for lines a peer can trigger (OpenSSH's log_ratelimit_ctx):
+ * one context per call site, at most burst lines per interval; the rest
+ * are counted, and the next line after the interval says how many were
+ * suppressed.  Loop thread only (the contexts are not locked).
+ *
+ *	static struct log_ratelimit rl = LOG_RATELIMIT_INIT(10, 60);
+ *	log_warn_rl(&rl, "workload %ld: ...", (long)pid);
+ */
+struct log_ratelimit {
+	unsigned	 burst;		/* lines per interval */
+	unsigned	 interval_s;
+	/* private */
+	uint64_t	 window_ms;	/* start of the current interval */
+	unsigned	 count;		/* lines logged in it */
+	unsigned	 suppressed;	/* lines dropped since the last one */
+};
+#define LOG_RATELIMIT_INIT(burst, secs)	{ (burst), (secs), 0, 0, 0 }
+#define LOG_RATELIMIT_DEFAULT		LOG_RATELIMIT_INIT(10, 60)
+
+/*
+ * The decision alone, at monotonic time now_ms: 1 to log (then
+ * *suppressed gets the count of lines dropped before it, and the count
+ * restarts), 0 to drop.
+ */
+int	 log_ratelimit_pass(struct log_ratelimit *, uint64_t now_ms,
+	    unsigned *suppressed);
+void	 log_msg_rl(struct log_ratelimit *, enum log_level, const char *func,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+#define log_error_rl(rl, ...) log_msg_rl((rl), LOG_LEVEL_ERROR, NULL, \
+	__VA_ARGS__)
+#define log_warn_rl(rl, ...) log_msg_rl((rl), LOG_LEVEL_WARN, NULL, \
+	__VA_ARGS__)
+#define log_info_rl(rl, ...) log_msg_rl((rl), LOG_LEVEL_INFO, NULL, \
+	__VA_ARGS__)
+#define log_debug_rl(rl, ...) log_msg_rl((rl), LOG_LEVEL_DEBUG, NULL, \
+	__VA_ARGS__)
 
 #define log_error(...)	log_msg(LOG_LEVEL_ERROR, NULL, __VA_ARGS__)
 #define log_warn(...)	log_msg(LOG_LEVEL_WARN, NULL, __VA_ARGS__)

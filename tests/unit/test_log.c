@@ -87,6 +87,50 @@ test_parse_and_errors(void **state)
 	assert_int_equal(err_from_uv(-4095), WICK_ERR_EOF);
 }
 
+/* A burst passes, the rest are dropped and counted, the next interval
+ * says how many were. */
+static void
+test_ratelimit_decision(void **state)
+{
+	struct log_ratelimit	 rl = LOG_RATELIMIT_INIT(3, 10);
+	unsigned		 dropped, i, passed = 0;
+
+	for (i = 0; i < 100; i++)
+		passed += (unsigned)log_ratelimit_pass(&rl, 1000 + i, &dropped);
+	assert_int_equal(passed, 3);
+	/* Still inside the interval: dropped. */
+	assert_int_equal(log_ratelimit_pass(&rl, 10999, &dropped), 0);
+	/* The next interval: passes, and reports the 98 dropped. */
+	assert_int_equal(log_ratelimit_pass(&rl, 11000, &dropped), 1);
+	assert_int_equal(dropped, 98);
+	assert_int_equal(log_ratelimit_pass(&rl, 11001, &dropped), 1);
+	assert_int_equal(dropped, 0);
+}
+
+static void
+test_ratelimit_lines(void **state)
+{
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_INIT(5, 3600);
+	char				*buf = NULL, *p;
+	size_t				 len = 0, lines = 0;
+	FILE				*f = open_memstream(&buf, &len);
+	int				 i;
+
+	assert_non_null(f);
+	log_init("test", LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+	log_set_stream(f);
+	for (i = 0; i < 1000; i++)
+		log_warn_rl(&rl, "flood %d", i);
+	log_set_stream(NULL);
+	fclose(f);
+	for (p = buf; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, 5);
+	assert_non_null(strstr(buf, "flood 4\n"));
+	assert_null(strstr(buf, "flood 5\n"));
+	free(buf);
+}
+
 int
 main(void)
 {
@@ -94,6 +138,8 @@ main(void)
 		cmocka_unit_test(test_levels_filter),
 		cmocka_unit_test(test_json_line),
 		cmocka_unit_test(test_parse_and_errors),
+		cmocka_unit_test(test_ratelimit_decision),
+		cmocka_unit_test(test_ratelimit_lines),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
