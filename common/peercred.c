@@ -1,7 +1,9 @@
 /*
- * peercred.c: SO_PEERCRED plus a process start-time guard.
+ * peercred.c: SO_PEERCRED plus a process start-time guard and the identity
+ * of the binary the peer ran at accept.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -68,7 +70,9 @@ int
 peercred_get(int fd, struct peercred *pc)
 {
 	struct ucred	 cred;
+	struct stat	 st;
 	socklen_t	 len = sizeof(cred);
+	char		 path[64];
 	int		 r;
 
 	memset(pc, 0, sizeof(*pc));
@@ -81,6 +85,13 @@ peercred_get(int fd, struct peercred *pc)
 	pc->gid = cred.gid;
 	if ((r = read_starttime(pc->pid, &pc->starttime)) != 0)
 		return r == WICK_ERR_NOT_FOUND ? WICK_ERR_STATE : r;
+	/* Unreadable (another uid and we are not privileged): unknown. */
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pc->pid);
+	if (stat(path, &st) == 0) {
+		pc->exe_known = 1;
+		pc->exe_dev = st.st_dev;
+		pc->exe_ino = st.st_ino;
+	}
 	return 0;
 }
 
@@ -93,4 +104,12 @@ peercred_check_alive(const struct peercred *pc)
 	if ((r = read_starttime(pc->pid, &now)) != 0)
 		return r == WICK_ERR_NOT_FOUND ? WICK_ERR_STATE : r;
 	return now == pc->starttime ? 0 : WICK_ERR_STATE;
+}
+
+int
+peercred_check_exe(const struct peercred *pc, dev_t dev, ino_t ino)
+{
+	if (!pc->exe_known || pc->exe_dev != dev || pc->exe_ino != ino)
+		return WICK_ERR_PERM;
+	return 0;
 }

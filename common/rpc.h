@@ -34,17 +34,42 @@
 #include "peercred.h"
 #include "tls.h"
 
+/*
+ * What a peer can make a server hold.  Peers are Unix uids, and on TCP
+ * the verified SPIFFE ID of a client certificate or, without one, the
+ * address ("anonymous": TLS listeners only).  Each class has its limits
+ * (struct rpc_limits); request bytes held (partial messages, call state,
+ * metadata) are charged to the call's connection, its peer and the
+ * process-wide budget before they are allocated, and a call that would
+ * go over any of them ends with RESOURCE_EXHAUSTED saying which.  Flow
+ * control follows the budgets: a stream's window is one message, the
+ * connection's window its budget, and bytes are acknowledged only once
+ * they are no longer held.
+ */
 #define RPC_DEFAULT_MAX_MESSAGE	(4u * 1024 * 1024)
+#define RPC_DEFAULT_CONN_BUDGET	(8u * 1024 * 1024)
+#define RPC_DEFAULT_PEER_BUDGET	(16u * 1024 * 1024)
 #define RPC_DEFAULT_MAX_STREAMS	100
+#define RPC_DEFAULT_PEER_CONNS	256
+#define RPC_DEFAULT_ANON_MAX_MESSAGE (64u * 1024)
+#define RPC_DEFAULT_ANON_CONN_BUDGET (128u * 1024)
+#define RPC_DEFAULT_ANON_PEER_BUDGET (1024u * 1024)
+#define RPC_DEFAULT_ANON_STREAMS 1
+#define RPC_DEFAULT_ANON_PEER_CONNS 64
 #define RPC_DEFAULT_MAX_CONNS	1024
-#define RPC_DEFAULT_IDLE_MS	(5 * 60 * 1000)
-#define RPC_DEFAULT_HANDSHAKE_MS (10 * 1000)
+#define RPC_DEFAULT_BUDGET	(64u * 1024 * 1024)	/* process-wide */
+#define RPC_DEFAULT_IDLE_MS	(60 * 1000)
+#define RPC_DEFAULT_HANDSHAKE_MS (5 * 1000)
+#define RPC_DEFAULT_FIRST_CALL_MS (10 * 1000)
+#define RPC_DEFAULT_MESSAGE_MS	(30 * 1000)
+#define RPC_DEFAULT_ANON_MS	(60 * 1000)
 #define RPC_MAX_METADATA	(16 * 1024)	/* request header bytes */
 #define RPC_MAX_METADATA_ENTRIES 64
 #define RPC_MAX_METADATA_FLOOD	(4 * RPC_MAX_METADATA) /* then the connection goes */
 #define RPC_MAX_CONN_OUTPUT	(1024 * 1024)	/* queued on the socket */
 #define RPC_MAX_CALL_QUEUE	(1024 * 1024)	/* queued per call, beyond one message */
 #define RPC_MAX_LISTENERS	8
+#define RPC_LISTEN_BACKLOG	1024
 
 /* gRPC status codes. */
 enum rpc_status {
@@ -114,17 +139,51 @@ struct rpc_method {
 	void	(*on_writable)(struct rpc_call *);
 	void	(*on_done)(struct rpc_call *, enum rpc_end);
 	void	*arg;
+	int	 anonymous;	/* callable by anonymous peers */
+};
+
+/* Limits of one class of peers; 0 takes the class's default. */
+struct rpc_limits {
+	size_t		 max_message;	/* bytes of one request message */
+	size_t		 conn_budget;	/* request bytes held per connection */
+	size_t		 peer_budget;	/* ... per peer, all its connections */
+	uint32_t	 max_streams;	/* concurrent calls per connection */
+	uint32_t	 max_conns;	/* connections per peer */
+};
+
+/*
+ * A budget of request bytes held, shared by the servers of a process.
+ * Loop thread only.
+ */
+struct rpc_budget {
+	size_t		 max;
+	size_t		 used;
+	size_t		 peak;
 };
 
 struct rpc_server_opts {
-	size_t		 max_message;	/* 0: RPC_DEFAULT_MAX_MESSAGE */
-	uint32_t	 max_streams;	/* 0: RPC_DEFAULT_MAX_STREAMS */
-	uint32_t	 max_conns;	/* 0: RPC_DEFAULT_MAX_CONNS */
+	/* Unix peers (by uid), TCP peers with a verified certificate (by
+	 * SPIFFE ID), plain TCP peers (by address; tests). */
+	struct rpc_limits known;	/* defaults RPC_DEFAULT_* */
+	/* TLS peers without a verified certificate (by address): they may
+	 * call only methods marked anonymous. */
+	struct rpc_limits anon;		/* defaults RPC_DEFAULT_ANON_* */
+	uint32_t	 max_conns;	/* in all; 0: RPC_DEFAULT_MAX_CONNS */
+	/* Anonymous connections in all; 0: max_conns / 4. */
+	uint32_t	 anon_max_conns;
+	/* NULL: a budget of RPC_DEFAULT_BUDGET for this server alone. */
+	struct rpc_budget *budget;
 	/* A connection with no call for idle_ms gets GOAWAY and is closed. */
 	uint64_t	 idle_ms;	/* 0: RPC_DEFAULT_IDLE_MS */
 	/* A connection that sent no HTTP/2 frame (or finished no TLS
 	 * handshake) within handshake_ms is dropped. */
 	uint64_t	 handshake_ms;	/* 0: RPC_DEFAULT_HANDSHAKE_MS */
+	/* ... and one that started no call within first_call_ms. */
+	uint64_t	 first_call_ms;	/* 0: RPC_DEFAULT_FIRST_CALL_MS */
+	/* A request message begun must be complete within message_ms. */
+	uint64_t	 message_ms;	/* 0: RPC_DEFAULT_MESSAGE_MS */
+	/* An anonymous connection lives at most anon_ms. */
+	uint64_t	 anon_ms;	/* 0: RPC_DEFAULT_ANON_MS */
 };
 
 /* The method table is borrowed and must outlive the server. */
@@ -162,11 +221,20 @@ struct rpc_server_stats {
 	uint64_t	 calls_active;
 	uint64_t	 connections_active;
 	uint64_t	 connections_total;
+	uint64_t	 connections_refused;	/* over a connection limit */
+	uint64_t	 connections_evicted;	/* to make room for another peer */
+	uint64_t	 connections_timed_out;	/* handshake, first call, anon */
+	uint64_t	 budget_refusals;	/* calls ended by a budget */
+	uint64_t	 messages_timed_out;	/* incomplete past message_ms */
+	size_t		 bytes_held;		/* this server's request bytes */
+	size_t		 bytes_held_peak;
 };
 void	 rpc_server_get_stats(const struct rpc_server *,
 	    struct rpc_server_stats *);
 
 /* Call accessors (valid until on_done). */
+/* Bytes of response messages queued on the call, not yet framed. */
+size_t	 rpc_call_queued(const struct rpc_call *);
 const char *rpc_call_path(const struct rpc_call *);
 const struct rpc_peer *rpc_call_peer(const struct rpc_call *);
 void	 rpc_call_set_data(struct rpc_call *, void *);
@@ -193,6 +261,14 @@ int	 rpc_call_add_trailer(struct rpc_call *, const char *name,
  * full (on_writable will run once it drained), WICK_ERR_STATE after finish.
  */
 int	 rpc_call_send_message(struct rpc_call *, const uint8_t *, size_t)
+	    WICK_WUR;
+/*
+ * For streams where only the newest message matters: queue it when
+ * nothing is queued; else WICK_ERR_AGAIN, nothing is queued, and
+ * on_writable runs once the queue is empty.  What a workload that does
+ * not read makes us hold is then one message per stream.
+ */
+int	 rpc_call_send_latest(struct rpc_call *, const uint8_t *, size_t)
 	    WICK_WUR;
 /*
  * End the call with a status and message (percent-encoded on the wire).

@@ -21,6 +21,7 @@
 #include "rpc_frame.h"
 #include "rpc_int.h"
 #include "rpc_io.h"
+#include "xmalloc.h"
 
 #define CH_READ_CHUNK	(64 * 1024)
 #define CH_MAX_OUTPUT	(1024 * 1024)
@@ -271,7 +272,10 @@ rpc_ccall_start(struct rpc_channel *ch, const char *path,
 	c->status = -1;
 	c->local_status = -1;
 	c->timeout_ms = timeout_ms;
+	/* Requests may carry join tokens, answers keys and tokens: every
+	 * buffer on the way is wiped (rpc_io.h). */
 	buf_init(&c->out, CH_MAX_QUEUE);
+	buf_set_secret(&c->out);
 	rpc_frame_init(&c->dec, ch->max_recv);
 	TAILQ_INSERT_TAIL(&ch->calls, c, entry);
 	if ((c->path = strdup(path)) == NULL)
@@ -610,7 +614,8 @@ ch_start_h2(struct rpc_channel *ch)
 	    cl_on_data_chunk_recv_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs,
 	    cl_on_stream_close_cb);
-	rv = nghttp2_session_client_new(&ch->ngh, cbs, ch);
+	rv = nghttp2_session_client_new3(&ch->ngh, cbs, ch, NULL,
+	    rpc_secret_mem());
 	nghttp2_session_callbacks_del(cbs);
 	if (rv != 0)
 		return WICK_ERR_ALLOC;
@@ -686,6 +691,7 @@ static void
 ch_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
 	struct rpc_channel	*ch = s->data;
+	char			 why[160];
 	int			 r;
 
 	if (nread == 0 || ch->closing)
@@ -701,11 +707,20 @@ ch_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		r = ch_recv_h2(ch, (const uint8_t *)b->base, (size_t)nread);
 	else
 		r = WICK_ERR_STATE;
+	/* Answers may carry keys and tokens: the shared slab keeps none. */
+	wipe(b->base, (size_t)nread);
 	if (ch->closing)
 		return;
 	if (r != 0) {
-		ch_fail(ch, ch->tlsc != NULL && !ch->ready ?
-		    "TLS handshake failed" : "connection failed");
+		/* TLS 1.3: a server that refuses our certificate says so in
+		 * an alert after our side of the handshake is done. */
+		if (ch->tlsc != NULL)
+			snprintf(why, sizeof(why), "%s: %s", !ch->ready ?
+			    "TLS handshake failed" : "connection failed",
+			    tls_conn_error(ch->tlsc));
+		else
+			snprintf(why, sizeof(why), "connection failed");
+		ch_fail(ch, why);
 		(void)uv_read_stop(s);
 		return;
 	}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "rpc_frame.h"
+#include "xmalloc.h"
 
 void
 rpc_frame_init(struct rpc_frame_dec *d, size_t max)
@@ -14,9 +15,17 @@ rpc_frame_init(struct rpc_frame_dec *d, size_t max)
 }
 
 void
+rpc_frame_set_reserve(struct rpc_frame_dec *d, rpc_frame_reserve_fn fn,
+    void *arg)
+{
+	d->reserve = fn;
+	d->reserve_arg = arg;
+}
+
+void
 rpc_frame_cleanup(struct rpc_frame_dec *d)
 {
-	free(d->msg);
+	freezero(d->msg, d->msg_have);
 	d->msg = NULL;
 	d->hdr_have = d->msg_len = d->msg_have = 0;
 }
@@ -25,6 +34,12 @@ int
 rpc_frame_partial(const struct rpc_frame_dec *d)
 {
 	return d->hdr_have != 0;
+}
+
+size_t
+rpc_frame_held(const struct rpc_frame_dec *d)
+{
+	return d->hdr_have + d->msg_have;
 }
 
 int
@@ -54,6 +69,9 @@ rpc_frame_feed(struct rpc_frame_dec *d, const uint8_t *p, size_t n,
 				return WICK_ERR_UNSUPPORTED;
 			if (len > d->max)
 				return WICK_ERR_LIMIT;
+			if (d->reserve != NULL && (r = d->reserve(
+			    d->reserve_arg, RPC_FRAME_HEADER + (size_t)len)) != 0)
+				return r;
 			d->msg_len = len;
 			d->msg_have = 0;
 			if ((d->msg = malloc(len > 0 ? len : 1)) == NULL)
@@ -71,8 +89,9 @@ rpc_frame_feed(struct rpc_frame_dec *d, const uint8_t *p, size_t n,
 			return 0;
 		d->hdr_have = 0;
 		r = fn(d->msg, d->msg_len, arg);
-		free(d->msg);
+		freezero(d->msg, d->msg_len);
 		d->msg = NULL;
+		d->msg_have = 0;
 		if (r != 0)
 			return r;
 	}

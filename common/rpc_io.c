@@ -1,11 +1,15 @@
 /*
  * rpc_io.c: copy bytes into libuv write requests, through TLS if set.
+ * What passes here may be private keys and tokens: every copy is wiped
+ * before its memory goes back.
  */
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
 #include "rpc_io.h"
+#include "xmalloc.h"
 
 #define RPC_IO_TLS_CHUNK	(1024 * 1024)
 
@@ -23,7 +27,7 @@ rpc_io_write_cb(uv_write_t *req, int status)
 	struct rpc_io		*io = w->io;
 
 	io->pending -= w->len;
-	free(w);
+	freezero(w, sizeof(*w) + w->len);
 	if (io->written != NULL)
 		io->written(io, status);
 }
@@ -43,7 +47,7 @@ rpc_io_raw(struct rpc_io *io, const uint8_t *p, size_t n)
 	memcpy(w->data, p, n);
 	b = uv_buf_init((char *)w->data, (unsigned int)n);
 	if (uv_write(&w->req, io->stream, &b, 1, rpc_io_write_cb) != 0) {
-		free(w);
+		freezero(w, sizeof(*w) + n);
 		return WICK_ERR_IO;
 	}
 	io->pending += n;
@@ -108,6 +112,7 @@ rpc_io_tls_recv(struct rpc_io *io, const uint8_t *p, size_t n,
 			return r;
 	}
 	buf_init(&clear, RPC_IO_TLS_CHUNK / 4);
+	buf_set_secret(&clear);
 	for (;;) {
 		r = tls_conn_read(io->tls, &clear);
 		if ((r != 0 && r != WICK_ERR_LIMIT) || buf_len(&clear) == 0)
@@ -127,4 +132,58 @@ rpc_io_tls_recv(struct rpc_io *io, const uint8_t *p, size_t n,
 	if (rpc_io_tls_flush(io) != 0 && r == 0)
 		r = WICK_ERR_IO;
 	return r;
+}
+
+/*
+ * nghttp2 copies frames (our DATA included) into buffers of its own:
+ * they are wiped when it frees them.  malloc_usable_size() tells how much
+ * there is to wipe.
+ */
+static void *
+secret_malloc(size_t n, void *arg)
+{
+	return malloc(n);
+}
+
+static void
+secret_free(void *p, void *arg)
+{
+	if (p != NULL)
+		freezero(p, malloc_usable_size(p));
+}
+
+static void *
+secret_calloc(size_t nmemb, size_t size, void *arg)
+{
+	return calloc(nmemb, size);
+}
+
+static void *
+secret_realloc(void *p, size_t n, void *arg)
+{
+	void	*q;
+	size_t	 old;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		secret_free(p, arg);
+		return NULL;
+	}
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	secret_free(p, arg);
+	return q;
+}
+
+static nghttp2_mem secret_mem = {
+	NULL, secret_malloc, secret_free, secret_calloc, secret_realloc
+};
+
+nghttp2_mem *
+rpc_secret_mem(void)
+{
+	return &secret_mem;
 }

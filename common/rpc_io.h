@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <nghttp2/nghttp2.h>
 #include <uv.h>
 
 #include "err.h"
@@ -44,5 +45,9 @@ int	 rpc_io_tls_recv(struct rpc_io *, const uint8_t *, size_t,
 	    int *handshaken, int (*ready)(void *),
 	    int (*plain)(void *, const uint8_t *, size_t), void *arg)
 	    WICK_WUR;
+
+/* An nghttp2 allocator that wipes what it frees (its frame buffers
+ * hold our messages). */
+nghttp2_mem *rpc_secret_mem(void);
 
 #endif /* WICK_RPC_IO_H */

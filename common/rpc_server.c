@@ -9,10 +9,12 @@
  * on_done, before that.
  */
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +44,13 @@
 #define RPC_READ_CHUNK		(64 * 1024)
 #define RPC_WRITE_CHUNK		(64 * 1024)
 #define RPC_MAX_STREAM_RESETS	1000	/* per second, per connection */
+#define RPC_SWEEP_MS		1000	/* message and anonymous timeouts */
+#define RPC_MD_CHARGE		32	/* per entry, as HTTP/2 counts */
+#define RPC_SPARE_FDS		128	/* kept for files, the datastore */
+#define RPC_MAX_FDS		65536	/* the most we raise the limit to */
 
 struct rpc_conn;
+struct peer_acct;
 
 struct rpc_call {
 	TAILQ_ENTRY(rpc_call)	 entry;
@@ -60,19 +67,28 @@ struct rpc_call {
 	int			 bad_encoding;
 	int64_t			 timeout_ms;	/* -1: none */
 	uint64_t		 deadline;	/* uv_now() ms, 0: none */
-	struct rpc_md		 md[RPC_MAX_METADATA_ENTRIES];
+	struct rpc_md		*md;		/* grown to
+						   RPC_MAX_METADATA_ENTRIES */
 	size_t			 nmd;
 	size_t			 md_bytes;
 	int			 md_overflow;
 
-	/* Request message decoding. */
+	/* Request message decoding, and what it holds. */
 	struct rpc_frame_dec	 dec;
 	uint32_t		 nmsgs;
+	size_t			 held;		/* charged to the budgets */
+	size_t			 msg_held;	/* of which the message */
+	const char		*over_budget;	/* which one, at start */
+	uint64_t		 msg_since;	/* a message is awaited since;
+						   0: none */
+	uint64_t		 recv;		/* DATA bytes received */
+	uint64_t		 acked;		/* ... given back to the
+						   flow-control windows */
 
 	/* Response. */
-	struct rpc_md		 out_hdrs[RPC_MAX_METADATA_ENTRIES];
+	struct rpc_md		*out_hdrs;
 	size_t			 nout_hdrs;
-	struct rpc_md		 out_trls[RPC_MAX_METADATA_ENTRIES];
+	struct rpc_md		*out_trls;
 	size_t			 nout_trls;
 	struct buf		 out;
 	int			 headers_sent;
@@ -86,6 +102,8 @@ struct rpc_call {
 	int			 started;	/* on_start ran */
 	int			 handler_gone;	/* on_done ran */
 	int			 want_writable;
+	size_t			 wake_below;	/* on_writable once the queue
+						   is shorter */
 	int			 counted_end;
 };
 
@@ -115,7 +133,13 @@ struct rpc_conn {
 	uv_timer_t		 flush;		/* deferred flush */
 	int			 flush_scheduled;
 	TAILQ_ENTRY(rpc_conn)	 entry;
+	TAILQ_ENTRY(rpc_conn)	 peer_entry;	/* in acct->conns */
 	struct rpc_server	*srv;
+	struct peer_acct	*acct;		/* NULL once closing */
+	int			 anon;		/* TLS, no verified peer */
+	size_t			 held;		/* request bytes charged */
+	uint64_t		 accepted_at;	/* uv_now() */
+	int			 had_call;
 	nghttp2_session		*ngh;
 	struct tls_conn		*tls;
 	struct rpc_io		 io;
@@ -135,6 +159,22 @@ struct rpc_conn {
 
 TAILQ_HEAD(rpc_conn_list, rpc_conn);
 
+/*
+ * A peer (a uid, a SPIFFE ID, an address) and what it holds on this
+ * server: its open connections, oldest first, and request bytes.  Freed
+ * when it holds nothing.
+ */
+struct peer_acct {
+	TAILQ_ENTRY(peer_acct)	 entry;
+	struct rpc_conn_list	 conns;
+	uint32_t		 nconns;
+	size_t			 held;
+	int			 anon;
+	char			 key[];
+};
+
+TAILQ_HEAD(peer_acct_list, peer_acct);
+
 struct rpc_server {
 	uv_loop_t		*loop;
 	const struct rpc_method	*methods;
@@ -144,11 +184,18 @@ struct rpc_server {
 	size_t			 nlisteners;
 	int			 listeners_open;
 	struct rpc_conn_list	 conns;
+	uint32_t		 nopen;		/* connections not closing */
+	uint32_t		 nanon;		/* ... of which anonymous */
+	struct peer_acct_list	 peers;
+	struct rpc_budget	 own_budget;
+	struct rpc_budget	*budget;	/* own_budget or shared */
 	struct rpc_server_stats	 stats;
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option		*ngopt;
 	int			 shutting_down;
 	uv_timer_t		 grace;
+	uv_timer_t		 sweep;
+	int			 handles_open;	/* grace and sweep */
 	int			 grace_active;
 	void			(*done)(struct rpc_server *, void *);
 	void			*done_arg;
@@ -163,6 +210,136 @@ static void	conn_read_cb(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	conn_flush(struct rpc_conn *);
 static void	call_end_handler(struct rpc_call *, enum rpc_end);
 static void	server_check_done(struct rpc_server *);
+static int	conn_admit(struct rpc_conn *, const char *, int);
+
+static struct log_ratelimit rl_refused = LOG_RATELIMIT_DEFAULT;
+static struct log_ratelimit rl_budget = LOG_RATELIMIT_DEFAULT;
+static struct log_ratelimit rl_timeout = LOG_RATELIMIT_DEFAULT;
+
+/* ---- peers and budgets ---------------------------------------------- */
+
+static const struct rpc_limits *
+conn_limits(const struct rpc_conn *c)
+{
+	return c->anon ? &c->srv->opts.anon : &c->srv->opts.known;
+}
+
+/* Who the connection's peer is, for logs. */
+static const char *
+conn_who(const struct rpc_conn *c)
+{
+	return c->acct != NULL ? c->acct->key : "a closing connection";
+}
+
+static struct peer_acct *
+peer_get(struct rpc_server *srv, const char *key, int anon)
+{
+	struct peer_acct	*a;
+	size_t			 n = strlen(key);
+
+	TAILQ_FOREACH(a, &srv->peers, entry)
+		if (a->anon == anon && strcmp(a->key, key) == 0)
+			return a;
+	if ((a = calloc(1, sizeof(*a) + n + 1)) == NULL)
+		return NULL;
+	TAILQ_INIT(&a->conns);
+	a->anon = anon;
+	memcpy(a->key, key, n + 1);
+	TAILQ_INSERT_TAIL(&srv->peers, a, entry);
+	return a;
+}
+
+static void
+peer_put(struct rpc_server *srv, struct peer_acct *a)
+{
+	if (a->nconns == 0 && a->held == 0) {
+		TAILQ_REMOVE(&srv->peers, a, entry);
+		free(a);
+	}
+}
+
+static void
+conn_attach(struct rpc_conn *c, struct peer_acct *a)
+{
+	c->acct = a;
+	TAILQ_INSERT_TAIL(&a->conns, c, peer_entry);
+	a->nconns++;
+}
+
+static void
+conn_detach(struct rpc_conn *c)
+{
+	struct peer_acct *a = c->acct;
+
+	if (a == NULL)
+		return;
+	TAILQ_REMOVE(&a->conns, c, peer_entry);
+	a->nconns--;
+	c->srv->nopen--;
+	if (a->anon)
+		c->srv->nanon--;
+	c->acct = NULL;
+	peer_put(c->srv, a);
+}
+
+/*
+ * Charge n bytes the peer makes us hold to its connection, the peer and
+ * the process; WICK_ERR_LIMIT names in *what the budget that said no.
+ */
+static int
+conn_charge(struct rpc_conn *c, size_t n, const char **what)
+{
+	const struct rpc_limits	*l = conn_limits(c);
+	struct rpc_server	*srv = c->srv;
+	struct rpc_budget	*b = srv->budget;
+
+	if (c->acct == NULL) {
+		*what = "connection";
+		return WICK_ERR_STATE;
+	}
+	if (n > l->conn_budget || c->held > l->conn_budget - n) {
+		*what = "connection";
+		return WICK_ERR_LIMIT;
+	}
+	if (n > l->peer_budget || c->acct->held > l->peer_budget - n) {
+		*what = "peer";
+		return WICK_ERR_LIMIT;
+	}
+	if (n > b->max || b->used > b->max - n) {
+		*what = "process";
+		return WICK_ERR_LIMIT;
+	}
+	c->held += n;
+	c->acct->held += n;
+	b->used += n;
+	if (b->used > b->peak)
+		b->peak = b->used;
+	srv->stats.bytes_held += n;
+	if (srv->stats.bytes_held > srv->stats.bytes_held_peak)
+		srv->stats.bytes_held_peak = srv->stats.bytes_held;
+	return 0;
+}
+
+static void
+conn_release(struct rpc_conn *c, size_t n)
+{
+	c->held -= n;
+	if (c->acct != NULL)
+		c->acct->held -= n;
+	c->srv->budget->used -= n;
+	c->srv->stats.bytes_held -= n;
+}
+
+/* A budget said no: the limit that applied, for the message. */
+static size_t
+budget_limit(const struct rpc_conn *c, const char *what)
+{
+	if (strcmp(what, "connection") == 0)
+		return conn_limits(c)->conn_budget;
+	if (strcmp(what, "peer") == 0)
+		return conn_limits(c)->peer_budget;
+	return c->srv->budget->max;
+}
 
 /* ---- calls ------------------------------------------------------------ */
 
@@ -186,9 +363,13 @@ call_free(struct rpc_call *call)
 	c->ncalls--;
 	if (c->srv->stats.calls_active > 0 && call->started)
 		c->srv->stats.calls_active--;
+	conn_release(c, call->held);
 	rpc_md_free(call->md, call->nmd);
 	rpc_md_free(call->out_hdrs, call->nout_hdrs);
 	rpc_md_free(call->out_trls, call->nout_trls);
+	free(call->md);
+	free(call->out_hdrs);
+	free(call->out_trls);
 	free(call->path);
 	rpc_frame_cleanup(&call->dec);
 	free(call->status_msg);
@@ -254,21 +435,36 @@ md_name_ok(const char *name)
 	return 1;
 }
 
+/* Room for one more entry in a metadata array (grown in steps of 8). */
 static int
-call_add_md(struct rpc_call *call, struct rpc_md *arr, size_t *n,
+md_grow(struct rpc_md **arr, size_t n)
+{
+	struct rpc_md *p;
+
+	if (n >= RPC_MAX_METADATA_ENTRIES)
+		return WICK_ERR_LIMIT;
+	if (n % 8 != 0)
+		return 0;
+	if ((p = reallocarray(*arr, n + 8, sizeof(**arr))) == NULL)
+		return WICK_ERR_ALLOC;
+	*arr = p;
+	return 0;
+}
+
+static int
+call_add_md(struct rpc_call *call, struct rpc_md **arr, size_t *n,
     const char *name, const void *value, size_t len)
 {
 	int	 r;
 
-	if (call->headers_sent && arr == call->out_hdrs)
+	if (call->headers_sent && arr == &call->out_hdrs)
 		return WICK_ERR_STATE;
 	if (call->finished)
 		return WICK_ERR_STATE;
 	if (!md_name_ok(name) || md_reserved(name))
 		return WICK_ERR_INVALID;
-	if (*n >= RPC_MAX_METADATA_ENTRIES)
-		return WICK_ERR_LIMIT;
-	if ((r = rpc_md_set(&arr[*n], name, strlen(name), value, len,
+	if ((r = md_grow(arr, *n)) != 0 ||
+	    (r = rpc_md_set(&(*arr)[*n], name, strlen(name), value, len,
 	    RPC_MD_TO_WIRE)) != 0)
 		return r;
 	(*n)++;
@@ -279,16 +475,22 @@ int
 rpc_call_add_header(struct rpc_call *call, const char *name,
     const void *value, size_t len)
 {
-	return call_add_md(call, call->out_hdrs, &call->nout_hdrs, name, value,
-	    len);
+	return call_add_md(call, &call->out_hdrs, &call->nout_hdrs, name,
+	    value, len);
 }
 
 int
 rpc_call_add_trailer(struct rpc_call *call, const char *name,
     const void *value, size_t len)
 {
-	return call_add_md(call, call->out_trls, &call->nout_trls, name, value,
-	    len);
+	return call_add_md(call, &call->out_trls, &call->nout_trls, name,
+	    value, len);
+}
+
+size_t
+rpc_call_queued(const struct rpc_call *call)
+{
+	return buf_len(&call->out);
 }
 
 #define NV(n, v, l) { (uint8_t *)(n), (uint8_t *)(v), strlen(n), (l), \
@@ -365,7 +567,7 @@ call_data_read_cb(nghttp2_session *ngh, int32_t stream_id, uint8_t *dst,
 		if (buf_consume(&call->out, n) != 0)
 			return NGHTTP2_ERR_CALLBACK_FAILURE;
 		if (call->want_writable &&
-		    buf_len(&call->out) < RPC_MAX_CALL_QUEUE / 2) {
+		    buf_len(&call->out) < call->wake_below) {
 			call->want_writable = 0;
 			call->data_deferred = 2;	/* tell handler later */
 		}
@@ -405,6 +607,7 @@ rpc_call_send_message(struct rpc_call *call, const uint8_t *p, size_t n)
 	if (buf_len(&call->out) > 0 &&
 	    buf_len(&call->out) + n > RPC_MAX_CALL_QUEUE) {
 		call->want_writable = 1;
+		call->wake_below = RPC_MAX_CALL_QUEUE / 2;
 		return WICK_ERR_AGAIN;
 	}
 	if ((r = buf_put_u8(&call->out, 0)) != 0 ||
@@ -418,6 +621,19 @@ rpc_call_send_message(struct rpc_call *call, const uint8_t *p, size_t n)
 		call_resume(call);
 	conn_schedule_flush(call->conn);
 	return 0;
+}
+
+int
+rpc_call_send_latest(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	if (call->finished || call->handler_gone)
+		return WICK_ERR_STATE;
+	if (buf_len(&call->out) > 0) {
+		call->want_writable = 1;
+		call->wake_below = 1;
+		return WICK_ERR_AGAIN;
+	}
+	return rpc_call_send_message(call, p, n);
 }
 
 static int
@@ -458,6 +674,12 @@ call_abort(struct rpc_call *call, enum rpc_status st, const char *msg,
 	call_end_handler(call, why);
 	if (!call->finished)
 		(void)call_set_status(call, st, msg);
+	/* Nothing more is read: what a partial message held goes now. */
+	rpc_frame_cleanup(&call->dec);
+	conn_release(call->conn, call->msg_held);
+	call->held -= call->msg_held;
+	call->msg_held = 0;
+	call->msg_since = 0;
 }
 
 static void
@@ -544,7 +766,9 @@ on_begin_headers_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	if (frame->hd.type != NGHTTP2_HEADERS ||
 	    frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
-	if (c->srv->shutting_down) {
+	/* Over the class's stream limit (the peer may not have seen our
+	 * SETTINGS yet): refused, which a client may retry. */
+	if (c->srv->shutting_down || c->ncalls >= conn_limits(c)->max_streams) {
 		(void)nghttp2_submit_rst_stream(ngh, NGHTTP2_FLAG_NONE,
 		    frame->hd.stream_id, NGHTTP2_REFUSED_STREAM);
 		return 0;
@@ -557,9 +781,13 @@ on_begin_headers_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	call->conn = c;
 	call->stream_id = frame->hd.stream_id;
 	call->timeout_ms = -1;
+	/* Responses may carry private keys and tokens: every copy is wiped
+	 * on its way out (here, the write path, nghttp2's buffers). */
 	buf_init(&call->out, 0);
+	buf_set_secret(&call->out);
 	TAILQ_INSERT_TAIL(&c->calls, call, entry);
 	c->ncalls++;
+	c->had_call = 1;
 	uv_timer_stop(&c->idle);
 	if (nghttp2_session_set_stream_user_data(ngh, frame->hd.stream_id,
 	    call) != 0) {
@@ -584,7 +812,7 @@ on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 		return 0;
 	if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;	/* request trailers carry nothing we use */
-	call->md_bytes += namelen + valuelen + 32;
+	call->md_bytes += namelen + valuelen + RPC_MD_CHARGE;
 	if (call->md_bytes > RPC_MAX_METADATA) {
 		/*
 		 * Answered with RESOURCE_EXHAUSTED; a peer that keeps
@@ -614,7 +842,9 @@ on_header_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 		if (strcmp(v, "identity") != 0)
 			call->bad_encoding = 1;
 	} else if (n[0] != ':' && !md_reserved(n)) {
-		if (call->nmd >= RPC_MAX_METADATA_ENTRIES) {
+		if ((r = md_grow(&call->md, call->nmd)) != 0) {
+			if (r != WICK_ERR_LIMIT)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 			call->md_overflow = 1;
 			return 0;
 		}
@@ -641,12 +871,49 @@ call_http_error(struct rpc_call *call, const char *status)
 	    NULL);
 }
 
+/* A budget refused what the call would hold: say which, and log it. */
+static void
+call_over_budget(struct rpc_call *call, const char *what, size_t n)
+{
+	struct rpc_conn	*c = call->conn;
+	char		 msg[200];
+
+	c->srv->stats.budget_refusals++;
+	snprintf(msg, sizeof(msg), "request would hold %zu more bytes, over "
+	    "the %s budget of %zu bytes", n, what, budget_limit(c, what));
+	log_warn_rl(&rl_budget, "call %s from %s refused: %s",
+	    call->path != NULL ? call->path : "?", conn_who(c), msg);
+	if (!call->finished)
+		(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED, msg);
+}
+
+/* A request message is about to be buffered: charge it first. */
+static int
+call_reserve_cb(void *arg, size_t n)
+{
+	struct rpc_call	*call = arg;
+	const char	*what;
+	int		 r;
+
+	if ((r = conn_charge(call->conn, n, &what)) != 0) {
+		call->over_budget = what;
+		call->msg_held = n;	/* for the message only; not held */
+		return r;
+	}
+	call->held += n;
+	call->msg_held = n;
+	call->msg_since = uv_now(call->conn->srv->loop);
+	return 0;
+}
+
 static void
 call_start(struct rpc_call *call)
 {
 	struct rpc_conn		*c = call->conn;
 	struct rpc_server	*srv = c->srv;
 	const struct rpc_method	*m;
+	const char		*what;
+	size_t			 n;
 
 	if (!call->is_post || call->path == NULL) {
 		call_http_error(call, "405");
@@ -662,9 +929,21 @@ call_start(struct rpc_call *call)
 		    "request metadata too large");
 		return;
 	}
+	/* The call's own state and metadata count against the budgets. */
+	n = sizeof(*call) + call->md_bytes;
+	if (conn_charge(c, n, &what) != 0) {
+		call_over_budget(call, what, n);
+		return;
+	}
+	call->held = n;
 	if ((m = server_find_method(srv, call->path)) == NULL) {
 		(void)call_set_status(call, RPC_UNIMPLEMENTED,
 		    "unknown method");
+		return;
+	}
+	if (c->anon && !m->anonymous) {
+		(void)call_set_status(call, RPC_PERMISSION_DENIED,
+		    "this method needs a verified client certificate");
 		return;
 	}
 	if (call->bad_encoding) {
@@ -673,7 +952,11 @@ call_start(struct rpc_call *call)
 		return;
 	}
 	call->method = m;
-	rpc_frame_init(&call->dec, srv->opts.max_message);
+	rpc_frame_init(&call->dec, conn_limits(c)->max_message);
+	rpc_frame_set_reserve(&call->dec, call_reserve_cb, call);
+	/* A unary or server-streaming request message must come in time. */
+	if (m->kind == RPC_KIND_UNARY || m->kind == RPC_KIND_SERVER_STREAM)
+		call->msg_since = uv_now(srv->loop);
 	if (call->timeout_ms >= 0) {
 		call->deadline = uv_now(srv->loop) + (uint64_t)call->timeout_ms;
 		if ((call->timer = malloc(sizeof(*call->timer))) == NULL) {
@@ -706,6 +989,11 @@ call_message_cb(const uint8_t *p, size_t n, void *arg)
 		return WICK_ERR_PROTOCOL;
 	}
 	call->nmsgs++;
+	/* The message leaves our buffer when this returns. */
+	conn_release(call->conn, call->msg_held);
+	call->held -= call->msg_held;
+	call->msg_held = 0;
+	call->msg_since = 0;
 	if (m->on_message != NULL)
 		m->on_message(call, p, n);
 	/* The handler may have finished, or been told to stop. */
@@ -728,6 +1016,14 @@ call_data(struct rpc_call *call, const uint8_t *p, size_t n)
 	case WICK_ERR_PROTOCOL:
 		break;
 	case WICK_ERR_LIMIT:
+		if (call->over_budget != NULL) {
+			call_over_budget(call, call->over_budget,
+			    call->msg_held);
+			call->msg_held = 0;
+			call_abort(call, RPC_RESOURCE_EXHAUSTED, NULL,
+			    RPC_END_CANCELLED);
+			break;
+		}
 		snprintf(msg, sizeof(msg), "request message of %u bytes exceeds "
 		    "the limit of %zu", call->dec.declared, call->dec.max);
 		call_abort(call, RPC_RESOURCE_EXHAUSTED, msg, RPC_END_CANCELLED);
@@ -765,6 +1061,25 @@ call_half_close(struct rpc_call *call)
 		m->on_half_close(call);
 }
 
+/*
+ * Give received bytes back to the flow-control windows once we no longer
+ * hold them: all of them, but for a request message still coming in.
+ */
+static void
+call_ack(struct rpc_call *call)
+{
+	uint64_t	 keep = 0, n;
+
+	if (!call->finished && !call->handler_gone)
+		keep = rpc_frame_held(&call->dec);
+	if (call->recv - call->acked <= keep)
+		return;
+	n = call->recv - call->acked - keep;
+	if (nghttp2_session_consume(call->conn->ngh, call->stream_id,
+	    (size_t)n) == 0)
+		call->acked += n;
+}
+
 static int
 on_data_chunk_recv_cb(nghttp2_session *ngh, uint8_t flags, int32_t stream_id,
     const uint8_t *data, size_t len, void *arg)
@@ -772,9 +1087,13 @@ on_data_chunk_recv_cb(nghttp2_session *ngh, uint8_t flags, int32_t stream_id,
 	struct rpc_call *call;
 
 	if ((call = nghttp2_session_get_stream_user_data(ngh, stream_id)) ==
-	    NULL || !call->started)
+	    NULL || !call->started) {
+		(void)nghttp2_session_consume(ngh, stream_id, len);
 		return 0;
+	}
+	call->recv += len;
 	call_data(call, data, len);
+	call_ack(call);
 	return 0;
 }
 
@@ -786,8 +1105,9 @@ on_frame_recv_cb(nghttp2_session *ngh, const nghttp2_frame *frame, void *arg)
 
 	if (!c->established) {
 		c->established = 1;
-		uv_timer_start(&c->idle, conn_idle_cb, c->srv->opts.idle_ms,
-		    c->srv->opts.idle_ms);
+		if (!c->had_call)
+			uv_timer_start(&c->idle, conn_idle_cb,
+			    c->srv->opts.first_call_ms, c->srv->opts.idle_ms);
 	}
 
 	switch (frame->hd.type) {
@@ -837,6 +1157,9 @@ on_stream_close_cb(nghttp2_session *ngh, int32_t stream_id, uint32_t err,
 	    NULL)
 		return 0;
 	(void)nghttp2_session_set_stream_user_data(ngh, stream_id, NULL);
+	if (call->recv > call->acked)
+		(void)nghttp2_session_consume_connection(ngh,
+		    (size_t)(call->recv - call->acked));
 	call_end_handler(call, call->finished && err == NGHTTP2_NO_ERROR ?
 	    RPC_END_FINISHED : RPC_END_CANCELLED);
 	call_free(call);
@@ -878,6 +1201,7 @@ conn_close(struct rpc_conn *c)
 		call_end_handler(call, RPC_END_CANCELLED);
 		call_free(call);
 	}
+	conn_detach(c);
 	if (c->ngh != NULL) {
 		nghttp2_session_del(c->ngh);
 		c->ngh = NULL;
@@ -950,6 +1274,7 @@ conn_send_pending(struct rpc_conn *c)
 	int		 r = 0;
 
 	buf_init(&acc, 0);
+	buf_set_secret(&acc);
 	while (c->io.pending < RPC_MAX_CONN_OUTPUT) {
 		n = nghttp2_session_mem_send(c->ngh, &data);
 		if (n < 0) {
@@ -1018,25 +1343,38 @@ conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 	*b = uv_buf_init(slab, sizeof(slab));
 }
 
+/*
+ * HTTP/2 with the windows of the peer's class: a stream may send one
+ * whole message ahead, the connection its budget; bytes are given back
+ * as they leave our buffers (call_ack), so what a peer can make us hold
+ * is what the windows allow.
+ */
 static int
 conn_start_h2(struct rpc_conn *c)
 {
 	struct rpc_server	*srv = c->srv;
+	const struct rpc_limits	*l = conn_limits(c);
 	nghttp2_settings_entry	 iv[3];
+	size_t			 win;
 
-	if (nghttp2_session_server_new2(&c->ngh, srv->cbs, c, srv->ngopt) != 0)
+	if (nghttp2_session_server_new3(&c->ngh, srv->cbs, c, srv->ngopt,
+	    rpc_secret_mem()) != 0)
 		return WICK_ERR_ALLOC;
+	win = l->max_message + RPC_FRAME_HEADER;
 	iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
-	iv[0].value = srv->opts.max_streams;
+	iv[0].value = l->max_streams;
 	iv[1].settings_id = NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE;
 	iv[1].value = RPC_MAX_METADATA;
 	iv[2].settings_id = NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE;
-	iv[2].value = 1024 * 1024;
+	iv[2].value = (uint32_t)(win > NGHTTP2_MAX_WINDOW_SIZE ?
+	    NGHTTP2_MAX_WINDOW_SIZE : win);
 	if (nghttp2_submit_settings(c->ngh, NGHTTP2_FLAG_NONE, iv, 3) != 0)
 		return WICK_ERR_PROTOCOL;
-	/* A larger connection window so streams are not starved. */
-	(void)nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE,
-	    0, 8 * 1024 * 1024);
+	win = l->conn_budget > NGHTTP2_MAX_WINDOW_SIZE ?
+	    NGHTTP2_MAX_WINDOW_SIZE : l->conn_budget;
+	if (nghttp2_session_set_local_window_size(c->ngh, NGHTTP2_FLAG_NONE,
+	    0, (int32_t)win) != 0)
+		return WICK_ERR_PROTOCOL;
 	return 0;
 }
 
@@ -1059,13 +1397,21 @@ conn_recv_h2(struct rpc_conn *c, const uint8_t *p, size_t n)
 static int
 conn_tls_ready(void *arg)
 {
-	struct rpc_conn *c = arg;
+	struct rpc_conn	*c = arg;
+
+	int		 r;
 
 	if (tls_conn_peer_id(c->tls) != NULL &&
 	    (c->peer_id = strdup(tls_conn_peer_id(c->tls))) == NULL)
 		return WICK_ERR_ALLOC;
 	c->peer.spiffe_id = c->peer_id;
 	c->peer.cert = tls_conn_peer_cert(c->tls);
+	/* A verified peer is counted by its ID from now on. */
+	if (c->peer_id != NULL) {
+		conn_detach(c);
+		if ((r = conn_admit(c, c->peer_id, 0)) != 0)
+			return r;
+	}
 	return conn_start_h2(c);
 }
 
@@ -1109,6 +1455,8 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		r = conn_recv_tls(c, (const uint8_t *)b->base, (size_t)nread);
 	else
 		r = conn_recv_h2(c, (const uint8_t *)b->base, (size_t)nread);
+	/* Requests may carry tokens: the shared slab keeps no copy. */
+	wipe(b->base, (size_t)nread);
 	if (r != 0) {
 		/* Let nghttp2 send its GOAWAY where it queued one. */
 		if (c->ngh != NULL && !c->closing)
@@ -1131,8 +1479,11 @@ conn_idle_cb(uv_timer_t *t)
 
 	if (c->ncalls > 0)
 		return;
-	if (!c->established) {
-		log_debug("dropping a connection that never spoke HTTP/2");
+	if (!c->established || !c->had_call) {
+		log_debug("dropping the connection of %s: %s", conn_who(c),
+		    c->established ? "no call in time" :
+		    "it never spoke HTTP/2");
+		c->srv->stats.connections_timed_out++;
 		conn_close(c);
 		return;
 	}
@@ -1149,14 +1500,130 @@ conn_idle_cb(uv_timer_t *t)
 	conn_flush(c);
 }
 
+/*
+ * The server (or its share for anonymous peers) is full: close one
+ * connection of the peer that holds the most, if that is more than the
+ * newcomer's, so that one peer cannot starve the others.  Anonymous
+ * newcomers displace only anonymous connections; verified ones displace
+ * anonymous connections first.  Within the peer, its oldest connection
+ * without a call goes first.
+ */
+static int
+server_make_room(struct rpc_server *srv, const struct peer_acct *newcomer,
+    int anon_only)
+{
+	struct peer_acct	*a, *best = NULL;
+	struct rpc_conn		*c, *victim = NULL;
+
+	TAILQ_FOREACH(a, &srv->peers, entry) {
+		if (a == newcomer || a->nconns == 0 ||
+		    ((newcomer->anon || anon_only) && !a->anon))
+			continue;
+		if (best == NULL || (a->anon && !best->anon) ||
+		    (a->anon == best->anon && a->nconns > best->nconns))
+			best = a;
+	}
+	if (best == NULL || (best->anon == newcomer->anon &&
+	    best->nconns <= newcomer->nconns + 1))
+		return WICK_ERR_LIMIT;
+	TAILQ_FOREACH(c, &best->conns, peer_entry)
+		if (c->ncalls == 0) {
+			victim = c;
+			break;
+		}
+	if (victim == NULL)
+		victim = TAILQ_FIRST(&best->conns);
+	log_warn_rl(&rl_refused, "closing the oldest connection of %s (%u "
+	    "open) to serve %s: %u connections is the limit", best->key,
+	    best->nconns, newcomer->key, anon_only ?
+	    srv->opts.anon_max_conns : srv->opts.max_conns);
+	srv->stats.connections_evicted++;
+	conn_close(victim);
+	return 0;
+}
+
+/* Count a new or newly identified connection against its peer's share. */
+static int
+conn_admit(struct rpc_conn *c, const char *key, int anon)
+{
+	struct rpc_server	*srv = c->srv;
+	const struct rpc_limits	*l = anon ? &srv->opts.anon : &srv->opts.known;
+	struct peer_acct	*a;
+
+	if ((a = peer_get(srv, key, anon)) == NULL) {
+		log_error("out of memory accepting a connection");
+		return WICK_ERR_ALLOC;
+	}
+	if (a->nconns >= l->max_conns) {
+		log_warn_rl(&rl_refused, "connection from %s refused: it has "
+		    "%u open, the most one peer may have", key, a->nconns);
+		srv->stats.connections_refused++;
+		peer_put(srv, a);
+		return WICK_ERR_LIMIT;
+	}
+	if (srv->nopen >= srv->opts.max_conns &&
+	    server_make_room(srv, a, 0) != 0) {
+		log_warn_rl(&rl_refused, "connection from %s refused: %u "
+		    "connections open, none to spare", key, srv->nopen);
+		srv->stats.connections_refused++;
+		peer_put(srv, a);
+		return WICK_ERR_LIMIT;
+	}
+	if (anon && srv->nanon >= srv->opts.anon_max_conns &&
+	    server_make_room(srv, a, 1) != 0) {
+		log_warn_rl(&rl_refused, "connection from %s refused: %u "
+		    "connections without a verified certificate open, none "
+		    "to spare", key, srv->nanon);
+		srv->stats.connections_refused++;
+		peer_put(srv, a);
+		return WICK_ERR_LIMIT;
+	}
+	c->anon = anon;
+	conn_attach(c, a);
+	srv->nopen++;
+	if (anon)
+		srv->nanon++;
+	return 0;
+}
+
+/* The peer's key: "uid N" on Unix sockets, else its address. */
+static void
+conn_identify(struct rpc_conn *c, int is_unix, char *key, size_t len)
+{
+	struct sockaddr_storage	 ss;
+	char			 host[INET6_ADDRSTRLEN];
+	int			 sslen = sizeof(ss), port;
+
+	if (is_unix) {
+		snprintf(key, len, "uid %lu", (unsigned long)c->peer.uid);
+		return;
+	}
+	snprintf(key, len, "an unknown address");
+	if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss,
+	    &sslen) != 0)
+		return;
+	if (ss.ss_family == AF_INET6) {
+		uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+		snprintf(c->peer.addr, sizeof(c->peer.addr), "[%s]:%d", host,
+		    port);
+	} else {
+		uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		snprintf(c->peer.addr, sizeof(c->peer.addr), "%s:%d", host,
+		    port);
+	}
+	snprintf(key, len, "address %s", host);
+}
+
 static void
 listener_accept_cb(uv_stream_t *ls, int status)
 {
 	struct rpc_listener	*l = ls->data;
 	struct rpc_server	*srv = l->srv;
 	struct rpc_conn		*c;
-	struct sockaddr_storage	 ss;
-	int			 sslen = sizeof(ss), fd;
+	char			 key[64];
+	int			 fd;
 
 	if (status != 0)
 		return;
@@ -1173,6 +1640,7 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	c->h.handle.data = c;
 	c->io.stream = &c->h.stream;
 	c->io.written = conn_written;
+	c->accepted_at = uv_now(srv->loop);
 	uv_timer_init(srv->loop, &c->idle);
 	c->idle.data = c;
 	uv_timer_init(srv->loop, &c->flush);
@@ -1180,14 +1648,7 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->stats.connections_active++;
 	srv->stats.connections_total++;
-	if (uv_accept(ls, &c->h.stream) != 0) {
-		conn_close(c);
-		return;
-	}
-	if (srv->stats.connections_active > srv->opts.max_conns ||
-	    srv->shutting_down) {
-		log_warn("connection refused: %u connections open",
-		    srv->opts.max_conns);
+	if (uv_accept(ls, &c->h.stream) != 0 || srv->shutting_down) {
 		conn_close(c);
 		return;
 	}
@@ -1201,26 +1662,13 @@ listener_accept_cb(uv_stream_t *ls, int status)
 		c->peer.pid = c->peer.cred.pid;
 		c->peer.uid = c->peer.cred.uid;
 		c->peer.gid = c->peer.cred.gid;
-	} else {
+	} else
 		(void)uv_tcp_nodelay(&c->h.tcp, 1);
-		if (uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss,
-		    &sslen) == 0) {
-			char host[48];
-
-			if (ss.ss_family == AF_INET6) {
-				uv_ip6_name((struct sockaddr_in6 *)&ss, host,
-				    sizeof(host));
-				snprintf(c->peer.addr, sizeof(c->peer.addr),
-				    "[%s]:%d", host, ntohs(((struct
-				    sockaddr_in6 *)&ss)->sin6_port));
-			} else {
-				uv_ip4_name((struct sockaddr_in *)&ss, host,
-				    sizeof(host));
-				snprintf(c->peer.addr, sizeof(c->peer.addr),
-				    "%s:%d", host, ntohs(((struct
-				    sockaddr_in *)&ss)->sin_port));
-			}
-		}
+	conn_identify(c, l->is_unix, key, sizeof(key));
+	/* Until a certificate is verified, a TLS peer is anonymous. */
+	if (conn_admit(c, key, l->tls != NULL) != 0) {
+		conn_close(c);
+		return;
 	}
 	if (l->tls != NULL) {
 		if (tls_conn_new(l->tls, NULL, &c->tls) != 0) {
@@ -1242,7 +1690,98 @@ listener_accept_cb(uv_stream_t *ls, int status)
 		conn_flush(c);
 }
 
+/*
+ * Once a second: incomplete request messages past message_ms, anonymous
+ * connections past anon_ms.
+ */
+static void
+server_sweep_cb(uv_timer_t *t)
+{
+	struct rpc_server	*srv = t->data;
+	struct rpc_conn		*c, *next;
+	struct rpc_call		*call, *cnext;
+	uint64_t		 now = uv_now(srv->loop);
+	char			 msg[128];
+	int			 ended;
+
+	TAILQ_FOREACH_SAFE(c, &srv->conns, entry, next) {
+		if (c->closing)
+			continue;
+		if (c->anon && now - c->accepted_at >= srv->opts.anon_ms) {
+			log_info_rl(&rl_timeout, "closing the connection of "
+			    "%s: no verified certificate after %llu ms",
+			    conn_who(c), (unsigned long long)srv->opts.anon_ms);
+			srv->stats.connections_timed_out++;
+			conn_close(c);
+			continue;
+		}
+		ended = 0;
+		TAILQ_FOREACH_SAFE(call, &c->calls, entry, cnext) {
+			if (call->msg_since == 0 || call->finished ||
+			    call->handler_gone ||
+			    now - call->msg_since < srv->opts.message_ms)
+				continue;
+			snprintf(msg, sizeof(msg), "request message not "
+			    "complete after %llu ms",
+			    (unsigned long long)srv->opts.message_ms);
+			log_info_rl(&rl_timeout, "call %s from %s ended: %s",
+			    call->path, conn_who(c), msg);
+			srv->stats.messages_timed_out++;
+			call_abort(call, RPC_RESOURCE_EXHAUSTED, msg,
+			    RPC_END_CANCELLED);
+			ended = 1;
+		}
+		if (ended)
+			conn_flush(c);
+	}
+}
+
 /* ---- server ------------------------------------------------------------- */
+
+/*
+ * File descriptors for max_conns connections: a refused accept (EMFILE)
+ * would turn every peer away alike.  Raise the soft limit towards the
+ * hard one; if that is not enough, serve fewer connections and say so.
+ */
+static void
+server_fit_fds(struct rpc_server *srv)
+{
+	struct rlimit	 rl;
+	rlim_t		 want = (rlim_t)srv->opts.max_conns + RPC_SPARE_FDS;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < RPC_MAX_FDS && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max < RPC_MAX_FDS ? rl.rlim_max :
+		    RPC_MAX_FDS;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+			return;
+	}
+	if (rl.rlim_cur >= want || rl.rlim_cur <= 2 * RPC_SPARE_FDS)
+		return;
+	log_warn("only %llu file descriptors: serving %llu connections "
+	    "instead of %u", (unsigned long long)rl.rlim_cur,
+	    (unsigned long long)(rl.rlim_cur - RPC_SPARE_FDS),
+	    srv->opts.max_conns);
+	srv->opts.max_conns = (uint32_t)(rl.rlim_cur - RPC_SPARE_FDS);
+}
+
+static void
+limits_defaults(struct rpc_limits *l, size_t max_message, size_t conn_budget,
+    size_t peer_budget, uint32_t max_streams, uint32_t max_conns)
+{
+	if (l->max_message == 0)
+		l->max_message = max_message;
+	if (l->conn_budget == 0)
+		l->conn_budget = conn_budget;
+	if (l->peer_budget == 0)
+		l->peer_budget = peer_budget;
+	if (l->max_streams == 0)
+		l->max_streams = max_streams;
+	if (l->max_conns == 0)
+		l->max_conns = max_conns;
+}
 
 int
 rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
@@ -1259,17 +1798,35 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	srv->nmethods = nmethods;
 	if (opts != NULL)
 		srv->opts = *opts;
-	if (srv->opts.max_message == 0)
-		srv->opts.max_message = RPC_DEFAULT_MAX_MESSAGE;
-	if (srv->opts.max_streams == 0)
-		srv->opts.max_streams = RPC_DEFAULT_MAX_STREAMS;
+	limits_defaults(&srv->opts.known, RPC_DEFAULT_MAX_MESSAGE,
+	    RPC_DEFAULT_CONN_BUDGET, RPC_DEFAULT_PEER_BUDGET,
+	    RPC_DEFAULT_MAX_STREAMS, RPC_DEFAULT_PEER_CONNS);
+	limits_defaults(&srv->opts.anon, RPC_DEFAULT_ANON_MAX_MESSAGE,
+	    RPC_DEFAULT_ANON_CONN_BUDGET, RPC_DEFAULT_ANON_PEER_BUDGET,
+	    RPC_DEFAULT_ANON_STREAMS, RPC_DEFAULT_ANON_PEER_CONNS);
 	if (srv->opts.max_conns == 0)
 		srv->opts.max_conns = RPC_DEFAULT_MAX_CONNS;
+	server_fit_fds(srv);
+	if (srv->opts.anon_max_conns == 0)
+		srv->opts.anon_max_conns = srv->opts.max_conns / 4 > 0 ?
+		    srv->opts.max_conns / 4 : 1;
+	if (srv->opts.anon_max_conns > srv->opts.max_conns)
+		srv->opts.anon_max_conns = srv->opts.max_conns;
 	if (srv->opts.idle_ms == 0)
 		srv->opts.idle_ms = RPC_DEFAULT_IDLE_MS;
 	if (srv->opts.handshake_ms == 0)
 		srv->opts.handshake_ms = RPC_DEFAULT_HANDSHAKE_MS;
+	if (srv->opts.first_call_ms == 0)
+		srv->opts.first_call_ms = RPC_DEFAULT_FIRST_CALL_MS;
+	if (srv->opts.message_ms == 0)
+		srv->opts.message_ms = RPC_DEFAULT_MESSAGE_MS;
+	if (srv->opts.anon_ms == 0)
+		srv->opts.anon_ms = RPC_DEFAULT_ANON_MS;
+	srv->own_budget.max = RPC_DEFAULT_BUDGET;
+	srv->budget = srv->opts.budget != NULL ? srv->opts.budget :
+	    &srv->own_budget;
 	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->peers);
 	if (nghttp2_session_callbacks_new(&srv->cbs) != 0 ||
 	    nghttp2_option_new(&srv->ngopt) != 0) {
 		rpc_server_free(srv);
@@ -1295,8 +1852,18 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	nghttp2_option_set_max_send_header_block_length(srv->ngopt,
 	    RPC_MAX_METADATA * 4);
 	nghttp2_option_set_max_deflate_dynamic_table_size(srv->ngopt, 4096);
+	/* Windows follow what we hold (call_ack); closed streams are not
+	 * kept around. */
+	nghttp2_option_set_no_auto_window_update(srv->ngopt, 1);
+	nghttp2_option_set_no_closed_streams(srv->ngopt, 1);
 	uv_timer_init(loop, &srv->grace);
 	srv->grace.data = srv;
+	uv_timer_init(loop, &srv->sweep);
+	srv->sweep.data = srv;
+	uv_timer_start(&srv->sweep, server_sweep_cb, RPC_SWEEP_MS,
+	    RPC_SWEEP_MS);
+	uv_unref((uv_handle_t *)&srv->sweep);
+	srv->handles_open = 2;
 	*out = srv;
 	return 0;
 }
@@ -1391,7 +1958,7 @@ server_grace_close_cb(uv_handle_t *h)
 {
 	struct rpc_server *srv = h->data;
 
-	if (srv->done != NULL)
+	if (--srv->handles_open == 0 && srv->done != NULL)
 		srv->done(srv, srv->done_arg);
 }
 
@@ -1407,6 +1974,7 @@ server_check_done(struct rpc_server *srv)
 	}
 	srv->done_called = 1;
 	uv_close((uv_handle_t *)&srv->grace, server_grace_close_cb);
+	uv_close((uv_handle_t *)&srv->sweep, server_grace_close_cb);
 }
 
 static void

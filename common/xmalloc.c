@@ -1,10 +1,12 @@
 /*
  * xmalloc.c: allocation wrappers that stop on failure, and wiping.
  */
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 
 #include "log.h"
@@ -74,4 +76,17 @@ freezero(void *p, size_t n)
 		return;
 	wipe(p, n);
 	free(p);
+}
+
+static void
+json_freezero(void *p)
+{
+	if (p != NULL)
+		freezero(p, malloc_usable_size(p));
+}
+
+void
+secret_json_init(void)
+{
+	json_set_alloc_funcs(malloc, json_freezero);
 }

@@ -16,5 +16,10 @@ char	*xstrdup(const char *);
 void	 freezero(void *, size_t);
 /* Wipe memory in a way the compiler cannot elide. */
 void	 wipe(void *, size_t);
+/*
+ * JSON documents hold private JWKs and the key file's contents: make
+ * jansson wipe what it frees.  Once, before any JSON is made.
+ */
+void	 secret_json_init(void);
 
 #endif /* WICK_XMALLOC_H */

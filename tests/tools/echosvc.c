@@ -409,13 +409,13 @@ stats_message(struct rpc_call *call, const uint8_t *p, size_t n)
 
 static const struct rpc_method methods[] = {
 	{ "/wick.test.Echo/Unary", RPC_KIND_UNARY, unary_start, unary_message,
-	    NULL, NULL, on_done, NULL },
+	    NULL, NULL, on_done, NULL, 1 },
 	{ "/wick.test.Echo/ServerStream", RPC_KIND_SERVER_STREAM, NULL,
-	    stream_message, NULL, stream_writable, on_done, NULL },
+	    stream_message, NULL, stream_writable, on_done, NULL, 1 },
 	{ "/wick.test.Echo/Bidi", RPC_KIND_BIDI, bidi_start, bidi_message,
-	    bidi_half_close, NULL, on_done, NULL },
+	    bidi_half_close, NULL, on_done, NULL, 1 },
 	{ "/wick.test.Echo/Stats", RPC_KIND_UNARY, NULL, stats_message, NULL,
-	    NULL, NULL, NULL },
+	    NULL, NULL, NULL, 1 },
 };
 
 /* ---- main --------------------------------------------------------------- */
@@ -466,8 +466,10 @@ main(int argc, char **argv)
 		case 'c': cert = optarg; break;
 		case 'k': key = optarg; break;
 		case 'a': ca = optarg; break;
-		case 'm': opts.max_message = strtoul(optarg, NULL, 10); break;
-		case 's': opts.max_streams = strtoul(optarg, NULL, 10); break;
+		case 'm': opts.known.max_message = strtoul(optarg, NULL, 10);
+			break;
+		case 's': opts.known.max_streams = strtoul(optarg, NULL, 10);
+			break;
 		case 'n': opts.max_conns = strtoul(optarg, NULL, 10); break;
 		case 'i': opts.handshake_ms = strtoull(optarg, NULL, 10); break;
 		case 'I': opts.idle_ms = strtoull(optarg, NULL, 10); break;
@@ -476,6 +478,9 @@ main(int argc, char **argv)
 	}
 	if (upath == NULL && tcp == NULL)
 		usage();
+	/* A test service: peers without a certificate get what others get. */
+	opts.anon = opts.known;
+	opts.anon_max_conns = UINT32_MAX;
 	if ((cert != NULL || key != NULL || ca != NULL) &&
 	    (cert == NULL || key == NULL || ca == NULL || tcp == NULL))
 		usage();

@@ -1309,9 +1309,9 @@ fake_health(struct rpc_call *call, const uint8_t *p, size_t n)
 }
 
 #define FSTREAM(path, fn) { path, RPC_KIND_SERVER_STREAM, fake_start, fn, \
-	NULL, NULL, NULL, NULL }
+	NULL, NULL, NULL, NULL, 0 }
 #define FUNARY(path, fn) { path, RPC_KIND_UNARY, fake_start, fn, NULL, NULL, \
-	NULL, NULL }
+	NULL, NULL, 0 }
 
 static const struct rpc_method fake_methods[] = {
 	FSTREAM("/SpiffeWorkloadAPI/FetchX509SVID", fake_x509),

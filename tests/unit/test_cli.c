@@ -1140,7 +1140,7 @@ m_get_bundle(struct rpc_call *call, const uint8_t *p, size_t n)
 }
 
 #define UNARY(path, fn)	{ path, RPC_KIND_UNARY, NULL, fn, NULL, NULL, NULL, \
-	NULL }
+	NULL, 0 }
 
 static const struct rpc_method fake_methods[] = {
 	UNARY("/wick.admin.Entries/ListEntries", m_list),

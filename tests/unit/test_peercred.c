@@ -2,6 +2,7 @@
  * test_peercred.c: SO_PEERCRED and the PID-reuse guard.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <stdarg.h>
@@ -18,15 +19,27 @@ static void
 test_socketpair_is_us(void **state)
 {
 	struct peercred	 pc;
+	struct stat	 st;
 	int		 sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(peercred_get(sv[0], &pc), 0);
 	assert_int_equal(pc.pid, getpid());
-	assert_int_equal(pc.uid, getuid());
-	assert_int_equal(pc.gid, getgid());
+	assert_int_equal(pc.uid, geteuid());
+	assert_int_equal(pc.gid, getegid());
 	assert_true(pc.starttime > 0);
 	assert_int_equal(peercred_check_alive(&pc), 0);
+	/* The binary we run, recorded at accept. */
+	assert_int_equal(stat("/proc/self/exe", &st), 0);
+	assert_true(pc.exe_known);
+	assert_int_equal(pc.exe_dev, st.st_dev);
+	assert_int_equal(pc.exe_ino, st.st_ino);
+	assert_int_equal(peercred_check_exe(&pc, st.st_dev, st.st_ino), 0);
+	assert_int_equal(peercred_check_exe(&pc, st.st_dev, st.st_ino + 1),
+	    WICK_ERR_PERM);
+	pc.exe_known = 0;
+	assert_int_equal(peercred_check_exe(&pc, st.st_dev, st.st_ino),
+	    WICK_ERR_PERM);
 	/* The same pid with another start time is another process. */
 	pc.starttime++;
 	assert_int_equal(peercred_check_alive(&pc), WICK_ERR_STATE);

@@ -302,12 +302,13 @@ hang_start(struct rpc_call *call, void *arg)
 
 static const struct rpc_method methods[] = {
 	{ P_UNARY, RPC_KIND_UNARY, h_start, unary_message, NULL, NULL,
-	    h_done, NULL },
+	    h_done, NULL, 1 },
 	{ P_STREAM, RPC_KIND_SERVER_STREAM, h_start, stream_message, NULL,
-	    stream_writable, h_done, NULL },
+	    stream_writable, h_done, NULL, 1 },
 	{ P_BIDI, RPC_KIND_BIDI, h_start, bidi_message, bidi_half_close, NULL,
-	    h_done, NULL },
-	{ P_HANG, RPC_KIND_BIDI, hang_start, NULL, NULL, NULL, h_done, NULL },
+	    h_done, NULL, 1 },
+	{ P_HANG, RPC_KIND_BIDI, hang_start, NULL, NULL, NULL, h_done, NULL,
+	    1 },
 };
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -689,6 +690,7 @@ struct raw {
 		uv_handle_t	 handle;
 		uv_stream_t	 stream;
 		uv_pipe_t	 pipe;
+		uv_tcp_t	 tcp;
 	} h;
 	uv_connect_t	 creq;
 	int		 connected;
@@ -773,6 +775,31 @@ raw_open(struct fx *f, struct raw *r, int read)
 		assert_int_equal(uv_read_start(&r->h.stream, raw_alloc_cb,
 		    raw_read_cb), 0);
 	}
+}
+
+/* A raw TCP connection to the plaintext listener from address src
+ * (127.0.0.0/8 all reach loopback): peers told apart by address. */
+static void
+raw_open_tcp(struct fx *f, struct raw *r, const char *src)
+{
+	struct sockaddr_in	 sa, da;
+
+	memset(r, 0, sizeof(*r));
+	r->f = f;
+	r->grpc_status = -1;
+	assert_int_equal(uv_tcp_init(&f->loop, &r->h.tcp), 0);
+	r->h.handle.data = r;
+	r->creq.data = r;
+	assert_int_equal(uv_ip4_addr(src, 0, &sa), 0);
+	assert_int_equal(uv_ip4_addr("127.0.0.1", f->port, &da), 0);
+	assert_int_equal(uv_tcp_bind(&r->h.tcp, (struct sockaddr *)&sa, 0),
+	    0);
+	assert_int_equal(uv_tcp_connect(&r->creq, &r->h.tcp,
+	    (struct sockaddr *)&da, raw_connect_cb), 0);
+	run_until(f, &r->connected, WAIT_MS);
+	r->reading = 1;
+	assert_int_equal(uv_read_start(&r->h.stream, raw_alloc_cb,
+	    raw_read_cb), 0);
 }
 
 static void
@@ -1231,7 +1258,7 @@ test_message_limits(void **state)
 	uint8_t			 big[2000];
 
 	memset(&opts, 0, sizeof(opts));
-	opts.max_message = 1024;
+	opts.known.max_message = 1024;
 	fx_start(&f, &opts);
 	ch = open_ch(&f, TR_UNIX, 1500);
 	memset(big, 'x', sizeof(big));
@@ -1485,6 +1512,197 @@ test_connection_limits(void **state)
 	fx_finish(&f);
 }
 
+/* The HTTP/2 preface and SETTINGS, and no call. */
+static void
+raw_h2_hello(struct raw *r)
+{
+	nghttp2_session_callbacks	*cbs;
+
+	assert_int_equal(nghttp2_session_callbacks_new(&cbs), 0);
+	assert_int_equal(nghttp2_session_client_new(&r->ngh, cbs, r), 0);
+	nghttp2_session_callbacks_del(cbs);
+	assert_int_equal(nghttp2_submit_settings(r->ngh, NGHTTP2_FLAG_NONE,
+	    NULL, 0), 0);
+	raw_h2_flush(r);
+}
+
+/* A unary call whose message declares declared bytes and sends sent. */
+static void
+raw_partial_call(struct raw *r, uint32_t declared, size_t sent)
+{
+	uint8_t b[64];
+
+	assert_true(sent + 5 <= sizeof(b));
+	memset(b, 'x', sizeof(b));
+	b[0] = 0;
+	b[1] = (uint8_t)(declared >> 24);
+	b[2] = (uint8_t)(declared >> 16);
+	b[3] = (uint8_t)(declared >> 8);
+	b[4] = (uint8_t)declared;
+	r->keep_open = 1;
+	raw_h2_request(r, "POST", P_UNARY, "application/grpc", b, 5 + sent);
+}
+
+/* A connection that speaks HTTP/2 but starts no call is dropped after
+ * first_call_ms; one that never speaks, after handshake_ms. */
+static void
+test_first_call_timeout(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct raw		 raw;
+	uint64_t		 t0;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.first_call_ms = 150;
+	opts.handshake_ms = 100;
+	fx_start(&f, &opts);
+	t0 = uv_now(&f.loop);
+	raw_open(&f, &raw, 1);
+	raw_h2_hello(&raw);
+	wait_eof(&raw);
+	assert_true(uv_now(&f.loop) - t0 >= 140);
+	raw_close(&raw);
+	raw_open(&f, &raw, 1);
+	wait_eof(&raw);
+	raw_close(&raw);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.connections_timed_out, 2);
+	fx_finish(&f);
+}
+
+/* A request message begun and never finished ends the call after
+ * message_ms, and what it held is released. */
+static void
+test_message_timeout(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct raw		 raw;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.message_ms = 100;
+	fx_start(&f, &opts);
+	raw_open(&f, &raw, 1);
+	raw_partial_call(&raw, 1000, 10);
+	run_until(&f, &raw.stream_closed, WAIT_MS);
+	assert_int_equal(raw.grpc_status, RPC_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(raw.grpc_message, "not complete after 100"));
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.messages_timed_out, 1);
+	raw_close(&raw);
+	run_for(&f, 50);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.bytes_held, 0);
+	fx_finish(&f);
+}
+
+/*
+ * Budgets: a connection holds a partial message; a second connection of
+ * the same peer (uid) cannot hold another past the peer's budget, and is
+ * told which budget said no; once the first is gone, it can.
+ */
+static void
+test_budgets(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct raw		 a, b;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.known.max_message = 1000;
+	opts.known.conn_budget = 4000;
+	opts.known.peer_budget = 2500;
+	fx_start(&f, &opts);
+	raw_open(&f, &a, 1);
+	raw_partial_call(&a, 900, 10);
+	run_for(&f, 50);
+	rpc_server_get_stats(f.srv, &st);
+	assert_true(st.bytes_held > 905 && st.bytes_held < 2500);
+	raw_open(&f, &b, 1);
+	raw_partial_call(&b, 900, 10);
+	run_until(&f, &b.stream_closed, WAIT_MS);
+	assert_int_equal(b.grpc_status, RPC_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(b.grpc_message, "peer budget of 2500"));
+	raw_close(&b);
+	/* Over the message limit: refused before any budget. */
+	raw_open(&f, &b, 1);
+	raw_partial_call(&b, 1001, 10);
+	run_until(&f, &b.stream_closed, WAIT_MS);
+	assert_int_equal(b.grpc_status, RPC_RESOURCE_EXHAUSTED);
+	assert_non_null(strstr(b.grpc_message, "exceeds the limit of 1000"));
+	raw_close(&b);
+	raw_close(&a);
+	run_for(&f, 50);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.bytes_held, 0);
+	assert_int_equal(st.budget_refusals, 1);
+	raw_open(&f, &b, 1);
+	raw_partial_call(&b, 900, 10);
+	run_for(&f, 50);
+	assert_int_equal(b.stream_closed, 0);
+	raw_close(&b);
+	fx_finish(&f);
+}
+
+/*
+ * A full server: a peer holding the most connections loses its oldest to
+ * a newcomer; a peer cannot push out one that holds fewer than itself;
+ * and no peer holds more than its share.
+ */
+static void
+test_fair_share(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct raw		 a[4], b, c;
+	int			 i;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.max_conns = 4;
+	opts.known.max_conns = 4;
+	fx_start(&f, &opts);
+	for (i = 0; i < 4; i++)
+		raw_open_tcp(&f, &a[i], "127.0.0.2");
+	run_for(&f, 50);
+	/* Full: the newcomer gets in, a's oldest goes. */
+	raw_open_tcp(&f, &b, "127.0.0.3");
+	wait_eof(&a[0]);
+	run_for(&f, 50);
+	assert_int_equal(b.eof, 0);
+	for (i = 1; i < 4; i++)
+		assert_int_equal(a[i].eof, 0);
+	/* a (3) cannot push out b (1): refused. */
+	raw_open_tcp(&f, &c, "127.0.0.2");
+	wait_eof(&c);
+	assert_int_equal(b.eof, 0);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.connections_evicted, 1);
+	assert_int_equal(st.connections_refused, 1);
+	raw_close(&c);
+	raw_close(&b);
+	for (i = 0; i < 4; i++)
+		raw_close(&a[i]);
+	/* Over the per-peer share (2 of 4): refused though there is room. */
+	fx_finish(&f);
+	opts.known.max_conns = 2;
+	fx_start(&f, &opts);
+	raw_open_tcp(&f, &a[0], "127.0.0.2");
+	raw_open_tcp(&f, &a[1], "127.0.0.2");
+	raw_open_tcp(&f, &a[2], "127.0.0.2");
+	wait_eof(&a[2]);
+	run_for(&f, 50);
+	assert_int_equal(a[0].eof, 0);
+	assert_int_equal(a[1].eof, 0);
+	for (i = 0; i < 3; i++)
+		raw_close(&a[i]);
+	fx_finish(&f);
+}
+
 /* Shutdown: GOAWAY, the open call finishes, new ones are refused. */
 static void
 test_shutdown_graceful(void **state)
@@ -1561,6 +1779,10 @@ main(void)
 		cmocka_unit_test(test_hostile_input),
 		cmocka_unit_test(test_client_never_reads),
 		cmocka_unit_test(test_connection_limits),
+		cmocka_unit_test(test_first_call_timeout),
+		cmocka_unit_test(test_message_timeout),
+		cmocka_unit_test(test_budgets),
+		cmocka_unit_test(test_fair_share),
 		cmocka_unit_test(test_shutdown_graceful),
 		cmocka_unit_test(test_shutdown_grace_expires),
 	};
