@@ -42,8 +42,7 @@ admin_start(struct rpc_call *call, void *arg)
 		if (srv->cfg->admin_uids[i] == p->uid)
 			return;
 deny:
-	log_warn("admin API: uid %lu (pid %ld) refused for %s",
-	    (unsigned long)p->uid, (long)p->pid, rpc_call_path(call));
+	/* Logged (rate-limited) with the uid, pid and method. */
 	svc_fail(call, RPC_PERMISSION_DENIED, "uid %lu may not use the admin "
 	    "API (allowed: root, the server's uid and admin_uids)",
 	    (unsigned long)p->uid);
@@ -58,6 +57,19 @@ deny:
 		return;							\
 	}								\
 } while (0)
+
+/* Refresh the entry cache after a change; a failure only delays it
+ * (the next refresh applies the same changes). */
+static void
+refresh_cache(struct server *srv)
+{
+	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
+	int				r;
+
+	if ((r = entry_cache_refresh(srv->cache)) != 0)
+		log_warn_rl(&rl, "entry cache refresh failed: %s",
+		    wick_strerror(r));
+}
 
 static const char *
 err_msg(int r)
@@ -85,34 +97,41 @@ struct batch {
 	size_t			  n;
 };
 
-static void
+static void batch_free(struct batch *);
+
+static int
 batch_init(struct batch *b, size_t n)
 {
 	size_t i;
 
 	memset(b, 0, sizeof(*b));
 	b->n = n;
-	b->v = xcalloc(n + 1, sizeof(*b->v));
-	b->res = xcalloc(n + 1, sizeof(*b->res));
-	b->msg = xcalloc(n + 1, sizeof(*b->msg));
-	b->results = xcalloc(n + 1, sizeof(*b->results));
-	b->rbuf = xcalloc(n + 1, sizeof(*b->rbuf));
-	b->sbuf = xcalloc(n + 1, sizeof(*b->sbuf));
-	b->ebuf = xcalloc(n + 1, sizeof(*b->ebuf));
+	if ((b->v = calloc(n + 1, sizeof(*b->v))) == NULL ||
+	    (b->res = calloc(n + 1, sizeof(*b->res))) == NULL ||
+	    (b->msg = calloc(n + 1, sizeof(*b->msg))) == NULL ||
+	    (b->results = calloc(n + 1, sizeof(*b->results))) == NULL ||
+	    (b->rbuf = calloc(n + 1, sizeof(*b->rbuf))) == NULL ||
+	    (b->sbuf = calloc(n + 1, sizeof(*b->sbuf))) == NULL ||
+	    (b->ebuf = calloc(n + 1, sizeof(*b->ebuf))) == NULL) {
+		batch_free(b);
+		return WICK_ERR_ALLOC;
+	}
 	for (i = 0; i < n; i++) {
 		wick__admin__entry_result__init(&b->rbuf[i]);
 		wick__types__status__init(&b->sbuf[i]);
 		b->rbuf[i].status = &b->sbuf[i];
 		b->results[i] = &b->rbuf[i];
 	}
+	return 0;
 }
 
+/* Also after a batch_init() that failed half way. */
 static void
 batch_free(struct batch *b)
 {
 	size_t i;
 
-	for (i = 0; i < b->n; i++) {
+	for (i = 0; b->ebuf != NULL && i < b->n; i++) {
 		ds_entry_free(b->v[i]);
 		free(b->msg[i]);
 		if (b->rbuf[i].entry != NULL)
@@ -125,26 +144,30 @@ batch_free(struct batch *b)
 	free(b->rbuf);
 	free(b->sbuf);
 	free(b->ebuf);
+	memset(b, 0, sizeof(*b));
 }
 
 /* Fill result i from the batch's outcome. */
-static void
+static int
 batch_result(struct batch *b, size_t i)
 {
-	enum rpc_status st = b->res[i] == 0 ? RPC_OK :
+	enum rpc_status	st = b->res[i] == 0 ? RPC_OK :
 	    rpc_status_from_err(b->res[i]);
+	int		r;
 
 	if (b->res[i] == WICK_ERR_EXISTS)
 		st = RPC_ALREADY_EXISTS;
 	b->sbuf[i].code = (int32_t)st;
-	if (b->res[i] != 0 && b->msg[i] == NULL)
-		b->msg[i] = xstrdup(err_msg(b->res[i]));
-	b->sbuf[i].message = b->msg[i] != NULL ? b->msg[i] : "";
+	/* err_msg() is static text: borrowed, never freed. */
+	b->sbuf[i].message = b->msg[i] != NULL ? b->msg[i] : b->res[i] != 0 ?
+	    (char *)err_msg(b->res[i]) : "";
 	if (b->v[i] != NULL && (b->res[i] == 0 ||
 	    b->res[i] == WICK_ERR_EXISTS)) {
-		pb_from_entry(b->v[i], &b->ebuf[i]);
+		if ((r = pb_from_entry(b->v[i], &b->ebuf[i])) != 0)
+			return r;
 		b->rbuf[i].entry = &b->ebuf[i];
 	}
+	return 0;
 }
 
 /* Convert and check the request's entries; bad ones get their result. */
@@ -156,18 +179,19 @@ batch_load(struct server *srv, struct batch *b, Wick__Types__Entry **in)
 	size_t		 i;
 	int		 r;
 
+	/* Without memory for a message, the result says err_msg(). */
 	for (i = 0; i < b->n; i++) {
 		if ((r = pb_to_entry(in[i], &b->v[i], &why)) != 0) {
 			b->res[i] = r;
 			snprintf(msg, sizeof(msg), "invalid entry: %s",
 			    why != NULL ? why : wick_strerror(r));
-			b->msg[i] = xstrdup(msg);
+			b->msg[i] = strdup(msg);
 			continue;
 		}
 		if ((r = svc_check_entry(srv, b->v[i], msg, sizeof(msg))) !=
 		    0) {
 			b->res[i] = r;
-			b->msg[i] = xstrdup(msg);
+			b->msg[i] = strdup(msg);
 		}
 	}
 }
@@ -179,11 +203,13 @@ batch_apply(struct server *srv, struct batch *b, int update)
 	struct ds_entry	**ok;
 	int		 *res;
 	size_t		 *idx, n = 0, i;
-	int		  r;
+	int		  r = WICK_ERR_ALLOC;
 
-	ok = xcalloc(b->n + 1, sizeof(*ok));
-	res = xcalloc(b->n + 1, sizeof(*res));
-	idx = xcalloc(b->n + 1, sizeof(*idx));
+	ok = calloc(b->n + 1, sizeof(*ok));
+	res = calloc(b->n + 1, sizeof(*res));
+	idx = calloc(b->n + 1, sizeof(*idx));
+	if (ok == NULL || res == NULL || idx == NULL)
+		goto out;
 	for (i = 0; i < b->n; i++)
 		if (b->res[i] == 0) {
 			idx[n] = i;
@@ -194,12 +220,15 @@ batch_apply(struct server *srv, struct batch *b, int update)
 	    server_now());
 	for (i = 0; i < n; i++)
 		b->res[idx[i]] = r != 0 ? r : res[i];
+out:
 	free(ok);
 	free(res);
 	free(idx);
 	return r;
 }
 
+/* The audit detail of a batch; NULL without memory (server_audit()
+ * then records the event without its details). */
 static json_t *
 batch_audit(struct batch *b, size_t *nok)
 {
@@ -211,14 +240,18 @@ batch_audit(struct batch *b, size_t *nok)
 		if (b->res[i] != 0 || b->v[i] == NULL)
 			continue;
 		(*nok)++;
-		json_array_append_new(list, json_pack("{s:s,s:s,s:s}", "id",
-		    b->v[i]->id, "spiffe_id", b->v[i]->spiffe_id, "parent_id",
-		    b->v[i]->parent_id));
+		if (list != NULL && json_array_append_new(list, json_pack(
+		    "{s:s,s:s,s:s}", "id", b->v[i]->id, "spiffe_id",
+		    b->v[i]->spiffe_id, "parent_id",
+		    b->v[i]->parent_id)) != 0) {
+			json_decref(list);
+			list = NULL;
+		}
 	}
-	return json_pack("{s:o}", "entries", list);
+	return list != NULL ? json_pack("{s:o}", "entries", list) : NULL;
 }
 
-static void
+static int
 batch_finish(struct rpc_call *call, struct batch *b, const char *kind,
     int update)
 {
@@ -226,6 +259,7 @@ batch_finish(struct rpc_call *call, struct batch *b, const char *kind,
 	char		 actor[128];
 	json_t		*detail;
 	size_t		 i, nok;
+	int		 r;
 
 	svc_actor(call, actor, sizeof(actor));
 	detail = batch_audit(b, &nok);
@@ -233,6 +267,7 @@ batch_finish(struct rpc_call *call, struct batch *b, const char *kind,
 		server_audit(srv, kind, actor, 1, detail);
 	else
 		json_decref(detail);
+	refresh_cache(srv);
 	for (i = 0; i < b->n; i++) {
 		/* Return the existing entry for a duplicate, as SPIRE. */
 		if (!update && b->res[i] == WICK_ERR_EXISTS && b->v[i] != NULL &&
@@ -244,10 +279,10 @@ batch_finish(struct rpc_call *call, struct batch *b, const char *kind,
 				b->v[i] = old;
 			}
 		}
-		batch_result(b, i);
+		if ((r = batch_result(b, i)) != 0)
+			return r;
 	}
-	if (entry_cache_refresh(srv->cache) != 0)
-		log_warn("entry cache refresh failed");
+	return 0;
 }
 
 static void
@@ -257,6 +292,7 @@ m_batch_create(struct rpc_call *call, const uint8_t *p, size_t n)
 	Wick__Admin__BatchCreateEntryResponse	 resp =
 	    WICK__ADMIN__BATCH_CREATE_ENTRY_RESPONSE__INIT;
 	struct batch				 b;
+	int					 r;
 
 	UNPACK(BatchCreateEntryRequest, wick__admin__batch_create_entry_request,
 	    call, p, n, req);
@@ -265,18 +301,23 @@ m_batch_create(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "exceeds the limit of %d", req->n_entries, DS_MAX_BATCH);
 		goto out;
 	}
-	batch_init(&b, req->n_entries);
-	batch_load(SRV(call), &b, req->entries);
-	if (batch_apply(SRV(call), &b, 0) != 0) {
-		svc_fail(call, RPC_UNAVAILABLE, "datastore: cannot create the "
-		    "entries");
-		batch_free(&b);
+	if ((r = batch_init(&b, req->n_entries)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "out of memory for a "
+		    "batch of %zu entries", req->n_entries);
 		goto out;
 	}
-	batch_finish(call, &b, "entry.create", 0);
-	resp.results = b.results;
-	resp.n_results = b.n;
-	svc_reply(call, &resp.base);
+	batch_load(SRV(call), &b, req->entries);
+	if ((r = batch_apply(SRV(call), &b, 0)) != 0)
+		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
+		    "create the entries: %s", wick_strerror(r));
+	else if ((r = batch_finish(call, &b, "entry.create", 0)) != 0)
+		svc_fail(call, rpc_status_from_err(r), "entries created, but "
+		    "the reply cannot be built: %s", wick_strerror(r));
+	else {
+		resp.results = b.results;
+		resp.n_results = b.n;
+		svc_reply(call, &resp.base);
+	}
 	batch_free(&b);
 out:
 	wick__admin__batch_create_entry_request__free_unpacked(req, NULL);
@@ -290,6 +331,7 @@ m_batch_update(struct rpc_call *call, const uint8_t *p, size_t n)
 	    WICK__ADMIN__BATCH_UPDATE_ENTRY_RESPONSE__INIT;
 	struct batch				 b;
 	size_t					 i;
+	int					 r;
 
 	UNPACK(BatchUpdateEntryRequest, wick__admin__batch_update_entry_request,
 	    call, p, n, req);
@@ -298,24 +340,29 @@ m_batch_update(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "exceeds the limit of %d", req->n_entries, DS_MAX_BATCH);
 		goto out;
 	}
-	batch_init(&b, req->n_entries);
+	if ((r = batch_init(&b, req->n_entries)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "out of memory for a "
+		    "batch of %zu entries", req->n_entries);
+		goto out;
+	}
 	batch_load(SRV(call), &b, req->entries);
 	for (i = 0; i < b.n; i++)
 		if (b.res[i] == 0 && (b.v[i]->id == NULL || *b.v[i]->id ==
 		    '\0')) {
 			b.res[i] = WICK_ERR_INVALID;
-			b.msg[i] = xstrdup("invalid entry: missing id");
+			b.msg[i] = strdup("invalid entry: missing id");
 		}
-	if (batch_apply(SRV(call), &b, 1) != 0) {
-		svc_fail(call, RPC_UNAVAILABLE, "datastore: cannot update the "
-		    "entries");
-		batch_free(&b);
-		goto out;
+	if ((r = batch_apply(SRV(call), &b, 1)) != 0)
+		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
+		    "update the entries: %s", wick_strerror(r));
+	else if ((r = batch_finish(call, &b, "entry.update", 1)) != 0)
+		svc_fail(call, rpc_status_from_err(r), "entries updated, but "
+		    "the reply cannot be built: %s", wick_strerror(r));
+	else {
+		resp.results = b.results;
+		resp.n_results = b.n;
+		svc_reply(call, &resp.base);
 	}
-	batch_finish(call, &b, "entry.update", 1);
-	resp.results = b.results;
-	resp.n_results = b.n;
-	svc_reply(call, &resp.base);
 	batch_free(&b);
 out:
 	wick__admin__batch_update_entry_request__free_unpacked(req, NULL);
@@ -331,7 +378,7 @@ m_batch_delete(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct batch				 b;
 	char					 actor[128];
 	json_t					*ids;
-	size_t					 i;
+	size_t					 i, nok = 0;
 	int					 r;
 
 	UNPACK(BatchDeleteEntryRequest, wick__admin__batch_delete_entry_request,
@@ -341,37 +388,42 @@ m_batch_delete(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "exceeds the limit of %d", req->n_ids, DS_MAX_BATCH);
 		goto out;
 	}
-	batch_init(&b, req->n_ids);
+	if ((r = batch_init(&b, req->n_ids)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "out of memory for a "
+		    "batch of %zu IDs", req->n_ids);
+		goto out;
+	}
 	r = req->n_ids == 0 ? 0 : ds_entries_delete(srv->ds,
 	    (const char *const *)req->ids, req->n_ids, b.res, server_now());
 	if (r != 0) {
-		svc_fail(call, RPC_UNAVAILABLE, "datastore: cannot delete the "
-		    "entries");
+		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
+		    "delete the entries: %s", wick_strerror(r));
 		batch_free(&b);
 		goto out;
 	}
 	ids = json_array();
 	for (i = 0; i < b.n; i++) {
-		batch_result(&b, i);
-		if (b.res[i] == 0)
-			json_array_append_new(ids, json_string(req->ids[i]));
+		(void)batch_result(&b, i);	/* no entry: cannot fail */
+		if (b.res[i] == 0) {
+			nok++;
+			if (ids != NULL && json_array_append_new(ids,
+			    json_string(req->ids[i])) != 0) {
+				json_decref(ids);
+				ids = NULL;
+			}
+		}
 		/* Echo the ID so that the caller can match results. */
-		b.v[i] = ds_entry_new();
-		b.v[i]->id = xstrdup(req->ids[i]);
-		b.v[i]->spiffe_id = xstrdup("");
-		b.v[i]->parent_id = xstrdup("");
-		b.v[i]->hint = xstrdup("");
-		pb_from_entry(b.v[i], &b.ebuf[i]);
+		wick__types__entry__init(&b.ebuf[i]);
+		b.ebuf[i].id = req->ids[i];
 		b.rbuf[i].entry = &b.ebuf[i];
 	}
 	svc_actor(call, actor, sizeof(actor));
-	if (json_array_size(ids) > 0)
-		server_audit(srv, "entry.delete", actor, 1, json_pack("{s:o}",
-		    "ids", ids));
+	if (nok > 0)
+		server_audit(srv, "entry.delete", actor, 1, ids != NULL ?
+		    json_pack("{s:o}", "ids", ids) : NULL);
 	else
 		json_decref(ids);
-	if (entry_cache_refresh(srv->cache) != 0)
-		log_warn("entry cache refresh failed");
+	refresh_cache(srv);
 	resp.results = b.results;
 	resp.n_results = b.n;
 	svc_reply(call, &resp.base);
@@ -396,9 +448,13 @@ m_get_entry(struct rpc_call *call, const uint8_t *p, size_t n)
 		    r == WICK_ERR_NOT_FOUND ? "not found" : wick_strerror(r));
 		goto out;
 	}
-	pb_from_entry(e, &pb);
-	svc_reply(call, &pb.base);
-	pb_entry_clear(&pb);
+	if ((r = pb_from_entry(e, &pb)) != 0)
+		svc_fail(call, rpc_status_from_err(r), "cannot encode entry "
+		    "\"%.200s\": %s", req->id, wick_strerror(r));
+	else {
+		svc_reply(call, &pb.base);
+		pb_entry_clear(&pb);
+	}
 	ds_entry_free(e);
 out:
 	wick__admin__get_entry_request__free_unpacked(req, NULL);
@@ -480,19 +536,28 @@ m_list_entries(struct rpc_call *call, const uint8_t *p, size_t n)
 		    wick_strerror(r));
 		goto out;
 	}
-	pbs = xcalloc(l.n + 1, sizeof(*pbs));
-	pv = xcalloc(l.n + 1, sizeof(*pv));
+	if ((pbs = calloc(l.n + 1, sizeof(*pbs))) == NULL ||
+	    (pv = calloc(l.n + 1, sizeof(*pv))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for %zu "
+		    "entries", l.n);
+		goto out;
+	}
 	for (i = 0; i < l.n; i++) {
-		pb_from_entry(l.v[i], &pbs[i]);
+		if ((r = pb_from_entry(l.v[i], &pbs[i])) != 0) {
+			svc_fail(call, rpc_status_from_err(r), "cannot encode "
+			    "the entries: %s", wick_strerror(r));
+			goto out;
+		}
 		pv[i] = &pbs[i];
 	}
 	resp.entries = pv;
 	resp.n_entries = l.n;
 	resp.next_page_token = l.next_token != NULL ? l.next_token : "";
 	svc_reply(call, &resp.base);
-	for (i = 0; i < l.n; i++)
-		pb_entry_clear(&pbs[i]);
 out:
+	/* Zeroed or converted: clearing either is right. */
+	for (i = 0; pbs != NULL && i < l.n; i++)
+		pb_entry_clear(&pbs[i]);
 	free(pbs);
 	free(pv);
 	ds_entry_list_free(&l);
@@ -549,17 +614,23 @@ static int
 token_alias(struct server *srv, const char *agent_id, const char *spiffe_id,
     char *msg, size_t msglen)
 {
-	struct ds_entry	*e = ds_entry_new();
-	const char	*why;
+	struct ds_entry	*e;
+	const char	*why = NULL;
 	int		 res = 0, r;
 
-	e->id = xstrdup("");
-	e->spiffe_id = xstrdup(spiffe_id);
-	e->parent_id = xstrdup(agent_id);
-	e->hint = xstrdup("");
+	if ((e = ds_entry_new()) == NULL ||
+	    (e->id = strdup("")) == NULL ||
+	    (e->spiffe_id = strdup(spiffe_id)) == NULL ||
+	    (e->parent_id = strdup(agent_id)) == NULL ||
+	    (e->hint = strdup("")) == NULL) {
+		snprintf(msg, msglen, "out of memory");
+		ds_entry_free(e);
+		return WICK_ERR_ALLOC;
+	}
 	if ((r = selector_set_add(&e->selectors, "spiffe_id", agent_id,
 	    &why)) != 0) {
-		snprintf(msg, msglen, "%s", why);
+		snprintf(msg, msglen, "%s", why != NULL ? why :
+		    wick_strerror(r));
 		ds_entry_free(e);
 		return r;
 	}
@@ -582,8 +653,8 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct spiffeid				 aid;
 	char					 tok[JOIN_TOKEN_MAX + 1];
 	char					 agent[SPIFFEID_MAX_LEN + 1];
-	char					 actor[128], tag[17];
-	char					 hash[SHA256_HEX_LEN + 1];
+	char					 actor[128];
+	char					 tag[SVC_TOKEN_TAG_LEN + 1];
 	char					 msg[512] = "";
 	int64_t					 exp;
 	int					 r;
@@ -623,21 +694,19 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 	if (*req->agent_id != '\0' && (r = token_alias(srv, agent,
 	    req->agent_id, msg, sizeof(msg))) != 0) {
 		svc_fail(call, r == WICK_ERR_EXISTS ? RPC_ALREADY_EXISTS :
-		    RPC_INVALID_ARGUMENT, "token created but its entry for "
-		    "%.200s was not: %s", req->agent_id, msg);
+		    r == WICK_ERR_INVALID || r == WICK_ERR_LIMIT ?
+		    RPC_INVALID_ARGUMENT : rpc_status_from_err(r), "token "
+		    "created but its entry for %.200s was not: %s",
+		    req->agent_id, msg);
 		goto wipe;
 	}
 	/* A short, non-reversible tag for the audit trail. */
-	if (sha256_hex(tok, strlen(tok), hash) == 0)
-		snprintf(tag, sizeof(tag), "%.16s", hash);
-	else
-		snprintf(tag, sizeof(tag), "unknown");
+	svc_token_tag(tok, tag);
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, "join_token.create", actor, 1, json_pack(
 	    "{s:s,s:I,s:s}", "token_sha256_prefix", tag, "expires_at",
 	    (json_int_t)exp, "alias", req->agent_id));
-	if (entry_cache_refresh(srv->cache) != 0)
-		log_warn("entry cache refresh failed");
+	refresh_cache(srv);
 	resp.token = tok;
 	resp.expires_at = exp;
 	svc_reply(call, &resp.base);
@@ -713,19 +782,28 @@ m_list_agents(struct rpc_call *call, const uint8_t *p, size_t n)
 		    wick_strerror(r));
 		goto out;
 	}
-	pbs = xcalloc(l.n + 1, sizeof(*pbs));
-	pv = xcalloc(l.n + 1, sizeof(*pv));
+	if ((pbs = calloc(l.n + 1, sizeof(*pbs))) == NULL ||
+	    (pv = calloc(l.n + 1, sizeof(*pv))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for %zu "
+		    "agents", l.n);
+		goto out;
+	}
 	for (i = 0; i < l.n; i++) {
-		pb_from_node(l.v[i], &pbs[i]);
+		if ((r = pb_from_node(l.v[i], &pbs[i])) != 0) {
+			svc_fail(call, rpc_status_from_err(r), "cannot encode "
+			    "the agents: %s", wick_strerror(r));
+			goto out;
+		}
 		pv[i] = &pbs[i];
 	}
 	resp.agents = pv;
 	resp.n_agents = l.n;
 	resp.next_page_token = l.next_token != NULL ? l.next_token : "";
 	svc_reply(call, &resp.base);
-	for (i = 0; i < l.n; i++)
-		pb_agent_clear(&pbs[i]);
 out:
+	/* Zeroed or converted: clearing either is right. */
+	for (i = 0; pbs != NULL && i < l.n; i++)
+		pb_agent_clear(&pbs[i]);
 	free(pbs);
 	free(pv);
 	ds_node_list_free(&l);
@@ -775,47 +853,52 @@ m_get_agent(struct rpc_call *call, const uint8_t *p, size_t n)
 		    rpc_status_from_err(r), "agent \"%.200s\": %s",
 		    req->spiffe_id, r == WICK_ERR_NOT_FOUND ? "not found" :
 		    wick_strerror(r));
+	else if ((r = pb_from_node(node, &pb)) != 0)
+		svc_fail(call, rpc_status_from_err(r), "cannot encode the "
+		    "agent: %s", wick_strerror(r));
 	else {
-		pb_from_node(node, &pb);
 		svc_reply(call, &pb.base);
 		pb_agent_clear(&pb);
-		ds_node_free(node);
 	}
+	ds_node_free(node);
 	wick__admin__get_agent_request__free_unpacked(req, NULL);
 }
 
 /* Evict drops the node and the entries "token generate -spiffeID" made. */
-static void
+static int
 drop_token_aliases(struct server *srv, const char *agent_id)
 {
 	struct ds_entry_filter	 f;
 	struct ds_entry_list	 l;
 	struct selector_set	 sel;
-	const char		*why, **ids;
-	size_t			 i, k = 0;
-	int			*res;
+	const char		*why, **ids = NULL;
+	size_t			 i;
+	int			*res = NULL, r;
 
 	selector_set_init(&sel);
 	memset(&f, 0, sizeof(f));
 	memset(&l, 0, sizeof(l));
 	f.parent_id = agent_id;
-	if (selector_set_add(&sel, "spiffe_id", agent_id, &why) != 0)
+	if ((r = selector_set_add(&sel, "spiffe_id", agent_id, &why)) != 0)
 		goto out;
 	f.selectors = &sel;
 	f.selector_match = DS_MATCH_EXACT;
-	if (ds_entries_list(srv->ds, &f, NULL, 0, &l) != 0 || l.n == 0)
+	if ((r = ds_entries_list(srv->ds, &f, NULL, 0, &l)) != 0 || l.n == 0)
 		goto out;
-	ids = xcalloc(l.n, sizeof(*ids));
-	res = xcalloc(l.n, sizeof(*res));
+	if ((ids = calloc(l.n, sizeof(*ids))) == NULL ||
+	    (res = calloc(l.n, sizeof(*res))) == NULL) {
+		r = WICK_ERR_ALLOC;
+		goto out;
+	}
 	for (i = 0; i < l.n; i++)
-		ids[k++] = l.v[i]->id;
-	if (ds_entries_delete(srv->ds, ids, k, res, server_now()) != 0)
-		log_warn("cannot delete the alias entries of %s", agent_id);
+		ids[i] = l.v[i]->id;
+	r = ds_entries_delete(srv->ds, ids, l.n, res, server_now());
+out:
 	free(ids);
 	free(res);
-out:
 	ds_entry_list_free(&l);
 	selector_set_cleanup(&sel);
+	return r;
 }
 
 static void
@@ -839,13 +922,17 @@ agent_change(struct rpc_call *call, const uint8_t *p, size_t n, int ban)
 		goto out;
 	}
 	if (!ban && strstr(req->spiffe_id, "/spire/agent/join_token/") != NULL)
-		drop_token_aliases(srv, req->spiffe_id);
+		r = drop_token_aliases(srv, req->spiffe_id);
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, ban ? "agent.ban" : "agent.evict", actor, 1,
 	    json_pack("{s:s}", "spiffe_id", req->spiffe_id));
-	if (entry_cache_refresh(srv->cache) != 0)
-		log_warn("entry cache refresh failed");
-	svc_reply(call, &resp.base);
+	refresh_cache(srv);
+	if (r != 0)
+		svc_fail(call, rpc_status_from_err(r), "agent \"%.200s\" "
+		    "evicted, but its alias entries were not deleted: %s",
+		    req->spiffe_id, wick_strerror(r));
+	else
+		svc_reply(call, &resp.base);
 out:
 	wick__admin__get_agent_request__free_unpacked(req, NULL);
 }
@@ -896,18 +983,23 @@ struct fed_list {
 static int
 collect_fed(void *arg, const char *td_id, const uint8_t *p, size_t n)
 {
-	struct fed_list		*fl = arg;
-	Wick__Types__Bundle	*b;
+	struct fed_list		 *fl = arg;
+	Wick__Types__Bundle	**v;
+	size_t			  cap;
 
 	if (strcmp(td_id, fl->own) == 0)
 		return 0;
-	if ((b = wick__types__bundle__unpack(NULL, n, p)) == NULL)
-		return 0;	/* written by us; cannot happen */
 	if (fl->n == fl->cap) {
-		fl->cap = fl->cap == 0 ? 16 : fl->cap * 2;
-		fl->v = xreallocarray(fl->v, fl->cap, sizeof(*fl->v));
+		cap = fl->cap == 0 ? 16 : fl->cap * 2;
+		if ((v = reallocarray(fl->v, cap, sizeof(*v))) == NULL)
+			return WICK_ERR_ALLOC;
+		fl->v = v;
+		fl->cap = cap;
 	}
-	fl->v[fl->n++] = b;
+	/* Written by us (checked when set): only memory can fail here. */
+	if ((fl->v[fl->n] = wick__types__bundle__unpack(NULL, n, p)) == NULL)
+		return WICK_ERR_ALLOC;
+	fl->n++;
 	return 0;
 }
 
@@ -1080,7 +1172,7 @@ m_health_check(struct rpc_call *call, const uint8_t *p, size_t n)
 }
 
 #define UNARY(path, fn) { path, RPC_KIND_UNARY, admin_start, fn, NULL, NULL, \
-	NULL, NULL }
+	NULL, NULL, 0 }
 
 static struct rpc_method admin_methods[] = {
 	UNARY("/wick.admin.Entries/BatchCreateEntry", m_batch_create),

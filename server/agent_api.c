@@ -61,10 +61,15 @@ authorize(struct rpc_call *call)
 		    "required (AGENT_NOT_ATTESTED)");
 		return NULL;
 	}
-	if ((r = ds_node_get(srv->ds, p->spiffe_id, &node)) != 0) {
-		svc_fail(call, r == WICK_ERR_NOT_FOUND ? RPC_PERMISSION_DENIED :
-		    RPC_UNAVAILABLE, "agent %s is not attested "
-		    "(AGENT_NOT_ATTESTED)", p->spiffe_id);
+	if ((r = ds_node_get(srv->ds, p->spiffe_id, &node)) ==
+	    WICK_ERR_NOT_FOUND) {
+		svc_fail(call, RPC_PERMISSION_DENIED, "agent %s is not "
+		    "attested (AGENT_NOT_ATTESTED)", p->spiffe_id);
+		return NULL;
+	} else if (r != 0) {
+		svc_fail(call, rpc_status_from_err(r), "datastore: cannot read "
+		    "the record of agent %s: %s", p->spiffe_id,
+		    wick_strerror(r));
 		return NULL;
 	}
 	if (ds_node_banned(node)) {
@@ -77,8 +82,9 @@ authorize(struct rpc_call *call)
 		    "(AGENT_EXPIRED)", p->spiffe_id);
 		goto fail;
 	}
-	if (ca_serial_hex(p->cert, &serial) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot read the SVID serial");
+	if ((r = ca_serial_hex(p->cert, &serial)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot read the SVID "
+		    "serial: %s", wick_strerror(r));
 		goto fail;
 	}
 	if (strcmp(serial, node->serial) == 0) {
@@ -91,14 +97,18 @@ authorize(struct rpc_call *call)
 		if ((r = ds_node_set_serials(srv->ds, node->spiffe_id,
 		    node->new_serial, node->new_expires_at, "", 0,
 		    server_now())) != 0) {
-			svc_fail(call, RPC_UNAVAILABLE, "datastore: %s",
+			svc_fail(call, rpc_status_from_err(r), "datastore: "
+			    "cannot promote the renewed SVID: %s",
 			    wick_strerror(r));
 			goto fail;
 		}
+		/* The record now: the new serial current, none pending. */
 		free(node->serial);
-		node->serial = xstrdup(node->new_serial);
+		node->serial = node->new_serial;
+		node->new_serial = serial;
+		*serial = '\0';
 		node->expires_at = node->new_expires_at;
-		free(serial);
+		node->new_expires_at = 0;
 		return node;
 	}
 	svc_fail(call, RPC_PERMISSION_DENIED, "agent %s: SVID serial %s is not "
@@ -109,15 +119,18 @@ fail:
 	return NULL;
 }
 
-/* The agent's authorized entries (sorted by ID), after a cache refresh. */
+/* The agent's authorized entries (sorted by ID), after a cache refresh;
+ * a failed refresh serves what the cache has. */
 static int
 authorized(struct server *srv, const struct ds_node *node,
     const struct ds_entry ***v, size_t *n)
 {
-	int r;
+	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
+	int				r;
 
 	if ((r = entry_cache_refresh(srv->cache)) != 0)
-		log_warn("entry cache refresh failed: %s", wick_strerror(r));
+		log_warn_rl(&rl, "entry cache refresh failed: %s",
+		    wick_strerror(r));
 	return entry_cache_authorized(srv->cache, node->spiffe_id,
 	    &node->selectors, srv->server_id, v, n);
 }
@@ -142,25 +155,6 @@ find_entry(const struct ds_entry **v, size_t n, const char *id)
 
 /* ---- X.509 chains ------------------------------------------------------- */
 
-/* DER of each certificate, as the repeated bytes of a message. */
-static int
-chain_to_pb(STACK_OF(X509) *chain, ProtobufCBinaryData **out, size_t *n)
-{
-	ProtobufCBinaryData	*v;
-	int			 i, len;
-
-	*n = (size_t)sk_X509_num(chain);
-	v = xcalloc(*n + 1, sizeof(*v));
-	for (i = 0; i < sk_X509_num(chain); i++) {
-		v[i].data = NULL;
-		if ((len = i2d_X509(sk_X509_value(chain, i), &v[i].data)) <= 0)
-			return WICK_ERR_CRYPTO;
-		v[i].len = (size_t)len;
-	}
-	*out = v;
-	return 0;
-}
-
 static void
 chain_pb_free(ProtobufCBinaryData *v, size_t n)
 {
@@ -169,6 +163,31 @@ chain_pb_free(ProtobufCBinaryData *v, size_t n)
 	for (i = 0; v != NULL && i < n; i++)
 		OPENSSL_free(v[i].data);
 	free(v);
+}
+
+/* DER of each certificate, as the repeated bytes of a message. */
+static int
+chain_to_pb(STACK_OF(X509) *chain, ProtobufCBinaryData **out, size_t *n)
+{
+	ProtobufCBinaryData	*v;
+	size_t			 k = (size_t)sk_X509_num(chain);
+	int			 i, len;
+
+	*out = NULL;
+	*n = 0;
+	if ((v = calloc(k + 1, sizeof(*v))) == NULL)
+		return WICK_ERR_ALLOC;
+	for (i = 0; i < sk_X509_num(chain); i++) {
+		len = i2d_X509(sk_X509_value(chain, i), &v[i].data);
+		if (len <= 0) {
+			chain_pb_free(v, k);
+			return WICK_ERR_CRYPTO;
+		}
+		v[i].len = (size_t)len;
+	}
+	*out = v;
+	*n = k;
+	return 0;
 }
 
 /* Sign an agent SVID for the CSR; *serial and *exp describe it. */
@@ -182,6 +201,7 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 
 	*chain = NULL;
 	*serial = NULL;
+	*why = "invalid CSR";
 	if ((r = csr_parse(csr, csrlen, &pub, why)) != 0)
 		return r;
 	r = server_sign_x509(srv, pub, agent_id, NULL, 0, srv->cfg->agent_ttl,
@@ -192,6 +212,7 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 		return r;
 	}
 	if ((r = ca_serial_hex(sk_X509_value(*chain, 0), serial)) != 0) {
+		*why = "cannot read the new SVID's serial";
 		sk_X509_pop_free(*chain, X509_free);
 		*chain = NULL;
 		return r;
@@ -202,12 +223,25 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 
 /* ---- AttestAgent -------------------------------------------------------- */
 
-static void attest_fail(struct rpc_call *, const char *, enum rpc_status,
-    const char *, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * A failed attestation: an audit record (complete) and its log line
+ * (rate-limited per call site, as anyone can knock), then the status.
+ * Before the token is spent it is still live, so records name it by its
+ * tag only (tag NULL: no token was read), never by the agent ID that
+ * holds it.
+ */
+#define attest_fail(call, tag, st, ...) do {				\
+	static struct log_ratelimit attest_rl_ = LOG_RATELIMIT_DEFAULT;	\
+	attest_fail_rl(&attest_rl_, (call), (tag), (st), __VA_ARGS__);	\
+} while (0)
+
+static void attest_fail_rl(struct log_ratelimit *, struct rpc_call *,
+    const char *, enum rpc_status, const char *, ...)
+    __attribute__((format(printf, 5, 6)));
 
 static void
-attest_fail(struct rpc_call *call, const char *agent, enum rpc_status st,
-    const char *fmt, ...)
+attest_fail_rl(struct log_ratelimit *rl, struct rpc_call *call,
+    const char *tag, enum rpc_status st, const char *fmt, ...)
 {
 	char	msg[512];
 	char	addr[128];
@@ -217,9 +251,11 @@ attest_fail(struct rpc_call *call, const char *agent, enum rpc_status st,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	svc_actor(call, addr, sizeof(addr));
-	server_audit(SRV(call), "agent.attest", addr, 0, json_pack(
-	    "{s:s,s:s}", "agent", agent != NULL ? agent : "", "error", msg));
-	svc_fail(call, st, "failed to attest: %s", msg);
+	server_audit_rl(SRV(call), rl, "agent.attest", addr, 0, tag != NULL ?
+	    json_pack("{s:s,s:s,s:s}", "type", "join_token",
+	    "token_sha256_prefix", tag, "error", msg) :
+	    json_pack("{s:s}", "error", msg));
+	svc_finish(call, st, "failed to attest: %s", msg);
 }
 
 static void
@@ -237,6 +273,7 @@ attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
 	struct buf		 bb;
 	char			 tok[MAX_JOIN_TOKEN_LEN + 1];
 	char			 agent[SPIFFEID_MAX_LEN + 1], addr[128];
+	char			 tag[SVC_TOKEN_TAG_LEN + 1];
 	char			*serial = NULL;
 	const char		*why;
 	int64_t			 exp;
@@ -258,9 +295,10 @@ attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
 			    "used");
 			goto out;
 		}
+	svc_token_tag(tok, tag);
 	if (spiffeid_join_token_agent(srv->cfg->trust_domain, tok, &aid) != 0 ||
 	    spiffeid_format(&aid, agent, sizeof(agent)) != 0) {
-		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
+		attest_fail(call, tag, RPC_INVALID_ARGUMENT, "%s",
 		    "join token does not exist or has already been used");
 		goto out;
 	}
@@ -270,7 +308,7 @@ attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
 
 		if ((r = csr_parse(params->csr.data, params->csr.len, &pub,
 		    &why)) != 0) {
-			attest_fail(call, agent, RPC_INVALID_ARGUMENT,
+			attest_fail(call, tag, RPC_INVALID_ARGUMENT,
 			    "invalid CSR: %s", why);
 			goto out;
 		}
@@ -278,65 +316,81 @@ attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
 	}
 	if ((r = ds_node_get(srv->ds, agent, &old)) == 0 &&
 	    ds_node_banned(old)) {
-		attest_fail(call, agent, RPC_PERMISSION_DENIED, "%s",
+		attest_fail(call, tag, RPC_PERMISSION_DENIED, "%s",
 		    "agent is banned");
+		goto out;
+	} else if (r != 0 && r != WICK_ERR_NOT_FOUND) {
+		/* Not knowing whether it is banned, keep the token. */
+		attest_fail(call, tag, rpc_status_from_err(r), "datastore: %s",
+		    wick_strerror(r));
 		goto out;
 	}
 	r = ds_join_token_consume(srv->ds, tok, server_now());
 	if (r == WICK_ERR_NOT_FOUND) {
-		attest_fail(call, agent, RPC_INVALID_ARGUMENT, "%s",
+		attest_fail(call, tag, RPC_INVALID_ARGUMENT, "%s",
 		    "join token does not exist or has already been used");
 		goto out;
 	} else if (r == WICK_ERR_EXPIRED) {
-		attest_fail(call, agent, RPC_INVALID_ARGUMENT, "%s",
+		attest_fail(call, tag, RPC_INVALID_ARGUMENT, "%s",
 		    "join token expired");
 		goto out;
 	} else if (r != 0) {
-		attest_fail(call, agent, RPC_UNAVAILABLE, "datastore: %s",
+		attest_fail(call, tag, rpc_status_from_err(r), "datastore: %s",
 		    wick_strerror(r));
 		goto out;
 	}
+	/* From here on the token is spent: the agent ID may be named. */
 	if ((r = sign_agent(srv, agent, params->csr.data, params->csr.len,
 	    &chain, &serial, &exp, &why)) != 0) {
-		attest_fail(call, agent, RPC_INTERNAL, "%s", why);
+		attest_fail(call, tag, rpc_status_from_err(r), "%s: %s", why,
+		    wick_strerror(r));
 		goto out;
 	}
 	if (old != NULL)
 		r = ds_node_set_serials(srv->ds, agent, serial, exp, "", 0,
 		    server_now());
+	else if ((node = ds_node_new()) == NULL ||
+	    (node->spiffe_id = strdup(agent)) == NULL ||
+	    (node->attestation_type = strdup("join_token")) == NULL ||
+	    (node->serial = strdup(serial)) == NULL ||
+	    (node->new_serial = strdup("")) == NULL)
+		r = WICK_ERR_ALLOC;
 	else {
-		node = ds_node_new();
-		node->spiffe_id = xstrdup(agent);
-		node->attestation_type = xstrdup("join_token");
-		node->serial = xstrdup(serial);
 		node->expires_at = exp;
-		node->new_serial = xstrdup("");
 		r = ds_node_create(srv->ds, node, server_now());
 	}
 	if (r != 0) {
-		attest_fail(call, agent, RPC_UNAVAILABLE, "datastore: %s",
-		    wick_strerror(r));
+		attest_fail(call, tag, rpc_status_from_err(r), "cannot record "
+		    "the agent: %s", wick_strerror(r));
 		goto out;
 	}
 	if ((r = chain_to_pb(chain, &res.svid, &res.n_svid)) != 0 ||
 	    (r = bundle_pack(srv->bundle, &bb)) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot encode the result");
+		svc_fail(call, rpc_status_from_err(r), "cannot encode the "
+		    "result: %s", wick_strerror(r));
 		goto out;
 	}
-	res.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
-	    buf_ptr(&bb));
+	/* Our own encoding: only memory can fail to decode it. */
+	if ((res.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
+	    buf_ptr(&bb))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for the "
+		    "bundle");
+		goto out;
+	}
 	res.reattestable = 0;
 	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT;
 	resp.result = &res;
 	svc_actor(call, addr, sizeof(addr));
 	server_audit(srv, "agent.attest", addr, 1, json_pack("{s:s,s:s,s:s,"
-	    "s:I}", "agent", agent, "type", "join_token", "serial", serial,
-	    "expires_at", (json_int_t)exp));
+	    "s:s,s:I}", "agent", agent, "type", "join_token",
+	    "token_sha256_prefix", tag, "serial", serial, "expires_at",
+	    (json_int_t)exp));
 	svc_reply(call, &resp.base);
 	wick__types__bundle__free_unpacked(res.bundle, NULL);
 out:
 	chain_pb_free(res.svid, res.n_svid);
 	wipe(tok, sizeof(tok));
+	wipe(agent, sizeof(agent));
 	free(serial);
 	sk_X509_pop_free(chain, X509_free);
 	ds_node_free(node);
@@ -399,19 +453,24 @@ m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	if ((r = sign_agent(srv, node->spiffe_id, req->csr.data, req->csr.len,
 	    &chain, &serial, &exp, &why)) != 0) {
-		svc_fail(call, r == WICK_ERR_INVALID || r == WICK_ERR_LIMIT ||
-		    r == WICK_ERR_SIGNATURE || r == WICK_ERR_UNSUPPORTED ?
-		    RPC_INVALID_ARGUMENT : RPC_INTERNAL, "invalid CSR: %s", why);
+		if (r == WICK_ERR_INVALID || r == WICK_ERR_LIMIT ||
+		    r == WICK_ERR_SIGNATURE || r == WICK_ERR_UNSUPPORTED)
+			svc_fail(call, RPC_INVALID_ARGUMENT, "invalid CSR: %s",
+			    why);
+		else
+			svc_fail(call, rpc_status_from_err(r), "%s: %s", why,
+			    wick_strerror(r));
 		goto out;
 	}
 	if ((r = ds_node_set_serials(srv->ds, node->spiffe_id, node->serial,
 	    node->expires_at, serial, exp, server_now())) != 0) {
-		svc_fail(call, RPC_UNAVAILABLE, "datastore: %s",
+		svc_fail(call, rpc_status_from_err(r), "datastore: %s",
 		    wick_strerror(r));
 		goto out;
 	}
-	if (chain_to_pb(chain, &resp.svid, &resp.n_svid) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot encode the SVID");
+	if ((r = chain_to_pb(chain, &resp.svid, &resp.n_svid)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot encode the "
+		    "SVID: %s", wick_strerror(r));
 		goto out;
 	}
 	server_audit(srv, "agent.renew", node->spiffe_id, 1, json_pack(
@@ -428,18 +487,22 @@ out:
 
 /* ---- SyncAuthorized ----------------------------------------------------- */
 
-static Wick__Types__Bundle *
-stored_bundle(struct server *srv, const char *td_id)
+/* A stored bundle, decoded; WICK_ERR_NOT_FOUND when there is none. */
+static int
+stored_bundle(struct server *srv, const char *td_id,
+    Wick__Types__Bundle **out)
 {
-	Wick__Types__Bundle	*b;
-	uint8_t			*data;
-	size_t			 len;
+	uint8_t	*data;
+	size_t	 len;
+	int	 r;
 
-	if (ds_bundle_get(srv->ds, td_id, &data, &len) != 0)
-		return NULL;
-	b = wick__types__bundle__unpack(NULL, len, data);
+	*out = NULL;
+	if ((r = ds_bundle_get(srv->ds, td_id, &data, &len)) != 0)
+		return r;
+	/* Written by us (checked when set): only memory can fail here. */
+	*out = wick__types__bundle__unpack(NULL, len, data);
 	free(data);
-	return b;
+	return *out != NULL ? 0 : WICK_ERR_ALLOC;
 }
 
 static void
@@ -452,7 +515,7 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct ds_node		*node;
 	const struct ds_entry	**v = NULL;
 	Wick__Types__Entry	*pbs = NULL, **pv = NULL;
-	char			**ids = NULL, **fed = NULL;
+	char			**ids = NULL, **fed = NULL, **nfv;
 	size_t			 nv = 0, start = 0, i, lim, nfull = 0, nids = 0;
 	size_t			 nfed = 0, j, k;
 	struct buf		 bb;
@@ -476,20 +539,29 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	    (size_t)req->page_size > SERVER_SYNC_PAGE_MAX ?
 	    SERVER_SYNC_PAGE_MAX : (size_t)req->page_size;
 	if ((r = authorized(srv, node, &v, &nv)) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot compute the authorized "
-		    "entries");
+		svc_fail(call, rpc_status_from_err(r), "cannot compute the "
+		    "authorized entries: %s", wick_strerror(r));
 		goto out;
 	}
 	if (*req->page_token != '\0')
 		while (start < nv && strcmp(v[start]->id, req->page_token) <= 0)
 			start++;
-	pbs = xcalloc(lim + 1, sizeof(*pbs));
-	pv = xcalloc(lim + 1, sizeof(*pv));
-	ids = xcalloc(lim + 1, sizeof(*ids));
+	if ((pbs = calloc(lim + 1, sizeof(*pbs))) == NULL ||
+	    (pv = calloc(lim + 1, sizeof(*pv))) == NULL ||
+	    (ids = calloc(lim + 1, sizeof(*ids))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for a "
+		    "page of %zu entries", lim);
+		goto out;
+	}
 	for (i = start; i < nv && i - start < lim; i++) {
 		if (req->since_revision == 0 || v[i]->change_rev >
 		    req->since_revision) {
-			pb_from_entry(v[i], &pbs[nfull]);
+			if ((r = pb_from_entry(v[i], &pbs[nfull])) != 0) {
+				svc_fail(call, rpc_status_from_err(r), "cannot "
+				    "encode entry %s: %s", v[i]->id,
+				    wick_strerror(r));
+				goto out;
+			}
 			pv[nfull] = &pbs[nfull];
 			nfull++;
 		} else
@@ -502,12 +574,18 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	resp.revision = entry_cache_revision(srv->cache);
 	resp.next_page_token = i < nv ? v[i - 1]->id : "";
 	if (req->bundle_sequence != srv->bundle->sequence) {
-		if (bundle_pack(srv->bundle, &bb) != 0) {
-			svc_fail(call, RPC_INTERNAL, "cannot encode the bundle");
+		if ((r = bundle_pack(srv->bundle, &bb)) != 0) {
+			svc_fail(call, rpc_status_from_err(r), "cannot encode "
+			    "the bundle: %s", wick_strerror(r));
 			goto out;
 		}
-		resp.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
-		    buf_ptr(&bb));
+		/* Our own encoding: only memory can fail to decode it. */
+		if ((resp.bundle = wick__types__bundle__unpack(NULL,
+		    buf_len(&bb), buf_ptr(&bb))) == NULL) {
+			svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory "
+			    "for the bundle");
+			goto out;
+		}
 	}
 	if (*req->page_token == '\0') {
 		/* Federated bundles the entries need, each once. */
@@ -519,16 +597,33 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 						break;
 				if (k < nfed)
 					continue;
-				fed = xreallocarray(fed, nfed + 1,
-				    sizeof(*fed));
+				if ((nfv = reallocarray(fed, nfed + 1,
+				    sizeof(*fed))) == NULL) {
+					svc_fail(call, RPC_RESOURCE_EXHAUSTED,
+					    "out of memory");
+					goto out;
+				}
+				fed = nfv;
 				fed[nfed++] = v[i]->federates_with[j];
 			}
-		resp.federated_bundles = xcalloc(nfed + 1,
-		    sizeof(*resp.federated_bundles));
-		for (k = 0; k < nfed; k++)
-			if ((resp.federated_bundles[resp.n_federated_bundles] =
-			    stored_bundle(srv, fed[k])) != NULL)
+		if ((resp.federated_bundles = calloc(nfed + 1,
+		    sizeof(*resp.federated_bundles))) == NULL) {
+			svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+			goto out;
+		}
+		/* One deleted meanwhile is left out, as before. */
+		for (k = 0; k < nfed; k++) {
+			r = stored_bundle(srv, fed[k],
+			    &resp.federated_bundles[resp.n_federated_bundles]);
+			if (r == 0)
 				resp.n_federated_bundles++;
+			else if (r != WICK_ERR_NOT_FOUND) {
+				svc_fail(call, rpc_status_from_err(r), "cannot "
+				    "read the bundle of %s: %s", fed[k],
+				    wick_strerror(r));
+				goto out;
+			}
+		}
 	}
 	svc_reply(call, &resp.base);
 out:
@@ -556,6 +651,8 @@ out:
 static void
 m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	static struct log_ratelimit	 csr_rl = LOG_RATELIMIT_DEFAULT;
+	static struct log_ratelimit	 sign_rl = LOG_RATELIMIT_DEFAULT;
 	Wick__Agent__BatchNewX509SVIDRequest	*req = NULL;
 	Wick__Agent__BatchNewX509SVIDResponse	 resp =
 	    WICK__AGENT__BATCH_NEW_X509_SVIDRESPONSE__INIT;
@@ -568,7 +665,7 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	EVP_PKEY		*pub;
 	char			**msgs = NULL, *serial;
 	const char		*why;
-	json_t			*issued = NULL;
+	json_t			*issued = NULL, *item;
 	int64_t			 now = server_now();
 	size_t			 nv = 0, i;
 	int			 r;
@@ -586,16 +683,20 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "the limit of %d", req->n_params, SERVER_MAX_CSRS);
 		goto out;
 	}
-	if (authorized(srv, node, &v, &nv) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot compute the authorized "
-		    "entries");
+	if ((r = authorized(srv, node, &v, &nv)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot compute the "
+		    "authorized entries: %s", wick_strerror(r));
 		goto out;
 	}
-	res = xcalloc(req->n_params + 1, sizeof(*res));
-	rv = xcalloc(req->n_params + 1, sizeof(*rv));
-	st = xcalloc(req->n_params + 1, sizeof(*st));
-	msgs = xcalloc(req->n_params + 1, sizeof(*msgs));
-	issued = json_array();
+	if ((res = calloc(req->n_params + 1, sizeof(*res))) == NULL ||
+	    (rv = calloc(req->n_params + 1, sizeof(*rv))) == NULL ||
+	    (st = calloc(req->n_params + 1, sizeof(*st))) == NULL ||
+	    (msgs = calloc(req->n_params + 1, sizeof(*msgs))) == NULL ||
+	    (issued = json_array()) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for a "
+		    "batch of %zu CSRs", req->n_params);
+		goto out;
+	}
 	for (i = 0; i < req->n_params; i++) {
 		wick__agent__x509_svidresult__init(&res[i]);
 		wick__types__status__init(&st[i]);
@@ -612,10 +713,14 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		}
 		if ((r = csr_parse(req->params[i]->csr.data,
 		    req->params[i]->csr.len, &pub, &why)) != 0) {
+			svc_log_rl(&csr_rl, LOG_LEVEL_WARN, call, "invalid CSR "
+			    "for entry %s: %s", e->id, why);
 			st[i].code = RPC_INVALID_ARGUMENT;
-			if (asprintf(&msgs[i], "invalid CSR: %s", why) < 0)
-				fatal("out of memory");
-			st[i].message = msgs[i];
+			st[i].message = "invalid CSR";
+			if (asprintf(&msgs[i], "invalid CSR: %s", why) >= 0)
+				st[i].message = msgs[i];
+			else
+				msgs[i] = NULL;
 			continue;
 		}
 		r = server_sign_x509(srv, pub, e->spiffe_id,
@@ -623,37 +728,52 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		    e->x509_svid_ttl, now, 1, &chain);
 		EVP_PKEY_free(pub);
 		if (r != 0) {
+			svc_log_rl(&sign_rl, LOG_LEVEL_ERROR, call, "cannot "
+			    "sign an X.509-SVID for entry %s: %s", e->id,
+			    wick_strerror(r));
 			st[i].code = rpc_status_from_err(r);
 			st[i].message = "signing failed";
 			continue;
 		}
-		if (chain_to_pb(chain, &res[i].svid, &res[i].n_svid) != 0 ||
-		    ca_serial_hex(sk_X509_value(chain, 0), &serial) != 0) {
-			st[i].code = RPC_INTERNAL;
+		serial = NULL;
+		item = NULL;
+		if ((r = chain_to_pb(chain, &res[i].svid,
+		    &res[i].n_svid)) != 0 ||
+		    (r = ca_serial_hex(sk_X509_value(chain, 0),
+		    &serial)) != 0 ||
+		    (item = json_pack("{s:s,s:s,s:I}", "serial", serial,
+		    "spiffe_id", e->spiffe_id, "expires_at", (json_int_t)
+		    x509_not_after(sk_X509_value(chain, 0)))) == NULL ||
+		    json_array_append_new(issued, item) != 0) {
+			/* Never an SVID that the audit record would miss. */
+			if (r == 0)
+				r = WICK_ERR_ALLOC;
+			svc_log_rl(&sign_rl, LOG_LEVEL_ERROR, call, "cannot "
+			    "encode the X.509-SVID for entry %s: %s", e->id,
+			    wick_strerror(r));
+			st[i].code = rpc_status_from_err(r);
 			st[i].message = "cannot encode the SVID";
-			sk_X509_pop_free(chain, X509_free);
-			continue;
-		}
-		res[i].expires_at = x509_not_after(sk_X509_value(chain, 0));
-		json_array_append_new(issued, json_pack("{s:s,s:s,s:I}",
-		    "serial", serial, "spiffe_id", e->spiffe_id, "expires_at",
-		    (json_int_t)res[i].expires_at));
+			chain_pb_free(res[i].svid, res[i].n_svid);
+			res[i].svid = NULL;
+			res[i].n_svid = 0;
+		} else
+			res[i].expires_at = x509_not_after(sk_X509_value(chain,
+			    0));
 		free(serial);
 		sk_X509_pop_free(chain, X509_free);
 	}
 	resp.results = rv;
 	resp.n_results = req->n_params;
-	if (json_array_size(issued) > 0) {
+	if (json_array_size(issued) > 0)
 		server_audit(srv, "svid.x509", node->spiffe_id, 1,
 		    json_pack("{s:O}", "issued", issued));
-	}
 	svc_reply(call, &resp.base);
 out:
 	json_decref(issued);
-	for (i = 0; res != NULL && i < req->n_params; i++) {
+	for (i = 0; res != NULL && i < req->n_params; i++)
 		chain_pb_free(res[i].svid, res[i].n_svid);
+	for (i = 0; msgs != NULL && i < req->n_params; i++)
 		free(msgs[i]);
-	}
 	free(res);
 	free(rv);
 	free(st);
@@ -672,11 +792,12 @@ static const struct ds_entry *
 token_entry(struct rpc_call *call, struct ds_node *node, const char *id,
     const struct ds_entry ***v, size_t *nv)
 {
-	const struct ds_entry *e;
+	const struct ds_entry	*e;
+	int			 r;
 
-	if (authorized(SRV(call), node, v, nv) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot compute the authorized "
-		    "entries");
+	if ((r = authorized(SRV(call), node, v, nv)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot compute the "
+		    "authorized entries: %s", wick_strerror(r));
 		return NULL;
 	}
 	if ((e = find_entry(*v, *nv, id)) == NULL)
@@ -726,11 +847,19 @@ m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "NewJWTSVIDRequest");
 		goto out;
 	}
-	aud = json_array();
+	if ((aud = json_array()) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
 	for (i = 0; i < req->n_audience; i++)
-		if (*req->audience[i] != '\0')	/* SPIRE drops empty ones */
-			json_array_append_new(aud, json_string(
-			    req->audience[i]));
+		/* SPIRE drops empty ones. */
+		if (*req->audience[i] != '\0' &&
+		    json_array_append_new(aud, json_string(
+		    req->audience[i])) != 0) {
+			json_decref(aud);
+			svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+			goto out;
+		}
 	if (json_array_size(aud) == 0 || req->n_audience >
 	    SERVER_MAX_AUDIENCES) {
 		json_decref(aud);
@@ -749,10 +878,15 @@ m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		json_decref(aud);
 		goto out;
 	}
-	claims = json_pack("{s:s,s:o}", "sub", e->spiffe_id, "aud", aud);
-	if (*srv->cfg->jwt_issuer != '\0')
-		json_object_set_new(claims, "iss", json_string(
-		    srv->cfg->jwt_issuer));
+	/* json_pack takes aud, even when it fails. */
+	if ((claims = json_pack("{s:s,s:o}", "sub", e->spiffe_id, "aud",
+	    aud)) == NULL || (*srv->cfg->jwt_issuer != '\0' &&
+	    json_object_set_new(claims, "iss", json_string(
+	    srv->cfg->jwt_issuer)) != 0)) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for the "
+		    "claims");
+		goto out;
+	}
 	if ((r = sign_token(srv, CA_KIND_JWT, "JWT", claims, e->jwt_svid_ttl >
 	    0 ? e->jwt_svid_ttl : srv->cfg->jwt_svid_ttl, now, &token,
 	    &exp)) != 0) {
@@ -794,21 +928,23 @@ alg_fits(EVP_PKEY *pk, const char *alg)
 }
 
 /* The cnf.jwk of a WIT: the workload's public JWK reduced to its public
- * members and alg.  *why on a bad key. */
-static json_t *
-wit_cnf_jwk(const char *text, const char **why)
+ * members and alg.  WICK_ERR_INVALID with *why on a bad key. */
+static int
+wit_cnf_jwk(const char *text, json_t **out, const char **why)
 {
 	static const char *const keep[] = { "kty", "crv", "x", "y", "n", "e",
 	    "alg", NULL };
 	json_error_t	 jerr;
-	json_t		*in, *out = NULL;
+	json_t		*in, *o = NULL;
 	EVP_PKEY	*pk = NULL;
 	const char	*alg;
 	size_t		 i;
+	int		 r = WICK_ERR_INVALID;
 
+	*out = NULL;
 	*why = "public_jwk is longer than 8 KiB";
 	if (strlen(text) > MAX_JWK_LEN)
-		return NULL;
+		return r;
 	*why = "public_jwk is not a JSON object";
 	if ((in = json_loads(text, JSON_REJECT_DUPLICATES, &jerr)) == NULL ||
 	    !json_is_object(in))
@@ -820,16 +956,24 @@ wit_cnf_jwk(const char *text, const char **why)
 	    "RS256..PS512)";
 	if (alg == NULL || !alg_fits(pk, alg))
 		goto out;
-	out = json_object();
+	*why = "out of memory";
+	r = WICK_ERR_ALLOC;
+	if ((o = json_object()) == NULL)
+		goto out;
 	for (i = 0; keep[i] != NULL; i++)
-		if (json_object_get(in, keep[i]) != NULL)
-			json_object_set(out, keep[i], json_object_get(in,
-			    keep[i]));
+		if (json_object_get(in, keep[i]) != NULL &&
+		    json_object_set(o, keep[i], json_object_get(in,
+		    keep[i])) != 0)
+			goto out;
+	*out = o;
+	o = NULL;
 	*why = NULL;
+	r = 0;
 out:
+	json_decref(o);
 	EVP_PKEY_free(pk);
 	json_decref(in);
-	return out;
+	return r;
 }
 
 static void
@@ -857,9 +1001,13 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "NewWITSVIDRequest");
 		goto out;
 	}
-	if ((jwk = wit_cnf_jwk(req->public_jwk, &why)) == NULL) {
-		svc_fail(call, RPC_INVALID_ARGUMENT, "invalid public_jwk: %s",
-		    why);
+	if ((r = wit_cnf_jwk(req->public_jwk, &jwk, &why)) != 0) {
+		if (r == WICK_ERR_INVALID)
+			svc_fail(call, RPC_INVALID_ARGUMENT, "invalid "
+			    "public_jwk: %s", why);
+		else
+			svc_fail(call, rpc_status_from_err(r), "cannot read "
+			    "public_jwk: %s", wick_strerror(r));
 		goto out;
 	}
 	if ((e = token_entry(call, node, req->entry_id, &v, &nv)) == NULL) {
@@ -872,11 +1020,15 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		goto out;
 	}
 	hex_encode(rnd, sizeof(rnd), jti);
-	claims = json_pack("{s:s,s:{s:o},s:s}", "sub", e->spiffe_id, "cnf",
-	    "jwk", jwk, "jti", jti);
-	if (*srv->cfg->wit_issuer != '\0')
-		json_object_set_new(claims, "iss", json_string(
-		    srv->cfg->wit_issuer));
+	/* json_pack takes jwk, even when it fails. */
+	if ((claims = json_pack("{s:s,s:{s:o},s:s}", "sub", e->spiffe_id,
+	    "cnf", "jwk", jwk, "jti", jti)) == NULL ||
+	    (*srv->cfg->wit_issuer != '\0' && json_object_set_new(claims,
+	    "iss", json_string(srv->cfg->wit_issuer)) != 0)) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for the "
+		    "claims");
+		goto out;
+	}
 	if ((r = sign_token(srv, CA_KIND_WIT, "wit+jwt", claims,
 	    srv->cfg->wit_svid_ttl, now, &token, &exp)) != 0) {
 		svc_fail(call, rpc_status_from_err(r), "cannot sign the "
@@ -900,17 +1052,17 @@ out:
 
 static struct rpc_method agent_methods[] = {
 	{ "/wick.agent.Node/AttestAgent", RPC_KIND_BIDI, agent_start,
-	    m_attest, NULL, NULL, NULL, NULL },
+	    m_attest, NULL, NULL, NULL, NULL, 1 },
 	{ "/wick.agent.Node/RenewAgent", RPC_KIND_UNARY, agent_start, m_renew,
-	    NULL, NULL, NULL, NULL },
+	    NULL, NULL, NULL, NULL, 0 },
 	{ "/wick.agent.Node/SyncAuthorized", RPC_KIND_UNARY, agent_start,
-	    m_sync, NULL, NULL, NULL, NULL },
+	    m_sync, NULL, NULL, NULL, NULL, 0 },
 	{ "/wick.agent.Node/BatchNewX509SVID", RPC_KIND_UNARY, agent_start,
-	    m_batch_x509, NULL, NULL, NULL, NULL },
+	    m_batch_x509, NULL, NULL, NULL, NULL, 0 },
 	{ "/wick.agent.Node/NewJWTSVID", RPC_KIND_UNARY, agent_start,
-	    m_new_jwt, NULL, NULL, NULL, NULL },
+	    m_new_jwt, NULL, NULL, NULL, NULL, 0 },
 	{ "/wick.agent.Node/NewWITSVID", RPC_KIND_UNARY, agent_start,
-	    m_new_wit, NULL, NULL, NULL, NULL },
+	    m_new_wit, NULL, NULL, NULL, NULL, 0 },
 };
 
 int

@@ -18,7 +18,6 @@
 #include "encode.h"
 #include "pkey.h"
 #include "spiffeid.h"
-#include "xmalloc.h"
 
 /* A sanity bound on CA lifetimes, seconds. */
 #define CA_MAX_TTL	(100LL * 365 * 86400)
@@ -378,11 +377,13 @@ ca_serial_hex(X509 *c, char **out)
 		return WICK_ERR_ALLOC;
 	for (p = hex; *p == '0' && p[1] != '\0'; p++)
 		;
-	*out = xstrdup(p);
+	*out = strdup(p);
+	OPENSSL_free(hex);
+	if (*out == NULL)
+		return WICK_ERR_ALLOC;
 	for (p = *out; *p != '\0'; p++)
 		if (*p >= 'A' && *p <= 'F')
 			*p = (char)(*p - 'A' + 'a');
-	OPENSSL_free(hex);
 	return 0;
 }
 
@@ -393,7 +394,8 @@ ca_skid_hex(X509 *c, char **out)
 
 	if (skid == NULL)
 		return WICK_ERR_NOT_FOUND;
-	*out = xmalloc(2 * (size_t)ASN1_STRING_length(skid) + 1);
+	if ((*out = malloc(2 * (size_t)ASN1_STRING_length(skid) + 1)) == NULL)
+		return WICK_ERR_ALLOC;
 	hex_encode(ASN1_STRING_get0_data(skid),
 	    (size_t)ASN1_STRING_length(skid), *out);
 	return 0;

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "flag.h"
 #include "rpc.h"
+#include "secpath.h"
 #include "selector.h"
 #include "xmalloc.h"
 
@@ -696,11 +697,22 @@ conn_error(struct cli_ctx *ctx, const char *why)
 	    "names its admin socket)", ctx->socket, why);
 }
 
+/* Not the server's socket, maybe a fake one: why names its owner. */
+static void
+conn_refused(struct cli_ctx *ctx, const char *why)
+{
+	ctx->status = RPC_UNAVAILABLE;
+	/* Both bounded: the message is cut, not the build. */
+	snprintf(ctx->errmsg, sizeof(ctx->errmsg), "connection error: "
+	    "refusing the socket %.300s: %.600s", ctx->socket, why);
+}
+
 static int
 cli_connect(struct cli_ctx *ctx)
 {
 	struct sockaddr_un	 sa;
 	char			 cwd[PATH_MAX], target[PATH_MAX + 16];
+	char			 why[SECPATH_MAX_WHY];
 	int			 r;
 
 	if (ctx->ch != NULL)
@@ -721,6 +733,17 @@ cli_connect(struct cli_ctx *ctx)
 	    strlen(target + 5) >= sizeof(sa.sun_path)) {
 		conn_error(ctx, "socket path too long");
 		return WICK_ERR_LIMIT;
+	}
+	/*
+	 * Another user's socket could be a fake server: refuse it.  A missing
+	 * one is not dialled (it could appear in between).
+	 */
+	if ((r = secpath_check_socket(target + 5, why, sizeof(why))) != 0) {
+		if (r == WICK_ERR_NOT_FOUND)
+			conn_error(ctx, uv_strerror(UV_ENOENT));
+		else
+			conn_refused(ctx, why);
+		return r;
 	}
 	if (uv_loop_init(&ctx->loop) != 0) {
 		conn_error(ctx, "cannot start an event loop");

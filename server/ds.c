@@ -14,7 +14,6 @@
 #include "ds_int.h"
 #include "encode.h"
 #include "spiffeid.h"
-#include "xmalloc.h"
 
 #define DS_TOKEN_MAX	1024	/* join token length */
 
@@ -23,8 +22,10 @@
 struct ds_entry *
 ds_entry_new(void)
 {
-	struct ds_entry *e = xcalloc(1, sizeof(*e));
+	struct ds_entry *e;
 
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
 	selector_set_init(&e->selectors);
 	return e;
 }
@@ -54,22 +55,34 @@ ds_entry_free(struct ds_entry *e)
 	free(e);
 }
 
-static char *
-dup_or_null(const char *s)
+/* *dst gets a copy of s, or NULL for NULL. */
+static int
+dup_or_null(const char *s, char **dst)
 {
-	return s == NULL ? NULL : xstrdup(s);
+	*dst = NULL;
+	if (s != NULL && (*dst = strdup(s)) == NULL)
+		return WICK_ERR_ALLOC;
+	return 0;
 }
 
 /* Append a copy of s to *v (*n of them), at most max. */
 static int
 add_string(char ***v, size_t *n, size_t max, const char *s)
 {
+	char **nv, *copy;
+
 	if (s == NULL)
 		return WICK_ERR_INVALID;
 	if (*n >= max)
 		return WICK_ERR_LIMIT;
-	*v = xreallocarray(*v, *n + 1, sizeof(**v));
-	(*v)[(*n)++] = xstrdup(s);
+	if ((copy = strdup(s)) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((nv = reallocarray(*v, *n + 1, sizeof(**v))) == NULL) {
+		free(copy);
+		return WICK_ERR_ALLOC;
+	}
+	*v = nv;
+	(*v)[(*n)++] = copy;
 	return 0;
 }
 
@@ -90,15 +103,18 @@ ds_entry_add_dns_name(struct ds_entry *e, const char *name)
 int
 ds_entry_dup(const struct ds_entry *src, struct ds_entry **out)
 {
-	struct ds_entry	*e = ds_entry_new();
+	struct ds_entry	*e;
 	size_t		 i;
 	int		 r;
 
 	*out = NULL;
-	e->id = dup_or_null(src->id);
-	e->spiffe_id = dup_or_null(src->spiffe_id);
-	e->parent_id = dup_or_null(src->parent_id);
-	e->hint = dup_or_null(src->hint);
+	if ((e = ds_entry_new()) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((r = dup_or_null(src->id, &e->id)) != 0 ||
+	    (r = dup_or_null(src->spiffe_id, &e->spiffe_id)) != 0 ||
+	    (r = dup_or_null(src->parent_id, &e->parent_id)) != 0 ||
+	    (r = dup_or_null(src->hint, &e->hint)) != 0)
+		goto fail;
 	e->x509_svid_ttl = src->x509_svid_ttl;
 	e->jwt_svid_ttl = src->jwt_svid_ttl;
 	e->admin = src->admin;
@@ -127,8 +143,10 @@ fail:
 struct ds_node *
 ds_node_new(void)
 {
-	struct ds_node *n = xcalloc(1, sizeof(*n));
+	struct ds_node *n;
 
+	if ((n = calloc(1, sizeof(*n))) == NULL)
+		return NULL;
 	selector_set_init(&n->selectors);
 	return n;
 }
@@ -460,8 +478,14 @@ batch(struct ds *ds, struct ds_entry **v, size_t n, int *res, int64_t now,
 		return 0;
 	/* Entries come back with hint "", never NULL. */
 	for (i = 0; i < n; i++)
-		if (res[i] == 0 && v[i]->hint == NULL)
-			v[i]->hint = xstrdup("");
+		if (res[i] == 0 && v[i]->hint == NULL &&
+		    (v[i]->hint = strdup("")) == NULL) {
+			/* Nothing written: no item may claim success. */
+			for (i = 0; i < n; i++)
+				if (res[i] == 0)
+					res[i] = WICK_ERR_ALLOC;
+			return WICK_ERR_ALLOC;
+		}
 	return update ? ds->ops->entries_update(ds, v, n, res, now) :
 	    ds->ops->entries_create(ds, v, n, res, now);
 }

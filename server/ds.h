@@ -58,7 +58,8 @@ struct ds_entry {
 						   last write (read only) */
 };
 
-struct ds_entry	*ds_entry_new(void);		/* zeroed, selectors init */
+/* Zeroed, selectors initialised; NULL when out of memory. */
+struct ds_entry	*ds_entry_new(void);
 void		 ds_entry_free(struct ds_entry *);	/* NULL ok */
 int		 ds_entry_dup(const struct ds_entry *, struct ds_entry **)
 		    WICK_WUR;
@@ -80,7 +81,7 @@ struct ds_node {
 	int64_t			 created_at;
 };
 
-struct ds_node	*ds_node_new(void);
+struct ds_node	*ds_node_new(void);	/* NULL: out of memory */
 void		 ds_node_free(struct ds_node *);
 int		 ds_node_banned(const struct ds_node *);
 
@@ -185,7 +186,8 @@ const char *ds_backend(const struct ds *);
  * missing field or no selectors.  Created entries get id (if empty),
  * created_at = now, revision_number 0 and change_rev filled in place.
  * A failed item does not undo the others.  Returns an error only when
- * the whole batch failed (I/O); then nothing was written.
+ * the whole batch failed (I/O, a busy database, out of memory); then
+ * nothing was written.
  */
 int	 ds_entries_create(struct ds *, struct ds_entry **entries, size_t n,
 	    int *results, int64_t now) WICK_WUR;

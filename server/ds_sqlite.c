@@ -116,46 +116,75 @@ ds_schema_version(void)
 	return NMIGRATIONS;
 }
 
-/* SQLite's codes into ours; a constraint is the one expected failure. */
+/*
+ * SQLite's codes into ours; a constraint is the one expected failure.
+ * Requests reach here, so the line is rate-limited (a locked database
+ * fails every call until it is released).
+ */
 static int
 sq_err(struct sq *s, int rc, const char *what)
 {
+	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
+
 	rc &= 0xff;
 	if (rc == SQLITE_CONSTRAINT)
 		return WICK_ERR_EXISTS;
-	log_error("sqlite: %s: %s", what, sqlite3_errmsg(s->db));
+	log_error_rl(&rl, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 	if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
 		return WICK_ERR_UNAVAILABLE;
+	if (rc == SQLITE_NOMEM)
+		return WICK_ERR_ALLOC;
 	return rc == SQLITE_FULL || rc == SQLITE_IOERR ||
 	    rc == SQLITE_CANTOPEN ? WICK_ERR_IO : WICK_ERR_INTERNAL;
 }
 
-/*
- * The kept statement for sql, reset and unbound.  Keyed by the address
- * of the string, so sql must be a literal.  Our own SQL failing to
- * prepare is a bug, hence fatal.
- */
-static sqlite3_stmt *
-st(struct sq *s, const char *sql)
+/* Prepare sql for one use; a failure is logged and returned. */
+static int
+prepare(struct sq *s, const char *sql, unsigned flags, sqlite3_stmt **out)
 {
-	sqlite3_stmt	*p;
-	int		 i;
+	char	what[128];
+	int	rc;
 
+	*out = NULL;
+	if ((rc = sqlite3_prepare_v3(s->db, sql, -1, flags, out, NULL)) ==
+	    SQLITE_OK && *out != NULL)
+		return 0;
+	sqlite3_finalize(*out);
+	*out = NULL;
+	snprintf(what, sizeof(what), "cannot prepare \"%.80s%s\"", sql,
+	    strlen(sql) > 80 ? "..." : "");
+	/* SQLITE_OK without a statement: sql held no statement, our bug. */
+	return sq_err(s, rc != SQLITE_OK ? rc : SQLITE_INTERNAL, what);
+}
+
+/*
+ * *p gets the kept statement for sql, reset and unbound, prepared on
+ * first use.  Keyed by the address of the string, so sql must be a
+ * literal.  A prepare can fail (out of memory, or a schema another
+ * process changed): the error is returned and nothing is kept, so the
+ * next call prepares again.
+ */
+static int
+st(struct sq *s, const char *sql, sqlite3_stmt **p)
+{
+	int i, r;
+
+	*p = NULL;
 	for (i = 0; i < s->nstmts; i++)
 		if (s->stmts[i].sql == sql) {
 			sqlite3_reset(s->stmts[i].st);
 			sqlite3_clear_bindings(s->stmts[i].st);
-			return s->stmts[i].st;
+			*p = s->stmts[i].st;
+			return 0;
 		}
+	/* The literals of this file are fewer: a bug, not a request. */
 	if (s->nstmts == SQ_MAX_STMTS)
 		fatal("sqlite: more than %d statements", SQ_MAX_STMTS);
-	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &p,
-	    NULL) != SQLITE_OK)
-		fatal("sqlite: cannot prepare \"%s\": %s", sql,
-		    sqlite3_errmsg(s->db));
+	if ((r = prepare(s, sql, SQLITE_PREPARE_PERSISTENT, p)) != 0)
+		return r;
 	s->stmts[s->nstmts].sql = sql;
-	s->stmts[s->nstmts++].st = p;
-	return p;
+	s->stmts[s->nstmts++].st = *p;
+	return 0;
 }
 
 /* Bound without a copy: v must outlive the statement's next reset. */
@@ -219,24 +248,28 @@ step_int(struct sq *s, sqlite3_stmt *p, int64_t *v, const char *what)
 	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc, what);
 }
 
+/* A copy of column i ("" for NULL); NULL when out of memory. */
 static char *
 col_text(sqlite3_stmt *p, int i)
 {
 	const unsigned char *t = sqlite3_column_text(p, i);
 
-	return xstrdup(t != NULL ? (const char *)t : "");
+	return strdup(t != NULL ? (const char *)t : "");
 }
 
-static void
+static int
 col_blob(sqlite3_stmt *p, int col, uint8_t **data, size_t *n)
 {
 	const void	*b = sqlite3_column_blob(p, col);
 	size_t		 len = (size_t)sqlite3_column_bytes(p, col);
 
-	*data = xmalloc(len + 1);
+	*n = 0;
+	if ((*data = malloc(len + 1)) == NULL)
+		return WICK_ERR_ALLOC;
 	if (len > 0)
 		memcpy(*data, b, len);
 	*n = len;
+	return 0;
 }
 
 /* Append a change-log row; *rev (if not NULL) gets its revision. */
@@ -244,10 +277,12 @@ static int
 log_change(struct sq *s, enum ds_change_kind kind, enum ds_change_op op,
     const char *object, int64_t now, int64_t *rev)
 {
-	sqlite3_stmt	*p = st(s, "INSERT INTO changes (kind, op, object, at)"
-	    " VALUES (?, ?, ?, ?)");
+	sqlite3_stmt	*p;
 	int		 r;
 
+	if ((r = st(s, "INSERT INTO changes (kind, op, object, at)"
+	    " VALUES (?, ?, ?, ?)", &p)) != 0)
+		return r;
 	sqlite3_bind_int(p, 1, kind);
 	sqlite3_bind_int(p, 2, op);
 	bind_text(p, 3, object);
@@ -293,7 +328,8 @@ write_strings(struct sq *s, const char *sql, int64_t row, char *const *v,
 	int		 r;
 
 	for (i = 0; i < n; i++) {
-		p = st(s, sql);
+		if ((r = st(s, sql, &p)) != 0)
+			return r;
 		sqlite3_bind_int64(p, 1, row);
 		sqlite3_bind_int64(p, 2, (int64_t)i);
 		bind_text(p, 3, v[i]);
@@ -315,7 +351,8 @@ write_selectors(struct sq *s, const char *sql, int64_t row,
 	int		 r;
 
 	for (i = 0; i < set->n; i++) {
-		p = st(s, sql);
+		if ((r = st(s, sql, &p)) != 0)
+			return r;
 		sqlite3_bind_int64(p, 1, row);
 		bind_text(p, 2, set->sel[i].type);
 		bind_text(p, 3, set->sel[i].value);
@@ -346,10 +383,14 @@ static int
 find_similar(struct sq *s, const struct ds_entry *e, const char *hash,
     char **id)
 {
-	sqlite3_stmt	*p = st(s, "SELECT entry_id FROM entries WHERE"
-	    " spiffe_id = ? AND parent_id = ? AND selector_hash = ?");
-	int		 rc;
+	sqlite3_stmt	*p;
+	int		 rc, r;
 
+	*id = NULL;
+	if ((r = st(s, "SELECT entry_id FROM entries WHERE"
+	    " spiffe_id = ? AND parent_id = ? AND selector_hash = ?",
+	    &p)) != 0)
+		return r;
 	bind_text(p, 1, e->spiffe_id);
 	bind_text(p, 2, e->parent_id);
 	bind_text(p, 3, hash);
@@ -357,7 +398,7 @@ find_similar(struct sq *s, const struct ds_entry *e, const char *hash,
 		*id = col_text(p, 0);
 	sqlite3_reset(p);
 	if (rc == SQLITE_ROW)
-		return 0;
+		return *id != NULL ? 0 : WICK_ERR_ALLOC;
 	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
 	    sq_err(s, rc, "find similar entry");
 }
@@ -382,7 +423,7 @@ static int
 create_one(struct sq *s, struct ds_entry *e, int64_t now)
 {
 	sqlite3_stmt	*p;
-	char		 hash[65], uuid[37], *other = NULL;
+	char		 hash[65], uuid[37], *other = NULL, *id;
 	int64_t		 rev;
 	int		 r;
 
@@ -397,17 +438,20 @@ create_one(struct sq *s, struct ds_entry *e, int64_t now)
 	if (e->id == NULL || *e->id == '\0') {
 		if ((r = uuid4(uuid)) != 0)
 			return r;
+		if ((id = strdup(uuid)) == NULL)
+			return WICK_ERR_ALLOC;
 		free(e->id);
-		e->id = xstrdup(uuid);
+		e->id = id;
 	}
 	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_CREATE, e->id, now,
 	    &rev)) != 0)
 		return r;
-	p = st(s, "INSERT INTO entries (spiffe_id, parent_id, selector_hash,"
-	    " x509_svid_ttl, jwt_svid_ttl, admin, downstream, store_svid,"
-	    " expires_at, hint, entry_id, revision_number, created_at,"
-	    " updated_at, change_rev) VALUES"
-	    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?12, ?12, ?13)");
+	if ((r = st(s, "INSERT INTO entries (spiffe_id, parent_id,"
+	    " selector_hash, x509_svid_ttl, jwt_svid_ttl, admin, downstream,"
+	    " store_svid, expires_at, hint, entry_id, revision_number,"
+	    " created_at, updated_at, change_rev) VALUES"
+	    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?12, ?12, ?13)", &p)) != 0)
+		return r;
 	bind_entry(p, e, hash);
 	bind_text(p, 11, e->id);
 	sqlite3_bind_int64(p, 12, now);
@@ -436,8 +480,9 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 	size_t		 i;
 	int		 rc, r;
 
-	p = st(s, "SELECT id, created_at, revision_number FROM entries"
-	    " WHERE entry_id = ?");
+	if ((r = st(s, "SELECT id, created_at, revision_number FROM entries"
+	    " WHERE entry_id = ?", &p)) != 0)
+		return r;
 	bind_text(p, 1, e->id);
 	if ((rc = sqlite3_step(p)) != SQLITE_ROW) {
 		sqlite3_reset(p);
@@ -460,11 +505,12 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_UPDATE, e->id, now,
 	    &rev)) != 0)
 		return r;
-	p = st(s, "UPDATE entries SET spiffe_id = ?, parent_id = ?,"
+	if ((r = st(s, "UPDATE entries SET spiffe_id = ?, parent_id = ?,"
 	    " selector_hash = ?, x509_svid_ttl = ?, jwt_svid_ttl = ?,"
 	    " admin = ?, downstream = ?, store_svid = ?, expires_at = ?,"
 	    " hint = ?, revision_number = ?, updated_at = ?, change_rev = ?"
-	    " WHERE id = ?");
+	    " WHERE id = ?", &p)) != 0)
+		return r;
 	bind_entry(p, e, hash);
 	sqlite3_bind_int64(p, 11, revno);
 	sqlite3_bind_int64(p, 12, now);
@@ -473,7 +519,8 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 	if ((r = step_done(s, p, "update entry")) != 0)
 		return r;
 	for (i = 0; i < sizeof(clear) / sizeof(clear[0]); i++) {
-		p = st(s, clear[i]);
+		if ((r = st(s, clear[i], &p)) != 0)
+			return r;
 		sqlite3_bind_int64(p, 1, row);
 		if ((r = step_done(s, p, "clear entry lists")) != 0)
 			return r;
@@ -489,9 +536,11 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 static int
 delete_one(struct sq *s, const char *id, int64_t now)
 {
-	sqlite3_stmt	*p = st(s, "DELETE FROM entries WHERE entry_id = ?");
+	sqlite3_stmt	*p;
 	int		 r;
 
+	if ((r = st(s, "DELETE FROM entries WHERE entry_id = ?", &p)) != 0)
+		return r;
 	bind_text(p, 1, id);
 	if ((r = step_done(s, p, "delete entry")) != 0)
 		return r;
@@ -507,7 +556,7 @@ static int
 fatal_item(int r)
 {
 	return r == WICK_ERR_IO || r == WICK_ERR_INTERNAL ||
-	    r == WICK_ERR_UNAVAILABLE;
+	    r == WICK_ERR_UNAVAILABLE || r == WICK_ERR_ALLOC;
 }
 
 /* Items with res[i] == 0 on entry are tried, each under a savepoint. */
@@ -586,14 +635,20 @@ static int
 load_selectors(struct sq *s, const char *sql, int64_t row,
     struct selector_set *set)
 {
-	sqlite3_stmt	*p = st(s, sql);
-	const char	*why;
-	int		 rc, r = 0;
+	sqlite3_stmt	*p;
+	const char	*why, *t, *v;
+	int		 rc = SQLITE_DONE, r;
 
+	if ((r = st(s, sql, &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, row);
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
-		r = selector_set_add(set, (const char *)sqlite3_column_text(p,
-		    0), (const char *)sqlite3_column_text(p, 1), &why);
+	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
+		/* NOT NULL columns: NULL is SQLite out of memory. */
+		t = (const char *)sqlite3_column_text(p, 0);
+		v = (const char *)sqlite3_column_text(p, 1);
+		r = t == NULL || v == NULL ? WICK_ERR_ALLOC :
+		    selector_set_add(set, t, v, &why);
+	}
 	sqlite3_reset(p);
 	if (r == 0 && rc != SQLITE_DONE)
 		r = sq_err(s, rc, "load selectors");
@@ -605,12 +660,17 @@ static int
 load_strings(struct sq *s, const char *sql, int64_t row, struct ds_entry *e,
     int (*add)(struct ds_entry *, const char *))
 {
-	sqlite3_stmt	*p = st(s, sql);
-	int		 rc, r = 0;
+	sqlite3_stmt	*p;
+	const char	*v;
+	int		 rc = SQLITE_DONE, r;
 
+	if ((r = st(s, sql, &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, row);
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW)
-		r = add(e, (const char *)sqlite3_column_text(p, 0));
+	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
+		v = (const char *)sqlite3_column_text(p, 0);
+		r = v == NULL ? WICK_ERR_ALLOC : add(e, v);
+	}
 	sqlite3_reset(p);
 	if (r == 0 && rc != SQLITE_DONE)
 		r = sq_err(s, rc, "load entry lists");
@@ -621,20 +681,26 @@ load_strings(struct sq *s, const char *sql, int64_t row, struct ds_entry *e,
 static int
 load_entry(struct sq *s, sqlite3_stmt *row, struct ds_entry **out)
 {
-	struct ds_entry	*e = ds_entry_new();
+	struct ds_entry	*e;
 	int64_t		 id = sqlite3_column_int64(row, 0);
 	int		 r;
 
-	e->id = col_text(row, 1);
-	e->spiffe_id = col_text(row, 2);
-	e->parent_id = col_text(row, 3);
+	*out = NULL;
+	if ((e = ds_entry_new()) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((e->id = col_text(row, 1)) == NULL ||
+	    (e->spiffe_id = col_text(row, 2)) == NULL ||
+	    (e->parent_id = col_text(row, 3)) == NULL ||
+	    (e->hint = col_text(row, 10)) == NULL) {
+		ds_entry_free(e);
+		return WICK_ERR_ALLOC;
+	}
 	e->x509_svid_ttl = sqlite3_column_int(row, 4);
 	e->jwt_svid_ttl = sqlite3_column_int(row, 5);
 	e->admin = sqlite3_column_int(row, 6);
 	e->downstream = sqlite3_column_int(row, 7);
 	e->store_svid = sqlite3_column_int(row, 8);
 	e->expires_at = sqlite3_column_int64(row, 9);
-	e->hint = col_text(row, 10);
 	e->revision_number = sqlite3_column_int64(row, 11);
 	e->created_at = sqlite3_column_int64(row, 12);
 	e->change_rev = sqlite3_column_int64(row, 13);
@@ -657,10 +723,12 @@ static int
 sq_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT " ENTRY_COLS " FROM entries"
-	    " WHERE entry_id = ?");
+	sqlite3_stmt	*p;
 	int		 rc, r;
 
+	if ((r = st(s, "SELECT " ENTRY_COLS " FROM entries"
+	    " WHERE entry_id = ?", &p)) != 0)
+		return r;
 	bind_text(p, 1, id);
 	if ((rc = sqlite3_step(p)) != SQLITE_ROW) {
 		sqlite3_reset(p);
@@ -679,14 +747,20 @@ sq_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 static int
 load_node(struct sq *s, sqlite3_stmt *row, struct ds_node **out)
 {
-	struct ds_node	*n = ds_node_new();
+	struct ds_node	*n;
 	int		 r;
 
-	n->spiffe_id = col_text(row, 1);
-	n->attestation_type = col_text(row, 2);
-	n->serial = col_text(row, 3);
+	*out = NULL;
+	if ((n = ds_node_new()) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((n->spiffe_id = col_text(row, 1)) == NULL ||
+	    (n->attestation_type = col_text(row, 2)) == NULL ||
+	    (n->serial = col_text(row, 3)) == NULL ||
+	    (n->new_serial = col_text(row, 5)) == NULL) {
+		ds_node_free(n);
+		return WICK_ERR_ALLOC;
+	}
 	n->expires_at = sqlite3_column_int64(row, 4);
-	n->new_serial = col_text(row, 5);
 	n->new_expires_at = sqlite3_column_int64(row, 6);
 	n->can_reattest = sqlite3_column_int(row, 7);
 	n->created_at = sqlite3_column_int64(row, 8);
@@ -721,8 +795,8 @@ struct walk {
 };
 
 /* The query for w, from constant fragments only; values are bound.
- * *selj holds the JSON bound as ?5. */
-static void
+ * *selj holds the JSON bound as ?5.  Prepared per walk, never kept. */
+static int
 walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
     char **selj)
 {
@@ -732,7 +806,10 @@ walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
 	const char			*frag[8];
 	char				 sql[1024];
 	size_t				 k = 0, i, len = 0;
+	int				 r;
 
+	*p = NULL;
+	*selj = NULL;
 	if (w->entries) {
 		frag[k++] = "SELECT " ENTRY_COLS " FROM entries WHERE"
 		    " entry_id > ?1";
@@ -776,9 +853,11 @@ walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
 	for (i = 0; i < k; i++)
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s",
 		    frag[i]);
-	if (sqlite3_prepare_v2(s->db, sql, -1, p, NULL) != SQLITE_OK)
-		fatal("sqlite: cannot prepare \"%s\": %s", sql,
-		    sqlite3_errmsg(s->db));
+	if ((r = prepare(s, sql, 0, p)) != 0) {
+		free(*selj);
+		*selj = NULL;
+		return r;
+	}
 	if (ef != NULL) {
 		bind_text(*p, 2, ef->spiffe_id);
 		bind_text(*p, 3, ef->parent_id);
@@ -790,6 +869,7 @@ walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
 	if (*selj != NULL)
 		bind_text(*p, 5, *selj);
 	sqlite3_bind_int(*p, 6, SQ_CHUNK);
+	return 0;
 }
 
 static int
@@ -797,17 +877,27 @@ walk(struct sq *s, struct walk *w, const char *after)
 {
 	struct ds_entry	*e;
 	struct ds_node	*n;
-	sqlite3_stmt	*p;
-	char		*selj, *last = xstrdup(after != NULL ? after : "");
+	sqlite3_stmt	*p = NULL;
+	char		*selj = NULL, *last;
 	int		 rc, rows, ok, r = 0;
 
-	walk_prepare(s, w, &p, &selj);
+	if ((last = strdup(after != NULL ? after : "")) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((r = walk_prepare(s, w, &p, &selj)) != 0)
+		goto out;
 	do {
 		/* A copy: last changes while the statement still runs. */
-		sqlite3_bind_text(p, 1, last, -1, SQLITE_TRANSIENT);
+		if ((rc = sqlite3_bind_text(p, 1, last, -1,
+		    SQLITE_TRANSIENT)) != SQLITE_OK) {
+			r = sq_err(s, rc, "list");
+			goto out;
+		}
 		for (rows = 0; (rc = sqlite3_step(p)) == SQLITE_ROW; rows++) {
 			free(last);
-			last = col_text(p, 1);
+			if ((last = col_text(p, 1)) == NULL) {
+				r = WICK_ERR_ALLOC;
+				goto out;
+			}
 			e = NULL;
 			n = NULL;
 			if (w->entries && (r = load_entry(s, p, &e)) == 0)
@@ -852,13 +942,15 @@ sq_entries_list(struct ds *ds, const struct ds_entry_filter *f,
 	struct walk	w = { 1, f, NULL, NULL, 0, limit, 0 };
 	int		r;
 
-	w.ev = out->v = xcalloc(limit, sizeof(*out->v));
+	if ((w.ev = out->v = calloc(limit, sizeof(*out->v))) == NULL)
+		return WICK_ERR_ALLOC;
 	r = walk((struct sq *)ds, &w, token);
 	out->n = w.n;
+	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
+	    1]->id)) == NULL)
+		r = WICK_ERR_ALLOC;
 	if (r != 0)
 		ds_entry_list_free(out);
-	else if (w.more)
-		out->next_token = xstrdup(out->v[out->n - 1]->id);
 	return r;
 }
 
@@ -878,22 +970,28 @@ sq_entries_prune(struct ds *ds, int64_t now, size_t *n)
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	char		**ids = NULL;
+	char		**ids = NULL, **nv;
 	size_t		 k = 0, i;
-	int		 rc, r;
+	int		 rc = SQLITE_DONE, r;
 
 	*n = 0;
 	if ((r = begin(s)) != 0)
 		return r;
-	p = st(s, "SELECT entry_id FROM entries WHERE expires_at > 0 AND"
-	    " expires_at < ?");
+	if ((r = st(s, "SELECT entry_id FROM entries WHERE expires_at > 0"
+	    " AND expires_at < ?", &p)) != 0)
+		return finish(s, r);
 	sqlite3_bind_int64(p, 1, now);
-	while ((rc = sqlite3_step(p)) == SQLITE_ROW) {
-		ids = xreallocarray(ids, k + 1, sizeof(*ids));
-		ids[k++] = col_text(p, 0);
+	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
+		if ((nv = reallocarray(ids, k + 1, sizeof(*ids))) == NULL ||
+		    (nv[k] = col_text(p, 0)) == NULL)
+			r = WICK_ERR_ALLOC;
+		if (nv != NULL)
+			ids = nv;
+		if (r == 0)
+			k++;
 	}
 	sqlite3_reset(p);
-	if (rc != SQLITE_DONE)
+	if (r == 0 && rc != SQLITE_DONE)
 		r = sq_err(s, rc, "find expired entries");
 	/* One delete and one change row each, as a delete by ID does. */
 	for (i = 0; i < k && r == 0; i++)
@@ -911,10 +1009,14 @@ sq_entries_prune(struct ds *ds, int64_t now, size_t *n)
 static int
 sq_revision(struct ds *ds, int64_t *rev)
 {
-	struct sq *s = (struct sq *)ds;
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
 
-	return step_int(s, st(s, "SELECT coalesce(max(revision), 0)"
-	    " FROM changes"), rev, "revision");
+	if ((r = st(s, "SELECT coalesce(max(revision), 0) FROM changes",
+	    &p)) != 0)
+		return r;
+	return step_int(s, p, rev, "revision");
 }
 
 static int
@@ -922,15 +1024,20 @@ sq_changes_since(struct ds *ds, int64_t since, size_t limit,
     ds_change_fn *fn, void *arg)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT revision, kind, op, object FROM"
-	    " changes WHERE revision > ? ORDER BY revision LIMIT ?");
+	sqlite3_stmt	*p;
 	char		*obj;
-	int		 rc, r = 0;
+	int		 rc = SQLITE_DONE, r;
 
+	if ((r = st(s, "SELECT revision, kind, op, object FROM changes"
+	    " WHERE revision > ? ORDER BY revision LIMIT ?", &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, since);
 	sqlite3_bind_int64(p, 2, limit == 0 ? INT64_MAX : (int64_t)limit);
 	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
-		obj = col_text(p, 3);
+		if ((obj = col_text(p, 3)) == NULL) {
+			r = WICK_ERR_ALLOC;
+			break;
+		}
 		r = fn(arg, sqlite3_column_int64(p, 0),
 		    (enum ds_change_kind)sqlite3_column_int(p, 1),
 		    (enum ds_change_op)sqlite3_column_int(p, 2), obj);
@@ -953,9 +1060,11 @@ sq_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
 
 	if ((r = begin(s)) != 0)
 		return r;
-	p = st(s, "INSERT INTO nodes (spiffe_id, attestation_type, serial,"
-	    " expires_at, new_serial, new_expires_at, can_reattest,"
-	    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?8, ?8)");
+	if ((r = st(s, "INSERT INTO nodes (spiffe_id, attestation_type,"
+	    " serial, expires_at, new_serial, new_expires_at, can_reattest,"
+	    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?8, ?8)",
+	    &p)) != 0)
+		return finish(s, r);
 	bind_text(p, 1, n->spiffe_id);
 	bind_text(p, 2, n->attestation_type);
 	bind_text(p, 3, n->serial);
@@ -977,10 +1086,12 @@ static int
 sq_node_get(struct ds *ds, const char *id, struct ds_node **out)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT " NODE_COLS " FROM nodes"
-	    " WHERE spiffe_id = ?");
+	sqlite3_stmt	*p;
 	int		 rc, r;
 
+	if ((r = st(s, "SELECT " NODE_COLS " FROM nodes WHERE spiffe_id = ?",
+	    &p)) != 0)
+		return r;
 	bind_text(p, 1, id);
 	if ((rc = sqlite3_step(p)) != SQLITE_ROW) {
 		sqlite3_reset(p);
@@ -1004,13 +1115,16 @@ node_write(struct sq *s, sqlite3_stmt *p, const char *id,
 
 	if ((r = begin(s)) != 0)
 		return r;
-	q = st(s, "SELECT id FROM nodes WHERE spiffe_id = ?");
+	if ((r = st(s, "SELECT id FROM nodes WHERE spiffe_id = ?", &q)) != 0)
+		return finish(s, r);
 	bind_text(q, 1, id);
 	if ((r = step_int(s, q, &row, "find node")) != 0 ||
 	    (r = step_done(s, p, "write node")) != 0)
 		return finish(s, r);
 	if (sel != NULL) {
-		q = st(s, "DELETE FROM node_selectors WHERE node = ?");
+		if ((r = st(s, "DELETE FROM node_selectors WHERE node = ?",
+		    &q)) != 0)
+			return finish(s, r);
 		sqlite3_bind_int64(q, 1, row);
 		if ((r = step_done(s, q, "clear node selectors")) != 0 ||
 		    (r = write_selectors(s, SQL_INS_NSEL, row, sel)) != 0)
@@ -1024,10 +1138,13 @@ sq_node_set_serials(struct ds *ds, const char *id, const char *serial,
     int64_t exp, const char *new_serial, int64_t new_exp, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "UPDATE nodes SET serial = ?,"
-	    " expires_at = ?, new_serial = ?, new_expires_at = ?,"
-	    " updated_at = ? WHERE spiffe_id = ?");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "UPDATE nodes SET serial = ?, expires_at = ?,"
+	    " new_serial = ?, new_expires_at = ?, updated_at = ?"
+	    " WHERE spiffe_id = ?", &p)) != 0)
+		return r;
 	bind_text(p, 1, serial);
 	sqlite3_bind_int64(p, 2, exp);
 	bind_text(p, 3, new_serial);
@@ -1042,9 +1159,12 @@ sq_node_set_selectors(struct ds *ds, const char *id,
     const struct selector_set *sel, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "UPDATE nodes SET updated_at = ?"
-	    " WHERE spiffe_id = ?");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "UPDATE nodes SET updated_at = ? WHERE spiffe_id = ?",
+	    &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, now);
 	bind_text(p, 2, id);
 	return node_write(s, p, id, sel, DS_OP_UPDATE, now);
@@ -1054,9 +1174,12 @@ static int
 sq_node_ban(struct ds *ds, const char *id, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "UPDATE nodes SET serial = '',"
-	    " new_serial = '', updated_at = ? WHERE spiffe_id = ?");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "UPDATE nodes SET serial = '', new_serial = '',"
+	    " updated_at = ? WHERE spiffe_id = ?", &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, now);
 	bind_text(p, 2, id);
 	return node_write(s, p, id, NULL, DS_OP_UPDATE, now);
@@ -1066,8 +1189,11 @@ static int
 sq_node_delete(struct ds *ds, const char *id, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "DELETE FROM nodes WHERE spiffe_id = ?");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "DELETE FROM nodes WHERE spiffe_id = ?", &p)) != 0)
+		return r;
 	bind_text(p, 1, id);
 	return node_write(s, p, id, NULL, DS_OP_DELETE, now);
 }
@@ -1079,13 +1205,15 @@ sq_nodes_list(struct ds *ds, const struct ds_node_filter *f,
 	struct walk	w = { 0, f, NULL, NULL, 0, limit, 0 };
 	int		r;
 
-	w.nv = out->v = xcalloc(limit, sizeof(*out->v));
+	if ((w.nv = out->v = calloc(limit, sizeof(*out->v))) == NULL)
+		return WICK_ERR_ALLOC;
 	r = walk((struct sq *)ds, &w, token);
 	out->n = w.n;
+	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
+	    1]->spiffe_id)) == NULL)
+		r = WICK_ERR_ALLOC;
 	if (r != 0)
 		ds_node_list_free(out);
-	else if (w.more)
-		out->next_token = xstrdup(out->v[out->n - 1]->spiffe_id);
 	return r;
 }
 
@@ -1105,9 +1233,12 @@ static int
 sq_join_token_create(struct ds *ds, const char *hash, int64_t exp)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "INSERT INTO join_tokens (token_hash,"
-	    " expires_at) VALUES (?, ?)");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "INSERT INTO join_tokens (token_hash, expires_at)"
+	    " VALUES (?, ?)", &p)) != 0)
+		return r;
 	bind_text(p, 1, hash);
 	sqlite3_bind_int64(p, 2, exp);
 	return step_done(s, p, "insert join token");
@@ -1128,8 +1259,9 @@ sq_join_token_consume(struct ds *ds, const char *hash, int64_t now)
 
 	if ((r = begin(s)) != 0)
 		return r;
-	p = st(s, "SELECT token_hash, expires_at FROM join_tokens"
-	    " WHERE token_hash = ?");
+	if ((r = st(s, "SELECT token_hash, expires_at FROM join_tokens"
+	    " WHERE token_hash = ?", &p)) != 0)
+		return finish(s, r);
 	bind_text(p, 1, hash);
 	if ((rc = sqlite3_step(p)) != SQLITE_ROW) {
 		sqlite3_reset(p);
@@ -1142,7 +1274,9 @@ sq_join_token_consume(struct ds *ds, const char *hash, int64_t now)
 	sqlite3_reset(p);
 	if (!same)
 		return finish(s, WICK_ERR_NOT_FOUND);
-	p = st(s, "DELETE FROM join_tokens WHERE token_hash = ?");
+	if ((r = st(s, "DELETE FROM join_tokens WHERE token_hash = ?",
+	    &p)) != 0)
+		return finish(s, r);
 	bind_text(p, 1, hash);
 	if ((r = finish(s, step_done(s, p, "use join token"))) != 0)
 		return r;
@@ -1153,10 +1287,13 @@ static int
 sq_join_tokens_prune(struct ds *ds, int64_t now, size_t *n)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "DELETE FROM join_tokens WHERE"
-	    " expires_at <= ?");
+	sqlite3_stmt	*p;
 	int		 r;
 
+	*n = 0;
+	if ((r = st(s, "DELETE FROM join_tokens WHERE expires_at <= ?",
+	    &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, now);
 	r = step_done(s, p, "prune join tokens");
 	*n = r == 0 ? (size_t)sqlite3_changes(s->db) : 0;
@@ -1176,15 +1313,17 @@ sq_bundle_set(struct ds *ds, const char *td, const uint8_t *data, size_t n,
 
 	if ((r = begin(s)) != 0)
 		return r;
-	p = st(s, "SELECT 1 FROM bundles WHERE td_id = ?");
+	if ((r = st(s, "SELECT 1 FROM bundles WHERE td_id = ?", &p)) != 0)
+		return finish(s, r);
 	bind_text(p, 1, td);
 	if ((r = step_int(s, p, &one, "find bundle")) != 0 &&
 	    r != WICK_ERR_NOT_FOUND)
 		return finish(s, r);
 	had = r == 0;
-	p = st(s, "INSERT INTO bundles (td_id, data, updated_at) VALUES"
+	if ((r = st(s, "INSERT INTO bundles (td_id, data, updated_at) VALUES"
 	    " (?, ?, ?) ON CONFLICT (td_id) DO UPDATE SET data = excluded.data,"
-	    " updated_at = excluded.updated_at");
+	    " updated_at = excluded.updated_at", &p)) != 0)
+		return finish(s, r);
 	bind_text(p, 1, td);
 	sqlite3_bind_blob(p, 2, n > 0 ? (const void *)data : "", (int)n,
 	    SQLITE_STATIC);
@@ -1200,13 +1339,13 @@ static int
 step_blob(struct sq *s, sqlite3_stmt *p, uint8_t **data, size_t *n,
     const char *what)
 {
-	int rc = sqlite3_step(p);
+	int rc = sqlite3_step(p), r = 0;
 
 	if (rc == SQLITE_ROW)
-		col_blob(p, 0, data, n);
+		r = col_blob(p, 0, data, n);
 	sqlite3_reset(p);
 	if (rc == SQLITE_ROW)
-		return 0;
+		return r;
 	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc, what);
 }
 
@@ -1214,8 +1353,11 @@ static int
 sq_bundle_get(struct ds *ds, const char *td, uint8_t **data, size_t *n)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT data FROM bundles WHERE td_id = ?");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "SELECT data FROM bundles WHERE td_id = ?", &p)) != 0)
+		return r;
 	bind_text(p, 1, td);
 	return step_blob(s, p, data, n, "get bundle");
 }
@@ -1229,7 +1371,8 @@ sq_bundle_delete(struct ds *ds, const char *td, int64_t now)
 
 	if ((r = begin(s)) != 0)
 		return r;
-	p = st(s, "DELETE FROM bundles WHERE td_id = ?");
+	if ((r = st(s, "DELETE FROM bundles WHERE td_id = ?", &p)) != 0)
+		return finish(s, r);
 	bind_text(p, 1, td);
 	if ((r = step_done(s, p, "delete bundle")) == 0 &&
 	    sqlite3_changes(s->db) == 0)
@@ -1251,13 +1394,15 @@ sq_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 	int		 rc, r = 0;
 
 	/* Our own statement, rows copied out: fn may use the datastore. */
-	if (sqlite3_prepare_v2(s->db, "SELECT td_id, data FROM bundles"
-	    " ORDER BY td_id", -1, &p, NULL) != SQLITE_OK)
-		return sq_err(s, sqlite3_errcode(s->db), "list bundles");
+	if ((r = prepare(s, "SELECT td_id, data FROM bundles ORDER BY td_id",
+	    0, &p)) != 0)
+		return r;
 	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
-		td = col_text(p, 0);
-		col_blob(p, 1, &data, &n);
-		r = fn(arg, td, data, n);
+		data = NULL;
+		if ((td = col_text(p, 0)) == NULL)
+			r = WICK_ERR_ALLOC;
+		else if ((r = col_blob(p, 1, &data, &n)) == 0)
+			r = fn(arg, td, data, n);
 		free(td);
 		free(data);
 	}
@@ -1271,10 +1416,14 @@ static int
 sq_ca_journal_set(struct ds *ds, const uint8_t *data, size_t n, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "INSERT INTO ca_journal (id, data,"
-	    " updated_at) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-	    " data = excluded.data, updated_at = excluded.updated_at");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "INSERT INTO ca_journal (id, data, updated_at)"
+	    " VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+	    " data = excluded.data, updated_at = excluded.updated_at",
+	    &p)) != 0)
+		return r;
 	sqlite3_bind_blob(p, 1, n > 0 ? (const void *)data : "", (int)n,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(p, 2, now);
@@ -1284,10 +1433,13 @@ sq_ca_journal_set(struct ds *ds, const uint8_t *data, size_t n, int64_t now)
 static int
 sq_ca_journal_get(struct ds *ds, uint8_t **data, size_t *n)
 {
-	struct sq *s = (struct sq *)ds;
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
 
-	return step_blob(s, st(s, "SELECT data FROM ca_journal WHERE id = 1"),
-	    data, n, "get CA journal");
+	if ((r = st(s, "SELECT data FROM ca_journal WHERE id = 1", &p)) != 0)
+		return r;
+	return step_blob(s, p, data, n, "get CA journal");
 }
 
 /* ---- audit ------------------------------------------------------------- */
@@ -1297,9 +1449,12 @@ sq_audit_append(struct ds *ds, int64_t at, const char *kind,
     const char *actor, int ok, const char *detail)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "INSERT INTO audit (at, kind, actor, ok,"
-	    " detail) VALUES (?, ?, ?, ?, ?)");
+	sqlite3_stmt	*p;
+	int		 r;
 
+	if ((r = st(s, "INSERT INTO audit (at, kind, actor, ok, detail)"
+	    " VALUES (?, ?, ?, ?, ?)", &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, at);
 	bind_text(p, 2, kind);
 	bind_text(p, 3, actor);
@@ -1313,11 +1468,13 @@ sq_audit_since(struct ds *ds, int64_t after, size_t limit, ds_audit_fn *fn,
     void *arg)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p = st(s, "SELECT id, at, kind, actor, ok, detail"
-	    " FROM audit WHERE id > ? ORDER BY id LIMIT ?");
+	sqlite3_stmt	*p;
 	struct ds_audit	 a;
-	int		 rc, r = 0;
+	int		 rc = SQLITE_DONE, r;
 
+	if ((r = st(s, "SELECT id, at, kind, actor, ok, detail FROM audit"
+	    " WHERE id > ? ORDER BY id LIMIT ?", &p)) != 0)
+		return r;
 	sqlite3_bind_int64(p, 1, after);
 	sqlite3_bind_int64(p, 2, limit == 0 ? INT64_MAX : (int64_t)limit);
 	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
@@ -1327,7 +1484,10 @@ sq_audit_since(struct ds *ds, int64_t after, size_t limit, ds_audit_fn *fn,
 		a.actor = col_text(p, 3);
 		a.ok = sqlite3_column_int(p, 4);
 		a.detail_json = col_text(p, 5);
-		r = fn(arg, &a);
+		if (a.kind == NULL || a.actor == NULL || a.detail_json == NULL)
+			r = WICK_ERR_ALLOC;
+		else
+			r = fn(arg, &a);
 		ds_audit_free_members(&a);
 	}
 	sqlite3_reset(p);
@@ -1412,8 +1572,9 @@ migrate(struct sq *s, const char **why)
 		}
 		if ((r = exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations"
 		    " (version INTEGER PRIMARY KEY)")) != 0 ||
-		    (r = step_int(s, st(s, "SELECT coalesce(max(version), 0)"
-		    " FROM schema_migrations"), &v, "schema version")) != 0) {
+		    (r = st(s, "SELECT coalesce(max(version), 0)"
+		    " FROM schema_migrations", &p)) != 0 ||
+		    (r = step_int(s, p, &v, "schema version")) != 0) {
 			*why = "cannot read the schema version";
 			return finish(s, r);
 		}
@@ -1424,7 +1585,11 @@ migrate(struct sq *s, const char **why)
 		}
 		if (v == NMIGRATIONS)
 			return finish(s, 0);
-		p = st(s, "INSERT INTO schema_migrations (version) VALUES (?)");
+		if ((r = st(s, "INSERT INTO schema_migrations (version)"
+		    " VALUES (?)", &p)) != 0) {
+			*why = "cannot record the schema version";
+			return finish(s, r);
+		}
 		sqlite3_bind_int64(p, 1, v + 1);
 		if ((r = exec(s, migrations[v])) != 0 ||
 		    (r = step_done(s, p, "record schema version")) != 0 ||

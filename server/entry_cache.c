@@ -12,8 +12,8 @@
 #include "entry_cache.h"
 
 #define ENTRY_CACHE_MEMO	64	/* agents whose sets are kept */
+#define ENTRY_CACHE_BATCH	10000	/* change-log rows per read */
 #include "log.h"
-#include "xmalloc.h"
 
 struct entry_cache {
 	struct ds	 *ds;
@@ -22,10 +22,13 @@ struct entry_cache {
 	size_t		  n;
 	size_t		  cap;
 	int64_t		  rev;
-	/* IDs changed since rev, collected by the change-log callback. */
+	/* IDs changed since rev, collected by the change-log callback,
+	 * the rows read and the newest revision among them. */
 	char		**changed;
 	size_t		  nchanged;
 	size_t		  capchanged;
+	size_t		  nrows;
+	int64_t		  seen;
 	/* The last authorized sets, so that the pages of one sync (and
 	 * agents syncing with nothing changed) do not crawl again. */
 	struct memo {
@@ -83,14 +86,20 @@ resort(struct entry_cache *ec)
 	qsort(ec->byparent, ec->n, sizeof(*ec->byparent), cmp_parent);
 }
 
-static void
+static int
 grow(struct entry_cache *ec)
 {
-	size_t cap = ec->cap == 0 ? 256 : ec->cap * 2;
+	struct ds_entry	**v;
+	size_t		  cap = ec->cap == 0 ? 256 : ec->cap * 2;
 
-	ec->byid = xreallocarray(ec->byid, cap, sizeof(*ec->byid));
-	ec->byparent = xreallocarray(ec->byparent, cap, sizeof(*ec->byparent));
+	if ((v = reallocarray(ec->byid, cap, sizeof(*v))) == NULL)
+		return WICK_ERR_ALLOC;
+	ec->byid = v;
+	if ((v = reallocarray(ec->byparent, cap, sizeof(*v))) == NULL)
+		return WICK_ERR_ALLOC;
+	ec->byparent = v;
 	ec->cap = cap;
+	return 0;
 }
 
 /* Binary search among the first n (sorted) pointers of byid. */
@@ -130,8 +139,10 @@ load_all(struct entry_cache *ec)
 		if (r != 0)
 			return r;
 		for (i = 0; i < l.n; i++) {
-			if (ec->n == ec->cap)
-				grow(ec);
+			if (ec->n == ec->cap && (r = grow(ec)) != 0) {
+				ds_entry_list_free(&l);
+				return r;
+			}
 			ec->byid[ec->n++] = l.v[i];
 			l.v[i] = NULL;
 		}
@@ -151,7 +162,9 @@ entry_cache_new(struct ds *ds, struct entry_cache **out)
 	struct entry_cache	*ec;
 	int			 r;
 
-	ec = xcalloc(1, sizeof(*ec));
+	*out = NULL;
+	if ((ec = calloc(1, sizeof(*ec))) == NULL)
+		return WICK_ERR_ALLOC;
 	ec->ds = ds;
 	/* Revision first: a change racing the load is applied again. */
 	if ((r = ds_revision(ds, &ec->rev)) != 0 || (r = load_all(ec)) != 0) {
@@ -184,18 +197,24 @@ static int
 collect_change(void *arg, int64_t rev, enum ds_change_kind kind,
     enum ds_change_op op, const char *object)
 {
-	struct entry_cache *ec = arg;
+	struct entry_cache	 *ec = arg;
+	char			**v;
+	size_t			  cap;
 
-	ec->rev = rev;
+	ec->nrows++;
+	ec->seen = rev;
 	if (kind != DS_CHANGE_ENTRY)
 		return 0;
 	if (ec->nchanged == ec->capchanged) {
-		ec->capchanged = ec->capchanged == 0 ? 64 :
-		    ec->capchanged * 2;
-		ec->changed = xreallocarray(ec->changed, ec->capchanged,
-		    sizeof(*ec->changed));
+		cap = ec->capchanged == 0 ? 64 : ec->capchanged * 2;
+		if ((v = reallocarray(ec->changed, cap, sizeof(*v))) == NULL)
+			return WICK_ERR_ALLOC;
+		ec->changed = v;
+		ec->capchanged = cap;
 	}
-	ec->changed[ec->nchanged++] = xstrdup(object);
+	if ((ec->changed[ec->nchanged] = strdup(object)) == NULL)
+		return WICK_ERR_ALLOC;
+	ec->nchanged++;
 	return 0;
 }
 
@@ -206,64 +225,92 @@ cmp_str(const void *a, const void *b)
 }
 
 /*
- * Re-read the changed entries (each once): replace or drop those the
- * cache has, append new ones, then compact and re-sort.
+ * Re-read the changed entries (each once): replace those the cache has,
+ * drop the deleted ones, append new ones, then compact and re-sort.
+ * Dropped entries are only marked while the sorted part is still being
+ * searched.  On an error the cache stays consistent with what was
+ * applied so far; applying the same changes again is harmless.
  */
-static void
+static int
 apply_changes(struct entry_cache *ec)
 {
-	struct ds_entry	*e;
-	size_t		 i, j, nsorted = ec->n;
-	ssize_t		 at;
-	int		 r;
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+	struct ds_entry			*e;
+	uint8_t				*gone;
+	size_t				 i, j, nsorted = ec->n;
+	ssize_t				 at;
+	int				 r = 0;
 
 	if (ec->nchanged == 0)
-		return;
+		return 0;
+	if ((gone = calloc(nsorted + 1, 1)) == NULL)
+		return WICK_ERR_ALLOC;
 	qsort(ec->changed, ec->nchanged, sizeof(*ec->changed), cmp_str);
 	for (i = 0; i < ec->nchanged; i++) {
 		if (i > 0 && strcmp(ec->changed[i], ec->changed[i - 1]) == 0)
 			continue;
 		e = NULL;
-		r = ds_entry_get(ec->ds, ec->changed[i], &e);
-		if (r != 0 && r != WICK_ERR_NOT_FOUND) {
-			log_warn("entry cache: cannot read entry %s: %s",
-			    ec->changed[i], wick_strerror(r));
-			continue;
+		if ((r = ds_entry_get(ec->ds, ec->changed[i], &e)) ==
+		    WICK_ERR_NOT_FOUND)
+			r = 0;
+		else if (r != 0) {
+			log_warn_rl(&rl, "entry cache: cannot read entry %s: "
+			    "%s", ec->changed[i], wick_strerror(r));
+			break;
 		}
 		at = find_id_in(ec, ec->changed[i], nsorted);
-		if (at >= 0) {
+		if (at >= 0 && e != NULL) {
+			/* The same ID: the order holds. */
 			ds_entry_free(ec->byid[at]);
-			ec->byid[at] = e;	/* NULL: dropped below */
-		} else if (e != NULL) {
-			if (ec->n == ec->cap)
-				grow(ec);
+			ec->byid[at] = e;
+		} else if (at >= 0)
+			gone[at] = 1;
+		else if (e != NULL) {
+			if (ec->n == ec->cap && (r = grow(ec)) != 0) {
+				ds_entry_free(e);
+				break;
+			}
 			ec->byid[ec->n++] = e;
 		}
 	}
-	for (i = j = 0; i < ec->n; i++)
-		if (ec->byid[i] != NULL)
+	for (i = j = 0; i < ec->n; i++) {
+		if (i < nsorted && gone[i])
+			ds_entry_free(ec->byid[i]);
+		else
 			ec->byid[j++] = ec->byid[i];
+	}
 	ec->n = j;
+	free(gone);
 	resort(ec);
+	return r;
 }
 
+/*
+ * The revision moves on only once its changes are applied, so a refresh
+ * that failed (a busy datastore, no memory) is done again by the next.
+ */
 int
 entry_cache_refresh(struct entry_cache *ec)
 {
-	size_t	i, batch;
+	size_t	i, rows;
 	int	r;
 
 	do {
 		ec->nchanged = 0;
-		if ((r = ds_changes_since(ec->ds, ec->rev, 10000,
-		    collect_change, ec)) != 0)
-			return r;
-		batch = ec->nchanged;
-		apply_changes(ec);
+		ec->nrows = 0;
+		ec->seen = ec->rev;
+		r = ds_changes_since(ec->ds, ec->rev, ENTRY_CACHE_BATCH,
+		    collect_change, ec);
+		rows = ec->nrows;
+		if (r == 0)
+			r = apply_changes(ec);
 		for (i = 0; i < ec->nchanged; i++)
 			free(ec->changed[i]);
 		ec->nchanged = 0;
-	} while (batch == 10000);
+		if (r != 0)
+			return r;
+		ec->rev = ec->seen;
+	} while (rows == ENTRY_CACHE_BATCH);
 	return 0;
 }
 
@@ -311,21 +358,29 @@ struct crawl {
 	uint8_t			 *taken;	/* per byparent index */
 };
 
-static void
+static int
 crawl_push(struct crawl *c, const char *id)
 {
+	const char	**v;
+	size_t		  cap;
+
 	if (c->nq == c->capq) {
-		c->capq = c->capq == 0 ? 64 : c->capq * 2;
-		c->queue = xreallocarray(c->queue, c->capq, sizeof(*c->queue));
+		cap = c->capq == 0 ? 64 : c->capq * 2;
+		if ((v = reallocarray(c->queue, cap, sizeof(*v))) == NULL)
+			return WICK_ERR_ALLOC;
+		c->queue = v;
+		c->capq = cap;
 	}
 	c->queue[c->nq++] = id;
+	return 0;
 }
 
-static void
+static int
 crawl_children(const struct entry_cache *ec, struct crawl *c,
     const char *parent)
 {
-	size_t i;
+	const struct ds_entry	**v;
+	size_t			  i, cap;
 
 	for (i = first_child(ec, parent); i < ec->n &&
 	    strcmp(ec->byparent[i]->parent_id, parent) == 0; i++) {
@@ -333,13 +388,18 @@ crawl_children(const struct entry_cache *ec, struct crawl *c,
 			continue;	/* also ends cycles */
 		c->taken[i] = 1;
 		if (c->nout == c->capout) {
-			c->capout = c->capout == 0 ? 64 : c->capout * 2;
-			c->out = xreallocarray(c->out, c->capout,
-			    sizeof(*c->out));
+			cap = c->capout == 0 ? 64 : c->capout * 2;
+			if ((v = reallocarray(c->out, cap, sizeof(*v))) ==
+			    NULL)
+				return WICK_ERR_ALLOC;
+			c->out = v;
+			c->capout = cap;
 		}
 		c->out[c->nout++] = ec->byparent[i];
-		crawl_push(c, ec->byparent[i]->spiffe_id);
+		if (crawl_push(c, ec->byparent[i]->spiffe_id) != 0)
+			return WICK_ERR_ALLOC;
 	}
+	return 0;
 }
 
 static int
@@ -349,31 +409,46 @@ crawl_authorized(struct entry_cache *ec, const char *agent_id,
 {
 	struct crawl	 c;
 	size_t		 i, qi;
+	int		 r;
 
+	*out = NULL;
+	*n = 0;
 	memset(&c, 0, sizeof(c));
-	c.taken = xcalloc(ec->n + 1, 1);
-	crawl_push(&c, agent_id);
+	if ((c.taken = calloc(ec->n + 1, 1)) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((r = crawl_push(&c, agent_id)) != 0)
+		goto out;
 	/* Node aliases whose selectors the agent's node has. */
 	for (i = first_child(ec, server_id); i < ec->n &&
 	    strcmp(ec->byparent[i]->parent_id, server_id) == 0; i++)
 		if (node_sel != NULL && ec->byparent[i]->selectors.n > 0 &&
 		    selector_set_is_subset(&ec->byparent[i]->selectors,
-		    node_sel))
-			crawl_push(&c, ec->byparent[i]->spiffe_id);
+		    node_sel) && (r = crawl_push(&c,
+		    ec->byparent[i]->spiffe_id)) != 0)
+			goto out;
 	for (qi = 0; qi < c.nq; qi++) {
 		/* Never hand out node aliases themselves, nor crawl the
 		 * server's own children from a descendant. */
 		if (strcmp(c.queue[qi], server_id) == 0)
 			continue;
-		crawl_children(ec, &c, c.queue[qi]);
+		if ((r = crawl_children(ec, &c, c.queue[qi])) != 0)
+			goto out;
 	}
-	free(c.queue);
-	free(c.taken);
+	/* The caller frees *out: never NULL on success, even when empty. */
+	if (c.out == NULL && (c.out = calloc(1, sizeof(*c.out))) == NULL) {
+		r = WICK_ERR_ALLOC;
+		goto out;
+	}
 	if (c.nout > 1)
 		qsort(c.out, c.nout, sizeof(*c.out), cmp_id);
 	*out = c.out;
 	*n = c.nout;
-	return 0;
+	c.out = NULL;
+out:
+	free(c.out);
+	free(c.queue);
+	free(c.taken);
+	return r;
 }
 
 int
@@ -386,17 +461,20 @@ entry_cache_authorized(struct entry_cache *ec, const char *agent_id,
 	size_t		 i;
 	int		 r;
 
+	*out = NULL;
+	*n = 0;
 	if (node_sel != NULL && (r = selector_set_format(node_sel, &sel)) != 0)
 		return r;
-	if (sel == NULL)
-		sel = xstrdup("");
+	if (sel == NULL && (sel = strdup("")) == NULL)
+		return WICK_ERR_ALLOC;
 	for (i = 0; i < ENTRY_CACHE_MEMO; i++) {
 		m = &ec->memo[i];
 		if (m->agent_id != NULL && strcmp(m->agent_id, agent_id) == 0 &&
 		    strcmp(m->node_sel, sel) == 0) {
 			m->used = ++ec->clock;
 			free(sel);
-			*out = xcalloc(m->n + 1, sizeof(**out));
+			if ((*out = calloc(m->n + 1, sizeof(**out))) == NULL)
+				return WICK_ERR_ALLOC;
 			if (m->n > 0)
 				memcpy(*out, m->v, m->n * sizeof(**out));
 			*n = m->n;
@@ -410,12 +488,19 @@ entry_cache_authorized(struct entry_cache *ec, const char *agent_id,
 		free(sel);
 		return r;
 	}
+	/* Remember the set; without memory for that, crawl again next time. */
 	free(victim->agent_id);
 	free(victim->node_sel);
 	free(victim->v);
-	victim->agent_id = xstrdup(agent_id);
+	memset(victim, 0, sizeof(*victim));
+	if ((victim->v = calloc(*n + 1, sizeof(*victim->v))) == NULL ||
+	    (victim->agent_id = strdup(agent_id)) == NULL) {
+		free(victim->v);
+		victim->v = NULL;
+		free(sel);
+		return 0;
+	}
 	victim->node_sel = sel;
-	victim->v = xcalloc(*n + 1, sizeof(*victim->v));
 	if (*n > 0)
 		memcpy(victim->v, *out, *n * sizeof(*victim->v));
 	victim->n = *n;

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "pbconv.h"
-#include "xmalloc.h"
 
 int
 pb_to_selectors(Wick__Types__Selector *const *v, size_t n,
@@ -45,10 +44,13 @@ pb_to_entry(const Wick__Types__Entry *pb, struct ds_entry **out,
 	}
 	if ((e = ds_entry_new()) == NULL)
 		return WICK_ERR_ALLOC;
-	e->id = xstrdup(pb->id);
-	e->spiffe_id = xstrdup(pb->spiffe_id);
-	e->parent_id = xstrdup(pb->parent_id);
-	e->hint = xstrdup(pb->hint);
+	if ((e->id = strdup(pb->id)) == NULL ||
+	    (e->spiffe_id = strdup(pb->spiffe_id)) == NULL ||
+	    (e->parent_id = strdup(pb->parent_id)) == NULL ||
+	    (e->hint = strdup(pb->hint)) == NULL) {
+		r = WICK_ERR_ALLOC;
+		goto fail;
+	}
 	e->x509_svid_ttl = pb->x509_svid_ttl;
 	e->jwt_svid_ttl = pb->jwt_svid_ttl;
 	e->admin = pb->admin;
@@ -73,35 +75,41 @@ fail:
 	return r;
 }
 
-static Wick__Types__Selector **
-selectors_pb(const struct selector_set *set)
+/* One allocation: the pointers, then the messages they point to. */
+static int
+selectors_pb(const struct selector_set *set, Wick__Types__Selector ***out)
 {
 	Wick__Types__Selector	**v;
 	size_t			  i;
 
+	*out = NULL;
 	if (set->n == 0)
-		return NULL;
-	v = xcalloc(set->n, sizeof(*v) + sizeof(**v));
+		return 0;
+	if ((v = calloc(set->n, sizeof(*v) + sizeof(**v))) == NULL)
+		return WICK_ERR_ALLOC;
 	for (i = 0; i < set->n; i++) {
 		v[i] = (Wick__Types__Selector *)(v + set->n) + i;
 		wick__types__selector__init(v[i]);
 		v[i]->type = set->sel[i].type;
 		v[i]->value = set->sel[i].value;
 	}
-	return v;
+	*out = v;
+	return 0;
 }
 
-void
+int
 pb_from_entry(const struct ds_entry *e, Wick__Types__Entry *pb)
 {
-	static char empty[] = "";
+	static char	empty[] = "";
+	int		r;
 
 	wick__types__entry__init(pb);
+	if ((r = selectors_pb(&e->selectors, &pb->selectors)) != 0)
+		return r;
+	pb->n_selectors = e->selectors.n;
 	pb->id = e->id;
 	pb->spiffe_id = e->spiffe_id;
 	pb->parent_id = e->parent_id;
-	pb->selectors = selectors_pb(&e->selectors);
-	pb->n_selectors = e->selectors.n;
 	pb->x509_svid_ttl = e->x509_svid_ttl;
 	pb->jwt_svid_ttl = e->jwt_svid_ttl;
 	pb->federates_with = e->federates_with;
@@ -115,6 +123,7 @@ pb_from_entry(const struct ds_entry *e, Wick__Types__Entry *pb)
 	pb->store_svid = e->store_svid;
 	pb->hint = e->hint != NULL ? e->hint : empty;
 	pb->created_at = e->created_at;
+	return 0;
 }
 
 void
@@ -125,18 +134,22 @@ pb_entry_clear(Wick__Types__Entry *pb)
 	pb->n_selectors = 0;
 }
 
-void
+int
 pb_from_node(const struct ds_node *n, Wick__Types__Agent *pb)
 {
+	int r;
+
 	wick__types__agent__init(pb);
+	if ((r = selectors_pb(&n->selectors, &pb->selectors)) != 0)
+		return r;
+	pb->n_selectors = n->selectors.n;
 	pb->spiffe_id = n->spiffe_id;
 	pb->attestation_type = n->attestation_type;
 	pb->x509_svid_serial_number = n->serial;
 	pb->x509_svid_expires_at = n->expires_at;
-	pb->selectors = selectors_pb(&n->selectors);
-	pb->n_selectors = n->selectors.n;
 	pb->banned = ds_node_banned(n);
 	pb->can_reattest = n->can_reattest;
+	return 0;
 }
 
 void

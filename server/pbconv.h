@@ -3,7 +3,8 @@
  *
  * To-protobuf conversions borrow the record's strings: the message is
  * valid while the record is, and pb_*_clear() frees only the arrays the
- * conversion allocated.
+ * conversion allocated.  They fail only for want of memory
+ * (WICK_ERR_ALLOC); the message is then empty and needs no clear.
  */
 #ifndef WICK_PBCONV_H
 #define WICK_PBCONV_H
@@ -14,10 +15,11 @@
 /* Copy a message into a new entry; *why names a malformed field. */
 int	 pb_to_entry(const Wick__Types__Entry *, struct ds_entry **out,
 	    const char **why) WICK_WUR;
-void	 pb_from_entry(const struct ds_entry *, Wick__Types__Entry *);
+int	 pb_from_entry(const struct ds_entry *, Wick__Types__Entry *)
+	    WICK_WUR;
 void	 pb_entry_clear(Wick__Types__Entry *);
 
-void	 pb_from_node(const struct ds_node *, Wick__Types__Agent *);
+int	 pb_from_node(const struct ds_node *, Wick__Types__Agent *) WICK_WUR;
 void	 pb_agent_clear(Wick__Types__Agent *);
 
 /* A selector set from messages; *why names a bad selector. */

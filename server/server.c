@@ -18,7 +18,9 @@
 #include "ca.h"
 #include "entry_cache.h"
 #include "log.h"
+#include "secpath.h"
 #include "server.h"
+#include "svc.h"
 #include "tls.h"
 #include "x509.h"
 #include "xmalloc.h"
@@ -37,77 +39,116 @@ void
 server_audit(struct server *srv, const char *kind, const char *actor,
     int ok, json_t *detail)
 {
-	char	*s;
-	int	 r;
+	server_audit_rl(srv, NULL, kind, actor, ok, detail);
+}
+
+/*
+ * A join token in an agent ID in the details is recorded and logged by
+ * its fingerprint only: whether it is still live (an entry made for an
+ * agent before it attests, a token issued again) is not known here, and
+ * neither trail may hold one.  The actor is the authenticated caller (an
+ * agent holds its SVID because its token was spent).
+ */
+void
+server_audit_rl(struct server *srv, struct log_ratelimit *rl,
+    const char *kind, const char *actor, int ok, json_t *detail)
+{
+	static struct log_ratelimit	 err_rl = LOG_RATELIMIT_DEFAULT;
+	char				*s, *clean = NULL;
+	int				 r;
 
 	if (detail == NULL)
 		detail = json_object();
 	s = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(detail);
-	if (s == NULL)
+	if (s == NULL || svc_redact_dup(s, &clean) != 0) {
+		log_error_rl(&err_rl, "audit: cannot record %s by %s: out of "
+		    "memory", kind, actor);
+		free(s);
 		return;
-	if ((r = ds_audit_append(srv->ds, server_now(), kind, actor, ok, s)) !=
-	    0)
-		log_error("audit: cannot record %s: %s", kind, wick_strerror(r));
-	log_info("audit: %s %s by %s: %s", kind, ok ? "ok" : "failed", actor,
-	    s);
+	}
 	free(s);
+	if ((r = ds_audit_append(srv->ds, server_now(), kind, actor, ok,
+	    clean)) != 0)
+		log_error_rl(&err_rl, "audit: cannot record %s: %s", kind,
+		    wick_strerror(r));
+	if (rl != NULL)
+		log_info_rl(rl, "audit: %s %s by %s: %s", kind, ok ? "ok" :
+		    "failed", actor, clean);
+	else
+		log_info("audit: %s %s by %s: %s", kind, ok ? "ok" : "failed",
+		    actor, clean);
+	free(clean);
 }
 
-/* ---- directories -------------------------------------------------------- */
+/* ---- paths -------------------------------------------------------------- */
 
-/* Create dir (and its parents) with mode; an existing one must not be
- * writable by others. */
-static int
-ensure_dir(const char *dir, mode_t mode, int private)
+enum path_kind {
+	PATH_DIR = 0,		/* a directory of ours, made when missing */
+	PATH_PARENT,		/* the directory that holds it, the same */
+	PATH_FILE,		/* a file we read and trust */
+};
+
+/* The database file, or NULL: SQLite's URIs and ":memory:" name none. */
+static const char *
+ds_file(const char *conn)
 {
-	struct stat	 st;
-	char		*p, *q;
+	if (strncmp(conn, "file:", 5) == 0 || strcmp(conn, ":memory:") == 0)
+		return NULL;
+	return conn;
+}
 
-	p = xstrdup(dir);
-	for (q = p + 1; *q != '\0'; q++) {
-		if (*q != '/')
+/*
+ * Every path the server trusts, checked as secpath.h says (its directories
+ * made 0700) before anything is opened: a component another user owns or
+ * can write is refused, naming it.
+ */
+static int
+check_paths(const struct server_config *cfg)
+{
+	const struct {
+		const char	*what;
+		const char	*path;
+		enum path_kind	 kind;
+	} paths[] = {
+		{ "data_dir", cfg->data_dir, PATH_DIR },
+		{ "socket_path", cfg->socket_path, PATH_PARENT },
+		{ "DataStore connection_string", ds_file(cfg->ds_conn),
+		    PATH_PARENT },
+		{ "KeyManager keys_path", strcmp(cfg->keymgr, "disk") == 0 ?
+		    cfg->keys_path : NULL, PATH_PARENT },
+		{ "UpstreamAuthority cert_file_path", cfg->upstream_cert,
+		    PATH_FILE },
+		{ "UpstreamAuthority key_file_path", cfg->upstream_key,
+		    PATH_FILE },
+		{ "UpstreamAuthority bundle_file_path", cfg->upstream_bundle,
+		    PATH_FILE },
+	};
+	char	why[SECPATH_MAX_WHY];
+	size_t	i;
+	int	r = 0;
+
+	for (i = 0; r == 0 && i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (paths[i].path == NULL)
 			continue;
-		*q = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-			log_error("cannot create %s: %s", p, strerror(errno));
-			free(p);
-			return WICK_ERR_IO;
+		switch (paths[i].kind) {
+		case PATH_DIR:
+			r = secpath_mkdir(paths[i].path, 0700, why,
+			    sizeof(why));
+			break;
+		case PATH_PARENT:
+			r = secpath_mkdir_parent(paths[i].path, 0700, why,
+			    sizeof(why));
+			break;
+		case PATH_FILE:
+			r = secpath_check_file(paths[i].path, why,
+			    sizeof(why));
+			break;
 		}
-		*q = '/';
+		if (r != 0)
+			log_error("refusing %s %s: %s", paths[i].what,
+			    paths[i].path, why);
 	}
-	free(p);
-	if (mkdir(dir, mode) != 0 && errno != EEXIST) {
-		log_error("cannot create %s: %s", dir, strerror(errno));
-		return WICK_ERR_IO;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		log_error("%s is not a directory", dir);
-		return WICK_ERR_IO;
-	}
-	if (st.st_uid != geteuid() || (st.st_mode & 002) != 0 ||
-	    (private && (st.st_mode & 077) != 0)) {
-		/* A directory we own: tighten it.  Otherwise refuse. */
-		if (st.st_uid != geteuid() || chmod(dir, mode) != 0) {
-			log_error("%s must belong to this user and be closed to "
-			    "others (mode %o)", dir, (unsigned)mode);
-			return WICK_ERR_PERM;
-		}
-	}
-	return 0;
-}
-
-static int
-ensure_parent_dir(const char *path, mode_t mode)
-{
-	char	*d = xstrdup(path), *slash;
-	int	 r = 0;
-
-	if ((slash = strrchr(d, '/')) != NULL && slash != d) {
-		*slash = '\0';
-		r = ensure_dir(d, mode, 1);
-	}
-	free(d);
 	return r;
 }
 
@@ -517,9 +558,10 @@ start_rpc(struct server *srv)
 	size_t			 n;
 	int			 r;
 
+	/* One budget of request bytes for both APIs (rpc.h). */
+	srv->rpc_budget.max = RPC_DEFAULT_BUDGET;
 	memset(&opts, 0, sizeof(opts));
-	if ((r = ensure_parent_dir(cfg->socket_path, 0700)) != 0)
-		return r;
+	opts.budget = &srv->rpc_budget;
 	if ((r = admin_api_methods(srv, &m, &n)) != 0 ||
 	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->admin)) != 0)
 		return r;
@@ -536,6 +578,12 @@ start_rpc(struct server *srv)
 	tls_ctx_set_verify(srv->tls, verify_agent, srv);
 	if ((r = renew_server_svid(srv, server_now(), 1)) != 0)
 		return r;
+	/*
+	 * Agents are counted by SPIFFE ID (a few connections each); peers
+	 * without a certificate by address, with the anonymous limits
+	 * (rpc.h): AttestAgent only, one call at a time, small messages.
+	 */
+	opts.known.max_conns = SERVER_AGENT_CONNS;
 	if ((r = agent_api_methods(srv, &m, &n)) != 0 ||
 	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->agent)) != 0)
 		return r;
@@ -589,7 +637,7 @@ server_run(struct server_config *cfg)
 		log_error("uv_loop_init: %s", uv_strerror(r));
 		return 1;
 	}
-	if ((r = ensure_dir(cfg->data_dir, 0700, 1)) != 0)
+	if ((r = check_paths(cfg)) != 0)
 		goto out;
 	if ((r = ds_open(cfg->ds_type, cfg->ds_conn, &srv.ds, &why)) != 0) {
 		log_error("datastore %s: %s", cfg->ds_conn,
@@ -597,8 +645,6 @@ server_run(struct server_config *cfg)
 		goto out;
 	}
 	if (strcmp(cfg->keymgr, "disk") == 0) {
-		if ((r = ensure_parent_dir(cfg->keys_path, 0700)) != 0)
-			goto out;
 		r = keymgr_open_disk(cfg->keys_path, &srv.km, &why);
 	} else {
 		log_warn("KeyManager \"memory\": the CA and signing keys are "

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "ds.h"
 #include "keymgr.h"
+#include "log.h"
 #include "rpc.h"
 #include "spiffeid.h"
 
@@ -31,12 +32,14 @@
 #define SERVER_SYNC_PAGE_MAX	5000
 #define SERVER_MAX_CSRS		500		/* per BatchNewX509SVID */
 #define SERVER_MAX_AUDIENCES	32
+#define SERVER_AGENT_CONNS	16		/* per agent SPIFFE ID */
 #define SERVER_TOKEN_TTL_MAX	(365 * 86400)
 
 struct entry_cache;
 
 struct server {
 	uv_loop_t		*loop;
+	struct rpc_budget	 rpc_budget;	/* admin and agent APIs */
 	struct server_config	*cfg;
 	char			 td_id[SPIFFEID_MAX_TD_LEN + 16];
 	char			 server_id[SPIFFEID_MAX_TD_LEN + 32];
@@ -71,10 +74,15 @@ int	 server_run(struct server_config *);
 
 /*
  * Record an audit event in the datastore and the log.  detail (may be
- * NULL) is consumed.  Never pass secrets: tokens appear as their hash.
+ * NULL) is consumed.  Never pass secrets: tokens appear as their hash,
+ * and so do join tokens inside agent IDs in detail (svc_redact()).
  */
 void	 server_audit(struct server *, const char *kind, const char *actor,
 	    int ok, json_t *detail);
+/* The same, with the log line (not the record) limited by rl: for
+ * events a peer can repeat at will, such as failed attestations. */
+void	 server_audit_rl(struct server *, struct log_ratelimit *,
+	    const char *kind, const char *actor, int ok, json_t *detail);
 
 /* Re-read the bundle from the authorities and store it when changed. */
 int	 server_bundle_refresh(struct server *, int64_t now) WICK_WUR;

@@ -2,6 +2,7 @@
  * testagent.c: wick-testagent, a test client of the server's agent API.
  *
  *	wick-testagent -s HOST:PORT -T TD -d DIR attest -b BUNDLE.pem -t TOKEN
+ *	    [-c CSR.der]	(the file's bytes as the CSR, valid or not)
  *	wick-testagent -s HOST:PORT -T TD -d DIR renew
  *	wick-testagent ... sync [-r REV] [-p PAGE] [-q SEQ]
  *	wick-testagent ... x509 ENTRY_ID...
@@ -18,6 +19,7 @@
 #include <sys/stat.h>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,8 +260,12 @@ cmd_attest(int argc, char **argv)
 	Wick__Agent__AttestAgentResponse	*resp;
 	struct result				 r;
 	struct buf				 csr;
+	struct stat				 st;
 	EVP_PKEY				*key;
 	const char				*token = NULL, *type = "join_token";
+	const char				*csrfile = NULL;
+	uint8_t					*raw = NULL;
+	FILE					*f;
 	int					 i;
 
 	for (i = 1; i < argc; i++) {
@@ -267,6 +273,8 @@ cmd_attest(int argc, char **argv)
 			token = argv[++i];
 		else if (strcmp(argv[i], "-y") == 0 && i + 1 < argc)
 			type = argv[++i];
+		else if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+			csrfile = argv[++i];
 	}
 	if (token == NULL) {
 		fprintf(stderr, "attest needs -t TOKEN\n");
@@ -279,6 +287,22 @@ cmd_attest(int argc, char **argv)
 	params.data = &data;
 	params.csr.data = (uint8_t *)buf_ptr(&csr);
 	params.csr.len = buf_len(&csr);
+	if (csrfile != NULL) {
+		if ((f = fopen(csrfile, "rb")) == NULL ||
+		    fstat(fileno(f), &st) != 0) {
+			perror(csrfile);
+			return 1;
+		}
+		raw = xmalloc((size_t)st.st_size + 1);
+		if (fread(raw, 1, (size_t)st.st_size, f) !=
+		    (size_t)st.st_size) {
+			perror(csrfile);
+			return 1;
+		}
+		fclose(f);
+		params.csr.data = raw;
+		params.csr.len = (size_t)st.st_size;
+	}
 	req.step_case = WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS;
 	req.params = &params;
 	call(NODE_PATH_ATTEST, &req.base, &r);
@@ -300,6 +324,7 @@ cmd_attest(int argc, char **argv)
 	wick__agent__attest_agent_response__free_unpacked(resp, NULL);
 	EVP_PKEY_free(key);
 	buf_cleanup(&csr);
+	free(raw);
 	free(r.resp);
 	return 0;
 }
@@ -610,8 +635,9 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: wick-testagent -s HOST:PORT -T TD -d DIR "
-	    "[-b BUNDLE.pem] attest -t TOKEN | renew | sync [-r REV] "
-	    "[-p PAGE] [-q SEQ] | x509 ENTRY... | x509-csr ENTRY CSR.der | "
+	    "[-b BUNDLE.pem] attest -t TOKEN [-c CSR.der] | renew | "
+	    "sync [-r REV] [-p PAGE] [-q SEQ] | x509 ENTRY... | "
+	    "x509-csr ENTRY CSR.der | "
 	    "jwt ENTRY AUD... | wit ENTRY [JWK] | raw PATH HEX\n");
 	exit(1);
 }
@@ -646,6 +672,9 @@ main(int argc, char **argv)
 	argv += optind;
 	if (addr == NULL || td == NULL || argc < 1)
 		usage();
+	/* A server that ends the handshake must give a status, not kill us
+	 * on the next write (the daemons ignore SIGPIPE too). */
+	signal(SIGPIPE, SIG_IGN);
 	log_init("testagent", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
 	cmd = argv[0];
 	bp = bpath != NULL ? xstrdup(bpath) : path_in("bundle.pem");
