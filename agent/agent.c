@@ -24,6 +24,7 @@
 #include "agent.pb-c.h"
 #include "log.h"
 #include "pkey.h"
+#include "secpath.h"
 #include "x509.h"
 #include "xmalloc.h"
 
@@ -54,6 +55,44 @@ rotate_time(int64_t not_before, int64_t not_after)
 }
 
 /* ---- files -------------------------------------------------------------- */
+
+/*
+ * The paths the agent trusts, checked as secpath.h says: a component
+ * another user owns or can write is refused, naming it.
+ */
+static int
+check_dir(const char *what, const char *dir)
+{
+	char	why[SECPATH_MAX_WHY];
+	int	r;
+
+	if ((r = secpath_mkdir(dir, 0700, why, sizeof(why))) != 0)
+		log_error("refusing %s %s: %s", what, dir, why);
+	return r;
+}
+
+static int
+check_file(const char *what, const char *path)
+{
+	char	why[SECPATH_MAX_WHY];
+	int	r;
+
+	if ((r = secpath_check_file(path, why, sizeof(why))) != 0)
+		log_error("refusing %s %s: %s", what, path, why);
+	return r;
+}
+
+int
+agent_socket_dir(const char *socket_path)
+{
+	char	why[SECPATH_MAX_WHY];
+	int	r;
+
+	if ((r = secpath_mkdir_parent(socket_path, AGENT_SOCKET_DIR_MODE, why,
+	    sizeof(why))) != 0)
+		log_error("refusing socket_path %s: %s", socket_path, why);
+	return r;
+}
 
 static char *
 data_path(struct agent *a, const char *name)
@@ -244,6 +283,9 @@ load_bundle(struct agent *a)
 		free(stored);
 		return WICK_ERR_CONFIG;
 	}
+	if ((r = check_file("trust bundle", path)) != 0)
+		goto out;
+	r = WICK_ERR_IO;
 	if ((f = fopen(path, "re")) == NULL || fstat(fileno(f), &st) != 0 ||
 	    st.st_size > BUNDLE_MAX_DOC) {
 		log_error("cannot read the trust bundle %s", path);
@@ -1077,9 +1119,11 @@ wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			wipe(e->wit_key, strlen(e->wit_key));
 			free(e->wit_key);
 		}
-		e->wit = xstrdup(resp->token);
-		e->wit_key = w->key;
-		w->key = NULL;
+		e->wit_key = NULL;
+		if ((e->wit = strdup(resp->token)) != NULL) {
+			e->wit_key = w->key;
+			w->key = NULL;
+		}
 		e->wit_exp = resp->expires_at;
 		e->wit_rotate_at = rotate_time(agent_now(), resp->expires_at);
 		wick__agent__new_witsvidresponse__free_unpacked(resp, NULL);
@@ -1115,18 +1159,23 @@ wit_fetch(struct agent *a, struct agent_entry *e)
 	json_object_del(priv, "kid");
 	json_object_set_new(pub, "alg", json_string("ES256"));
 	json_object_set_new(priv, "alg", json_string("ES256"));
-	w = xcalloc(1, sizeof(*w));
+	/* Reached from a workload's request: short of memory, no WIT now
+	 * (the next upkeep tries again). */
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		goto out;
 	w->a = a;
-	w->id = xstrdup(e->id);
+	w->id = strdup(e->id);
 	w->key = json_dumps(priv, JSON_COMPACT | JSON_SORT_KEYS);
 	pubtext = json_dumps(pub, JSON_COMPACT | JSON_SORT_KEYS);
 	req.entry_id = e->id;
 	req.public_jwk = pubtext;
-	if (w->key != NULL && pubtext != NULL && nodeclient_call(a->nc,
-	    NODE_PATH_WIT, &req.base, AGENT_CALL_TIMEOUT_MS, wit_done, w) == 0)
+	if (w->id != NULL && w->key != NULL && pubtext != NULL &&
+	    nodeclient_call(a->nc, NODE_PATH_WIT, &req.base,
+	    AGENT_CALL_TIMEOUT_MS, wit_done, w) == 0)
 		e->wit_pending = 1;
 	else {
-		free(w->key);
+		if (w->key != NULL)
+			freezero(w->key, strlen(w->key));
 		free(w->id);
 		free(w);
 	}
@@ -1169,29 +1218,41 @@ cmp_str(const void *x, const void *y)
 	return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
+/* The sorted audiences, newline-joined; NULL when memory is short. */
 static char *
 aud_key(char **aud, size_t n)
 {
-	char	**s = xcalloc(n + 1, sizeof(*s));
-	struct buf b;
-	char	*out;
-	size_t	 i, len;
-	uint8_t	*p;
+	char		**s;
+	struct buf	  b;
+	char		 *out = NULL;
+	size_t		  i, len;
+	uint8_t		 *p;
 
+	if ((s = calloc(n + 1, sizeof(*s))) == NULL)
+		return NULL;
 	if (n > 0)
 		memcpy(s, aud, n * sizeof(*s));
 	qsort(s, n, sizeof(*s), cmp_str);
 	buf_init(&b, 1024 * 1024);
 	for (i = 0; i < n; i++)
 		if (buf_put_cstr(&b, s[i]) != 0 || buf_put_u8(&b, '\n') != 0)
-			break;
-	if (buf_put_u8(&b, 0) != 0 || buf_steal(&b, &p, &len) != 0)
-		out = xstrdup("");
-	else
+			goto out;
+	if (buf_put_u8(&b, 0) == 0 && buf_steal(&b, &p, &len) == 0)
 		out = (char *)p;
+out:
 	buf_cleanup(&b);
 	free(s);
 	return out;
+}
+
+static void
+jwt_cached_free(struct jwt_cached *j)
+{
+	free(j->entry_id);
+	free(j->aud_key);
+	if (j->token != NULL)
+		freezero(j->token, strlen(j->token));
+	free(j);
 }
 
 struct jwt_call {
@@ -1222,23 +1283,42 @@ jwt_cache_put(struct agent *a, const char *entry_id, const char *key,
 				;
 			j = *pp;
 			*pp = NULL;
-			free(j->entry_id);
-			free(j->aud_key);
-			free(j->token);
-			free(j);
+			jwt_cached_free(j);
 			a->njwts--;
 		}
-		j = xcalloc(1, sizeof(*j));
-		j->entry_id = xstrdup(entry_id);
-		j->aud_key = xstrdup(key);
+		/* Short of memory: the token is served, not cached. */
+		if ((j = calloc(1, sizeof(*j))) == NULL ||
+		    (j->entry_id = strdup(entry_id)) == NULL ||
+		    (j->aud_key = strdup(key)) == NULL ||
+		    (j->token = strdup(token)) == NULL) {
+			if (j != NULL)
+				jwt_cached_free(j);
+			return;
+		}
 		j->next = a->jwts;
 		a->jwts = j;
 		a->njwts++;
-	} else
-		free(j->token);
-	j->token = xstrdup(token);
+	} else {
+		freezero(j->token, strlen(j->token));
+		if ((j->token = strdup(token)) == NULL) {
+			/* Keep the list whole: an expired entry is skipped. */
+			j->token = NULL;
+			j->exp = j->rotate_at = 0;
+			return;
+		}
+	}
 	j->exp = exp;
 	j->rotate_at = now + (exp - now) / 2;
+}
+
+static void
+jwt_call_free(struct jwt_call *jc)
+{
+	free(jc->entry_id);
+	free(jc->aud_key);
+	if (jc->fallback != NULL)
+		freezero(jc->fallback, strlen(jc->fallback));
+	free(jc);
 }
 
 static void
@@ -1260,10 +1340,7 @@ jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	} else
 		jc->fn(jc->arg, status != 0 ? status : RPC_INTERNAL,
 		    msg != NULL ? msg : "malformed answer", NULL);
-	free(jc->entry_id);
-	free(jc->aud_key);
-	free(jc->fallback);
-	free(jc);
+	jwt_call_free(jc);
 }
 
 void
@@ -1274,26 +1351,36 @@ agent_jwt(struct agent *a, const struct agent_entry *e, char **audience,
 	    WICK__AGENT__NEW_JWTSVIDREQUEST__INIT;
 	struct jwt_cached		*j;
 	struct jwt_call			*jc;
-	char				*key = aud_key(audience, naudience);
+	char				*key;
 	int64_t				 now = agent_now();
 
+	if ((key = aud_key(audience, naudience)) == NULL) {
+		fn(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
 	for (j = a->jwts; j != NULL; j = j->next)
-		if (strcmp(j->entry_id, e->id) == 0 && strcmp(j->aud_key,
-		    key) == 0)
+		if (j->token != NULL && strcmp(j->entry_id, e->id) == 0 &&
+		    strcmp(j->aud_key, key) == 0)
 			break;
 	if (j != NULL && now < j->rotate_at) {
 		free(key);
 		fn(arg, 0, NULL, j->token);
 		return;
 	}
-	jc = xcalloc(1, sizeof(*jc));
+	if ((jc = calloc(1, sizeof(*jc))) == NULL ||
+	    (jc->entry_id = strdup(e->id)) == NULL ||
+	    (j != NULL && now < j->exp &&
+	    (jc->fallback = strdup(j->token)) == NULL)) {
+		free(key);
+		if (jc != NULL)
+			jwt_call_free(jc);
+		fn(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
+		return;
+	}
 	jc->a = a;
-	jc->entry_id = xstrdup(e->id);
 	jc->aud_key = key;
 	jc->fn = fn;
 	jc->arg = arg;
-	if (j != NULL && now < j->exp)
-		jc->fallback = xstrdup(j->token);
 	req.entry_id = e->id;
 	req.audience = audience;
 	req.n_audience = naudience;
@@ -1362,14 +1449,17 @@ first_with(struct agent *a, const char *type, const char *value)
 	return lo;
 }
 
-void
+int
 agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
     struct agent_entry ***out, size_t *n)
 {
-	struct agent_entry	**v = NULL, *e;
-	const struct selector	*ws, *f;
-	size_t			  i, j, s, k = 0, cap = 0;
+	static struct log_ratelimit	  rl_hint = LOG_RATELIMIT_DEFAULT;
+	struct agent_entry		**v = NULL, **nv, *e;
+	const struct selector		 *ws, *f;
+	size_t				  i, j, s, k = 0, cap = 0;
 
+	*out = NULL;
+	*n = 0;
 	for (s = 0; s < sel->n; s++) {
 		ws = &sel->sel[s];
 		for (i = first_with(a, ws->type, ws->value);
@@ -1384,13 +1474,18 @@ agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
 				continue;
 			if (k == cap) {
 				cap = cap == 0 ? 16 : cap * 2;
-				v = xreallocarray(v, cap + 1, sizeof(*v));
+				if ((nv = reallocarray(v, cap + 1,
+				    sizeof(*v))) == NULL) {
+					free(v);
+					return WICK_ERR_ALLOC;
+				}
+				v = nv;
 			}
 			v[k++] = e;
 		}
 	}
-	if (v == NULL)
-		v = xcalloc(1, sizeof(*v));
+	if (v == NULL && (v = calloc(1, sizeof(*v))) == NULL)
+		return WICK_ERR_ALLOC;
 	/* Duplicate hints: keep the oldest entry (then the lower ID). */
 	for (i = 0; i < k; i++) {
 		if (v[i] == NULL || *v[i]->hint == '\0')
@@ -1401,9 +1496,9 @@ agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
 			if (v[j]->created_at < v[i]->created_at ||
 			    (v[j]->created_at == v[i]->created_at &&
 			    strcmp(v[j]->id, v[i]->id) < 0)) {
-				log_warn("entries %s and %s share the hint "
-				    "\"%s\"; serving the older", v[i]->id,
-				    v[j]->id, v[i]->hint);
+				log_warn_rl(&rl_hint, "entries %s and %s "
+				    "share the hint \"%s\"; serving the older",
+				    v[i]->id, v[j]->id, v[i]->hint);
 				v[i] = v[j];
 			}
 			v[j] = NULL;
@@ -1416,6 +1511,7 @@ agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
 		qsort(v, j, sizeof(*v), cmp_entry);
 	*out = v;
 	*n = j;
+	return 0;
 }
 
 struct bundle *
@@ -1478,27 +1574,6 @@ on_signal(uv_signal_t *s, int signum)
 	agent_stop(s->data, 0);
 }
 
-static int
-ensure_dir(const char *dir)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-		log_error("cannot create %s: %s", dir, strerror(errno));
-		return WICK_ERR_IO;
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
-	    st.st_uid != geteuid()) {
-		log_error("%s must be a directory owned by this user", dir);
-		return WICK_ERR_PERM;
-	}
-	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
-		log_error("cannot make %s private: %s", dir, strerror(errno));
-		return WICK_ERR_PERM;
-	}
-	return 0;
-}
-
 static void
 cleanup(struct agent *a)
 {
@@ -1522,10 +1597,7 @@ cleanup(struct agent *a)
 	buf_cleanup(&a->bundle_der);
 	while ((j = a->jwts) != NULL) {
 		a->jwts = j->next;
-		free(j->entry_id);
-		free(j->aud_key);
-		free(j->token);
-		free(j);
+		jwt_cached_free(j);
 	}
 	sk_X509_pop_free(a->svid, X509_free);
 	EVP_PKEY_free(a->svid_key);
@@ -1552,9 +1624,11 @@ agent_run(struct agent_config *cfg)
 	a.attestors[a.nattestors].name = "unix";
 	a.attestors[a.nattestors].attest = attestor_unix;
 	a.attestors[a.nattestors++].opts = &a.unix_opts;
-	if ((r = ensure_dir(cfg->data_dir)) != 0 ||
-	    (strcmp(cfg->keymgr, "disk") == 0 && (r = ensure_dir(
-	    cfg->keys_dir)) != 0) || (r = load_bundle(&a)) != 0)
+	if ((r = check_dir("data_dir", cfg->data_dir)) != 0 ||
+	    (strcmp(cfg->keymgr, "disk") == 0 && (r = check_dir(
+	    "KeyManager directory", cfg->keys_dir)) != 0) ||
+	    (r = agent_socket_dir(cfg->socket_path)) != 0 ||
+	    (r = load_bundle(&a)) != 0)
 		goto out;
 	bundle_changed(&a);
 	snprintf(addr, sizeof(addr), "%s:%d", cfg->server_address,

@@ -29,6 +29,7 @@
 #define AGENT_MAX_BACKOFF_MS	(4 * 60 * 1000)
 #define AGENT_CALL_TIMEOUT_MS	30000
 #define AGENT_JWT_CACHE_MAX	1000
+#define AGENT_SOCKET_DIR_MODE	0755	/* the Workload API socket's dir */
 
 /* An authorized entry and what the agent holds for it. */
 struct agent_entry {
@@ -110,6 +111,7 @@ struct agent {
 	uv_timer_t		 stop_timer;
 	/* Workload API */
 	struct rpc_server	*wl;
+	struct rpc_budget	 wl_budget;
 	struct wl_stream	*streams;
 	struct jwt_cached	*jwts;
 	size_t			 njwts;
@@ -124,16 +126,23 @@ struct agent {
 
 int64_t	 agent_now(void);
 int	 agent_run(struct agent_config *);
+/*
+ * Make or check the directory of the Workload API socket (secpath.h):
+ * AGENT_SOCKET_DIR_MODE, open to every workload since identity comes from
+ * attestation, not from file modes (the socket is 0777, as SPIRE's).
+ * Logs what is wrong.
+ */
+int	 agent_socket_dir(const char *socket_path) WICK_WUR;
 void	 agent_stop(struct agent *, int exit_code);
 
 /*
  * The entries whose selectors are all among sel, in entry ID order, with
  * later duplicates of a non-empty hint dropped (the oldest entry wins).
  * *out is malloc'ed (borrowed pointers); only entries with an X.509-SVID
- * when with_svid is set.
+ * when with_svid is set.  WICK_ERR_ALLOC when memory is short.
  */
-void	 agent_match(struct agent *, const struct selector_set *sel,
-	    int with_svid, struct agent_entry ***out, size_t *n);
+int	 agent_match(struct agent *, const struct selector_set *sel,
+	    int with_svid, struct agent_entry ***out, size_t *n) WICK_WUR;
 /* The bundle of a trust domain ID: own or federated; NULL if none. */
 struct bundle *agent_bundle_for(struct agent *, const char *td_id);
 

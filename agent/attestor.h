@@ -29,11 +29,14 @@ struct attestor {
 };
 
 /*
- * unix: uid, user, gid, group, supplementary_gid, supplementary_group
- * (effective ids from /proc/<pid>/status; names only when they resolve),
- * and with discover_workload_path also path and sha256 of the binary.
- * The caller must still be the same process when it returns
- * (WICK_ERR_STATE otherwise).
+ * unix: uid, user, gid, group (the ids SO_PEERCRED recorded at connect),
+ * supplementary_gid, supplementary_group (from /proc/<pid>/status; names
+ * only when they resolve), and with discover_workload_path also path and
+ * sha256 of the binary.  WICK_ERR_PERM when the process no longer agrees
+ * with its connection: a real, effective, saved or filesystem uid or gid
+ * that is not the connect-time one, or (for path and sha256) a binary that
+ * is not the one it ran at accept.  The caller must still be the same
+ * process when it returns (WICK_ERR_STATE otherwise).
  */
 int	 attestor_unix(const struct attestor *, const struct peercred *,
 	    struct selector_set *, char *why, size_t whylen) WICK_WUR;

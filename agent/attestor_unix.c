@@ -72,13 +72,23 @@ group_name(gid_t gid, char *buf, size_t len)
 	return res->gr_name;
 }
 
-/* Read /proc/<pid>/status: effective uid and gid, supplementary groups. */
+/*
+ * The ids a process runs with now, from /proc/<pid>/status: real,
+ * effective, saved and filesystem uid and gid, supplementary groups.
+ */
+struct proc_ids {
+	unsigned long	 uid[4];
+	unsigned long	 gid[4];
+	gid_t		 groups[ATTESTOR_MAX_GROUPS];
+	size_t		 ngroups;
+};
+
 static int
-read_status(const char *proc, pid_t pid, uid_t *uid, gid_t *gid,
-    gid_t *groups, size_t *ngroups, char *why, size_t whylen)
+read_status(const char *proc, pid_t pid, struct proc_ids *ids, char *why,
+    size_t whylen)
 {
 	char		 path[64], line[4096], *p, *end;
-	unsigned long	 v[4];
+	unsigned long	 v;
 	FILE		*f;
 	int		 have = 0;
 
@@ -88,24 +98,22 @@ read_status(const char *proc, pid_t pid, uid_t *uid, gid_t *gid,
 		    strerror(errno));
 		return WICK_ERR_STATE;
 	}
-	*ngroups = 0;
+	ids->ngroups = 0;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		if (sscanf(line, "Uid: %lu %lu %lu %lu", &v[0], &v[1], &v[2],
-		    &v[3]) == 4) {
-			*uid = (uid_t)v[1];
+		if (sscanf(line, "Uid: %lu %lu %lu %lu", &ids->uid[0],
+		    &ids->uid[1], &ids->uid[2], &ids->uid[3]) == 4)
 			have |= 1;
-		} else if (sscanf(line, "Gid: %lu %lu %lu %lu", &v[0], &v[1],
-		    &v[2], &v[3]) == 4) {
-			*gid = (gid_t)v[1];
+		else if (sscanf(line, "Gid: %lu %lu %lu %lu", &ids->gid[0],
+		    &ids->gid[1], &ids->gid[2], &ids->gid[3]) == 4)
 			have |= 2;
-		} else if (strncmp(line, "Groups:", 7) == 0) {
-			for (p = line + 7; *ngroups < ATTESTOR_MAX_GROUPS;
+		else if (strncmp(line, "Groups:", 7) == 0) {
+			for (p = line + 7; ids->ngroups < ATTESTOR_MAX_GROUPS;
 			    p = end) {
 				errno = 0;
-				v[0] = strtoul(p, &end, 10);
+				v = strtoul(p, &end, 10);
 				if (end == p || errno != 0)
 					break;
-				groups[(*ngroups)++] = (gid_t)v[0];
+				ids->groups[ids->ngroups++] = (gid_t)v;
 			}
 		}
 	}
@@ -115,6 +123,32 @@ read_status(const char *proc, pid_t pid, uid_t *uid, gid_t *gid,
 		return WICK_ERR_STATE;
 	}
 	return 0;
+}
+
+/*
+ * The process must run now with exactly the ids the kernel recorded when
+ * it connected.  A process that connected and then exec'd a setuid or
+ * setgid program (or changed ids itself) no longer agrees: the socket may
+ * be in the hands of whoever connected, so the new ids prove nothing.
+ */
+static int
+check_ids(const struct peercred *cred, const struct proc_ids *ids,
+    char *why, size_t whylen)
+{
+	size_t	 i;
+
+	for (i = 0; i < 4; i++)
+		if (ids->uid[i] != (unsigned long)cred->uid ||
+		    ids->gid[i] != (unsigned long)cred->gid)
+			break;
+	if (i == 4)
+		return 0;
+	snprintf(why, whylen, "pid %ld connected as uid %lu gid %lu but now "
+	    "runs as uid %lu/%lu/%lu/%lu gid %lu/%lu/%lu/%lu (real/effective/"
+	    "saved/filesystem)", (long)cred->pid, (unsigned long)cred->uid,
+	    (unsigned long)cred->gid, ids->uid[0], ids->uid[1], ids->uid[2],
+	    ids->uid[3], ids->gid[0], ids->gid[1], ids->gid[2], ids->gid[3]);
+	return WICK_ERR_PERM;
 }
 
 static int
@@ -221,22 +255,57 @@ cached_sha256(int fd, int64_t limit, char hex[65], char *why, size_t whylen)
 	return 0;
 }
 
-/* unix:path and unix:sha256 of /proc/<pid>/exe. */
+/*
+ * The binary behind link (a /proc/<pid>/exe) must be the one the process
+ * ran when its connection was accepted: a process that exec'd another
+ * binary since then would otherwise be attested as that binary.
+ */
 static int
-add_path(const struct attestor_unix_opts *o, const char *proc, pid_t pid,
-    struct selector_set *set, char *why, size_t whylen)
+check_exe(const struct peercred *cred, const struct stat *st,
+    const char *exe, char *why, size_t whylen)
 {
+	if (peercred_check_exe(cred, st->st_dev, st->st_ino) == 0)
+		return 0;
+	if (!cred->exe_known)
+		snprintf(why, whylen, "pid %ld: its binary at connect is "
+		    "unknown; it now runs %s", (long)cred->pid, exe);
+	else
+		snprintf(why, whylen, "pid %ld: binary changed since connect "
+		    "(dev %lu inode %lu, now dev %lu inode %lu): it now runs "
+		    "%s", (long)cred->pid, (unsigned long)cred->exe_dev,
+		    (unsigned long)cred->exe_ino, (unsigned long)st->st_dev,
+		    (unsigned long)st->st_ino, exe);
+	return WICK_ERR_PERM;
+}
+
+/*
+ * unix:path and unix:sha256 of /proc/<pid>/exe.  The name is read first and
+ * the file checked after it, so a name read before an exec is refused.
+ */
+static int
+add_path(const struct attestor_unix_opts *o, const char *proc,
+    const struct peercred *cred, struct selector_set *set, char *why,
+    size_t whylen)
+{
+	struct stat	 st;
 	char		 link[64], exe[PATH_MAX], hex[65];
 	ssize_t		 n;
 	int		 fd, r;
 
-	snprintf(link, sizeof(link), "%s/%ld/exe", proc, (long)pid);
+	snprintf(link, sizeof(link), "%s/%ld/exe", proc, (long)cred->pid);
 	if ((n = readlink(link, exe, sizeof(exe) - 1)) < 0) {
 		snprintf(why, whylen, "cannot read %s: %s", link,
 		    strerror(errno));
 		return WICK_ERR_STATE;
 	}
 	exe[n] = '\0';
+	if (stat(link, &st) != 0) {
+		snprintf(why, whylen, "cannot stat %s: %s", link,
+		    strerror(errno));
+		return WICK_ERR_STATE;
+	}
+	if ((r = check_exe(cred, &st, exe, why, whylen)) != 0)
+		return r;
 	if ((r = add_name(set, "path", exe, why, whylen)) != 0)
 		return r;
 	if (o->workload_size_limit < 0)
@@ -247,7 +316,17 @@ add_path(const struct attestor_unix_opts *o, const char *proc, pid_t pid,
 		    strerror(errno));
 		return WICK_ERR_STATE;
 	}
-	r = cached_sha256(fd, o->workload_size_limit, hex, why, whylen);
+	/* The file opened is the one hashed: it too must be the same. */
+	if (fstat(fd, &st) != 0) {
+		snprintf(why, whylen, "cannot stat %s: %s", link,
+		    strerror(errno));
+		r = WICK_ERR_STATE;
+	} else {
+		r = check_exe(cred, &st, exe, why, whylen);
+	}
+	if (r == 0)
+		r = cached_sha256(fd, o->workload_size_limit, hex, why,
+		    whylen);
 	close(fd);
 	if (r != 0)
 		return r;
@@ -261,36 +340,37 @@ attestor_unix(const struct attestor *a, const struct peercred *cred,
 	const struct attestor_unix_opts *o = a->opts;
 	const char	*proc = o->proc_root != NULL ? o->proc_root : "/proc";
 	const char	*name;
-	gid_t		 groups[ATTESTOR_MAX_GROUPS];
-	size_t		 ngroups, i;
-	uid_t		 uid;
-	gid_t		 gid;
+	struct proc_ids	 ids;
+	size_t		 i;
 	char		 buf[16384];
 	int		 r;
 
-	if ((r = read_status(proc, cred->pid, &uid, &gid, groups, &ngroups,
-	    why, whylen)) != 0)
+	if ((r = read_status(proc, cred->pid, &ids, why, whylen)) != 0)
 		return r;
-	if ((r = add_num(set, "uid", uid, why, whylen)) != 0 ||
-	    (r = add_num(set, "gid", gid, why, whylen)) != 0)
+	if ((r = check_ids(cred, &ids, why, whylen)) != 0)
 		return r;
-	if ((name = user_name(uid, buf, sizeof(buf))) != NULL &&
+	/* Who connected, as the kernel recorded it (now confirmed). */
+	if ((r = add_num(set, "uid", cred->uid, why, whylen)) != 0 ||
+	    (r = add_num(set, "gid", cred->gid, why, whylen)) != 0)
+		return r;
+	if ((name = user_name(cred->uid, buf, sizeof(buf))) != NULL &&
 	    (r = add_name(set, "user", name, why, whylen)) != 0)
 		return r;
-	if ((name = group_name(gid, buf, sizeof(buf))) != NULL &&
+	if ((name = group_name(cred->gid, buf, sizeof(buf))) != NULL &&
 	    (r = add_name(set, "group", name, why, whylen)) != 0)
 		return r;
-	for (i = 0; i < ngroups; i++) {
-		if ((r = add_num(set, "supplementary_gid", groups[i], why,
+	for (i = 0; i < ids.ngroups; i++) {
+		if ((r = add_num(set, "supplementary_gid", ids.groups[i], why,
 		    whylen)) != 0)
 			return r;
-		if ((name = group_name(groups[i], buf, sizeof(buf))) != NULL &&
+		if ((name = group_name(ids.groups[i], buf,
+		    sizeof(buf))) != NULL &&
 		    (r = add_name(set, "supplementary_group", name, why,
 		    whylen)) != 0)
 			return r;
 	}
-	if (o->discover_workload_path && (r = add_path(o, proc, cred->pid,
-	    set, why, whylen)) != 0)
+	if (o->discover_workload_path && (r = add_path(o, proc, cred, set,
+	    why, whylen)) != 0)
 		return r;
 	/* Everything above must describe the process that called. */
 	if (peercred_check_alive(cred) != 0) {

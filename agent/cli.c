@@ -26,6 +26,7 @@
 #include "log.h"
 #include "rpc.h"
 #include "rpc_client.h"
+#include "secpath.h"
 #include "spiffeid.h"
 #include "workload.pb-c.h"
 
@@ -92,7 +93,7 @@ struct call {
 static int
 cli_connect(struct cli *cli)
 {
-	char	err[CLI_MAX_ERR];
+	char	err[CLI_MAX_ERR], why[SECPATH_MAX_WHY];
 	int	r;
 
 	if (cli_socket_resolve(cli->socket_flag, getenv(CLI_ENDPOINT_ENV),
@@ -101,11 +102,24 @@ cli_connect(struct cli *cli)
 		return -1;
 	}
 	snprintf(cli->target, sizeof(cli->target), "unix://%s", cli->path);
+	/*
+	 * Another user's socket could be a fake agent: refuse it.  A missing
+	 * one is not dialled (it could appear in between): the calls fail as
+	 * a dial would, see call_start().
+	 */
+	if ((r = secpath_check_socket(cli->path, why, sizeof(why))) != 0 &&
+	    r != WICK_ERR_NOT_FOUND) {
+		fprintf(cli->err, "refusing the Workload API socket %s: %s\n",
+		    cli->path, why);
+		return -1;
+	}
 	if (uv_loop_init(&cli->loop) != 0) {
 		fprintf(cli->err, "cannot create an event loop\n");
 		return -1;
 	}
 	cli->loop_ok = 1;
+	if (r == WICK_ERR_NOT_FOUND)
+		return 0;
 	if ((r = rpc_channel_new(&cli->loop, cli->target, NULL,
 	    CLI_MAX_RESPONSE, &cli->ch)) != 0) {
 		fprintf(cli->err, "cannot connect to %s: %s\n", cli->path,
@@ -217,6 +231,13 @@ call_start(struct call *call, const char *path, const ProtobufCMessage *req,
 	size_t	 len = protobuf_c_message_get_packed_size(req);
 	int	 r;
 
+	if (call->cli->ch == NULL) {	/* no socket: see cli_connect() */
+		call->status = RPC_UNAVAILABLE;
+		snprintf(call->msg, sizeof(call->msg), "%s",
+		    uv_strerror(UV_ENOENT));
+		call->done = 1;
+		return -1;
+	}
 	if ((p = malloc(len + 1)) == NULL) {
 		call->status = RPC_RESOURCE_EXHAUSTED;
 		snprintf(call->msg, sizeof(call->msg), "out of memory");

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "flag.h"
 #include "log.h"
+#include "xmalloc.h"
 
 static void
 usage(FILE *f)
@@ -125,6 +126,7 @@ main(int argc, char **argv)
 {
 	/* A peer that closes its end must cost an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
+	secret_json_init();
 	if (argc < 2) {
 		usage(stderr);
 		return 1;

@@ -29,6 +29,11 @@
 #include "xmalloc.h"
 
 #define WL_MAX_AUDIENCES	32
+#define WL_MAX_REQUEST		(64 * 1024)	/* one request message */
+#define WL_CONN_BUDGET		(256 * 1024)	/* held per connection */
+#define WL_UID_BUDGET		(1024 * 1024)	/* ... per uid */
+#define WL_UID_CONNS		256		/* connections per uid */
+#define WL_BUDGET		(16 * 1024 * 1024) /* ... in all */
 
 enum wl_kind {
 	WL_X509 = 0,
@@ -57,33 +62,60 @@ struct wl_stream {
 	uint8_t			 last[32];	/* SHA-256 of the last send */
 };
 
-/* ---- a bump allocator for building one response ------------------------- */
+/* ---- the allocations of one response, freed together ------------------- */
 
+/*
+ * Every allocation of a response being built, freed by ar_free.  Requests
+ * come from workloads, so running short of memory is an answer
+ * (RESOURCE_EXHAUSTED), never an exit: once an allocation failed, ar_alloc
+ * returns NULL and the arena remembers it.
+ */
 struct arena {
 	void	**p;
 	size_t	  n, cap;
+	int	  failed;
 };
+
+/* Track p (or free it and fail). */
+static int
+ar_keep(struct arena *ar, void *p)
+{
+	void	**v;
+	size_t	  cap;
+
+	if (p == NULL || ar->failed)
+		goto fail;
+	if (ar->n == ar->cap) {
+		cap = ar->cap == 0 ? 32 : ar->cap * 2;
+		if ((v = reallocarray(ar->p, cap, sizeof(*v))) == NULL)
+			goto fail;
+		ar->p = v;
+		ar->cap = cap;
+	}
+	ar->p[ar->n++] = p;
+	return 0;
+fail:
+	free(p);
+	ar->failed = 1;
+	return WICK_ERR_ALLOC;
+}
 
 static void *
 ar_alloc(struct arena *ar, size_t n)
 {
-	void *p = xcalloc(1, n + 1);
+	void *p = ar->failed ? NULL : calloc(1, n + 1);
 
-	if (ar->n == ar->cap) {
-		ar->cap = ar->cap == 0 ? 32 : ar->cap * 2;
-		ar->p = xreallocarray(ar->p, ar->cap, sizeof(*ar->p));
-	}
-	ar->p[ar->n++] = p;
-	return p;
+	return ar_keep(ar, p) == 0 ? p : NULL;
 }
 
 static char *
 ar_strdup(struct arena *ar, const char *s)
 {
 	size_t	 n = strlen(s);
-	char	*p = ar_alloc(ar, n);
+	char	*p;
 
-	memcpy(p, s, n);
+	if ((p = ar_alloc(ar, n)) != NULL)
+		memcpy(p, s, n);
 	return p;
 }
 
@@ -98,48 +130,53 @@ ar_free(struct arena *ar)
 	memset(ar, 0, sizeof(*ar));
 }
 
-/* A buffer kept until ar_free (for DER and key bytes; wiped). */
-static void
+/* A buffer's bytes kept until ar_free (bundle DER). */
+static int
 ar_bytes(struct arena *ar, struct buf *b, ProtobufCBinaryData *out)
 {
-	uint8_t	*p;
-	size_t	 n;
-	int	 r;
+	uint8_t	*p = NULL;
+	size_t	 n = 0;
 
-	r = buf_steal(b, &p, &n);
-	buf_cleanup(b);		/* the copy is ours; wipe the original */
-	if (r != 0) {
-		out->data = NULL;
-		out->len = 0;
-		return;
-	}
-	if (ar->n == ar->cap) {
-		ar->cap = ar->cap == 0 ? 32 : ar->cap * 2;
-		ar->p = xreallocarray(ar->p, ar->cap, sizeof(*ar->p));
-	}
-	ar->p[ar->n++] = p;
+	out->data = NULL;
+	out->len = 0;
+	if (buf_steal(b, &p, &n) != 0)
+		p = NULL;
+	buf_cleanup(b);
+	if (ar_keep(ar, p) != 0)
+		return WICK_ERR_ALLOC;
 	out->data = p;
 	out->len = n;
+	return 0;
 }
 
 /* ---- sending ------------------------------------------------------------ */
 
-/* Pack and send; for streams skip a message equal to the last one. */
+/*
+ * Pack and send; for streams skip a message equal to the last one, and
+ * hold at most one: while the last is still queued (a workload that does
+ * not read), the stream is marked and gets its newest state once the
+ * queue drained.
+ */
 static int
 send_msg(struct wl_stream *s, const ProtobufCMessage *m)
 {
 	size_t		 len = protobuf_c_message_get_packed_size(m);
-	uint8_t		*p = xmalloc(len + 1), md[32];
+	uint8_t		*p, md[32];
 	unsigned	 mdlen;
 	int		 r;
 
+	if ((p = malloc(len + 1)) == NULL)
+		return WICK_ERR_ALLOC;
 	protobuf_c_message_pack(m, p);
 	(void)EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL);
 	if (s->kind != WL_UNARY && s->sent && memcmp(md, s->last, 32) == 0) {
 		freezero(p, len + 1);
 		return 0;
 	}
-	r = rpc_call_send_message(s->call, p, len);
+	if (s->kind != WL_UNARY)
+		r = rpc_call_send_latest(s->call, p, len);
+	else
+		r = rpc_call_send_message(s->call, p, len);
 	freezero(p, len + 1);	/* may hold private keys */
 	if (r == WICK_ERR_AGAIN) {
 		s->again = 1;
@@ -176,13 +213,28 @@ caller_bundles(struct agent *a, struct agent_entry **v, size_t n,
 	return nb;
 }
 
-static void
+static int
 td_id(const struct bundle *b, struct arena *ar, char **out)
 {
 	char id[SPIFFEID_MAX_TD_LEN + 16];
 
 	bundle_td_id(b, id, sizeof(id));
-	*out = ar_strdup(ar, id);
+	return (*out = ar_strdup(ar, id)) != NULL ? 0 : WICK_ERR_ALLOC;
+}
+
+/* A bundle's X.509 authorities as concatenated DER, kept by the arena. */
+static int
+ar_bundle_der(struct arena *ar, struct bundle *bundle,
+    ProtobufCBinaryData *out)
+{
+	struct buf	b;
+
+	buf_init(&b, 1024 * 1024);
+	if (bundle_x509_der(bundle, &b) != 0) {
+		buf_cleanup(&b);
+		return WICK_ERR_INTERNAL;
+	}
+	return ar_bytes(ar, &b, out);
 }
 
 /* ---- X.509 -------------------------------------------------------------- */
@@ -194,16 +246,17 @@ x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 	X509SVIDResponse__FederatedBundlesEntry	*fe;
 	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
 	struct arena				 ar;
-	struct buf				 b;
 	X509SVID				*x;
 	size_t					 i, nb;
-	int					 r;
+	int					 r = WICK_ERR_ALLOC;
 
 	memset(&ar, 0, sizeof(ar));
-	resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids));
+	if ((resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids))) == NULL)
+		goto out;
 	for (i = 0; i < n; i++) {
 		/* Borrowed: the entry keeps its DER until the send is done. */
-		x = ar_alloc(&ar, sizeof(*x));
+		if ((x = ar_alloc(&ar, sizeof(*x))) == NULL)
+			goto out;
 		x509_svid__init(x);
 		x->spiffe_id = v[i]->spiffe_id;
 		x->hint = v[i]->hint;
@@ -216,22 +269,20 @@ x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 		resp.svids[resp.n_svids++] = x;
 	}
 	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
-	resp.federated_bundles = ar_alloc(&ar, nb *
-	    sizeof(*resp.federated_bundles));
+	if ((resp.federated_bundles = ar_alloc(&ar, nb *
+	    sizeof(*resp.federated_bundles))) == NULL)
+		goto out;
 	for (i = 1; i < nb; i++) {
-		fe = ar_alloc(&ar, sizeof(*fe));
+		if ((fe = ar_alloc(&ar, sizeof(*fe))) == NULL)
+			goto out;
 		x509_svidresponse__federated_bundles_entry__init(fe);
-		td_id(bundles[i], &ar, &fe->key);
-		buf_init(&b, 1024 * 1024);
-		if (bundle_x509_der(bundles[i], &b) != 0) {
-			buf_cleanup(&b);
-			ar_free(&ar);
-			return WICK_ERR_INTERNAL;
-		}
-		ar_bytes(&ar, &b, &fe->value);
+		if ((r = td_id(bundles[i], &ar, &fe->key)) != 0 ||
+		    (r = ar_bundle_der(&ar, bundles[i], &fe->value)) != 0)
+			goto out;
 		resp.federated_bundles[resp.n_federated_bundles++] = fe;
 	}
 	r = send_msg(s, &resp.base);
+out:
 	ar_free(&ar);
 	return r;
 }
@@ -243,27 +294,24 @@ x509_bundles_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 	X509BundlesResponse__BundlesEntry	*be;
 	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
 	struct arena				 ar;
-	struct buf				 b;
 	size_t					 i, nb;
-	int					 r;
+	int					 r = WICK_ERR_ALLOC;
 
 	memset(&ar, 0, sizeof(ar));
 	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
-	resp.bundles = ar_alloc(&ar, nb * sizeof(*resp.bundles));
+	if ((resp.bundles = ar_alloc(&ar, nb * sizeof(*resp.bundles))) == NULL)
+		goto out;
 	for (i = 0; i < nb; i++) {
-		be = ar_alloc(&ar, sizeof(*be));
+		if ((be = ar_alloc(&ar, sizeof(*be))) == NULL)
+			goto out;
 		x509_bundles_response__bundles_entry__init(be);
-		td_id(bundles[i], &ar, &be->key);
-		buf_init(&b, 1024 * 1024);
-		if (bundle_x509_der(bundles[i], &b) != 0) {
-			buf_cleanup(&b);
-			ar_free(&ar);
-			return WICK_ERR_INTERNAL;
-		}
-		ar_bytes(&ar, &b, &be->value);
+		if ((r = td_id(bundles[i], &ar, &be->key)) != 0 ||
+		    (r = ar_bundle_der(&ar, bundles[i], &be->value)) != 0)
+			goto out;
 		resp.bundles[resp.n_bundles++] = be;
 	}
 	r = send_msg(s, &resp.base);
+out:
 	ar_free(&ar);
 	return r;
 }
@@ -280,34 +328,47 @@ jwks_response(struct wl_stream *s, struct agent_entry **v, size_t n,
 	struct arena				 ar;
 	char					*jwks;
 	size_t					 i, nb;
-	int					 r;
+	int					 r = WICK_ERR_ALLOC;
 
 	memset(&ar, 0, sizeof(ar));
 	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
-	jr.bundles = ar_alloc(&ar, nb * sizeof(*jr.bundles));
-	wr.bundles = ar_alloc(&ar, nb * sizeof(*wr.bundles));
+	if ((jr.bundles = ar_alloc(&ar, nb * sizeof(*jr.bundles))) == NULL ||
+	    (wr.bundles = ar_alloc(&ar, nb * sizeof(*wr.bundles))) == NULL)
+		goto out;
 	for (i = 0; i < nb; i++) {
-		if (bundle_jwks(bundles[i], use, &jwks) != 0) {
-			ar_free(&ar);
-			return WICK_ERR_INTERNAL;
+		if ((r = bundle_jwks(bundles[i], use, &jwks)) != 0) {
+			if (r != WICK_ERR_ALLOC)
+				r = WICK_ERR_INTERNAL;
+			goto out;
 		}
+		/* The arena owns the document from here. */
+		if ((r = ar_keep(&ar, jwks)) != 0)
+			goto out;
 		if (use == BUNDLE_USE_JWT) {
-			je = ar_alloc(&ar, sizeof(*je));
+			if ((je = ar_alloc(&ar, sizeof(*je))) == NULL) {
+				r = WICK_ERR_ALLOC;
+				goto out;
+			}
 			jwtbundles_response__bundles_entry__init(je);
-			td_id(bundles[i], &ar, &je->key);
-			je->value.data = (uint8_t *)ar_strdup(&ar, jwks);
+			if ((r = td_id(bundles[i], &ar, &je->key)) != 0)
+				goto out;
+			je->value.data = (uint8_t *)jwks;
 			je->value.len = strlen(jwks);
 			jr.bundles[jr.n_bundles++] = je;
 		} else {
-			we = ar_alloc(&ar, sizeof(*we));
+			if ((we = ar_alloc(&ar, sizeof(*we))) == NULL) {
+				r = WICK_ERR_ALLOC;
+				goto out;
+			}
 			witbundles_response__bundles_entry__init(we);
-			td_id(bundles[i], &ar, &we->key);
-			we->value = ar_strdup(&ar, jwks);
+			if ((r = td_id(bundles[i], &ar, &we->key)) != 0)
+				goto out;
+			we->value = jwks;
 			wr.bundles[wr.n_bundles++] = we;
 		}
-		free(jwks);
 	}
 	r = send_msg(s, use == BUNDLE_USE_JWT ? &jr.base : &wr.base);
+out:
 	ar_free(&ar);
 	return r;
 }
@@ -319,14 +380,16 @@ wit_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 	struct arena	 ar;
 	WITSVID		*w;
 	size_t		 i;
-	int		 r;
+	int		 r = WICK_ERR_ALLOC;
 
 	memset(&ar, 0, sizeof(ar));
-	resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids));
+	if ((resp.svids = ar_alloc(&ar, n * sizeof(*resp.svids))) == NULL)
+		goto out;
 	for (i = 0; i < n; i++) {
 		if (v[i]->wit == NULL)
 			continue;
-		w = ar_alloc(&ar, sizeof(*w));
+		if ((w = ar_alloc(&ar, sizeof(*w))) == NULL)
+			goto out;
 		witsvid__init(w);
 		w->spiffe_id = v[i]->spiffe_id;
 		w->wit_svid = v[i]->wit;
@@ -335,6 +398,7 @@ wit_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 		resp.svids[resp.n_svids++] = w;
 	}
 	r = resp.n_svids == 0 ? 0 : send_msg(s, &resp.base);
+out:
 	ar_free(&ar);
 	return r;
 }
@@ -353,7 +417,11 @@ stream_update(struct wl_stream *s)
 
 	if (!s->active || s->call == NULL)
 		return;
-	agent_match(a, &s->sel, 0, &v, &n);
+	if (agent_match(a, &s->sel, 0, &v, &n) != 0) {
+		(void)rpc_call_finish(s->call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return;
+	}
 	if (n == 0 && !(a->cfg->allow_unauthenticated_verifiers &&
 	    (s->kind == WL_X509_BUNDLES || s->kind == WL_JWT_BUNDLES ||
 	    s->kind == WL_WIT_BUNDLES))) {
@@ -365,7 +433,10 @@ stream_update(struct wl_stream *s)
 	switch (s->kind) {
 	case WL_X509:
 		/* Only entries whose SVID is here; wait for the rest. */
-		w = xcalloc(n + 1, sizeof(*w));
+		if ((w = calloc(n + 1, sizeof(*w))) == NULL) {
+			r = WICK_ERR_ALLOC;
+			break;
+		}
 		for (i = k = 0; i < n; i++)
 			if (v[i]->chain_der != NULL)
 				w[k++] = v[i];
@@ -383,7 +454,10 @@ stream_update(struct wl_stream *s)
 		r = jwks_response(s, v, n, BUNDLE_USE_WIT);
 		break;
 	case WL_WIT:
-		w = xcalloc(n + 1, sizeof(*w));
+		if ((w = calloc(n + 1, sizeof(*w))) == NULL) {
+			r = WICK_ERR_ALLOC;
+			break;
+		}
 		for (i = k = 0; i < n; i++)
 			if (s->spiffe_id == NULL || strcmp(s->spiffe_id,
 			    v[i]->spiffe_id) == 0) {
@@ -414,7 +488,10 @@ stream_update(struct wl_stream *s)
 		break;
 	}
 	free(v);
-	if (r != 0)
+	if (r == WICK_ERR_ALLOC)
+		(void)rpc_call_finish(s->call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+	else if (r != 0)
 		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
 		    "could not serialize response");
 }
@@ -435,16 +512,21 @@ workload_notify(struct agent *a)
 static void
 wl_start(struct rpc_call *call, void *arg)
 {
-	struct agent		*a = arg;
-	const struct rpc_peer	*p = rpc_call_peer(call);
-	const struct rpc_md	*md;
-	const char		*path = rpc_call_path(call);
-	struct wl_stream	*s;
-	char			 why[256] = "";
-	size_t			 i;
-	int			 r;
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+	struct agent			*a = arg;
+	const struct rpc_peer		*p = rpc_call_peer(call);
+	const struct rpc_md		*md;
+	const char			*path = rpc_call_path(call);
+	struct wl_stream		*s;
+	char				 why[256] = "";
+	size_t				 i;
+	int				 r;
 
-	s = xcalloc(1, sizeof(*s));
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return;
+	}
 	s->a = a;
 	s->call = call;
 	s->kind = WL_UNARY;
@@ -468,10 +550,18 @@ wl_start(struct rpc_call *call, void *arg)
 		r = a->attestors[i].attest(&a->attestors[i], &p->cred, &s->sel,
 		    why, sizeof(why));
 		if (r != 0) {
-			log_warn("workload attestation of pid %ld failed (%s): "
-			    "%s", (long)p->pid, a->attestors[i].name, why);
-			(void)rpc_call_finish(call, RPC_UNAVAILABLE,
-			    "workload attestation failed");
+			log_warn_rl(&rl, "workload attestation of pid %ld "
+			    "failed (%s): %s", (long)p->pid,
+			    a->attestors[i].name, why);
+			/* The caller is not who connected: refuse it. */
+			if (r == WICK_ERR_PERM)
+				(void)rpc_call_finish(call,
+				    RPC_PERMISSION_DENIED, "caller no longer "
+				    "matches the credentials it connected "
+				    "with");
+			else
+				(void)rpc_call_finish(call, RPC_UNAVAILABLE,
+				    "workload attestation failed");
 			return;
 		}
 	}
@@ -579,22 +669,31 @@ m_fetch_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		return;
 	}
 	if (check_spiffe_id(call, req->spiffe_id) == 0) {
-		if (*req->spiffe_id != '\0')
-			s->spiffe_id = xstrdup(req->spiffe_id);
-		stream_begin(call, WL_WIT);
+		if (*req->spiffe_id != '\0' &&
+		    (s->spiffe_id = strdup(req->spiffe_id)) == NULL)
+			(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+			    "out of memory");
+		else
+			stream_begin(call, WL_WIT);
 	}
 	witsvidrequest__free_unpacked(req, NULL);
 }
 
 /* ---- FetchJWTSVID ------------------------------------------------------- */
 
+struct jwt_slot {
+	struct jwt_req	*jr;
+	size_t		 i;
+};
+
 struct jwt_req {
 	struct rpc_call	 *call;		/* NULL once the call is gone */
 	size_t		  nwait;
 	size_t		  n;
-	char		**tokens;
+	char		**tokens;	/* bearer tokens: wiped */
 	char		**ids;
 	char		**hints;
+	struct jwt_slot	 *slots;
 	size_t		  failed;
 	char		  msg[300];
 };
@@ -605,23 +704,56 @@ jwt_req_free(struct jwt_req *jr)
 	size_t i;
 
 	for (i = 0; i < jr->n; i++) {
-		free(jr->tokens[i]);
+		if (jr->tokens[i] != NULL)
+			freezero(jr->tokens[i], strlen(jr->tokens[i]));
 		free(jr->ids[i]);
 		free(jr->hints[i]);
 	}
 	free(jr->tokens);
 	free(jr->ids);
 	free(jr->hints);
+	free(jr->slots);
 	free(jr);
+}
+
+/* A request for the JWT-SVIDs of k entries; NULL when memory is short. */
+static struct jwt_req *
+jwt_req_new(struct rpc_call *call, struct agent_entry **v, size_t k)
+{
+	struct jwt_req	*jr;
+	size_t		 i;
+
+	if ((jr = calloc(1, sizeof(*jr))) == NULL)
+		return NULL;
+	jr->call = call;
+	if ((jr->tokens = calloc(k, sizeof(*jr->tokens))) == NULL ||
+	    (jr->ids = calloc(k, sizeof(*jr->ids))) == NULL ||
+	    (jr->hints = calloc(k, sizeof(*jr->hints))) == NULL ||
+	    (jr->slots = calloc(k, sizeof(*jr->slots))) == NULL)
+		goto fail;
+	jr->n = k;
+	for (i = 0; i < k; i++) {
+		if ((jr->ids[i] = strdup(v[i]->spiffe_id)) == NULL ||
+		    (jr->hints[i] = strdup(v[i]->hint)) == NULL)
+			goto fail;
+		jr->slots[i].jr = jr;
+		jr->slots[i].i = i;
+	}
+	jr->nwait = k;
+	return jr;
+fail:
+	jwt_req_free(jr);
+	return NULL;
 }
 
 static void
 jwt_req_finish(struct jwt_req *jr)
 {
 	JWTSVIDResponse	  resp = JWTSVIDRESPONSE__INIT;
-	JWTSVID		 *v, **pv;
+	JWTSVID		 *v = NULL, **pv = NULL;
 	struct wl_stream *s;
 	size_t		  i;
+	int		  r;
 
 	if (jr->call == NULL)
 		return;
@@ -634,8 +766,10 @@ jwt_req_finish(struct jwt_req *jr)
 		jr->call = NULL;
 		return;
 	}
-	v = xcalloc(jr->n + 1, sizeof(*v));
-	pv = xcalloc(jr->n + 1, sizeof(*pv));
+	r = WICK_ERR_ALLOC;
+	if ((v = calloc(jr->n + 1, sizeof(*v))) == NULL ||
+	    (pv = calloc(jr->n + 1, sizeof(*pv))) == NULL)
+		goto out;
 	for (i = 0; i < jr->n; i++) {
 		if (jr->tokens[i] == NULL)
 			continue;
@@ -647,7 +781,12 @@ jwt_req_finish(struct jwt_req *jr)
 		resp.n_svids++;
 	}
 	resp.svids = pv;
-	if (s == NULL || send_msg(s, &resp.base) != 0)
+	r = s != NULL ? send_msg(s, &resp.base) : WICK_ERR_STATE;
+out:
+	if (r == WICK_ERR_ALLOC)
+		(void)rpc_call_finish(jr->call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+	else if (r != 0)
 		(void)rpc_call_finish(jr->call, RPC_UNAVAILABLE,
 		    "could not serialize response");
 	else
@@ -657,24 +796,22 @@ jwt_req_finish(struct jwt_req *jr)
 	free(pv);
 }
 
-struct jwt_slot {
-	struct jwt_req	*jr;
-	size_t		 i;
-};
-
 static void
 jwt_one_done(void *arg, int status, const char *msg, const char *token)
 {
 	struct jwt_slot	*slot = arg;
 	struct jwt_req	*jr = slot->jr;
 
+	if (status == 0 &&
+	    (jr->tokens[slot->i] = strdup(token)) == NULL) {
+		status = RPC_RESOURCE_EXHAUSTED;
+		msg = "out of memory";
+	}
 	if (status != 0) {
 		jr->failed++;
 		snprintf(jr->msg, sizeof(jr->msg), "could not fetch JWT-SVID: "
 		    "%s", msg);
-	} else
-		jr->tokens[slot->i] = xstrdup(token);
-	free(slot);
+	}
 	if (--jr->nwait > 0)
 		return;
 	jwt_req_finish(jr);
@@ -687,7 +824,6 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct wl_stream	 *s = rpc_call_data(call);
 	struct agent_entry	**v = NULL;
 	struct jwt_req		 *jr;
-	struct jwt_slot		 *slot;
 	JWTSVIDRequest		 *req;
 	size_t			  nv = 0, i, k, naud = 0;
 
@@ -709,7 +845,11 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	if (check_spiffe_id(call, req->spiffe_id) != 0)
 		goto out;
-	agent_match(s->a, &s->sel, 0, &v, &nv);
+	if (agent_match(s->a, &s->sel, 0, &v, &nv) != 0) {
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		goto out;
+	}
 	for (i = k = 0; i < nv; i++)
 		if (*req->spiffe_id == '\0' || strcmp(req->spiffe_id,
 		    v[i]->spiffe_id) == 0)
@@ -719,26 +859,18 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "no identity issued");
 		goto out;
 	}
-	jr = xcalloc(1, sizeof(*jr));
-	jr->call = call;
-	jr->n = k;
-	jr->nwait = k;
-	jr->tokens = xcalloc(k, sizeof(*jr->tokens));
-	jr->ids = xcalloc(k, sizeof(*jr->ids));
-	jr->hints = xcalloc(k, sizeof(*jr->hints));
-	for (i = 0; i < k; i++) {
-		jr->ids[i] = xstrdup(v[i]->spiffe_id);
-		jr->hints[i] = xstrdup(v[i]->hint);
+	if ((jr = jwt_req_new(call, v, k)) == NULL) {
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		goto out;
 	}
-	/* The pending request hangs off the call so on_done can detach. */
+	/* The pending request hangs off the call so on_done can detach.
+	 * Answers may come at once (cached tokens): the last one frees jr,
+	 * so jr is not touched after the last agent_jwt(). */
 	s->jwt = jr;
-	for (i = 0; i < k; i++) {
-		slot = xcalloc(1, sizeof(*slot));
-		slot->jr = jr;
-		slot->i = i;
+	for (i = 0; i < k; i++)
 		agent_jwt(s->a, v[i], req->audience, req->n_audience,
-		    jwt_one_done, slot);
-	}
+		    jwt_one_done, &jr->slots[i]);
 out:
 	free(v);
 	jwtsvidrequest__free_unpacked(req, NULL);
@@ -759,55 +891,80 @@ wl_jwt_done(struct rpc_call *call, enum rpc_end why)
 
 /* ---- ValidateJWTSVID ---------------------------------------------------- */
 
+/*
+ * The claims as a google.protobuf.Struct, built with the allocator
+ * protobuf-c frees with, so that a partly built tree is freed by
+ * google__protobuf__struct__free_unpacked().  NULL when memory is short.
+ */
 static Google__Protobuf__Value *json_to_value(json_t *);
 
 static Google__Protobuf__Struct *
 json_to_struct(json_t *o)
 {
-	Google__Protobuf__Struct	*st = xcalloc(1, sizeof(*st));
+	Google__Protobuf__Struct	*st;
 	const char			*k;
 	json_t				*v;
-	size_t				 i = 0;
 
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return NULL;
 	google__protobuf__struct__init(st);
-	st->fields = xcalloc(json_object_size(o) + 1, sizeof(*st->fields));
+	if ((st->fields = calloc(json_object_size(o) + 1,
+	    sizeof(*st->fields))) == NULL)
+		goto fail;
 	json_object_foreach(o, k, v) {
-		st->fields[i] = xcalloc(1, sizeof(**st->fields));
-		google__protobuf__struct__fields_entry__init(st->fields[i]);
-		st->fields[i]->key = xstrdup(k);
-		st->fields[i]->value = json_to_value(v);
-		i++;
+		if ((st->fields[st->n_fields] = calloc(1,
+		    sizeof(**st->fields))) == NULL)
+			goto fail;
+		google__protobuf__struct__fields_entry__init(
+		    st->fields[st->n_fields]);
+		st->n_fields++;
+		if ((st->fields[st->n_fields - 1]->key = strdup(k)) == NULL ||
+		    (st->fields[st->n_fields - 1]->value =
+		    json_to_value(v)) == NULL)
+			goto fail;
 	}
-	st->n_fields = i;
 	return st;
+fail:
+	google__protobuf__struct__free_unpacked(st, NULL);
+	return NULL;
 }
 
 static Google__Protobuf__Value *
 json_to_value(json_t *j)
 {
-	Google__Protobuf__Value		*v = xcalloc(1, sizeof(*v));
+	Google__Protobuf__Value		*v;
 	Google__Protobuf__ListValue	*l;
 	size_t				 i;
 
+	if ((v = calloc(1, sizeof(*v))) == NULL)
+		return NULL;
 	google__protobuf__value__init(v);
 	switch (json_typeof(j)) {
 	case JSON_OBJECT:
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRUCT_VALUE;
-		v->struct_value = json_to_struct(j);
+		if ((v->struct_value = json_to_struct(j)) == NULL)
+			goto fail;
 		break;
 	case JSON_ARRAY:
-		l = xcalloc(1, sizeof(*l));
+		if ((l = calloc(1, sizeof(*l))) == NULL)
+			goto fail;
 		google__protobuf__list_value__init(l);
-		l->values = xcalloc(json_array_size(j) + 1, sizeof(*l->values));
-		for (i = 0; i < json_array_size(j); i++)
-			l->values[i] = json_to_value(json_array_get(j, i));
-		l->n_values = json_array_size(j);
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_LIST_VALUE;
 		v->list_value = l;
+		if ((l->values = calloc(json_array_size(j) + 1,
+		    sizeof(*l->values))) == NULL)
+			goto fail;
+		for (i = 0; i < json_array_size(j); i++) {
+			if ((l->values[i] = json_to_value(json_array_get(j,
+			    i))) == NULL)
+				goto fail;
+			l->n_values++;
+		}
 		break;
 	case JSON_STRING:
 		v->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE;
-		v->string_value = xstrdup(json_string_value(j));
+		if ((v->string_value = strdup(json_string_value(j))) == NULL)
+			goto fail;
 		break;
 	case JSON_INTEGER:
 	case JSON_REAL:
@@ -825,6 +982,9 @@ json_to_value(json_t *j)
 		break;
 	}
 	return v;
+fail:
+	google__protobuf__value__free_unpacked(v, NULL);
+	return NULL;
 }
 
 /* The subject's trust domain, read before the signature is checked (to
@@ -932,7 +1092,11 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 				json_object_set(kept, k, v);
 		}
 		json_decref(claims);
-		claims = kept;
+		if ((claims = kept) == NULL) {
+			(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+			    "out of memory");
+			goto out;
+		}
 	}
 	resp.spiffe_id = (char *)json_string_value(json_object_get(claims,
 	    "sub"));
@@ -940,8 +1104,14 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	if (json_is_string(json_object_get(claims, "aud")))
 		json_object_set_new(claims, "aud", json_pack("[O]",
 		    json_object_get(claims, "aud")));
-	resp.claims = json_to_struct(claims);
-	if (send_msg(s, &resp.base) != 0)
+	if ((resp.claims = json_to_struct(claims)) == NULL)
+		r = WICK_ERR_ALLOC;
+	else
+		r = send_msg(s, &resp.base);
+	if (r == WICK_ERR_ALLOC)
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+	else if (r != 0)
 		(void)rpc_call_finish(call, RPC_UNAVAILABLE,
 		    "could not serialize response");
 	else
@@ -961,22 +1131,24 @@ m_health(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct wl_stream			*s = rpc_call_data(call);
 	Grpc__Health__V1__HealthCheckResponse	 resp =
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+	int					 r;
 
 	if (s == NULL || !s->attested)
 		return;
 	resp.status = s->a->synced && s->a->svid != NULL ?
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
-	if (send_msg(s, &resp.base) != 0)
-		(void)rpc_call_finish(call, RPC_INTERNAL, "cannot reply");
+	if ((r = send_msg(s, &resp.base)) != 0)
+		(void)rpc_call_finish(call, rpc_status_from_err(r),
+		    "cannot reply");
 	else
 		(void)rpc_call_finish(call, RPC_OK, NULL);
 }
 
 #define STREAM(path, fn) { path, RPC_KIND_SERVER_STREAM, wl_start, fn, NULL, \
-	wl_writable, wl_done, NULL }
+	wl_writable, wl_done, NULL, 0 }
 #define UNARY(path, fn, done) { path, RPC_KIND_UNARY, wl_start, fn, NULL, \
-	NULL, done, NULL }
+	NULL, done, NULL, 0 }
 
 static struct rpc_method wl_methods[] = {
 	STREAM("/SpiffeWorkloadAPI/FetchX509SVID", m_fetch_x509),
@@ -989,34 +1161,14 @@ static struct rpc_method wl_methods[] = {
 	UNARY("/grpc.health.v1.Health/Check", m_health, wl_done),
 };
 
-/* Create the socket's directory (0755: the socket itself is 0777). */
+/*
+ * The socket's directory, checked again (or made) as the socket is bound:
+ * see agent_socket_dir().
+ */
 static int
 socket_dir(const char *path)
 {
-	char	*d = xstrdup(path), *q;
-	int	 r = 0;
-
-	for (q = d + 1; *q != '\0'; q++) {
-		if (*q != '/')
-			continue;
-		*q = '\0';
-		if (mkdir(d, 0755) != 0 && errno != EEXIST) {
-			log_error("cannot create %s: %s", d, strerror(errno));
-			r = WICK_ERR_IO;
-			break;
-		}
-		*q = '/';
-	}
-	/* Its own directory is open to every workload (identity comes from
-	 * attestation, not from file modes), as SPIRE's public directory. */
-	if (r == 0 && (q = strrchr(d, '/')) != NULL && q != d) {
-		*q = '\0';
-		if (chmod(d, 0755) != 0)
-			log_warn("cannot open %s to workloads: %s", d,
-			    strerror(errno));
-	}
-	free(d);
-	return r;
+	return agent_socket_dir(path);
 }
 
 int
@@ -1028,7 +1180,15 @@ workload_start(struct agent *a)
 
 	for (i = 0; i < n; i++)
 		wl_methods[i].arg = a;
+	/* Workload API requests are small (an audience list, a token to
+	 * validate); the budgets bound what one uid can make us hold. */
 	memset(&opts, 0, sizeof(opts));
+	opts.known.max_message = WL_MAX_REQUEST;
+	opts.known.conn_budget = WL_CONN_BUDGET;
+	opts.known.peer_budget = WL_UID_BUDGET;
+	opts.known.max_conns = WL_UID_CONNS;
+	a->wl_budget.max = WL_BUDGET;
+	opts.budget = &a->wl_budget;
 	if ((r = socket_dir(a->cfg->socket_path)) != 0 ||
 	    (r = rpc_server_new(a->loop, &opts, wl_methods, n, &a->wl)) != 0)
 		return r;

@@ -2,6 +2,13 @@
  * test_agent.c: the unix workload attestor on this very process, and the
  * agent's configuration loader on SPIRE's agent.conf.
  */
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -9,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -121,6 +128,283 @@ test_unix_attestor_pid_reuse(void **state)
 	selector_set_cleanup(&s);
 }
 
+/* A fake /proc holding <pid>/status with these Uid, Gid, Groups lines. */
+static void
+fake_status(const char *root, pid_t pid, const char *uid, const char *gid,
+    const char *groups)
+{
+	char	 path[PATH_MAX];
+	FILE	*f;
+
+	snprintf(path, sizeof(path), "%s/%ld", root, (long)pid);
+	(void)mkdir(path, 0700);
+	snprintf(path, sizeof(path), "%s/%ld/status", root, (long)pid);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "Name:\ttest\nUmask:\t0022\nState:\tS (sleeping)\n"
+	    "Uid:\t%s\nGid:\t%s\nFDSize:\t64\nGroups:\t%s\n", uid, gid, groups);
+	fclose(f);
+}
+
+static void
+fake_status_cleanup(const char *root, pid_t pid)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%ld/status", root, (long)pid);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/%ld", root, (long)pid);
+	(void)rmdir(path);
+	(void)rmdir(root);
+}
+
+/*
+ * uid and gid come from the connection (SO_PEERCRED); /proc/<pid>/status
+ * must agree on all four of real, effective, saved and filesystem ids.
+ */
+static void
+test_unix_attestor_ids_from_connect(void **state)
+{
+	struct attestor_unix_opts	 o = { 0, 0, NULL };
+	struct attestor			 a = { "unix", attestor_unix, &o };
+	struct selector_set		 s;
+	struct peercred			 pc;
+	char				 root[] = "/tmp/wick-fakeproc-XXXXXX";
+	char				 why[256], ids[64];
+	int				 i, gid;
+
+	assert_non_null(mkdtemp(root));
+	o.proc_root = root;
+	self_cred(&pc);
+	/* As if the kernel had recorded these ids at connect. */
+	pc.uid = 4242;
+	pc.gid = 4343;
+	fake_status(root, pc.pid, "4242\t4242\t4242\t4242",
+	    "4343\t4343\t4343\t4343", "10 20");
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_true(selector_set_contains(&s, "unix", "uid:4242"));
+	assert_true(selector_set_contains(&s, "unix", "gid:4343"));
+	assert_true(selector_set_contains(&s, "unix", "supplementary_gid:10"));
+	assert_true(selector_set_contains(&s, "unix", "supplementary_gid:20"));
+	selector_set_cleanup(&s);
+	/* Any one id that differs now (as after exec of a setuid or setgid
+	 * program) refuses the caller, naming both sets of ids. */
+	for (gid = 0; gid < 2; gid++)
+		for (i = 0; i < 4; i++) {
+			snprintf(ids, sizeof(ids), "%s\t%s\t%s\t%s",
+			    i == 0 ? "0" : (gid ? "4343" : "4242"),
+			    i == 1 ? "0" : (gid ? "4343" : "4242"),
+			    i == 2 ? "0" : (gid ? "4343" : "4242"),
+			    i == 3 ? "0" : (gid ? "4343" : "4242"));
+			fake_status(root, pc.pid,
+			    gid ? "4242\t4242\t4242\t4242" : ids,
+			    gid ? ids : "4343\t4343\t4343\t4343", "");
+			selector_set_init(&s);
+			assert_int_equal(attestor_unix(&a, &pc, &s, why,
+			    sizeof(why)), WICK_ERR_PERM);
+			assert_non_null(strstr(why, "connected as uid 4242 "
+			    "gid 4343"));
+			assert_non_null(strstr(why, "now runs as"));
+			assert_false(selector_set_contains(&s, "unix",
+			    "uid:0"));
+			selector_set_cleanup(&s);
+		}
+	fake_status_cleanup(root, pc.pid);
+}
+
+/*
+ * A child that connects to path, says so on *ack, then obeys one-byte
+ * commands from *ctl: 'u' changes its effective ids to 65534 (answering on
+ * *ack), 'x' execs another binary that keeps the connection open.
+ */
+static pid_t
+spawn_peer(const char *path, int *ctl, int *ack)
+{
+	struct sockaddr_un	 sa;
+	pid_t			 pid;
+	int			 p[2], q[2], fd;
+	char			 c;
+
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(pipe(q), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[1]);
+		close(q[0]);
+		memset(&sa, 0, sizeof(sa));
+		sa.sun_family = AF_UNIX;
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+		    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			_exit(1);
+		while (write(q[1], "c", 1) == 1 && read(p[0], &c, 1) == 1) {
+			if (c == 'u') {
+				if (setresgid(-1, 65534, -1) != 0 ||
+				    setresuid(-1, 65534, -1) != 0)
+					_exit(1);
+			} else if (c == 'x') {
+				if (dup2(p[0], 0) != 0)
+					_exit(1);
+				execl("/bin/sh", "sh", "-c", "read x", NULL);
+				_exit(1);
+			} else {
+				_exit(0);
+			}
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	close(q[1]);
+	assert_int_equal(read(q[0], &c, 1), 1);
+	*ctl = p[1];
+	*ack = q[0];
+	return pid;
+}
+
+static int
+listen_at(char *path, size_t len)
+{
+	struct sockaddr_un	 sa;
+	int			 fd;
+
+	snprintf(path, len, "/tmp/wick-attest-%ld.sock", (long)getpid());
+	(void)unlink(path);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	return fd;
+}
+
+static void
+end_peer(pid_t pid, int ctl, int ack)
+{
+	int status;
+
+	close(ctl);
+	close(ack);
+	(void)kill(pid, SIGTERM);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+}
+
+/*
+ * A real process that changes its ids after connecting is refused: its
+ * connection says uid 0, its effective uid is now 65534.  (Root only.)
+ */
+static void
+test_unix_attestor_ids_change_after_connect(void **state)
+{
+	struct attestor_unix_opts	 o = { 0, 0, NULL };
+	struct attestor			 a = { "unix", attestor_unix, &o };
+	struct selector_set		 s;
+	struct peercred			 pc;
+	char				 path[108], why[256], want[128], c;
+	pid_t				 pid;
+	int				 lfd, fd, ctl, ack;
+
+	if (getuid() != 0 || geteuid() != 0)
+		skip();
+	lfd = listen_at(path, sizeof(path));
+	pid = spawn_peer(path, &ctl, &ack);
+	fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(peercred_get(fd, &pc), 0);
+	assert_int_equal(pc.pid, pid);
+	assert_int_equal(pc.uid, 0);
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_true(selector_set_contains(&s, "unix", "uid:0"));
+	selector_set_cleanup(&s);
+	/* Effective ids 65534 now, real and saved still 0. */
+	assert_int_equal(write(ctl, "u", 1), 1);
+	assert_int_equal(read(ack, &c, 1), 1);
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	    WICK_ERR_PERM);
+	snprintf(want, sizeof(want), "connected as uid 0 gid %lu but now "
+	    "runs as uid 0/65534/0/65534 gid %lu/65534/%lu/65534",
+	    (unsigned long)getegid(), (unsigned long)getgid(),
+	    (unsigned long)getegid());
+	assert_non_null(strstr(why, want));
+	selector_set_cleanup(&s);
+	end_peer(pid, ctl, ack);
+	close(fd);
+	close(lfd);
+	unlink(path);
+}
+
+/*
+ * path and sha256 describe the binary the process ran when its connection
+ * was accepted; after an exec of another binary the caller is refused (its
+ * uid is unchanged, so uid selectors alone still attest it).
+ */
+static void
+test_unix_attestor_exec_after_connect(void **state)
+{
+	struct attestor_unix_opts	 o = { 1, 0, NULL };
+	struct attestor			 a = { "unix", attestor_unix, &o };
+	struct selector_set		 s;
+	struct peercred			 pc;
+	char				 path[108], why[256], link[64];
+	char				 self[PATH_MAX], now[PATH_MAX + 8];
+	struct timespec			 ts = { 0, 1000000 };
+	ssize_t				 n;
+	pid_t				 pid;
+	int				 lfd, fd, ctl, ack, tries;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	assert_true(n > 0);
+	self[n] = '\0';
+	lfd = listen_at(path, sizeof(path));
+	pid = spawn_peer(path, &ctl, &ack);
+	fd = accept(lfd, NULL, NULL);
+	assert_true(fd >= 0);
+	assert_int_equal(peercred_get(fd, &pc), 0);
+	assert_true(pc.exe_known);
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	snprintf(now, sizeof(now), "path:%s", self);
+	assert_true(selector_set_contains(&s, "unix", now));
+	selector_set_cleanup(&s);
+	assert_int_equal(write(ctl, "x", 1), 1);
+	snprintf(link, sizeof(link), "/proc/%ld/exe", (long)pid);
+	for (tries = 0; tries < 5000; tries++) {
+		n = readlink(link, now, PATH_MAX - 1);
+		if (n > 0 && ((now[n] = '\0'), strcmp(now, self) != 0))
+			break;
+		nanosleep(&ts, NULL);
+	}
+	assert_true(tries < 5000);
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	    WICK_ERR_PERM);
+	assert_non_null(strstr(why, "binary changed since connect"));
+	selector_set_cleanup(&s);
+	/* Without path selectors the uid alone is attested, as before. */
+	o.discover_workload_path = 0;
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	selector_set_cleanup(&s);
+	/* A binary that could not be read at accept proves nothing. */
+	o.discover_workload_path = 1;
+	self_cred(&pc);
+	pc.exe_known = 0;
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	    WICK_ERR_PERM);
+	assert_non_null(strstr(why, "binary at connect is unknown"));
+	selector_set_cleanup(&s);
+	end_peer(pid, ctl, ack);
+	close(fd);
+	close(lfd);
+	unlink(path);
+}
+
 static char *
 write_conf(const char *text)
 {
@@ -215,6 +499,9 @@ main(void)
 		cmocka_unit_test(test_unix_attestor_self),
 		cmocka_unit_test(test_unix_attestor_path_and_hash),
 		cmocka_unit_test(test_unix_attestor_pid_reuse),
+		cmocka_unit_test(test_unix_attestor_ids_from_connect),
+		cmocka_unit_test(test_unix_attestor_ids_change_after_connect),
+		cmocka_unit_test(test_unix_attestor_exec_after_connect),
 		cmocka_unit_test(test_agent_config),
 	};
 
