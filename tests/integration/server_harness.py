@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -16,6 +17,24 @@ SERVER = os.environ.get("WICK_SERVER")
 TESTAGENT = os.environ.get("WICK_TESTAGENT")
 AGENT = os.environ.get("WICK_AGENT")
 TD = "example.org"
+
+
+PROTO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                     "proto")
+
+
+def grpc_stubs(*protos):
+    """Compile proto/ files with grpc_tools into a fresh directory that
+    every uid can read, and put it on sys.path; returns the directory."""
+    d = tempfile.mkdtemp(prefix="wick-stubs-")
+    os.chmod(d, 0o755)
+    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO,
+                    "--python_out", d, "--grpc_python_out", d] +
+                   [os.path.join(PROTO, p) for p in protos], check=True)
+    for name in os.listdir(d):
+        os.chmod(os.path.join(d, name), 0o644)
+    sys.path.insert(0, d)
+    return d
 
 
 def need_binaries():
@@ -133,11 +152,11 @@ class Server(Daemon):
     """A wick-server with its own data directory, admin socket and port."""
 
     def __init__(self, tmpdir=None, extra="", ca_ttl="24h", x509_ttl="1h",
-                 port=0, log_level="DEBUG"):
+                 port=0, log_level="DEBUG", sock=None):
         need_binaries()
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="wick-srv-")
         self.data = os.path.join(self.tmp, "data")
-        self.sock = os.path.join(self.tmp, "admin", "api.sock")
+        self.sock = sock or os.path.join(self.tmp, "admin", "api.sock")
         self.conf = os.path.join(self.tmp, "server.conf")
         with open(self.conf, "w") as f:
             f.write(CONFIG % {"sock": self.sock, "td": TD, "data": self.data,
@@ -303,14 +322,14 @@ class AgentDaemon(Daemon):
     """A real wick-agent talking to a Server; its socket is reachable by
     every uid (the directory is 0755, the socket 0777, as SPIRE's)."""
 
-    def __init__(self, server, bundle):
+    def __init__(self, server, bundle, sock=None):
         if not AGENT:
             raise SystemExit("set WICK_AGENT")
         self.server = server
         self.tmp = tempfile.mkdtemp(prefix="wick-agentd-")
         os.chmod(self.tmp, 0o755)
         self.data = os.path.join(self.tmp, "data")
-        self.sock = os.path.join(self.tmp, "public", "api.sock")
+        self.sock = sock or os.path.join(self.tmp, "public", "api.sock")
         self.conf = os.path.join(self.tmp, "agent.conf")
         with open(self.conf, "w") as f:
             f.write(AGENT_CONFIG % {"td": TD, "port": server.port,
@@ -340,3 +359,79 @@ class AgentDaemon(Daemon):
                                  (" ".join(cmd), p.returncode, p.stdout,
                                   p.stderr))
         return p
+
+
+def agent_spiffe_id(token):
+    """The SPIFFE ID of the agent a join token attests."""
+    return "spiffe://%s/spire/agent/join_token/%s" % (TD, token)
+
+
+def server_and_agent(entries=(), **server_kw):
+    """A started Server, its bundle's PEM file and a started AgentDaemon
+    attested with a join token; entries are (spiffe_id, selectors, more
+    `entry create` arguments...) parented to that agent."""
+    srv = Server(port=free_port(), **server_kw).start()
+    bundle = srv.bundle_pem(os.path.join(srv.tmp, "bundle.pem"))
+    tok = srv.token()
+    for e in entries:
+        srv.create_entry(e[0], agent_spiffe_id(tok), e[1], *e[2:])
+    return srv, bundle, AgentDaemon(srv, bundle).start(token=tok)
+
+
+def stop_cleanly(*daemons):
+    """Stop each daemon in turn (an agent before its server): each must
+    exit 0 and print no sanitizer report."""
+    bad = []
+    for d in daemons:
+        rc = d.stop()
+        out = d.all_output()
+        if rc != 0 or sanitizer_report(out) is not None:
+            bad.append("%s exited %s:\n%s" % (d.name, rc, out[-8000:]))
+    assert not bad, "\n".join(bad)
+
+
+# ---- protobuf by hand: raw bytes to and from hostile peers -----------------
+
+def pb_varint(n):
+    """A protobuf varint's bytes."""
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def pb_read_varint(buf, i):
+    """The varint at buf[i:]: (value, index after it)."""
+    v = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        v |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
+def pb_fields(buf):
+    """(field number, value) of a protobuf message: length-delimited
+    values as bytes, varints as ints, fixed ones as bytes."""
+    i = 0
+    while i < len(buf):
+        key, i = pb_read_varint(buf, i)
+        field, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = pb_read_varint(buf, i)
+        elif wt == 2:
+            n, i = pb_read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        elif wt == 1:
+            v, i = buf[i:i + 8], i + 8
+        elif wt == 5:
+            v, i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wt)
+        yield field, v

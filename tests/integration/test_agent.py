@@ -24,16 +24,8 @@ sys.path.insert(0, HERE)
 import server_harness as H  # noqa: E402
 
 TD = H.TD
-PROTO = os.path.join(HERE, "..", "..", "proto")
 HDR = (("workload.spiffe.io", "true"),)
-STUBS = tempfile.mkdtemp(prefix="wick-wlstubs-")
-os.chmod(STUBS, 0o755)
-subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", PROTO,
-                "--python_out", STUBS, "--grpc_python_out", STUBS,
-                os.path.join(PROTO, "workload.proto")], check=True)
-for name in os.listdir(STUBS):
-    os.chmod(os.path.join(STUBS, name), 0o644)
-sys.path.insert(0, STUBS)
+STUBS = H.grpc_stubs("workload.proto")
 import workload_pb2 as W  # noqa: E402
 import workload_pb2_grpc as WG  # noqa: E402
 
@@ -86,12 +78,7 @@ class AgentTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.agent.stop()
-        out = cls.agent.all_output()
-        rc2 = cls.srv.stop()
-        assert rc == 0, "agent exit %s\n%s" % (rc, out)
-        assert H.sanitizer_report(out) is None, out
-        assert rc2 == 0 and H.sanitizer_report(cls.srv.all_output()) is None
+        H.stop_cleanly(cls.agent, cls.srv)
 
     def stub(self):
         ch = grpc.insecure_channel(self.target)
@@ -239,8 +226,16 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         with self.assertRaises(grpc.RpcError) as cm:
             stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
-                audience="a", svid="x" * 100000), metadata=HDR, timeout=10)
+                audience="a", svid="x" * 60000), metadata=HDR, timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Over the Workload API's request limit (64 KiB): refused before
+        # it is buffered, saying so.
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                audience="a", svid="x" * 100000), metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(),
+                         grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("exceeds the limit of 65536", cm.exception.details())
         with self.assertRaises(grpc.RpcError) as cm:
             stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
                 audience="a", svid="e30.e30.e30"), metadata=HDR, timeout=10)
@@ -330,7 +325,7 @@ class AgentTest(unittest.TestCase):
                 ok = stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
                     audience="me", svid=token), metadata=HDR, timeout=10)
                 break
-            except grpc.RpcError as e:
+            except grpc.RpcError:
                 # Until the agent has synced the federated bundle.
                 if time.monotonic() > deadline:
                     raise

@@ -6,7 +6,6 @@ import base64
 import datetime
 import json
 import os
-import re
 import sqlite3
 import stat
 import subprocess
@@ -82,10 +81,7 @@ class ServerTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.srv.stop()
-        out = cls.srv.all_output()
-        assert rc == 0, "server exit %s\n%s" % (rc, out)
-        assert H.sanitizer_report(out) is None, out
+        H.stop_cleanly(cls.srv)
 
     def attested(self):
         tok = self.srv.token()
