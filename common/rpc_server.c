@@ -44,6 +44,7 @@
 #define RPC_READ_CHUNK		(64 * 1024)
 #define RPC_WRITE_CHUNK		(64 * 1024)
 #define RPC_MAX_STREAM_RESETS	1000	/* per second, per connection */
+#define RPC_FRAME_HDLEN		9	/* an HTTP/2 frame header */
 #define RPC_SWEEP_MS		1000	/* message and anonymous timeouts */
 #define RPC_MD_CHARGE		32	/* per entry, as HTTP/2 counts */
 #define RPC_SPARE_FDS		128	/* kept for files, the datastore */
@@ -140,6 +141,8 @@ struct rpc_conn {
 	size_t			 held;		/* request bytes charged */
 	uint64_t		 accepted_at;	/* uv_now() */
 	int			 had_call;
+	struct buf		*out;		/* while conn_send_pending()
+						   runs */
 	nghttp2_session		*ngh;
 	struct tls_conn		*tls;
 	struct rpc_io		 io;
@@ -553,6 +556,12 @@ call_submit_trailers(struct rpc_call *call)
 	    n) == 0 ? 0 : WICK_ERR_PROTOCOL;
 }
 
+/*
+ * DATA goes out without a copy into nghttp2's buffers (NO_COPY): the
+ * bytes may be private keys, and this way they pass from the call's
+ * queue (wiped) straight to the connection's output (wiped), see
+ * conn_send_data_cb().
+ */
 static ssize_t
 call_data_read_cb(nghttp2_session *ngh, int32_t stream_id, uint8_t *dst,
     size_t length, uint32_t *flags, nghttp2_data_source *src, void *arg)
@@ -563,14 +572,7 @@ call_data_read_cb(nghttp2_session *ngh, int32_t stream_id, uint8_t *dst,
 	if (n > length)
 		n = length;
 	if (n > 0) {
-		memcpy(dst, buf_ptr(&call->out), n);
-		if (buf_consume(&call->out, n) != 0)
-			return NGHTTP2_ERR_CALLBACK_FAILURE;
-		if (call->want_writable &&
-		    buf_len(&call->out) < call->wake_below) {
-			call->want_writable = 0;
-			call->data_deferred = 2;	/* tell handler later */
-		}
+		*flags |= NGHTTP2_DATA_FLAG_NO_COPY;
 		return (ssize_t)n;
 	}
 	if (call->finished) {
@@ -582,6 +584,32 @@ call_data_read_cb(nghttp2_session *ngh, int32_t stream_id, uint8_t *dst,
 	if (call->data_deferred != 2)
 		call->data_deferred = 1;
 	return NGHTTP2_ERR_DEFERRED;
+}
+
+/* nghttp2 sends a DATA frame of ours: header and bytes to the output. */
+static int
+conn_send_data_cb(nghttp2_session *ngh, nghttp2_frame *frame,
+    const uint8_t *framehd, size_t length, nghttp2_data_source *src,
+    void *arg)
+{
+	struct rpc_conn	*c = arg;
+	struct rpc_call	*call = src->ptr;
+
+	/* Enough queued for the socket: nghttp2 asks again later. */
+	if (c->out != NULL && c->io.pending + buf_len(c->out) >=
+	    RPC_MAX_CONN_OUTPUT)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	if (c->out == NULL || length > buf_len(&call->out) ||
+	    frame->data.padlen != 0 ||
+	    buf_put(c->out, framehd, RPC_FRAME_HDLEN) != 0 ||
+	    buf_put(c->out, buf_ptr(&call->out), length) != 0 ||
+	    buf_consume(&call->out, length) != 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	if (call->want_writable && buf_len(&call->out) < call->wake_below) {
+		call->want_writable = 0;
+		call->data_deferred = 2;	/* tell handler later */
+	}
+	return 0;
 }
 
 static void
@@ -1275,6 +1303,7 @@ conn_send_pending(struct rpc_conn *c)
 
 	buf_init(&acc, 0);
 	buf_set_secret(&acc);
+	c->out = &acc;		/* for conn_send_data_cb() */
 	while (c->io.pending < RPC_MAX_CONN_OUTPUT) {
 		n = nghttp2_session_mem_send(c->ngh, &data);
 		if (n < 0) {
@@ -1293,6 +1322,7 @@ conn_send_pending(struct rpc_conn *c)
 		if (n == 0)
 			break;
 	}
+	c->out = NULL;
 	buf_cleanup(&acc);
 	return r;
 }
@@ -1357,8 +1387,8 @@ conn_start_h2(struct rpc_conn *c)
 	nghttp2_settings_entry	 iv[3];
 	size_t			 win;
 
-	if (nghttp2_session_server_new3(&c->ngh, srv->cbs, c, srv->ngopt,
-	    rpc_secret_mem()) != 0)
+	/* DATA never enters nghttp2's buffers (conn_send_data_cb()). */
+	if (nghttp2_session_server_new2(&c->ngh, srv->cbs, c, srv->ngopt) != 0)
 		return WICK_ERR_ALLOC;
 	win = l->max_message + RPC_FRAME_HEADER;
 	iv[0].settings_id = NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS;
@@ -1842,6 +1872,8 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	    on_data_chunk_recv_cb);
 	nghttp2_session_callbacks_set_on_stream_close_callback(srv->cbs,
 	    on_stream_close_cb);
+	nghttp2_session_callbacks_set_send_data_callback(srv->cbs,
+	    conn_send_data_cb);
 	nghttp2_session_callbacks_set_on_frame_send_callback(srv->cbs,
 	    on_frame_send_cb);
 	/* Hardening that nghttp2 1.52 offers. */
