@@ -33,6 +33,7 @@
 #define WL_CONN_BUDGET		(256 * 1024)	/* held per connection */
 #define WL_UID_BUDGET		(1024 * 1024)	/* ... per uid */
 #define WL_UID_CONNS		256		/* connections per uid */
+#define WL_MAX_OUTPUT		(64 * 1024)	/* queued per connection */
 #define WL_BUDGET		(16 * 1024 * 1024) /* ... in all */
 
 enum wl_kind {
@@ -1187,6 +1188,7 @@ workload_start(struct agent *a)
 	opts.known.conn_budget = WL_CONN_BUDGET;
 	opts.known.peer_budget = WL_UID_BUDGET;
 	opts.known.max_conns = WL_UID_CONNS;
+	opts.known.max_output = WL_MAX_OUTPUT;
 	a->wl_budget.max = WL_BUDGET;
 	opts.budget = &a->wl_budget;
 	if ((r = socket_dir(a->cfg->socket_path)) != 0 ||

@@ -56,6 +56,7 @@
 #define RPC_DEFAULT_ANON_PEER_BUDGET (1024u * 1024)
 #define RPC_DEFAULT_ANON_STREAMS 1
 #define RPC_DEFAULT_ANON_PEER_CONNS 64
+#define RPC_DEFAULT_ANON_OUTPUT	(64u * 1024)
 #define RPC_DEFAULT_MAX_CONNS	1024
 #define RPC_DEFAULT_BUDGET	(64u * 1024 * 1024)	/* process-wide */
 #define RPC_DEFAULT_IDLE_MS	(60 * 1000)
@@ -66,7 +67,8 @@
 #define RPC_MAX_METADATA	(16 * 1024)	/* request header bytes */
 #define RPC_MAX_METADATA_ENTRIES 64
 #define RPC_MAX_METADATA_FLOOD	(4 * RPC_MAX_METADATA) /* then the connection goes */
-#define RPC_MAX_CONN_OUTPUT	(1024 * 1024)	/* queued on the socket */
+#define RPC_DEFAULT_MAX_OUTPUT	(1024u * 1024)	/* queued on the socket */
+#define RPC_DEFAULT_STALL_MS	(10 * 1000)
 #define RPC_MAX_CALL_QUEUE	(1024 * 1024)	/* queued per call, beyond one message */
 #define RPC_MAX_LISTENERS	8
 #define RPC_LISTEN_BACKLOG	1024
@@ -149,6 +151,9 @@ struct rpc_limits {
 	size_t		 peer_budget;	/* ... per peer, all its connections */
 	uint32_t	 max_streams;	/* concurrent calls per connection */
 	uint32_t	 max_conns;	/* connections per peer */
+	/* Bytes queued for the socket per connection; then nothing more is
+	 * read from the peer until it takes them. */
+	size_t		 max_output;
 };
 
 /*
@@ -184,6 +189,9 @@ struct rpc_server_opts {
 	uint64_t	 message_ms;	/* 0: RPC_DEFAULT_MESSAGE_MS */
 	/* An anonymous connection lives at most anon_ms. */
 	uint64_t	 anon_ms;	/* 0: RPC_DEFAULT_ANON_MS */
+	/* A connection whose output does not move for stall_ms (a peer that
+	 * does not read) is closed. */
+	uint64_t	 stall_ms;	/* 0: RPC_DEFAULT_STALL_MS */
 };
 
 /* The method table is borrowed and must outlive the server. */
@@ -223,7 +231,8 @@ struct rpc_server_stats {
 	uint64_t	 connections_total;
 	uint64_t	 connections_refused;	/* over a connection limit */
 	uint64_t	 connections_evicted;	/* to make room for another peer */
-	uint64_t	 connections_timed_out;	/* handshake, first call, anon */
+	uint64_t	 connections_timed_out;	/* handshake, first call, anon,
+						   stalled output */
 	uint64_t	 budget_refusals;	/* calls ended by a budget */
 	uint64_t	 messages_timed_out;	/* incomplete past message_ms */
 	size_t		 bytes_held;		/* this server's request bytes */

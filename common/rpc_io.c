@@ -3,7 +3,6 @@
  * What passes here may be private keys and tokens: every copy is wiped
  * before its memory goes back.
  */
-#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -140,46 +139,31 @@ rpc_io_tls_recv(struct rpc_io *io, const uint8_t *p, size_t n,
  * there is to wipe.
  */
 static void *
-secret_malloc(size_t n, void *arg)
+ngmem_malloc(size_t n, void *arg)
 {
 	return malloc(n);
 }
 
 static void
-secret_free(void *p, void *arg)
+ngmem_free(void *p, void *arg)
 {
-	if (p != NULL)
-		freezero(p, malloc_usable_size(p));
+	secret_free(p);
 }
 
 static void *
-secret_calloc(size_t nmemb, size_t size, void *arg)
+ngmem_calloc(size_t nmemb, size_t size, void *arg)
 {
 	return calloc(nmemb, size);
 }
 
 static void *
-secret_realloc(void *p, size_t n, void *arg)
+ngmem_realloc(void *p, size_t n, void *arg)
 {
-	void	*q;
-	size_t	 old;
-
-	if (p == NULL)
-		return malloc(n);
-	if (n == 0) {
-		secret_free(p, arg);
-		return NULL;
-	}
-	if ((q = malloc(n)) == NULL)
-		return NULL;
-	old = malloc_usable_size(p);
-	memcpy(q, p, old < n ? old : n);
-	secret_free(p, arg);
-	return q;
+	return secret_realloc(p, n);
 }
 
 static nghttp2_mem secret_mem = {
-	NULL, secret_malloc, secret_free, secret_calloc, secret_realloc
+	NULL, ngmem_malloc, ngmem_free, ngmem_calloc, ngmem_realloc
 };
 
 nghttp2_mem *

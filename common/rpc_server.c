@@ -82,6 +82,7 @@ struct rpc_call {
 	const char		*over_budget;	/* which one, at start */
 	uint64_t		 msg_since;	/* a message is awaited since;
 						   0: none */
+	uint64_t		 begun_at;	/* its HEADERS began */
 	uint64_t		 recv;		/* DATA bytes received */
 	uint64_t		 acked;		/* ... given back to the
 						   flow-control windows */
@@ -140,6 +141,7 @@ struct rpc_conn {
 	int			 anon;		/* TLS, no verified peer */
 	size_t			 held;		/* request bytes charged */
 	uint64_t		 accepted_at;	/* uv_now() */
+	uint64_t		 progress_at;	/* output last moved */
 	int			 had_call;
 	struct buf		*out;		/* while conn_send_pending()
 						   runs */
@@ -597,7 +599,7 @@ conn_send_data_cb(nghttp2_session *ngh, nghttp2_frame *frame,
 
 	/* Enough queued for the socket: nghttp2 asks again later. */
 	if (c->out != NULL && c->io.pending + buf_len(c->out) >=
-	    RPC_MAX_CONN_OUTPUT)
+	    conn_limits(c)->max_output)
 		return NGHTTP2_ERR_WOULDBLOCK;
 	if (c->out == NULL || length > buf_len(&call->out) ||
 	    frame->data.padlen != 0 ||
@@ -809,6 +811,7 @@ on_begin_headers_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	call->conn = c;
 	call->stream_id = frame->hd.stream_id;
 	call->timeout_ms = -1;
+	call->begun_at = uv_now(c->srv->loop);
 	/* Responses may carry private keys and tokens: every copy is wiped
 	 * on its way out (here, the write path, nghttp2's buffers). */
 	buf_init(&call->out, 0);
@@ -1259,9 +1262,10 @@ conn_written(struct rpc_io *io, int status)
 		conn_close(c);
 		return;
 	}
+	c->progress_at = uv_now(c->srv->loop);
 	conn_flush(c);
 	if (!c->closing && c->read_stopped &&
-	    c->io.pending < RPC_MAX_CONN_OUTPUT / 2) {
+	    c->io.pending < conn_limits(c)->max_output / 2) {
 		c->read_stopped = 0;
 		if (uv_read_start(&c->h.stream, conn_alloc_cb,
 		    conn_read_cb) != 0)
@@ -1304,7 +1308,7 @@ conn_send_pending(struct rpc_conn *c)
 	buf_init(&acc, 0);
 	buf_set_secret(&acc);
 	c->out = &acc;		/* for conn_send_data_cb() */
-	while (c->io.pending < RPC_MAX_CONN_OUTPUT) {
+	while (c->io.pending < conn_limits(c)->max_output) {
 		n = nghttp2_session_mem_send(c->ngh, &data);
 		if (n < 0) {
 			r = WICK_ERR_PROTOCOL;
@@ -1314,6 +1318,9 @@ conn_send_pending(struct rpc_conn *c)
 			break;
 		if (buf_len(&acc) > 0 &&
 		    (n == 0 || buf_len(&acc) >= RPC_WRITE_CHUNK)) {
+			/* A new stretch of output: the stall clock starts. */
+			if (c->io.pending == 0)
+				c->progress_at = uv_now(c->srv->loop);
 			if ((r = rpc_io_send(&c->io, buf_ptr(&acc),
 			    buf_len(&acc))) != 0)
 				break;
@@ -1358,7 +1365,7 @@ conn_flush(struct rpc_conn *c)
 				return;
 			}
 		}
-	} while (notified && c->io.pending < RPC_MAX_CONN_OUTPUT);
+	} while (notified && c->io.pending < conn_limits(c)->max_output);
 	c->in_flush = 0;
 	if (!nghttp2_session_want_read(c->ngh) &&
 	    !nghttp2_session_want_write(c->ngh) && c->io.pending == 0)
@@ -1496,7 +1503,7 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 	}
 	conn_flush(c);
 	/* Stop reading while the peer does not take our output. */
-	if (!c->closing && c->io.pending >= RPC_MAX_CONN_OUTPUT) {
+	if (!c->closing && c->io.pending >= conn_limits(c)->max_output) {
 		c->read_stopped = 1;
 		(void)uv_read_stop(&c->h.stream);
 	}
@@ -1530,42 +1537,65 @@ conn_idle_cb(uv_timer_t *t)
 	conn_flush(c);
 }
 
+/* The oldest connection of an anonymous peer, or NULL. */
+static struct rpc_conn *
+oldest_anon(struct rpc_server *srv)
+{
+	struct peer_acct	*a;
+	struct rpc_conn		*c, *oldest = NULL;
+
+	TAILQ_FOREACH(a, &srv->peers, entry)
+		if (a->anon && (c = TAILQ_FIRST(&a->conns)) != NULL &&
+		    (oldest == NULL || c->accepted_at < oldest->accepted_at))
+			oldest = c;
+	return oldest;
+}
+
 /*
- * The server (or its share for anonymous peers) is full: close one
- * connection of the peer that holds the most, if that is more than the
- * newcomer's, so that one peer cannot starve the others.  Anonymous
- * newcomers displace only anonymous connections; verified ones displace
- * anonymous connections first.  Within the peer, its oldest connection
- * without a call goes first.
+ * The server (or its share for anonymous peers) is full: close a
+ * connection to make room for the newcomer, or refuse it.
+ *
+ * Anonymous (a TLS peer before or without a certificate): the oldest
+ * anonymous connection goes, whoever holds it.  Every agent's connection
+ * starts anonymous, so counting shares here would let a few hundred
+ * addresses holding one connection each keep agents out; this way a
+ * flood only churns itself, each of its connections living as long as
+ * the flood's own rate allows, and a newcomer finishes its handshake in
+ * the meantime.  Anonymous connections never displace verified ones.
+ *
+ * Verified (Unix peers): an anonymous connection first, else one of the
+ * peer holding the most, if that is more than the newcomer's (its
+ * oldest connection without a call), so that one peer cannot starve
+ * the others.
  */
 static int
 server_make_room(struct rpc_server *srv, const struct peer_acct *newcomer,
     int anon_only)
 {
 	struct peer_acct	*a, *best = NULL;
-	struct rpc_conn		*c, *victim = NULL;
+	struct rpc_conn		*c, *victim;
 
-	TAILQ_FOREACH(a, &srv->peers, entry) {
-		if (a == newcomer || a->nconns == 0 ||
-		    ((newcomer->anon || anon_only) && !a->anon))
-			continue;
-		if (best == NULL || (a->anon && !best->anon) ||
-		    (a->anon == best->anon && a->nconns > best->nconns))
-			best = a;
+	if ((victim = oldest_anon(srv)) == NULL &&
+	    !(newcomer->anon || anon_only)) {
+		TAILQ_FOREACH(a, &srv->peers, entry)
+			if (a != newcomer && a->nconns > 0 && (best == NULL ||
+			    a->nconns > best->nconns))
+				best = a;
+		if (best == NULL || best->nconns <= newcomer->nconns + 1)
+			return WICK_ERR_LIMIT;
+		TAILQ_FOREACH(c, &best->conns, peer_entry)
+			if (c->ncalls == 0) {
+				victim = c;
+				break;
+			}
+		if (victim == NULL)
+			victim = TAILQ_FIRST(&best->conns);
 	}
-	if (best == NULL || (best->anon == newcomer->anon &&
-	    best->nconns <= newcomer->nconns + 1))
-		return WICK_ERR_LIMIT;
-	TAILQ_FOREACH(c, &best->conns, peer_entry)
-		if (c->ncalls == 0) {
-			victim = c;
-			break;
-		}
 	if (victim == NULL)
-		victim = TAILQ_FIRST(&best->conns);
+		return WICK_ERR_LIMIT;
 	log_warn_rl(&rl_refused, "closing the oldest connection of %s (%u "
-	    "open) to serve %s: %u connections is the limit", best->key,
-	    best->nconns, newcomer->key, anon_only ?
+	    "open) to serve %s: %u connections is the limit",
+	    victim->acct->key, victim->acct->nconns, newcomer->key, anon_only ?
 	    srv->opts.anon_max_conns : srv->opts.max_conns);
 	srv->stats.connections_evicted++;
 	conn_close(victim);
@@ -1670,7 +1700,7 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	c->h.handle.data = c;
 	c->io.stream = &c->h.stream;
 	c->io.written = conn_written;
-	c->accepted_at = uv_now(srv->loop);
+	c->accepted_at = c->progress_at = uv_now(srv->loop);
 	uv_timer_init(srv->loop, &c->idle);
 	c->idle.data = c;
 	uv_timer_init(srv->loop, &c->flush);
@@ -1745,8 +1775,29 @@ server_sweep_cb(uv_timer_t *t)
 			conn_close(c);
 			continue;
 		}
+		if ((c->io.pending > 0 || c->read_stopped) &&
+		    now - c->progress_at >= srv->opts.stall_ms) {
+			log_info_rl(&rl_timeout, "closing the connection of "
+			    "%s: it took none of our output for %llu ms",
+			    conn_who(c), (unsigned long long)srv->opts.stall_ms);
+			srv->stats.connections_timed_out++;
+			conn_close(c);
+			continue;
+		}
 		ended = 0;
 		TAILQ_FOREACH_SAFE(call, &c->calls, entry, cnext) {
+			/* A header block never finished: nothing else may
+			 * come on the connection (RFC 9113 6.10). */
+			if (!call->started && !call->finished &&
+			    now - call->begun_at >= srv->opts.message_ms) {
+				log_info_rl(&rl_timeout, "closing the "
+				    "connection of %s: request headers not "
+				    "complete after %llu ms", conn_who(c),
+				    (unsigned long long)srv->opts.message_ms);
+				srv->stats.connections_timed_out++;
+				conn_close(c);
+				break;
+			}
 			if (call->msg_since == 0 || call->finished ||
 			    call->handler_gone ||
 			    now - call->msg_since < srv->opts.message_ms)
@@ -1761,7 +1812,7 @@ server_sweep_cb(uv_timer_t *t)
 			    RPC_END_CANCELLED);
 			ended = 1;
 		}
-		if (ended)
+		if (ended && !c->closing)
 			conn_flush(c);
 	}
 }
@@ -1799,8 +1850,11 @@ server_fit_fds(struct rpc_server *srv)
 
 static void
 limits_defaults(struct rpc_limits *l, size_t max_message, size_t conn_budget,
-    size_t peer_budget, uint32_t max_streams, uint32_t max_conns)
+    size_t peer_budget, uint32_t max_streams, uint32_t max_conns,
+    size_t max_output)
 {
+	if (l->max_output == 0)
+		l->max_output = max_output;
 	if (l->max_message == 0)
 		l->max_message = max_message;
 	if (l->conn_budget == 0)
@@ -1830,10 +1884,12 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 		srv->opts = *opts;
 	limits_defaults(&srv->opts.known, RPC_DEFAULT_MAX_MESSAGE,
 	    RPC_DEFAULT_CONN_BUDGET, RPC_DEFAULT_PEER_BUDGET,
-	    RPC_DEFAULT_MAX_STREAMS, RPC_DEFAULT_PEER_CONNS);
+	    RPC_DEFAULT_MAX_STREAMS, RPC_DEFAULT_PEER_CONNS,
+	    RPC_DEFAULT_MAX_OUTPUT);
 	limits_defaults(&srv->opts.anon, RPC_DEFAULT_ANON_MAX_MESSAGE,
 	    RPC_DEFAULT_ANON_CONN_BUDGET, RPC_DEFAULT_ANON_PEER_BUDGET,
-	    RPC_DEFAULT_ANON_STREAMS, RPC_DEFAULT_ANON_PEER_CONNS);
+	    RPC_DEFAULT_ANON_STREAMS, RPC_DEFAULT_ANON_PEER_CONNS,
+	    RPC_DEFAULT_ANON_OUTPUT);
 	if (srv->opts.max_conns == 0)
 		srv->opts.max_conns = RPC_DEFAULT_MAX_CONNS;
 	server_fit_fds(srv);
@@ -1852,6 +1908,8 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 		srv->opts.message_ms = RPC_DEFAULT_MESSAGE_MS;
 	if (srv->opts.anon_ms == 0)
 		srv->opts.anon_ms = RPC_DEFAULT_ANON_MS;
+	if (srv->opts.stall_ms == 0)
+		srv->opts.stall_ms = RPC_DEFAULT_STALL_MS;
 	srv->own_budget.max = RPC_DEFAULT_BUDGET;
 	srv->budget = srv->opts.budget != NULL ? srv->opts.budget :
 	    &srv->own_budget;

@@ -40,7 +40,9 @@ unary_status(struct rpc_ccall *c, int status, const char *msg, void *arg)
 	else
 		u->fn(status, msg, status == RPC_OK ? u->resp : NULL, u->len,
 		    u->arg);
-	free(u->resp);
+	/* Answers carry JWT-SVIDs and other bearer tokens. */
+	if (u->resp != NULL)
+		freezero(u->resp, u->len + 1);
 	free(u);
 }
 
@@ -82,7 +84,7 @@ rpc_unary_start(struct rpc_channel *ch, const char *path,
 
 	protobuf_c_message_pack(req, p);
 	r = rpc_unary_start_raw(ch, path, p, len, timeout_ms, fn, arg);
-	free(p);
+	freezero(p, len + 1);	/* a request may carry a join token */
 	return r;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjose/cjose.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 
@@ -78,15 +79,37 @@ freezero(void *p, size_t n)
 	free(p);
 }
 
-static void
-json_freezero(void *p)
+void
+secret_free(void *p)
 {
 	if (p != NULL)
 		freezero(p, malloc_usable_size(p));
 }
 
+void *
+secret_realloc(void *p, size_t n)
+{
+	void	*q;
+	size_t	 old;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		secret_free(p);
+		return NULL;
+	}
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	old = malloc_usable_size(p);
+	memcpy(q, p, old < n ? old : n);
+	secret_free(p);
+	return q;
+}
+
 void
 secret_json_init(void)
 {
-	json_set_alloc_funcs(malloc, json_freezero);
+	json_set_alloc_funcs(malloc, secret_free);
+	/* cjose serializes tokens and keys in buffers of its own. */
+	cjose_set_alloc_funcs(malloc, secret_realloc, secret_free);
 }

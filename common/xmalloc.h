@@ -16,9 +16,14 @@ char	*xstrdup(const char *);
 void	 freezero(void *, size_t);
 /* Wipe memory in a way the compiler cannot elide. */
 void	 wipe(void *, size_t);
+/* Wipe and free a block of malloc()'s (its whole usable size). */
+void	 secret_free(void *);
+/* realloc() that wipes the block it leaves (secret_free()). */
+void	*secret_realloc(void *, size_t);
 /*
- * JSON documents hold private JWKs and the key file's contents: make
- * jansson wipe what it frees.  Once, before any JSON is made.
+ * JSON documents hold private JWKs, the key file's contents and tokens:
+ * make jansson and cjose wipe what they free.  Once, before any JSON is
+ * made.
  */
 void	 secret_json_init(void);
 

@@ -5,7 +5,7 @@ connections open, and reports what the daemon answered.
 
 Run as a program so that it can be started as another uid:
 
-    h2flood.py --unix PATH | --tcp HOST:PORT [--source ADDR]
+    h2flood.py --unix PATH | --tcp HOST:PORT [--source ADDR [--spread N]]
                [--conns N] [--streams N] [--declare BYTES] [--send BYTES]
                [--path /Svc/Method] [--idle] [--handshake-only]
 
@@ -48,7 +48,8 @@ def raise_fd_limit():
 
 
 class Conn:
-    def __init__(self, args):
+    def __init__(self, args, index=0):
+        self.index = index
         self.closed = False
         self.statuses = {}      # grpc-status -> count
         self.messages = set()
@@ -64,7 +65,11 @@ class Conn:
         host, port = args.tcp.rsplit(":", 1)
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if args.source:
-            s.bind((args.source, 0))
+            # --spread N: connection i from the i % N-th address after
+            # --source (other peers, as far as the daemon can tell).
+            base = int.from_bytes(socket.inet_aton(args.source), "big")
+            src = base + (self.index % args.spread)
+            s.bind((socket.inet_ntoa(src.to_bytes(4, "big")), 0))
         s.connect((host, int(port)))
         if args.handshake_only:
             return s            # TCP only: never start TLS
@@ -172,6 +177,7 @@ def main():
     ap.add_argument("--unix")
     ap.add_argument("--tcp")
     ap.add_argument("--source")
+    ap.add_argument("--spread", type=int, default=1)
     ap.add_argument("--conns", type=int, default=1)
     ap.add_argument("--streams", type=int, default=1)
     ap.add_argument("--declare", type=int, default=4 * 1024 * 1024 - 1)
@@ -186,9 +192,9 @@ def main():
     send = args.declare - 1 if args.send is None else args.send
 
     conns, refused = [], 0
-    for _ in range(args.conns):
+    for i in range(args.conns):
         try:
-            c = Conn(args)
+            c = Conn(args, i)
         except OSError:
             refused += 1
             continue

@@ -209,6 +209,20 @@ class FloodTest(unittest.TestCase):
         self.assertTrue(any("peer budget" in m for m in h["messages"]), h)
         self.assertIsNone(H.sanitizer_report(self.srv.output()))
 
+    def test_server_many_addresses(self):
+        """One connection each from 300 addresses that never start TLS:
+        the anonymous share is full, yet an agent still attests and
+        renews (a newcomer displaces the oldest anonymous connection,
+        whoever holds it)."""
+        addr = "127.0.0.1:%d" % self.srv.port
+        flood = Flood("--tcp", addr, "--source", "127.0.2.1", "--spread",
+                      300, "--conns", 300, "--handshake-only")
+        try:
+            self.attest_ok()
+        finally:
+            flood.end()
+        self.assertIsNone(H.sanitizer_report(self.srv.output()))
+
     def test_server_handshake_flood(self):
         """1,100 TCP connections from one address that never start TLS:
         that address holds at most its share, an agent elsewhere still

@@ -914,6 +914,8 @@ raw_h2_request(struct raw *r, const char *method, const char *path,
 	    raw_on_close);
 	assert_int_equal(nghttp2_option_new(&opt), 0);
 	nghttp2_option_set_max_send_header_block_length(opt, 1024 * 1024);
+	/* Until the server's SETTINGS are read, send as many as asked. */
+	nghttp2_option_set_peer_max_concurrent_streams(opt, 1u << 30);
 	assert_int_equal(nghttp2_session_client_new2(&r->ngh, cbs, r, opt), 0);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
@@ -1649,6 +1651,75 @@ test_budgets(void **state)
 }
 
 /*
+ * A peer that asks and asks but never reads: its answers pile up to the
+ * output limit, then nothing more is read, and after stall_ms without
+ * progress the connection goes.
+ */
+static void
+test_stalled_output(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct raw		 raw;
+	nghttp2_nv		 nva[5];
+	int			 i;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.known.max_output = 4096;
+	opts.stall_ms = 200;
+	fx_start(&f, &opts);
+	raw_open(&f, &raw, 0);
+	raw_h2_request(&raw, "POST", "/no.Such/Method", "application/grpc",
+	    "", 0);
+	nva[0] = RNV(":method", "POST");
+	nva[1] = RNV(":scheme", "http");
+	nva[2] = RNV(":path", "/no.Such/Method");
+	nva[3] = RNV(":authority", "localhost");
+	nva[4] = RNV("content-type", "application/grpc");
+	for (i = 0; i < 40000; i++)
+		assert_true(nghttp2_submit_request(raw.ngh, NULL, nva, 5, NULL,
+		    NULL) > 0);
+	raw_h2_flush(&raw);
+	raw.reading = 1;
+	run_for(&f, 1500);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.connections_timed_out, 1);
+	assert_int_equal(st.connections_active, 0);
+	raw_close(&raw);
+	fx_finish(&f);
+}
+
+/* A header block begun and never finished: the connection goes after
+ * message_ms (nothing else may come on it). */
+static void
+test_unfinished_headers(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct raw		 raw;
+	static const char	 preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	/* SETTINGS (empty), then HEADERS on stream 1 without END_HEADERS
+	 * carrying ":method: POST" (static table index 3). */
+	static const uint8_t	 frames[] = {
+	    0, 0, 0, 0x4, 0, 0, 0, 0, 0,
+	    0, 0, 1, 0x1, 0, 0, 0, 0, 1, 0x83 };
+
+	memset(&opts, 0, sizeof(opts));
+	opts.message_ms = 100;
+	fx_start(&f, &opts);
+	raw_open(&f, &raw, 1);
+	raw_send(&raw, preface, strlen(preface));
+	raw_send(&raw, frames, sizeof(frames));
+	wait_eof(&raw);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.connections_timed_out, 1);
+	raw_close(&raw);
+	fx_finish(&f);
+}
+
+/*
  * A full server: a peer holding the most connections loses its oldest to
  * a newcomer; a peer cannot push out one that holds fewer than itself;
  * and no peer holds more than its share.
@@ -1783,6 +1854,8 @@ main(void)
 		cmocka_unit_test(test_message_timeout),
 		cmocka_unit_test(test_budgets),
 		cmocka_unit_test(test_fair_share),
+		cmocka_unit_test(test_stalled_output),
+		cmocka_unit_test(test_unfinished_headers),
 		cmocka_unit_test(test_shutdown_graceful),
 		cmocka_unit_test(test_shutdown_grace_expires),
 	};
