@@ -1919,23 +1919,29 @@ static const char *const plugin_block_unimpl[] = {
 };
 
 int
-conf_plugin(const struct conf *c, const json_t *plugins, const char *type,
-    const char *const *allowed, const char **name, const json_t **data,
-    struct conf_error *err)
+conf_plugins(const struct conf *c, const json_t *plugins, const char *type,
+    const char *const *allowed, size_t max, const char **names,
+    const json_t **data, size_t *n, struct conf_error *err)
 {
 	const json_t	*t = get_member(plugins, type), *p, *d;
 	const char	*label;
 	size_t		 i;
 	int		 r, on;
 
-	*name = NULL;
-	*data = NULL;
+	*n = 0;
 	err_clear(err);
 	if (t == NULL)
 		return 0;
-	if (!json_is_object(t) || json_object_size(t) != 1)
+	if (!json_is_object(t) || json_object_size(t) == 0)
+		return conf_error_at(c, plugins, type, err,
+		    "a %s plugin needs a name: %s \"name\" { ... }", type,
+		    type);
+	if (json_object_size(t) > max && max == 1)
 		return conf_error_at(c, plugins, type, err,
 		    "exactly one %s plugin must be configured", type);
+	if (json_object_size(t) > max)
+		return conf_error_at(c, plugins, type, err,
+		    "at most %zu %s plugins may be configured", max, type);
 	json_object_foreach((json_t *)t, label, p) {
 		for (i = 0; allowed[i] != NULL; i++)
 			if (strcmp(allowed[i], label) == 0)
@@ -1948,7 +1954,7 @@ conf_plugin(const struct conf *c, const json_t *plugins, const char *type,
 		    (r = conf_get_bool(c, p, "enabled", 1, &on, err)) != 0)
 			return r;
 		if (!on)
-			return 0;
+			continue;
 		d = get_member(p, "plugin_data");
 		/* HCL 1 may give a one-element list for a block. */
 		if (d != NULL && json_is_array(d) && json_array_size(d) == 1)
@@ -1956,9 +1962,26 @@ conf_plugin(const struct conf *c, const json_t *plugins, const char *type,
 		if (d != NULL && !json_is_object(d))
 			return conf_error_at(c, p, "plugin_data", err,
 			    "\"plugin_data\" must be a block");
-		*name = label;
-		*data = d;
+		names[*n] = label;
+		data[*n] = d;
+		(*n)++;
 	}
+	return 0;
+}
+
+int
+conf_plugin(const struct conf *c, const json_t *plugins, const char *type,
+    const char *const *allowed, const char **name, const json_t **data,
+    struct conf_error *err)
+{
+	size_t	n;
+	int	r;
+
+	*name = NULL;
+	*data = NULL;
+	if ((r = conf_plugins(c, plugins, type, allowed, 1, name, data, &n,
+	    err)) != 0)
+		return r;
 	return 0;
 }
 

@@ -213,6 +213,15 @@ int	 conf_get_string_dup(const struct conf *, const json_t *obj,
 int	 conf_plugin(const struct conf *, const json_t *plugins,
 	    const char *type, const char *const *allowed, const char **name,
 	    const json_t **data, struct conf_error *) WICK_WUR;
+/*
+ * The same for a type of which several may be configured (NodeAttestor
+ * on the server, WorkloadAttestor): up to max enabled ones, their labels
+ * in names[] and plugin_data blocks (or NULL) in data[], *n of them.
+ */
+int	 conf_plugins(const struct conf *, const json_t *plugins,
+	    const char *type, const char *const *allowed, size_t max,
+	    const char **names, const json_t **data, size_t *n,
+	    struct conf_error *) WICK_WUR;
 
 /*
  * A daemon's configuration file: load it (CONF_EXPAND_ENV when

@@ -1,6 +1,8 @@
 /*
  * err.c: text for wick error codes and translation of library codes.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <errno.h>
 #include <stddef.h>
 
@@ -90,4 +92,17 @@ err_from_uv(int uverr)
 		return WICK_ERR_CANCELLED;
 	/* On Unix libuv error codes are negated errno values. */
 	return err_from_errno(uverr);
+}
+
+int
+err_why(char *why, size_t whylen, int r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why != NULL && whylen > 0) {
+		va_start(ap, fmt);
+		(void)vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return r;
 }

@@ -45,4 +45,14 @@ int		 err_from_uv(int);
 /* Translate a negative errno value into WICK_ERR_*. */
 int		 err_from_errno(int);
 
+#include <stddef.h>
+
+/*
+ * Put a sentence into why (whylen bytes; why may be NULL) and return r:
+ * for functions that say why they failed, "return err_why(why, len,
+ * WICK_ERR_INVALID, "...", ...);".
+ */
+int		 err_why(char *why, size_t whylen, int r, const char *fmt, ...)
+		    __attribute__((format(printf, 4, 5)));
+
 #endif /* WICK_ERR_H */

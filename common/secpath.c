@@ -39,6 +39,9 @@ struct walk {
 	size_t		 whylen;
 };
 
+static int	say(struct walk *, int, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
 static int
 say(struct walk *w, int r, const char *fmt, ...)
 {
