@@ -3,6 +3,9 @@
  * "api validate", "api watch", "healthcheck"), spire-agent's commands
  * of the same names.
  *
+ * "tpm pubhash" prints the TPM's EK hash for the server's allow-list; it
+ * talks to the TPM, not to the agent.
+ *
  * Each command opens one h2c channel to the agent's Unix socket on a
  * private libuv loop and runs its calls one after the other, blocking.
  * Every call carries "workload.spiffe.io: true".  -timeout bounds each
@@ -24,6 +27,7 @@
 #include "cli_int.h"
 #include "health.pb-c.h"
 #include "log.h"
+#include "na_tpm.h"
 #include "rpc.h"
 #include "rpc_client.h"
 #include "secpath.h"
@@ -1015,6 +1019,88 @@ out:
 	return rc;
 }
 
+/* ---- tpm pubhash --------------------------------------------------------- */
+
+/*
+ * SPIRE's get_tpm_pubhash: the EK's pub hash, as the server's hash_path
+ * allow-list names it and the agent ID ends.
+ */
+static int
+cmd_tpm_pubhash(struct cli *cli, int argc, char **argv)
+{
+	const char		*tcti = NA_TPM_DEFAULT_TCTI;
+	const struct cli_flag	 fl[] = {
+		{ "tcti", CLI_FLAG_STRING, &tcti, "TCTI",
+		    "TPM connection, tpm2-tss TCTI syntax (default "
+		    NA_TPM_DEFAULT_TCTI ")" },
+	};
+	struct na_tpm		*t = NULL;
+	struct buf		 ek_cert, ek_pub;
+	char			 why[NA_TPM_MAX_WHY];
+	char			 hash[NA_TPM_PUB_HASH_LEN + 1];
+	int			 r, rc = 1;
+
+	buf_init(&ek_cert, NA_TPM_MAX_EK_CERT);
+	buf_init(&ek_pub, NA_TPM_MAX_PUBLIC);
+	if (parse_flags(cli, "wick-agent tpm pubhash [flags]", fl,
+	    sizeof(fl) / sizeof(fl[0]), argc, argv, &rc) != 0)
+		goto out;
+	rc = 1;
+	why[0] = '\0';
+	if ((r = na_tpm_open(tcti, &t, why, sizeof(why))) != 0 ||
+	    (r = na_tpm_endorsement(t, &ek_cert, &ek_pub, why,
+	    sizeof(why))) != 0) {
+		fprintf(cli->err, "cannot read the EK from the TPM at %s: %s\n",
+		    tcti, why[0] != '\0' ? why : wick_strerror(r));
+		goto out;
+	}
+	if ((r = na_tpm_pub_hash(buf_ptr(&ek_pub), buf_len(&ek_pub),
+	    hash)) != 0) {
+		fprintf(cli->err, "cannot hash the EK: %s\n",
+		    wick_strerror(r));
+		goto out;
+	}
+	fprintf(cli->out, "%s\n", hash);
+	rc = 0;
+out:
+	na_tpm_close(t);
+	buf_cleanup(&ek_cert);
+	buf_cleanup(&ek_pub);
+	return rc;
+}
+
+static void
+tpm_usage(FILE *f)
+{
+	fprintf(f,
+"Usage: wick-agent tpm <command> [flags]\n"
+"\n"
+"Commands:\n"
+"  pubhash        print the TPM's EK hash (for the server's hash_path)\n"
+"\n"
+"'-h' after a command lists its flags.\n");
+}
+
+static int	is_help(const char *);
+
+static int
+cmd_tpm(struct cli *cli, int argc, char **argv)
+{
+	if (argc < 2) {
+		tpm_usage(cli->err);
+		return 1;
+	}
+	if (is_help(argv[1])) {
+		tpm_usage(cli->out);
+		return 0;
+	}
+	if (strcmp(argv[1], "pubhash") == 0)
+		return cmd_tpm_pubhash(cli, argc - 2, argv + 2);
+	fprintf(cli->err, "unknown command \"tpm %s\"\n", argv[1]);
+	tpm_usage(cli->err);
+	return 1;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static void
@@ -1093,6 +1179,8 @@ agent_cli_run(int argc, char **argv, FILE *out, FILE *errf)
 		rc = cmd_healthcheck(&cli, argc - 1, argv + 1);
 	else if (strcmp(argv[0], "api") == 0)
 		rc = cmd_api(&cli, argc, argv);
+	else if (strcmp(argv[0], "tpm") == 0)
+		rc = cmd_tpm(&cli, argc, argv);
 	else {
 		fprintf(errf, "unknown command \"%s\"\n", argv[0]);
 		rc = 1;
@@ -1116,5 +1204,5 @@ int
 agent_cli_is_verb(const char *v)
 {
 	return v != NULL && (strcmp(v, "api") == 0 ||
-	    strcmp(v, "healthcheck") == 0);
+	    strcmp(v, "healthcheck") == 0 || strcmp(v, "tpm") == 0);
 }

@@ -8,6 +8,7 @@
  *	wick-agent api validate jwt -audience A -svid TOKEN
  *	wick-agent api watch
  *	wick-agent healthcheck [-shallow] [-verbose]
+ *	wick-agent tpm pubhash [-tcti TCTI]
  *
  * Every command takes -socketPath PATH (else SPIFFE_ENDPOINT_SOCKET, else
  * the agent's default socket) and -timeout DURATION.
@@ -16,8 +17,8 @@
 #define WICK_AGENT_CLI_H
 
 /*
- * Run a command: argv[0] is "api" or "healthcheck".  Returns the process
- * exit status (0 success, 1 failure).
+ * Run a command: argv[0] is "api", "healthcheck" or "tpm".  Returns the
+ * process exit status (0 success, 1 failure).
  */
 int	 agent_cli_main(int argc, char **argv);
 /* Non-zero when argv[1] of wick-agent names a command of this module. */

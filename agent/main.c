@@ -6,6 +6,7 @@
  *	wick-agent api fetch x509|jwt|wit, api validate jwt, api watch,
  *	wick-agent healthcheck					Workload API
  *								clients (cli.c)
+ *	wick-agent tpm pubhash [-tcti TCTI]			the EK hash
  */
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ usage(FILE *f)
 "  validate     check a configuration file\n"
 "  api          fetch x509|jwt|wit, validate jwt, watch: Workload API calls\n"
 "  healthcheck  ask a running agent whether it is healthy\n"
+"  tpm pubhash  print this node's TPM EK hash (for the server's hash_path)\n"
 "\n"
 "'wick-agent <command> -h' describes a command's flags.\n");
 }
