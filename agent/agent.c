@@ -314,8 +314,8 @@ out:
 
 /* ---- the agent's SVID --------------------------------------------------- */
 
-static int
-chain_from_pb(ProtobufCBinaryData *v, size_t n, STACK_OF(X509) **out)
+int
+agent_chain_from_pb(ProtobufCBinaryData *v, size_t n, STACK_OF(X509) **out)
 {
 	STACK_OF(X509)	*sk = sk_X509_new_null();
 	const uint8_t	*q;
@@ -349,10 +349,21 @@ static void	sync_now(struct agent *);
 static void
 agent_revoked(struct agent *a, const char *msg)
 {
+	if (a->attesting)
+		return;		/* the refusal of the SVID being replaced */
+	forget_svid(a);
+	/* A TPM proves the node again; a join token is spent. */
+	if (a->cfg->tpm && (a->cfg->join_token == NULL ||
+	    *a->cfg->join_token == '\0') && strstr(msg, "AGENT_BANNED") ==
+	    NULL) {
+		log_warn("the server refused this agent: %s; attesting again "
+		    "with the TPM", msg);
+		if (attest_start(a) == 0)
+			return;
+	}
 	log_error("the server refused this agent: %s; its stored SVID is "
 	    "deleted and the agent stops: start it again with a new join "
 	    "token", msg);
-	forget_svid(a);
 	agent_stop(a, 1);
 }
 
@@ -363,42 +374,24 @@ revoked(int status, const char *msg)
 	    (strstr(msg, "AGENT_") != NULL);
 }
 
-static struct buf	attest_csr;
-static EVP_PKEY		*attest_key;
-
-static void
-attest_done(int status, const char *msg, const uint8_t *p, size_t n,
-    void *arg)
+/*
+ * Node attestation succeeded (attest.c): the new SVID, its key (ours
+ * now) and the bundle the server sent.
+ */
+void
+agent_attested(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key,
+    const Wick__Types__Bundle *pb, int reattestable)
 {
-	struct agent				*a = arg;
-	Wick__Agent__AttestAgentResponse	*resp = NULL;
-	STACK_OF(X509)				*chain;
-	uint8_t					*packed;
-	struct bundle				*b;
-	const char				*why;
-	size_t					 len;
+	struct bundle	*b;
+	uint8_t		*packed;
+	const char	*why;
+	char		*id = NULL;
+	size_t		 len;
 
-	buf_cleanup(&attest_csr);
-	if (status != 0) {
-		log_error("node attestation failed: %s (%s)", msg,
-		    rpc_status_name(status));
-		EVP_PKEY_free(attest_key);
-		agent_stop(a, 1);
-		return;
-	}
-	if ((resp = wick__agent__attest_agent_response__unpack(NULL, n, p)) ==
-	    NULL || resp->step_case !=
-	    WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT ||
-	    chain_from_pb(resp->result->svid, resp->result->n_svid,
-	    &chain) != 0) {
-		log_error("node attestation: malformed answer from the server");
-		goto fail;
-	}
-	if (resp->result->bundle != NULL) {
-		len = wick__types__bundle__get_packed_size(
-		    resp->result->bundle);
+	if (pb != NULL) {
+		len = wick__types__bundle__get_packed_size(pb);
 		packed = xmalloc(len + 1);
-		wick__types__bundle__pack(resp->result->bundle, packed);
+		wick__types__bundle__pack(pb, packed);
 		if (bundle_unpack(packed, len, &b, &why) == 0) {
 			bundle_free(a->bundle);
 			a->bundle = b;
@@ -408,62 +401,18 @@ attest_done(int status, const char *msg, const uint8_t *p, size_t n,
 		}
 		free(packed);
 	}
-	set_svid(a, chain, attest_key);
-	attest_key = NULL;
+	set_svid(a, chain, key);
+	if (x509_spiffe_id(sk_X509_value(chain, 0), &id, NULL) == 0) {
+		snprintf(a->agent_id, sizeof(a->agent_id), "%s", id);
+		free(id);
+	}
+	a->reattestable = reattestable;
+	a->attesting = 0;
 	if (save_svid(a) != 0)
-		log_warn("cannot store the agent SVID: a restart will need a "
-		    "new join token");
+		log_warn("cannot store the agent SVID: a restart will need "
+		    "to attest again");
 	log_info("node attestation succeeded: this agent is %s", a->agent_id);
-	wick__agent__attest_agent_response__free_unpacked(resp, NULL);
 	sync_now(a);
-	return;
-fail:
-	if (resp != NULL)
-		wick__agent__attest_agent_response__free_unpacked(resp, NULL);
-	EVP_PKEY_free(attest_key);
-	agent_stop(a, 1);
-}
-
-static int
-attest(struct agent *a)
-{
-	Wick__Agent__AttestAgentRequest		 req =
-	    WICK__AGENT__ATTEST_AGENT_REQUEST__INIT;
-	Wick__Agent__AttestAgentRequest__Params	 params =
-	    WICK__AGENT__ATTEST_AGENT_REQUEST__PARAMS__INIT;
-	Wick__Agent__AttestationData		 data =
-	    WICK__AGENT__ATTESTATION_DATA__INIT;
-	struct spiffeid				 id;
-	int					 r;
-
-	if (a->cfg->join_token == NULL || *a->cfg->join_token == '\0') {
-		log_error("this agent has no SVID and no join token: give one "
-		    "with -joinToken or join_token (wick-server token "
-		    "generate)");
-		return WICK_ERR_CONFIG;
-	}
-	if ((r = spiffeid_join_token_agent(a->cfg->trust_domain,
-	    a->cfg->join_token, &id)) != 0 || (r = spiffeid_format(&id,
-	    a->agent_id, sizeof(a->agent_id))) != 0) {
-		log_error("the join token is not usable in a SPIFFE ID");
-		return WICK_ERR_CONFIG;
-	}
-	buf_init(&attest_csr, PKEY_MAX_DER);
-	if ((r = pkey_generate(a->cfg->svid_key_type, &attest_key)) != 0 ||
-	    (r = csr_make(attest_key, &attest_csr)) != 0)
-		return r;
-	data.type = "join_token";
-	data.payload.data = (uint8_t *)a->cfg->join_token;
-	data.payload.len = strlen(a->cfg->join_token);
-	params.data = &data;
-	params.csr.data = (uint8_t *)buf_ptr(&attest_csr);
-	params.csr.len = buf_len(&attest_csr);
-	req.step_case = WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS;
-	req.params = &params;
-	log_info("attesting to the server at %s:%d with a join token",
-	    a->cfg->server_address, a->cfg->server_port);
-	return nodeclient_call(a->nc, NODE_PATH_ATTEST, &req.base,
-	    AGENT_CALL_TIMEOUT_MS, attest_done, a);
 }
 
 struct renew {
@@ -490,7 +439,7 @@ renew_done(int status, const char *msg, const uint8_t *p, size_t n,
 		return;
 	}
 	if ((resp = wick__agent__renew_agent_response__unpack(NULL, n, p)) ==
-	    NULL || chain_from_pb(resp->svid, resp->n_svid, &chain) != 0) {
+	    NULL || agent_chain_from_pb(resp->svid, resp->n_svid, &chain) != 0) {
 		log_warn("agent SVID renewal: malformed answer");
 		if (resp != NULL)
 			wick__agent__renew_agent_response__free_unpacked(resp,
@@ -995,7 +944,7 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			    x->status != NULL ? x->status->message : "");
 			continue;
 		}
-		if (chain_from_pb(x->svid, x->n_svid, &chain) != 0 ||
+		if (agent_chain_from_pb(x->svid, x->n_svid, &chain) != 0 ||
 		    X509_check_private_key(sk_X509_value(chain, 0),
 		    b->keys[j]) != 1) {
 			log_warn("X.509-SVID for entry %s: bad certificate",
@@ -1311,6 +1260,23 @@ jwt_cache_put(struct agent *a, const char *entry_id, const char *key,
 	j->rotate_at = now + (exp - now) / 2;
 }
 
+/* protobuf-c's copies of a JWT-SVID are wiped too. */
+static void *
+wiping_pb_alloc(void *arg, size_t n)
+{
+	return malloc(n);
+}
+
+static void
+wiping_pb_free(void *arg, void *p)
+{
+	secret_free(p);
+}
+
+static ProtobufCAllocator wiping_pb = {
+	wiping_pb_alloc, wiping_pb_free, NULL
+};
+
 static void
 jwt_call_free(struct jwt_call *jc)
 {
@@ -1328,11 +1294,12 @@ jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	Wick__Agent__NewJWTSVIDResponse	*resp;
 
 	if (status == 0 && (resp = wick__agent__new_jwtsvidresponse__unpack(
-	    NULL, n, p)) != NULL) {
+	    &wiping_pb, n, p)) != NULL) {
 		jwt_cache_put(jc->a, jc->entry_id, jc->aud_key, resp->token,
 		    resp->expires_at);
 		jc->fn(jc->arg, 0, NULL, resp->token);
-		wick__agent__new_jwtsvidresponse__free_unpacked(resp, NULL);
+		wick__agent__new_jwtsvidresponse__free_unpacked(resp,
+		    &wiping_pb);
 	} else if (jc->fallback != NULL) {
 		log_warn("JWT-SVID from the server failed (%s); serving the "
 		    "cached one", msg != NULL ? msg : "malformed answer");
@@ -1658,7 +1625,7 @@ agent_run(struct agent_config *cfg)
 			free(id);
 		}
 		sync_now(&a);
-	} else if ((r = attest(&a)) != 0) {
+	} else if ((r = attest_start(&a)) != 0) {
 		agent_stop(&a, 1);
 	}
 	log_info("wick-agent started: trust domain %s, server %s, Workload "

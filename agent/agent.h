@@ -23,6 +23,7 @@
 #include "rpc.h"
 #include "selector.h"
 #include "spiffeid.h"
+#include "types.pb-c.h"
 
 #define AGENT_MAX_CSRS		500	/* per BatchNewX509SVID */
 #define AGENT_MAX_FEDERATED	64
@@ -82,6 +83,8 @@ struct agent {
 	EVP_PKEY		*svid_key;
 	int64_t			 svid_renew_at;
 	int			 renewing;
+	int			 attesting;	/* attest.c runs */
+	int			 reattestable;	/* the server says so */
 	/* bundles */
 	struct bundle		*bundle;
 	struct buf		 bundle_der;	/* its X.509 authorities, DER */
@@ -154,6 +157,16 @@ void	 agent_jwt(struct agent *, const struct agent_entry *,
 	    char **audience, size_t naudience, agent_jwt_fn *, void *arg);
 /* Ask for WIT-SVIDs of entries (fetched and kept fresh from now on). */
 void	 agent_want_wit(struct agent *, struct agent_entry *);
+
+/* attest.c: node attestation; agent_attested() on success, and the
+ * agent stops on failure. */
+int	 attest_start(struct agent *) WICK_WUR;
+/* agent.c: node attestation succeeded; chain and key become the
+ * agent's. */
+void	 agent_attested(struct agent *, STACK_OF(X509) *chain, EVP_PKEY *key,
+	    const Wick__Types__Bundle *, int reattestable);
+int	 agent_chain_from_pb(ProtobufCBinaryData *, size_t,
+	    STACK_OF(X509) **) WICK_WUR;
 
 /* workload.c */
 int	 workload_start(struct agent *) WICK_WUR;

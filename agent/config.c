@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "pcrsel.h"
 #include "xmalloc.h"
 
 static const char *const agent_known[] = {
@@ -46,6 +47,7 @@ static const char *const unix_known[] = {
 	"discover_workload_path", "workload_size_limit", NULL
 };
 static const char *const empty_known[] = { NULL };
+static const char *const tpm_known[] = { "tcti", "pcrs", NULL };
 
 static void
 set_str(char **dst, const char *s)
@@ -151,18 +153,34 @@ static int
 load_plugins(const struct conf *c, const json_t *pl, struct agent_config *cfg,
     struct conf_error *err)
 {
-	static const char *const na[] = { "join_token", NULL };
+	static const char *const na[] = { "join_token", "tpm", NULL };
 	static const char *const km[] = { "disk", "memory", NULL };
 	static const char *const wa[] = { "unix", NULL };
 	const json_t	*d, *empty = json_object();
-	const char	*name;
+	const char	*name, *why;
+	char		*pcrs = NULL;
 	int		 r;
 
 	if ((r = conf_check_keys(c, pl, "plugins", plugins_known,
 	    plugins_unimpl, NULL, NULL, err)) != 0 ||
 	    (r = conf_plugin(c, pl, "NodeAttestor", na, &name, &d, err)) != 0)
 		goto out;
-	if (name != NULL && d != NULL && (r = conf_check_keys(c, d,
+	if (name != NULL && strcmp(name, "tpm") == 0) {
+		d = d != NULL ? d : empty;
+		cfg->tpm = 1;
+		if ((r = conf_check_keys(c, d, "NodeAttestor \"tpm\"",
+		    tpm_known, NULL, NULL, NULL, err)) != 0 ||
+		    (r = get_str(c, d, "tcti", AGENT_DEFAULT_TCTI,
+		    &cfg->tpm_tcti, err)) != 0 ||
+		    (r = get_str(c, d, "pcrs", NULL, &pcrs, err)) != 0)
+			goto out;
+		if (pcrs != NULL && pcrsel_parse(pcrs, &cfg->tpm_pcrs,
+		    &why) != 0) {
+			r = conf_error_at(c, d, "pcrs", err, "pcrs \"%s\": %s",
+			    pcrs, why);
+			goto out;
+		}
+	} else if (name != NULL && d != NULL && (r = conf_check_keys(c, d,
 	    "NodeAttestor \"join_token\"", empty_known, NULL, NULL, NULL,
 	    err)) != 0)
 		goto out;
@@ -193,6 +211,7 @@ load_plugins(const struct conf *c, const json_t *pl, struct agent_config *cfg,
 			goto out;
 	}
 out:
+	free(pcrs);
 	json_decref((json_t *)empty);
 	return r;
 }
@@ -308,6 +327,7 @@ agent_config_cleanup(struct agent_config *cfg)
 	}
 	free(cfg->keymgr);
 	free(cfg->keys_dir);
+	free(cfg->tpm_tcti);
 	for (i = 0; i < cfg->nforeign_claims; i++)
 		free(cfg->foreign_claims[i]);
 	memset(cfg, 0, sizeof(*cfg));

@@ -19,6 +19,8 @@
 #define AGENT_DEFAULT_SYNC		5		/* seconds */
 #define AGENT_MAX_FOREIGN_CLAIMS	64
 
+#define AGENT_DEFAULT_TCTI	"device:/dev/tpmrm0"
+
 struct agent_config {
 	char		*trust_domain;
 	char		*server_address;
@@ -31,6 +33,10 @@ struct agent_config {
 	char		*trust_bundle_format;	/* "pem" or "spiffe" */
 	int		 insecure_bootstrap;
 	char		*join_token;		/* secret: wiped on cleanup */
+	/* NodeAttestor "tpm" (else "join_token") */
+	int		 tpm;
+	char		*tpm_tcti;		/* "device:/dev/tpmrm0" */
+	uint32_t	 tpm_pcrs;		/* sha256 PCRs, a bit each */
 	int64_t		 sync_interval_ms;
 	enum pkey_type	 svid_key_type;
 	int		 allow_unauthenticated_verifiers;

@@ -114,6 +114,26 @@ call(struct nodeclient *nc, const char *path, const ProtobufCMessage *req,
 }
 
 int
+nodeclient_stream(struct nodeclient *nc, const char *path, int64_t timeout_ms,
+    const struct rpc_client_cbs *cbs, void *arg, struct rpc_ccall **out)
+{
+	int r, tries;
+
+	*out = NULL;
+	for (tries = 0; tries < 2; tries++) {
+		if (nc->ch == NULL && (r = rpc_channel_new(nc->loop, nc->addr,
+		    nc->tls, 0, &nc->ch)) != 0)
+			return r;
+		r = rpc_ccall_start(nc->ch, path, NULL, 0, timeout_ms, cbs, arg,
+		    out);
+		if (r != WICK_ERR_UNAVAILABLE)
+			return r;
+		drop_channel(nc);	/* failed or went away: a new one */
+	}
+	return r;
+}
+
+int
 nodeclient_call(struct nodeclient *nc, const char *path,
     const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *fn,
     void *arg)

@@ -39,6 +39,14 @@ int	 nodeclient_call(struct nodeclient *, const char *path,
 	    const ProtobufCMessage *req, int64_t timeout_ms, rpc_unary_fn *,
 	    void *arg) WICK_WUR;
 
+/*
+ * A streaming call (AttestAgent with a challenge): see rpc_ccall_start();
+ * messages go with rpc_ccall_send(), the end with rpc_ccall_half_close().
+ */
+int	 nodeclient_stream(struct nodeclient *, const char *path,
+	    int64_t timeout_ms, const struct rpc_client_cbs *, void *arg,
+	    struct rpc_ccall **out) WICK_WUR;
+
 /* The same with the request already encoded. */
 int	 nodeclient_call_raw(struct nodeclient *, const char *path,
 	    const uint8_t *req, size_t len, int64_t timeout_ms,

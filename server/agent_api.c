@@ -22,6 +22,7 @@
 #include "entry_cache.h"
 #include "jose.h"
 #include "log.h"
+#include "tpmv.h"
 #include "pbconv.h"
 #include "pkey.h"
 #include "server.h"
@@ -223,64 +224,212 @@ sign_agent(struct server *srv, const char *agent_id, const uint8_t *csr,
 
 /* ---- AttestAgent -------------------------------------------------------- */
 
+/* ---- AttestAgent ------------------------------------------------------ */
+
+/*
+ * One AttestAgent call: the server, and for a TPM what the answer to the
+ * challenge is checked against (the challenge's secret and nonce, the
+ * AK, the CSR the SVID will be issued for).
+ */
+struct attest_call {
+	struct server		*srv;
+	struct tpmv_state	*tpm;
+	uint8_t			*csr;
+	size_t			 csrlen;
+};
+
+static void
+attest_call_start(struct rpc_call *call, void *arg)
+{
+	struct attest_call *ac;
+
+	if ((ac = calloc(1, sizeof(*ac))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	ac->srv = arg;
+	rpc_call_set_data(call, ac);
+}
+
+static void
+attest_call_done(struct rpc_call *call, enum rpc_end why)
+{
+	struct attest_call *ac = rpc_call_data(call);
+
+	if (ac == NULL)
+		return;
+	tpmv_state_free(ac->tpm);
+	free(ac->csr);
+	free(ac);
+}
+
 /*
  * A failed attestation: an audit record (complete) and its log line
  * (rate-limited per call site, as anyone can knock), then the status.
- * Before the token is spent it is still live, so records name it by its
- * tag only (tag NULL: no token was read), never by the agent ID that
- * holds it.
+ * detail (owned, may be NULL) names what was presented: a join token by
+ * its tag only (before it is spent it is live), a TPM by its EK hash.
  */
-#define attest_fail(call, tag, st, ...) do {				\
+#define attest_fail(call, detail, st, ...) do {				\
 	static struct log_ratelimit attest_rl_ = LOG_RATELIMIT_DEFAULT;	\
-	attest_fail_rl(&attest_rl_, (call), (tag), (st), __VA_ARGS__);	\
+	attest_fail_rl(&attest_rl_, (call), (detail), (st), __VA_ARGS__); \
 } while (0)
 
 static void attest_fail_rl(struct log_ratelimit *, struct rpc_call *,
-    const char *, enum rpc_status, const char *, ...)
+    json_t *, enum rpc_status, const char *, ...)
     __attribute__((format(printf, 5, 6)));
 
 static void
 attest_fail_rl(struct log_ratelimit *rl, struct rpc_call *call,
-    const char *tag, enum rpc_status st, const char *fmt, ...)
+    json_t *detail, enum rpc_status st, const char *fmt, ...)
 {
-	char	msg[512];
-	char	addr[128];
-	va_list	ap;
+	struct attest_call	*ac = rpc_call_data(call);
+	char			 msg[512];
+	char			 addr[128];
+	va_list			 ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	svc_actor(call, addr, sizeof(addr));
-	server_audit_rl(SRV(call), rl, "agent.attest", addr, 0, tag != NULL ?
-	    json_pack("{s:s,s:s,s:s}", "type", "join_token",
-	    "token_sha256_prefix", tag, "error", msg) :
-	    json_pack("{s:s}", "error", msg));
+	if (detail == NULL)
+		detail = json_object();
+	if (detail != NULL)
+		(void)json_object_set_new(detail, "error", json_string(msg));
+	server_audit_rl(ac->srv, rl, "agent.attest", addr, 0, detail);
 	svc_finish(call, st, "failed to attest: %s", msg);
+}
+
+static json_t *
+token_detail(const char *tag)
+{
+	return json_pack("{s:s,s:s}", "type", "join_token",
+	    "token_sha256_prefix", tag);
+}
+
+/*
+ * The node proved what it is: sign its SVID, record it (new, or the same
+ * node again: a TPM may re-attest) with its selectors, and answer the
+ * result.  detail (owned) gets the audit fields of the success.
+ */
+static void
+attest_issue(struct rpc_call *call, const char *agent, const char *type,
+    const uint8_t *csr, size_t csrlen, const struct selector_set *sel,
+    int reattestable, json_t *detail)
+{
+	Wick__Agent__AttestAgentResponse		resp =
+	    WICK__AGENT__ATTEST_AGENT_RESPONSE__INIT;
+	Wick__Agent__AttestAgentResponse__Result	res =
+	    WICK__AGENT__ATTEST_AGENT_RESPONSE__RESULT__INIT;
+	struct attest_call	*ac = rpc_call_data(call);
+	struct server		*srv = ac->srv;
+	struct ds_node		*node = NULL, *old = NULL;
+	STACK_OF(X509)		*chain = NULL;
+	struct buf		 bb;
+	char			 addr[128];
+	char			*serial = NULL;
+	const char		*why;
+	int64_t			 exp, now = server_now();
+	int			 r;
+
+	buf_init(&bb, BUNDLE_MAX_DOC);
+	if ((r = ds_node_get(srv->ds, agent, &old)) == 0 &&
+	    ds_node_banned(old)) {
+		attest_fail(call, detail, RPC_PERMISSION_DENIED, "%s",
+		    "agent is banned");
+		detail = NULL;
+		goto out;
+	} else if (r != 0 && r != WICK_ERR_NOT_FOUND) {
+		attest_fail(call, detail, rpc_status_from_err(r),
+		    "datastore: %s", wick_strerror(r));
+		detail = NULL;
+		goto out;
+	}
+	if ((r = sign_agent(srv, agent, csr, csrlen, &chain, &serial, &exp,
+	    &why)) != 0) {
+		attest_fail(call, detail, rpc_status_from_err(r), "%s: %s", why,
+		    wick_strerror(r));
+		detail = NULL;
+		goto out;
+	}
+	if (old != NULL) {
+		r = ds_node_set_serials(srv->ds, agent, serial, exp, "", 0,
+		    now);
+		if (r == 0 && sel != NULL)
+			r = ds_node_set_selectors(srv->ds, agent, sel, now);
+	} else if ((node = ds_node_new()) == NULL ||
+	    (node->spiffe_id = strdup(agent)) == NULL ||
+	    (node->attestation_type = strdup(type)) == NULL ||
+	    (node->serial = strdup(serial)) == NULL ||
+	    (node->new_serial = strdup("")) == NULL ||
+	    (sel != NULL && selector_set_union(&node->selectors, sel) != 0))
+		r = WICK_ERR_ALLOC;
+	else {
+		node->expires_at = exp;
+		node->can_reattest = reattestable;
+		r = ds_node_create(srv->ds, node, now);
+	}
+	if (r != 0) {
+		attest_fail(call, detail, rpc_status_from_err(r), "cannot "
+		    "record the agent: %s", wick_strerror(r));
+		detail = NULL;
+		goto out;
+	}
+	if ((r = chain_to_pb(chain, &res.svid, &res.n_svid)) != 0 ||
+	    (r = bundle_pack(srv->bundle, &bb)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot encode the "
+		    "result: %s", wick_strerror(r));
+		goto out;
+	}
+	/* Our own encoding: only memory can fail to decode it. */
+	if ((res.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
+	    buf_ptr(&bb))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for the "
+		    "bundle");
+		goto out;
+	}
+	res.reattestable = reattestable;
+	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT;
+	resp.result = &res;
+	svc_actor(call, addr, sizeof(addr));
+	if (detail != NULL) {
+		(void)json_object_set_new(detail, "agent", json_string(agent));
+		(void)json_object_set_new(detail, "serial",
+		    json_string(serial));
+		(void)json_object_set_new(detail, "expires_at",
+		    json_integer(exp));
+		(void)json_object_set_new(detail, "reattested",
+		    json_boolean(old != NULL));
+	}
+	server_audit(srv, "agent.attest", addr, 1, detail);
+	detail = NULL;
+	svc_reply(call, &resp.base);
+	wick__types__bundle__free_unpacked(res.bundle, NULL);
+out:
+	json_decref(detail);
+	chain_pb_free(res.svid, res.n_svid);
+	free(serial);
+	sk_X509_pop_free(chain, X509_free);
+	ds_node_free(node);
+	ds_node_free(old);
+	buf_cleanup(&bb);
 }
 
 static void
 attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
     *params)
 {
-	Wick__Agent__AttestAgentResponse		resp =
-	    WICK__AGENT__ATTEST_AGENT_RESPONSE__INIT;
-	Wick__Agent__AttestAgentResponse__Result	res =
-	    WICK__AGENT__ATTEST_AGENT_RESPONSE__RESULT__INIT;
-	struct server		*srv = SRV(call);
-	struct ds_node		*node = NULL, *old = NULL;
+	struct attest_call	*ac = rpc_call_data(call);
+	struct server		*srv = ac->srv;
+	struct ds_node		*old = NULL;
 	struct spiffeid		 aid;
-	STACK_OF(X509)		*chain = NULL;
-	struct buf		 bb;
+	EVP_PKEY		*pub = NULL;
 	char			 tok[MAX_JOIN_TOKEN_LEN + 1];
-	char			 agent[SPIFFEID_MAX_LEN + 1], addr[128];
+	char			 agent[SPIFFEID_MAX_LEN + 1];
 	char			 tag[SVC_TOKEN_TAG_LEN + 1];
-	char			*serial = NULL;
 	const char		*why;
-	int64_t			 exp;
 	size_t			 i, len = params->data->payload.len;
 	int			 r;
 
-	buf_init(&bb, BUNDLE_MAX_DOC);
 	if (len == 0 || len > MAX_JOIN_TOKEN_LEN) {
 		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
 		    "join token missing or too long");
@@ -298,133 +447,208 @@ attest_join_token(struct rpc_call *call, Wick__Agent__AttestAgentRequest__Params
 	svc_token_tag(tok, tag);
 	if (spiffeid_join_token_agent(srv->cfg->trust_domain, tok, &aid) != 0 ||
 	    spiffeid_format(&aid, agent, sizeof(agent)) != 0) {
-		attest_fail(call, tag, RPC_INVALID_ARGUMENT, "%s",
+		attest_fail(call, token_detail(tag), RPC_INVALID_ARGUMENT, "%s",
 		    "join token does not exist or has already been used");
 		goto out;
 	}
-	/* Check the CSR before spending the token. */
-	{
-		EVP_PKEY *pub = NULL;
-
-		if ((r = csr_parse(params->csr.data, params->csr.len, &pub,
-		    &why)) != 0) {
-			attest_fail(call, tag, RPC_INVALID_ARGUMENT,
-			    "invalid CSR: %s", why);
-			goto out;
-		}
-		EVP_PKEY_free(pub);
+	/* Check the CSR and the ban before spending the token. */
+	if ((r = csr_parse(params->csr.data, params->csr.len, &pub,
+	    &why)) != 0) {
+		attest_fail(call, token_detail(tag), RPC_INVALID_ARGUMENT,
+		    "invalid CSR: %s", why);
+		goto out;
 	}
+	EVP_PKEY_free(pub);
 	if ((r = ds_node_get(srv->ds, agent, &old)) == 0 &&
 	    ds_node_banned(old)) {
-		attest_fail(call, tag, RPC_PERMISSION_DENIED, "%s",
+		attest_fail(call, token_detail(tag), RPC_PERMISSION_DENIED, "%s",
 		    "agent is banned");
 		goto out;
 	} else if (r != 0 && r != WICK_ERR_NOT_FOUND) {
 		/* Not knowing whether it is banned, keep the token. */
-		attest_fail(call, tag, rpc_status_from_err(r), "datastore: %s",
-		    wick_strerror(r));
+		attest_fail(call, token_detail(tag), rpc_status_from_err(r),
+		    "datastore: %s", wick_strerror(r));
 		goto out;
 	}
 	r = ds_join_token_consume(srv->ds, tok, server_now());
 	if (r == WICK_ERR_NOT_FOUND) {
-		attest_fail(call, tag, RPC_INVALID_ARGUMENT, "%s",
+		attest_fail(call, token_detail(tag), RPC_INVALID_ARGUMENT, "%s",
 		    "join token does not exist or has already been used");
 		goto out;
 	} else if (r == WICK_ERR_EXPIRED) {
-		attest_fail(call, tag, RPC_INVALID_ARGUMENT, "%s",
+		attest_fail(call, token_detail(tag), RPC_INVALID_ARGUMENT, "%s",
 		    "join token expired");
 		goto out;
 	} else if (r != 0) {
-		attest_fail(call, tag, rpc_status_from_err(r), "datastore: %s",
-		    wick_strerror(r));
+		attest_fail(call, token_detail(tag), rpc_status_from_err(r),
+		    "datastore: %s", wick_strerror(r));
 		goto out;
 	}
 	/* From here on the token is spent: the agent ID may be named. */
-	if ((r = sign_agent(srv, agent, params->csr.data, params->csr.len,
-	    &chain, &serial, &exp, &why)) != 0) {
-		attest_fail(call, tag, rpc_status_from_err(r), "%s: %s", why,
-		    wick_strerror(r));
-		goto out;
-	}
-	if (old != NULL)
-		r = ds_node_set_serials(srv->ds, agent, serial, exp, "", 0,
-		    server_now());
-	else if ((node = ds_node_new()) == NULL ||
-	    (node->spiffe_id = strdup(agent)) == NULL ||
-	    (node->attestation_type = strdup("join_token")) == NULL ||
-	    (node->serial = strdup(serial)) == NULL ||
-	    (node->new_serial = strdup("")) == NULL)
-		r = WICK_ERR_ALLOC;
-	else {
-		node->expires_at = exp;
-		r = ds_node_create(srv->ds, node, server_now());
-	}
-	if (r != 0) {
-		attest_fail(call, tag, rpc_status_from_err(r), "cannot record "
-		    "the agent: %s", wick_strerror(r));
-		goto out;
-	}
-	if ((r = chain_to_pb(chain, &res.svid, &res.n_svid)) != 0 ||
-	    (r = bundle_pack(srv->bundle, &bb)) != 0) {
-		svc_fail(call, rpc_status_from_err(r), "cannot encode the "
-		    "result: %s", wick_strerror(r));
-		goto out;
-	}
-	/* Our own encoding: only memory can fail to decode it. */
-	if ((res.bundle = wick__types__bundle__unpack(NULL, buf_len(&bb),
-	    buf_ptr(&bb))) == NULL) {
-		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for the "
-		    "bundle");
-		goto out;
-	}
-	res.reattestable = 0;
-	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT;
-	resp.result = &res;
-	svc_actor(call, addr, sizeof(addr));
-	server_audit(srv, "agent.attest", addr, 1, json_pack("{s:s,s:s,s:s,"
-	    "s:s,s:I}", "agent", agent, "type", "join_token",
-	    "token_sha256_prefix", tag, "serial", serial, "expires_at",
-	    (json_int_t)exp));
-	svc_reply(call, &resp.base);
-	wick__types__bundle__free_unpacked(res.bundle, NULL);
+	attest_issue(call, agent, "join_token", params->csr.data,
+	    params->csr.len, NULL, 0, token_detail(tag));
 out:
-	chain_pb_free(res.svid, res.n_svid);
 	wipe(tok, sizeof(tok));
 	wipe(agent, sizeof(agent));
-	free(serial);
-	sk_X509_pop_free(chain, X509_free);
-	ds_node_free(node);
 	ds_node_free(old);
-	buf_cleanup(&bb);
+}
+
+/* TPM: the EK and AK come in, a credential challenge goes out. */
+static void
+attest_tpm_params(struct rpc_call *call,
+    Wick__Agent__AttestAgentRequest__Params *params)
+{
+	Wick__Agent__AttestAgentResponse	 resp =
+	    WICK__AGENT__ATTEST_AGENT_RESPONSE__INIT;
+	struct attest_call	*ac = rpc_call_data(call);
+	struct buf		 challenge;
+	EVP_PKEY		*pub = NULL;
+	uint8_t			*p = NULL, *spki = NULL;
+	const char		*why;
+	char			 reason[512];
+	size_t			 len;
+	int			 n, r;
+
+	buf_init(&challenge, TPMV_MAX_CHALLENGE);
+	if ((r = csr_parse(params->csr.data, params->csr.len, &pub,
+	    &why)) != 0) {
+		attest_fail(call, json_pack("{s:s}", "type", "tpm"),
+		    RPC_INVALID_ARGUMENT, "invalid CSR: %s", why);
+		goto out;
+	}
+	if ((n = i2d_PUBKEY(pub, &spki)) <= 0) {
+		attest_fail(call, json_pack("{s:s}", "type", "tpm"),
+		    RPC_INTERNAL, "cannot encode the CSR key");
+		goto out;
+	}
+	if ((r = tpmv_params(ac->srv->tpm, params->data->payload.data,
+	    params->data->payload.len, spki, (size_t)n, server_now(),
+	    &ac->tpm, &challenge, reason, sizeof(reason))) != 0) {
+		attest_fail(call, json_pack("{s:s}", "type", "tpm"),
+		    r == WICK_ERR_ALLOC ? RPC_RESOURCE_EXHAUSTED :
+		    r == WICK_ERR_PERM ? RPC_PERMISSION_DENIED :
+		    RPC_INVALID_ARGUMENT, "%s", reason);
+		goto out;
+	}
+	if ((ac->csr = malloc(params->csr.len + 1)) == NULL) {
+		attest_fail(call, json_pack("{s:s}", "type", "tpm"),
+		    RPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	memcpy(ac->csr, params->csr.data, params->csr.len);
+	ac->csrlen = params->csr.len;
+	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_CHALLENGE;
+	resp.challenge.data = (uint8_t *)buf_ptr(&challenge);
+	resp.challenge.len = buf_len(&challenge);
+	len = wick__agent__attest_agent_response__get_packed_size(&resp);
+	if ((p = malloc(len + 1)) == NULL) {
+		attest_fail(call, json_pack("{s:s}", "type", "tpm"),
+		    RPC_RESOURCE_EXHAUSTED, "out of memory");
+		goto out;
+	}
+	wick__agent__attest_agent_response__pack(&resp, p);
+	if ((r = rpc_call_send_message(call, p, len)) != 0)
+		svc_fail(call, RPC_INTERNAL, "cannot send the challenge: %s",
+		    wick_strerror(r));
+out:
+	free(p);
+	OPENSSL_free(spki);
+	EVP_PKEY_free(pub);
+	buf_cleanup(&challenge);
+}
+
+/* TPM: the answer to the challenge; the node is attested or not. */
+static void
+attest_tpm_answer(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	struct attest_call	*ac = rpc_call_data(call);
+	struct tpmv_result	 res;
+	char			 agent[SPIFFEID_MAX_LEN + 1];
+	char			 reason[512];
+	int			 r;
+
+	tpmv_result_init(&res);
+	if ((r = tpmv_answer(ac->tpm, p, n, &res, reason,
+	    sizeof(reason))) != 0) {
+		attest_fail(call, tpmv_state_detail(ac->tpm),
+		    r == WICK_ERR_ALLOC ? RPC_RESOURCE_EXHAUSTED :
+		    RPC_PERMISSION_DENIED, "%s", reason);
+		goto out;
+	}
+	snprintf(agent, sizeof(agent), "spiffe://%s/spire/agent/tpm/%s",
+	    ac->srv->cfg->trust_domain, res.pub_hash);
+	attest_issue(call, agent, "tpm", ac->csr, ac->csrlen, &res.selectors,
+	    1, tpmv_state_detail(ac->tpm));
+out:
+	tpmv_result_cleanup(&res);
+	/* One answer per challenge: the secret and nonce go now. */
+	tpmv_state_free(ac->tpm);
+	ac->tpm = NULL;
 }
 
 static void
 m_attest(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	struct attest_call		*ac = rpc_call_data(call);
 	Wick__Agent__AttestAgentRequest	*req;
+	const char			*type;
 
+	if (ac == NULL)
+		return;		/* finished at start */
 	if ((req = wick__agent__attest_agent_request__unpack(NULL, n, p)) ==
 	    NULL) {
 		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
 		    "malformed AttestAgentRequest");
 		return;
 	}
-	if (req->step_case != WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS ||
+	if (ac->tpm != NULL) {
+		if (req->step_case !=
+		    WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_CHALLENGE_RESPONSE)
+			attest_fail(call, tpmv_state_detail(ac->tpm),
+			    RPC_INVALID_ARGUMENT, "%s", "expected the answer "
+			    "to the challenge");
+		else
+			attest_tpm_answer(call, req->challenge_response.data,
+			    req->challenge_response.len);
+	} else if (req->step_case !=
+	    WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS ||
 	    req->params->data == NULL) {
 		attest_fail(call, NULL, RPC_INVALID_ARGUMENT, "%s",
 		    "the first message must carry attestation data");
-	} else if (strcmp(req->params->data->type, "join_token") == 0 &&
-	    SRV(call)->cfg->join_token) {
+	} else if (strcmp((type = req->params->data->type),
+	    "join_token") == 0 && ac->srv->cfg->join_token) {
 		attest_join_token(call, req->params);
+	} else if (strcmp(type, "tpm") == 0 && ac->srv->tpm != NULL) {
+		attest_tpm_params(call, req->params);
 	} else
 		attest_fail(call, NULL, RPC_INVALID_ARGUMENT,
-		    "unsupported attestation type \"%.64s\"",
-		    req->params->data->type);
+		    "unsupported attestation type \"%.64s\"", type);
 	if (req->step_case == WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_PARAMS &&
 	    req->params->data != NULL)
 		wipe(req->params->data->payload.data,
 		    req->params->data->payload.len);
+	else if (req->step_case ==
+	    WICK__AGENT__ATTEST_AGENT_REQUEST__STEP_CHALLENGE_RESPONSE)
+		wipe(req->challenge_response.data,
+		    req->challenge_response.len);
 	wick__agent__attest_agent_request__free_unpacked(req, NULL);
+}
+
+/*
+ * The client half-closed: a join token is answered already; a TPM that
+ * did not answer its challenge is refused.
+ */
+static void
+attest_half_close(struct rpc_call *call)
+{
+	struct attest_call *ac = rpc_call_data(call);
+
+	if (ac != NULL && ac->tpm != NULL)
+		attest_fail(call, tpmv_state_detail(ac->tpm),
+		    RPC_INVALID_ARGUMENT, "%s", "the challenge was not "
+		    "answered");
+	else
+		svc_fail(call, RPC_INVALID_ARGUMENT, "no attestation data");
 }
 
 /* ---- RenewAgent --------------------------------------------------------- */
@@ -901,7 +1125,8 @@ m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	resp.expires_at = exp;
 	svc_reply(call, &resp.base);
 out:
-	free(token);
+	if (token != NULL)
+		freezero(token, strlen(token));	/* a bearer token */
 	json_decref(claims);
 	free(v);
 	if (req != NULL)
@@ -1042,7 +1267,8 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 	resp.expires_at = exp;
 	svc_reply(call, &resp.base);
 out:
-	free(token);
+	if (token != NULL)
+		freezero(token, strlen(token));	/* a bearer token */
 	json_decref(claims);
 	free(v);
 	if (req != NULL)
@@ -1051,8 +1277,8 @@ out:
 }
 
 static struct rpc_method agent_methods[] = {
-	{ "/wick.agent.Node/AttestAgent", RPC_KIND_BIDI, agent_start,
-	    m_attest, NULL, NULL, NULL, NULL, 1 },
+	{ "/wick.agent.Node/AttestAgent", RPC_KIND_BIDI, attest_call_start,
+	    m_attest, attest_half_close, NULL, attest_call_done, NULL, 1 },
 	{ "/wick.agent.Node/RenewAgent", RPC_KIND_UNARY, agent_start, m_renew,
 	    NULL, NULL, NULL, NULL, 0 },
 	{ "/wick.agent.Node/SyncAuthorized", RPC_KIND_UNARY, agent_start,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "tpmv.h"
 #include "xmalloc.h"
 
 /* Options of the server block.  admin_uids and default_wit_svid_ttl are
@@ -60,6 +61,9 @@ static const char *const sql_unimpl[] = {
 };
 static const char *const disk_km_known[] = { "keys_path", NULL };
 static const char *const empty_known[] = { NULL };
+static const char *const tpm_known[] = {
+	"ca_path", "hash_path", "pcrs", NULL
+};
 static const char *const upstream_known[] = {
 	"cert_file_path", "key_file_path", "bundle_file_path", NULL
 };
@@ -221,7 +225,10 @@ load_plugins(const struct conf *c, const json_t *pl, struct server_config *cfg,
 {
 	static const char *const ds_allowed[] = { "sql", NULL };
 	static const char *const km_allowed[] = { "disk", "memory", NULL };
-	static const char *const na_allowed[] = { "join_token", NULL };
+	static const char *const na_allowed[] = { "join_token", "tpm", NULL };
+	const char	*names[2];
+	const json_t	*datas[2];
+	size_t		 i, n;
 	static const char *const ua_allowed[] = { "disk", NULL };
 	const json_t	*d, *empty = json_object();
 	const char	*name;
@@ -261,14 +268,35 @@ load_plugins(const struct conf *c, const json_t *pl, struct server_config *cfg,
 		    &cfg->keys_path, err)) != 0)
 			goto out;
 	}
-	if ((r = conf_plugin(c, pl, "NodeAttestor", na_allowed, &name, &d,
-	    err)) != 0)
+	if ((r = conf_plugins(c, pl, "NodeAttestor", na_allowed, 2, names,
+	    datas, &n, err)) != 0)
 		goto out;
-	cfg->join_token = name != NULL;
-	if (name != NULL && d != NULL && (r = conf_check_keys(c, d,
-	    "NodeAttestor \"join_token\"", empty_known, NULL, NULL, NULL,
-	    err)) != 0)
-		goto out;
+	for (i = 0; i < n; i++) {
+		d = datas[i] != NULL ? datas[i] : empty;
+		if (strcmp(names[i], "join_token") == 0) {
+			cfg->join_token = 1;
+			r = conf_check_keys(c, d, "NodeAttestor \"join_token\"",
+			    empty_known, NULL, NULL, NULL, err);
+		} else {
+			cfg->tpm = 1;
+			if ((r = conf_check_keys(c, d, "NodeAttestor \"tpm\"",
+			    tpm_known, NULL, NULL, NULL, err)) == 0 &&
+			    (r = get_str(c, d, "ca_path", NULL,
+			    &cfg->tpm_ca_path, err)) == 0 &&
+			    (r = get_str(c, d, "hash_path", NULL,
+			    &cfg->tpm_hash_path, err)) == 0)
+				r = get_str(c, d, "pcrs", NULL, &cfg->tpm_pcrs,
+				    err);
+			if (r == 0 && cfg->tpm_ca_path == NULL &&
+			    cfg->tpm_hash_path == NULL)
+				r = conf_error_at(c, d, "ca_path", err,
+				    "NodeAttestor \"tpm\" needs ca_path (the "
+				    "EK manufacturers' CAs), hash_path (allowed "
+				    "EK hashes) or both");
+		}
+		if (r != 0)
+			goto out;
+	}
 	if ((r = conf_plugin(c, pl, "UpstreamAuthority", ua_allowed, &name,
 	    &d, err)) != 0)
 		goto out;
@@ -373,9 +401,23 @@ finish(const struct server_flags *fl, struct server_config *cfg,
 		cfg->subject_country[cfg->nsubject_country++] = xstrdup("US");
 	if (cfg->nsubject_org == 0)
 		cfg->subject_org[cfg->nsubject_org++] = xstrdup("SPIFFE");
-	if (!cfg->join_token) {
+	if (cfg->tpm) {
+		struct tpmv_config	*t;
+		char			 why[TPMV_MAX_WHY];
+
+		/* The same check as at start: files, hashes, PCRs. */
+		if (tpmv_config_load(cfg->tpm_ca_path, cfg->tpm_hash_path,
+		    cfg->tpm_pcrs, &t, why, sizeof(why)) != 0) {
+			snprintf(err->msg, sizeof(err->msg), "NodeAttestor "
+			    "\"tpm\": %.200s", why);
+			return WICK_ERR_CONFIG;
+		}
+		tpmv_config_free(t);
+	}
+	if (!cfg->join_token && !cfg->tpm) {
 		snprintf(err->msg, sizeof(err->msg), "no NodeAttestor is "
-		    "configured (wick supports NodeAttestor \"join_token\")");
+		    "configured (wick supports NodeAttestor \"join_token\" "
+		    "and \"tpm\")");
 		return WICK_ERR_CONFIG;
 	}
 	if (cfg->ca_ttl < 60) {
@@ -407,7 +449,7 @@ server_config_load(const struct server_flags *fl, struct server_config *cfg,
 	root = conf_root(c);
 	if ((r = load_server_block(c, s, cfg, err)) != 0)
 		goto out;
-	cfg->join_token = 0;
+	cfg->join_token = cfg->tpm = 0;
 	if ((pl = json_object_get(root, "plugins")) != NULL &&
 	    (r = load_plugins(c, pl, cfg, err)) != 0)
 		goto out;
@@ -438,6 +480,9 @@ server_config_cleanup(struct server_config *cfg)
 	free(cfg->keymgr);
 	free(cfg->keys_path);
 	free(cfg->upstream_cert);
+	free(cfg->tpm_ca_path);
+	free(cfg->tpm_hash_path);
+	free(cfg->tpm_pcrs);
 	free(cfg->upstream_key);
 	free(cfg->upstream_bundle);
 	memset(cfg, 0, sizeof(*cfg));

@@ -54,6 +54,10 @@ struct server_config {
 	char		*keymgr;	/* "disk" or "memory" */
 	char		*keys_path;
 	int		 join_token;	/* NodeAttestor "join_token" */
+	int		 tpm;		/* NodeAttestor "tpm": */
+	char		*tpm_ca_path;	/* EK manufacturer CAs, or NULL */
+	char		*tpm_hash_path;	/* allowed EK hashes, or NULL */
+	char		*tpm_pcrs;	/* "sha256:0,1,...", or NULL */
 	char		*upstream_cert;	/* UpstreamAuthority "disk" */
 	char		*upstream_key;
 	char		*upstream_bundle;

@@ -18,6 +18,7 @@
 #include "ca.h"
 #include "entry_cache.h"
 #include "log.h"
+#include "tpmv.h"
 #include "secpath.h"
 #include "server.h"
 #include "svc.h"
@@ -605,6 +606,7 @@ cleanup(struct server *srv)
 		rpc_server_free(srv->agent);
 	tls_ctx_free(srv->tls);
 	X509_free(srv->svid);
+	tpmv_config_free(srv->tpm);
 	entry_cache_free(srv->cache);
 	bundle_free(srv->bundle);
 	ca_manager_free(srv->cam);
@@ -655,6 +657,16 @@ server_run(struct server_config *cfg)
 		log_error("KeyManager: %s", why != NULL ? why :
 		    wick_strerror(r));
 		goto out;
+	}
+	if (cfg->tpm) {
+		char tpm_why[TPMV_MAX_WHY];
+
+		if ((r = tpmv_config_load(cfg->tpm_ca_path,
+		    cfg->tpm_hash_path, cfg->tpm_pcrs, &srv.tpm, tpm_why,
+		    sizeof(tpm_why))) != 0) {
+			log_error("NodeAttestor \"tpm\": %s", tpm_why);
+			goto out;
+		}
 	}
 	if ((r = load_upstream(&srv)) != 0 || (r = start_ca(&srv, now)) != 0)
 		goto out;

@@ -37,9 +37,12 @@
 
 struct entry_cache;
 
+struct tpmv_config;
+
 struct server {
 	uv_loop_t		*loop;
 	struct rpc_budget	 rpc_budget;	/* admin and agent APIs */
+	struct tpmv_config	*tpm;		/* NodeAttestor "tpm" */
 	struct server_config	*cfg;
 	char			 td_id[SPIFFEID_MAX_TD_LEN + 16];
 	char			 server_id[SPIFFEID_MAX_TD_LEN + 32];

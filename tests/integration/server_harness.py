@@ -85,6 +85,7 @@ plugins {
     NodeAttestor "join_token" {
         plugin_data {}
     }
+%(plugins)s
 }
 """
 
@@ -152,7 +153,7 @@ class Server(Daemon):
     """A wick-server with its own data directory, admin socket and port."""
 
     def __init__(self, tmpdir=None, extra="", ca_ttl="24h", x509_ttl="1h",
-                 port=0, log_level="DEBUG", sock=None):
+                 port=0, log_level="DEBUG", plugins="", sock=None):
         need_binaries()
         self.tmp = tmpdir or tempfile.mkdtemp(prefix="wick-srv-")
         self.data = os.path.join(self.tmp, "data")
@@ -162,7 +163,7 @@ class Server(Daemon):
             f.write(CONFIG % {"sock": self.sock, "td": TD, "data": self.data,
                               "extra": extra, "ca_ttl": ca_ttl,
                               "x509_ttl": x509_ttl, "port": port,
-                              "log_level": log_level})
+                              "log_level": log_level, "plugins": plugins})
         self.proc = None
         self.fixed_port = port
         self.port = port or None
@@ -301,9 +302,7 @@ agent {
     }
 }
 plugins {
-    NodeAttestor "join_token" {
-        plugin_data {}
-    }
+%(node_attestor)s
     KeyManager "disk" {
         plugin_data {
             directory = "%(data)s"
@@ -322,7 +321,8 @@ class AgentDaemon(Daemon):
     """A real wick-agent talking to a Server; its socket is reachable by
     every uid (the directory is 0755, the socket 0777, as SPIRE's)."""
 
-    def __init__(self, server, bundle, sock=None):
+    def __init__(self, server, bundle, sock=None,
+                 node_attestor='NodeAttestor "join_token" { plugin_data {} }'):
         if not AGENT:
             raise SystemExit("set WICK_AGENT")
         self.server = server
@@ -334,7 +334,8 @@ class AgentDaemon(Daemon):
         with open(self.conf, "w") as f:
             f.write(AGENT_CONFIG % {"td": TD, "port": server.port,
                                     "sock": self.sock, "data": self.data,
-                                    "bundle": bundle})
+                                    "bundle": bundle,
+                                    "node_attestor": node_attestor})
         self.proc = None
         self.logs = []
 
