@@ -409,6 +409,70 @@ attest_timer_free_cb(uv_handle_t *h)
 	free(h);
 }
 
+/*
+ * An exchange that ended before its answer still has objects in the TPM:
+ * flushing them is TPM work too, so it runs on the thread pool under its
+ * own watchdog, after the attestation's state is gone.
+ */
+struct tpm_closer {
+	uv_work_t	 work;
+	uv_timer_t	 watchdog;
+	struct na_tpm	*tpm;
+	char		 tcti[NA_TPM_MAX_TCTI];
+};
+
+static void
+closer_watchdog_cb(uv_timer_t *t)
+{
+	struct tpm_closer *c = t->data;
+
+	fatal("the TPM at %s did not answer within %d s", c->tcti,
+	    ATTEST_TPM_MS / 1000);
+}
+
+static void
+closer_work(uv_work_t *w)
+{
+	struct tpm_closer *c = w->data;
+
+	na_tpm_close(c->tpm);
+}
+
+static void
+closer_free_cb(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void
+closer_done(uv_work_t *w, int status)
+{
+	struct tpm_closer *c = w->data;
+
+	uv_close((uv_handle_t *)&c->watchdog, closer_free_cb);
+}
+
+static void
+tpm_close_later(uv_loop_t *loop, struct na_tpm *tpm, const char *tcti)
+{
+	struct tpm_closer *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		na_tpm_close(tpm);	/* no memory: on the loop, once */
+		return;
+	}
+	c->tpm = tpm;
+	snprintf(c->tcti, sizeof(c->tcti), "%s", tcti);
+	c->work.data = c->watchdog.data = c;
+	uv_timer_init(loop, &c->watchdog);
+	if (uv_queue_work(loop, &c->work, closer_work, closer_done) != 0) {
+		na_tpm_close(tpm);
+		uv_close((uv_handle_t *)&c->watchdog, closer_free_cb);
+		return;
+	}
+	uv_timer_start(&c->watchdog, closer_watchdog_cb, ATTEST_TPM_MS, 0);
+}
+
 static void
 attest_free(struct attest *at)
 {
@@ -422,7 +486,7 @@ attest_free(struct attest *at)
 	if (at->challenge != NULL)
 		wick__tpm__tpm_challenge__free_unpacked(at->challenge, NULL);
 	if (at->tpm != NULL)
-		na_tpm_close(at->tpm);
+		tpm_close_later(at->a->loop, at->tpm, at->a->cfg->tpm_tcti);
 	if (at->watchdog != NULL)
 		uv_close((uv_handle_t *)at->watchdog, attest_timer_free_cb);
 	at->a->attesting = 0;

@@ -241,6 +241,21 @@ struct rpc_server_stats {
 void	 rpc_server_get_stats(const struct rpc_server *,
 	    struct rpc_server_stats *);
 
+/*
+ * State a handler keeps for a call on the peer's behalf (a challenge
+ * waiting for its answer): charged to the call's connection, peer and
+ * process budgets like request bytes, released when the call ends.
+ * WICK_ERR_LIMIT when a budget says no (*what names it: "connection",
+ * "peer", "process").
+ */
+int	 rpc_call_hold(struct rpc_call *, size_t, const char **what) WICK_WUR;
+/*
+ * The handler waits for another request message (a streaming call's
+ * next step): it must begin within message_ms, or the call ends with
+ * RESOURCE_EXHAUSTED, as for a message begun and not finished.
+ */
+void	 rpc_call_await_message(struct rpc_call *);
+
 /* Call accessors (valid until on_done). */
 /* Bytes of response messages queued on the call, not yet framed. */
 size_t	 rpc_call_queued(const struct rpc_call *);

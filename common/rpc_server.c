@@ -498,6 +498,29 @@ rpc_call_queued(const struct rpc_call *call)
 	return buf_len(&call->out);
 }
 
+int
+rpc_call_hold(struct rpc_call *call, size_t n, const char **what)
+{
+	int r;
+
+	*what = NULL;
+	if (call->finished || call->handler_gone)
+		return WICK_ERR_STATE;
+	if ((r = conn_charge(call->conn, n, what)) != 0) {
+		call->conn->srv->stats.budget_refusals++;
+		return r;
+	}
+	call->held += n;
+	return 0;
+}
+
+void
+rpc_call_await_message(struct rpc_call *call)
+{
+	if (!call->finished && !call->handler_gone && call->msg_since == 0)
+		call->msg_since = uv_now(call->conn->srv->loop);
+}
+
 #define NV(n, v, l) { (uint8_t *)(n), (uint8_t *)(v), strlen(n), (l), \
 	NGHTTP2_NV_FLAG_NONE }
 

@@ -33,6 +33,9 @@
 #define MAX_AUDIENCE_LEN	512
 #define MAX_JWK_LEN		(8 * 1024)
 #define MAX_JOIN_TOKEN_LEN	128
+/* The verifier's state while a challenge waits (its AK, selectors),
+ * counted against the peer's budget with the CSR kept for the answer. */
+#define ATTEST_TPM_STATE	(8 * 1024)
 
 #define SRV(call)	((struct server *)rpc_call_data(call))
 
@@ -504,7 +507,7 @@ attest_tpm_params(struct rpc_call *call,
 	struct buf		 challenge;
 	EVP_PKEY		*pub = NULL;
 	uint8_t			*p = NULL, *spki = NULL;
-	const char		*why;
+	const char		*why, *what;
 	char			 reason[512];
 	size_t			 len;
 	int			 n, r;
@@ -530,6 +533,15 @@ attest_tpm_params(struct rpc_call *call,
 		    RPC_INVALID_ARGUMENT, "%s", reason);
 		goto out;
 	}
+	/* What waits for the answer counts against the peer's budgets,
+	 * and the answer must come in time (message_ms). */
+	if (rpc_call_hold(call, params->csr.len + ATTEST_TPM_STATE,
+	    &what) != 0) {
+		attest_fail(call, tpmv_state_detail(ac->tpm),
+		    RPC_RESOURCE_EXHAUSTED, "too many attestations waiting "
+		    "for their answer (the %s budget)", what);
+		goto out;
+	}
 	if ((ac->csr = malloc(params->csr.len + 1)) == NULL) {
 		attest_fail(call, json_pack("{s:s}", "type", "tpm"),
 		    RPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -550,6 +562,8 @@ attest_tpm_params(struct rpc_call *call,
 	if ((r = rpc_call_send_message(call, p, len)) != 0)
 		svc_fail(call, RPC_INTERNAL, "cannot send the challenge: %s",
 		    wick_strerror(r));
+	else
+		rpc_call_await_message(call);
 out:
 	free(p);
 	OPENSSL_free(spki);

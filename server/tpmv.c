@@ -545,6 +545,10 @@ ak_check(const TPMT_PUBLIC *ak, TPMI_ALG_SIG_SCHEME *scheme,
 	if (ak->objectAttributes & TPMA_OBJECT_DECRYPT)
 		return err_why(why, whylen, WICK_ERR_INVALID, "AK: attribute "
 		    "decrypt is set (an AK may only sign)");
+	/* Ours has none; a policy would only widen who may use the key. */
+	if (ak->authPolicy.size != 0)
+		return err_why(why, whylen, WICK_ERR_INVALID, "AK: it has an "
+		    "authorization policy (an AK must have none)");
 	switch (ak->type) {
 	case TPM2_ALG_RSA:
 		if (rp->symmetric.algorithm != TPM2_ALG_NULL)

@@ -265,10 +265,18 @@ stream_writable(struct rpc_call *call)
 static void
 bidi_message(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	const char *what;
+
 	if (n == 4 && memcmp(p, "fail", 4) == 0) {
 		assert_int_equal(rpc_call_finish(call, RPC_FAILED_PRECONDITION,
 		    "asked to fail"), 0);
 		return;
+	}
+	/* "wait": hold state for the peer and wait for its next message
+	 * (a challenge sent, its answer due). */
+	if (n == 4 && memcmp(p, "wait", 4) == 0) {
+		assert_int_equal(rpc_call_hold(call, 1000, &what), 0);
+		rpc_call_await_message(call);
 	}
 	assert_int_equal(rpc_call_send_message(call, p, n), 0);
 }
@@ -1720,6 +1728,41 @@ test_unfinished_headers(void **state)
 }
 
 /*
+ * A streaming call waiting for the peer's next message (rpc_call_hold,
+ * rpc_call_await_message): what it holds is charged, and it ends after
+ * message_ms without that message.
+ */
+static void
+test_await_message(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct rpc_channel	*ch;
+	struct cres		 r;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.message_ms = 100;
+	fx_start(&f, &opts);
+	ch = open_ch(&f, TR_UNIX, 0);
+	memset(&r, 0, sizeof(r));
+	start_call(&f, ch, P_BIDI, 5000, S_("wait"), 0, &r, 0);
+	run_until(&f, &r.nmsgs, WAIT_MS);
+	rpc_server_get_stats(f.srv, &st);
+	assert_true(st.bytes_held >= 1000);
+	run_until(&f, &r.ended, WAIT_MS);
+	assert_int_equal(r.status, RPC_RESOURCE_EXHAUSTED);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.messages_timed_out, 1);
+	cres_free(&r);
+	close_ch(&f, ch);
+	run_for(&f, 50);
+	rpc_server_get_stats(f.srv, &st);
+	assert_int_equal(st.bytes_held, 0);
+	fx_finish(&f);
+}
+
+/*
  * A full server: a peer holding the most connections loses its oldest to
  * a newcomer; a peer cannot push out one that holds fewer than itself;
  * and no peer holds more than its share.
@@ -1856,6 +1899,7 @@ main(void)
 		cmocka_unit_test(test_fair_share),
 		cmocka_unit_test(test_stalled_output),
 		cmocka_unit_test(test_unfinished_headers),
+		cmocka_unit_test(test_await_message),
 		cmocka_unit_test(test_shutdown_graceful),
 		cmocka_unit_test(test_shutdown_grace_expires),
 	};
