@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "attestor_docker.h"
 #include "agent.pb-c.h"
 #include "log.h"
 #include "pkey.h"
@@ -1521,6 +1522,11 @@ on_stop_timer(uv_timer_t *t)
 	workload_stop(a);
 	nodeclient_free(a->nc);
 	a->nc = NULL;
+	if (a->docker != NULL) {
+		/* Waiting attestations end (CANCELLED), then its handles. */
+		docker_close(a->docker, NULL, NULL);
+		a->docker = NULL;
+	}
 }
 
 void
@@ -1588,9 +1594,16 @@ agent_run(struct agent_config *cfg)
 		return 1;
 	a.unix_opts.discover_workload_path = cfg->discover_workload_path;
 	a.unix_opts.workload_size_limit = cfg->workload_size_limit;
-	a.attestors[a.nattestors].name = "unix";
-	a.attestors[a.nattestors].attest = attestor_unix;
-	a.attestors[a.nattestors++].opts = &a.unix_opts;
+	if (cfg->unix_attestor) {
+		a.attestors[a.nattestors].name = "unix";
+		a.attestors[a.nattestors].attest = attestor_unix;
+		a.attestors[a.nattestors++].opts = &a.unix_opts;
+	}
+	if (cfg->docker_attestor && (r = docker_new(&loop,
+	    &cfg->docker_opts, &a.docker)) != 0) {
+		log_error("WorkloadAttestor \"docker\": %s", wick_strerror(r));
+		goto out;
+	}
 	if ((r = check_dir("data_dir", cfg->data_dir)) != 0 ||
 	    (strcmp(cfg->keymgr, "disk") == 0 && (r = check_dir(
 	    "KeyManager directory", cfg->keys_dir)) != 0) ||
@@ -1633,6 +1646,11 @@ agent_run(struct agent_config *cfg)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = a.exit_code;
 out:
+	if (a.docker != NULL) {
+		docker_close(a.docker, NULL, NULL);
+		a.docker = NULL;
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
 	if (a.nc != NULL) {
 		nodeclient_free(a.nc);
 		uv_run(&loop, UV_RUN_DEFAULT);

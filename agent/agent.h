@@ -71,6 +71,7 @@ struct jwt_cached {
 };
 
 struct wl_stream;
+struct docker;
 
 struct agent {
 	uv_loop_t		*loop;
@@ -121,6 +122,7 @@ struct agent {
 	struct attestor		 attestors[4];
 	size_t			 nattestors;
 	struct attestor_unix_opts unix_opts;
+	struct docker		*docker;	/* WorkloadAttestor "docker" */
 	uv_signal_t		 sigint;
 	uv_signal_t		 sigterm;
 	int			 stopping;

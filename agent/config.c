@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attestor_docker.h"
 #include "config.h"
 #include "pcrsel.h"
 #include "xmalloc.h"
@@ -155,10 +156,11 @@ load_plugins(const struct conf *c, const json_t *pl, struct agent_config *cfg,
 {
 	static const char *const na[] = { "join_token", "tpm", NULL };
 	static const char *const km[] = { "disk", "memory", NULL };
-	static const char *const wa[] = { "unix", NULL };
-	const json_t	*d, *empty = json_object();
-	const char	*name, *why;
+	static const char *const wa[] = { "unix", "docker", NULL };
+	const json_t	*d, *empty = json_object(), *datas[2];
+	const char	*name, *why, *names[2];
 	char		*pcrs = NULL;
+	size_t		 i, n;
 	int		 r;
 
 	if ((r = conf_check_keys(c, pl, "plugins", plugins_known,
@@ -196,12 +198,19 @@ load_plugins(const struct conf *c, const json_t *pl, struct agent_config *cfg,
 			goto out;
 	}
 	/* WorkloadAttestor blocks: every one that is configured runs. */
-	if ((r = conf_plugin(c, pl, "WorkloadAttestor", wa, &name, &d,
-	    err)) != 0)
+	if ((r = conf_plugins(c, pl, "WorkloadAttestor", wa, 2, names, datas,
+	    &n, err)) != 0)
 		goto out;
-	cfg->unix_attestor = name != NULL;
-	if (name != NULL) {
-		d = d != NULL ? d : empty;
+	for (i = 0; i < n; i++) {
+		d = datas[i] != NULL ? datas[i] : empty;
+		if (strcmp(names[i], "docker") == 0) {
+			cfg->docker_attestor = 1;
+			if ((r = docker_opts_parse(c, datas[i],
+			    &cfg->docker_opts, err)) != 0)
+				goto out;
+			continue;
+		}
+		cfg->unix_attestor = 1;
 		if ((r = conf_check_keys(c, d, "WorkloadAttestor \"unix\"",
 		    unix_known, NULL, NULL, NULL, err)) != 0 ||
 		    (r = conf_get_bool(c, d, "discover_workload_path", 0,
@@ -271,9 +280,10 @@ finish(const struct agent_flags *fl, struct agent_config *cfg,
 		    "trust_bundle_path (or -trustBundle)");
 		return WICK_ERR_CONFIG;
 	}
-	if (!cfg->unix_attestor) {
+	if (!cfg->unix_attestor && !cfg->docker_attestor) {
 		snprintf(err->msg, sizeof(err->msg), "no WorkloadAttestor is "
-		    "configured (wick supports WorkloadAttestor \"unix\")");
+		    "configured (wick supports WorkloadAttestor \"unix\" and "
+		    "\"docker\")");
 		return WICK_ERR_CONFIG;
 	}
 	return 0;
@@ -300,7 +310,7 @@ agent_config_load(const struct agent_flags *fl, struct agent_config *cfg,
 	if ((r = load_agent_block(c, a, cfg, err)) != 0)
 		goto out;
 	if ((pl = json_object_get(root, "plugins")) != NULL) {
-		cfg->unix_attestor = 0;
+		cfg->unix_attestor = cfg->docker_attestor = 0;
 		if ((r = load_plugins(c, pl, cfg, err)) != 0)
 			goto out;
 	}
@@ -328,6 +338,7 @@ agent_config_cleanup(struct agent_config *cfg)
 	free(cfg->keymgr);
 	free(cfg->keys_dir);
 	free(cfg->tpm_tcti);
+	docker_opts_cleanup(&cfg->docker_opts);
 	for (i = 0; i < cfg->nforeign_claims; i++)
 		free(cfg->foreign_claims[i]);
 	memset(cfg, 0, sizeof(*cfg));

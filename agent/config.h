@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "attestor_docker.h"
 #include "conf.h"
 #include "log.h"
 #include "pkey.h"
@@ -47,6 +48,8 @@ struct agent_config {
 	char		*keymgr;		/* "disk" or "memory" */
 	char		*keys_dir;
 	int		 unix_attestor;
+	int		 docker_attestor;
+	struct docker_opts docker_opts;
 	int		 discover_workload_path;
 	int64_t		 workload_size_limit;
 };

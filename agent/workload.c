@@ -20,6 +20,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "agent.h"
+#include "attestor_docker.h"
 #include "health.pb-c.h"
 #include "jose.h"
 #include "log.h"
@@ -46,6 +47,10 @@ enum wl_kind {
 };
 
 struct jwt_req;
+struct wl_stream;
+
+/* A method's handler of its request message. */
+typedef void wl_handler_fn(struct rpc_call *, const uint8_t *, size_t);
 
 /* Per-call state: the caller's selectors, and for streams the list. */
 struct wl_stream {
@@ -55,6 +60,13 @@ struct wl_stream {
 	enum wl_kind		 kind;
 	struct selector_set	 sel;
 	int			 attested;
+	int			 attesting;	/* the docker attestor works */
+	struct docker_req	*dreq;
+	/* The request message that came while attesting, and its handler
+	 * (may hold a token: wiped). */
+	wl_handler_fn		*handler;
+	uint8_t			*pending;
+	size_t			 npending;
 	int			 active;	/* request read, on the list */
 	int			 sent;		/* first message went out */
 	int			 again;		/* queue was full */
@@ -510,18 +522,115 @@ workload_notify(struct agent *a)
 
 /* ---- call start and end ------------------------------------------------- */
 
+/* Run the synchronous attestors; then serve what waited. */
+static void
+wl_attest_rest(struct wl_stream *s)
+{
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+	struct agent			*a = s->a;
+	const struct rpc_peer		*p = rpc_call_peer(s->call);
+	wl_handler_fn			*fn = s->handler;
+	uint8_t				*msg = s->pending;
+	size_t				 i, n = s->npending;
+	char				 why[256] = "";
+	int				 r;
+
+	s->attesting = 0;
+	s->handler = NULL;
+	s->pending = NULL;
+	for (i = 0; i < a->nattestors; i++) {
+		r = a->attestors[i].attest(&a->attestors[i], &p->cred, &s->sel,
+		    why, sizeof(why));
+		if (r != 0) {
+			log_warn_rl(&rl, "workload attestation of pid %ld "
+			    "failed (%s): %s", (long)p->pid,
+			    a->attestors[i].name, why);
+			/* The caller is not who connected: refuse it. */
+			if (r == WICK_ERR_PERM)
+				(void)rpc_call_finish(s->call,
+				    RPC_PERMISSION_DENIED, "caller no longer "
+				    "matches the credentials it connected "
+				    "with");
+			else
+				(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
+				    "workload attestation failed");
+			goto out;
+		}
+	}
+	/* Without the unix attestor nothing else checked that the caller
+	 * is still the process that connected (the docker attestor read its
+	 * cgroup while it was). */
+	if (a->nattestors == 0 && peercred_check_alive(&p->cred) != 0) {
+		log_warn_rl(&rl, "workload attestation of pid %ld failed: the "
+		    "process is gone or was replaced", (long)p->pid);
+		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
+		    "workload attestation failed");
+		goto out;
+	}
+	s->attested = 1;
+	if (fn != NULL)
+		fn(s->call, msg, n);
+out:
+	if (msg != NULL)
+		freezero(msg, n + 1);
+}
+
+/*
+ * The docker attestor answered (r 0: its selectors are in s->sel, none
+ * for a process in no container).  An engine that failed costs only its
+ * own selectors: the workload gets what the others find, as SPIRE does.
+ */
+static void
+wl_docker_done(void *arg, int r, const char *why)
+{
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+	struct wl_stream		*s = arg;
+
+	s->dreq = NULL;
+	if (r != 0)
+		log_warn_rl(&rl, "docker attestor, pid %ld: %s; serving the "
+		    "other attestors' selectors",
+		    (long)rpc_call_peer(s->call)->pid, why);
+	wl_attest_rest(s);
+}
+
+/*
+ * A request message before the caller is attested waits for it: 1 when
+ * the handler must return now (the message waits, or the call has no
+ * stream or failed), 0 to go on.
+ */
+static int
+wl_defer(struct rpc_call *call, const uint8_t *p, size_t n,
+    wl_handler_fn *fn)
+{
+	struct wl_stream *s = rpc_call_data(call);
+
+	if (s == NULL)
+		return 1;
+	if (s->attested)
+		return 0;
+	if (!s->attesting || s->handler != NULL)
+		return 1;
+	if ((s->pending = malloc(n + 1)) == NULL) {
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		return 1;
+	}
+	if (n > 0)
+		memcpy(s->pending, p, n);
+	s->npending = n;
+	s->handler = fn;
+	return 1;
+}
+
 static void
 wl_start(struct rpc_call *call, void *arg)
 {
-	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
 	struct agent			*a = arg;
 	const struct rpc_peer		*p = rpc_call_peer(call);
 	const struct rpc_md		*md;
 	const char			*path = rpc_call_path(call);
 	struct wl_stream		*s;
-	char				 why[256] = "";
-	size_t				 i;
-	int				 r;
 
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
@@ -547,26 +656,22 @@ wl_start(struct rpc_call *call, void *arg)
 		    "callers must use the Unix socket");
 		return;
 	}
-	for (i = 0; i < a->nattestors; i++) {
-		r = a->attestors[i].attest(&a->attestors[i], &p->cred, &s->sel,
-		    why, sizeof(why));
-		if (r != 0) {
-			log_warn_rl(&rl, "workload attestation of pid %ld "
-			    "failed (%s): %s", (long)p->pid,
-			    a->attestors[i].name, why);
-			/* The caller is not who connected: refuse it. */
-			if (r == WICK_ERR_PERM)
-				(void)rpc_call_finish(call,
-				    RPC_PERMISSION_DENIED, "caller no longer "
-				    "matches the credentials it connected "
-				    "with");
-			else
-				(void)rpc_call_finish(call, RPC_UNAVAILABLE,
-				    "workload attestation failed");
+	/*
+	 * The docker attestor asks the container engine and answers later;
+	 * the others run when it has (so their check that the caller is
+	 * still the process that connected covers the wait).
+	 */
+	if (a->docker != NULL) {
+		s->attesting = 1;
+		if (docker_attest(a->docker, &p->cred, &s->sel, wl_docker_done,
+		    s, &s->dreq) == 0)
 			return;
-		}
+		/* Could not even ask: as if the engine had failed. */
+		s->dreq = NULL;
+		wl_docker_done(s, WICK_ERR_INTERNAL, "cannot start a request");
+		return;
 	}
-	s->attested = 1;
+	wl_attest_rest(s);
 }
 
 static void
@@ -581,6 +686,10 @@ wl_done(struct rpc_call *call, enum rpc_end why)
 			*pp = s->next;
 			break;
 		}
+	if (s->dreq != NULL)
+		docker_cancel(s->dreq);
+	if (s->pending != NULL)
+		freezero(s->pending, s->npending + 1);
 	selector_set_cleanup(&s->sel);
 	free(s->spiffe_id);
 	free(s);
@@ -616,24 +725,32 @@ stream_begin(struct rpc_call *call, enum wl_kind kind)
 static void
 m_fetch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	if (wl_defer(call, p, n, m_fetch_x509))
+		return;
 	stream_begin(call, WL_X509);
 }
 
 static void
 m_fetch_x509_bundles(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	if (wl_defer(call, p, n, m_fetch_x509_bundles))
+		return;
 	stream_begin(call, WL_X509_BUNDLES);
 }
 
 static void
 m_fetch_jwt_bundles(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	if (wl_defer(call, p, n, m_fetch_jwt_bundles))
+		return;
 	stream_begin(call, WL_JWT_BUNDLES);
 }
 
 static void
 m_fetch_wit_bundles(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	if (wl_defer(call, p, n, m_fetch_wit_bundles))
+		return;
 	stream_begin(call, WL_WIT_BUNDLES);
 }
 
@@ -662,7 +779,7 @@ m_fetch_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct wl_stream	*s = rpc_call_data(call);
 	WITSVIDRequest		*req;
 
-	if (s == NULL || !s->attested)
+	if (wl_defer(call, p, n, m_fetch_wit))
 		return;
 	if ((req = witsvidrequest__unpack(NULL, n, p)) == NULL) {
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
@@ -828,7 +945,7 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	JWTSVIDRequest		 *req;
 	size_t			  nv = 0, i, k, naud = 0;
 
-	if (s == NULL || !s->attested)
+	if (wl_defer(call, p, n, m_fetch_jwt))
 		return;
 	if ((req = jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
@@ -1040,7 +1157,7 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	char				 msg[300];
 	int				 r;
 
-	if (s == NULL || !s->attested)
+	if (wl_defer(call, p, n, m_validate_jwt))
 		return;
 	jose_keyset_init(&ks);
 	if ((req = validate_jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
@@ -1134,7 +1251,7 @@ m_health(struct rpc_call *call, const uint8_t *p, size_t n)
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
 	int					 r;
 
-	if (s == NULL || !s->attested)
+	if (wl_defer(call, p, n, m_health))
 		return;
 	resp.status = s->a->synced && s->a->svid != NULL ?
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
