@@ -13,6 +13,9 @@ debs=(
 	libsystemd-dev libtss2-dev libcmocka-dev swtpm swtpm-tools
 	openssl python3 python3-grpcio python3-grpc-tools python3-jwt
 	python3-cryptography python3-h2
+	# docker attestor tests: podman as root with runc (crun refuses hybrid
+	# cgroup hosts) and a static busybox for the image; no recommends needed
+	podman runc busybox-static
 )
 
 sudo=""

@@ -308,13 +308,17 @@ plugins {
             directory = "%(data)s"
         }
     }
+%(workload_attestors)s
+}
+"""
+
+# The agent's WorkloadAttestor blocks unless a test gives its own.
+UNIX_WORKLOAD_ATTESTOR = """\
     WorkloadAttestor "unix" {
         plugin_data {
             discover_workload_path = true
         }
-    }
-}
-"""
+    }"""
 
 
 class AgentDaemon(Daemon):
@@ -322,7 +326,8 @@ class AgentDaemon(Daemon):
     every uid (the directory is 0755, the socket 0777, as SPIRE's)."""
 
     def __init__(self, server, bundle, sock=None,
-                 node_attestor='NodeAttestor "join_token" { plugin_data {} }'):
+                 node_attestor='NodeAttestor "join_token" { plugin_data {} }',
+                 workload_attestors=UNIX_WORKLOAD_ATTESTOR):
         if not AGENT:
             raise SystemExit("set WICK_AGENT")
         self.server = server
@@ -335,7 +340,9 @@ class AgentDaemon(Daemon):
             f.write(AGENT_CONFIG % {"td": TD, "port": server.port,
                                     "sock": self.sock, "data": self.data,
                                     "bundle": bundle,
-                                    "node_attestor": node_attestor})
+                                    "node_attestor": node_attestor,
+                                    "workload_attestors":
+                                    workload_attestors})
         self.proc = None
         self.logs = []
 
