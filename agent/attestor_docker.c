@@ -1220,7 +1220,11 @@ locate(struct docker *d, const struct peercred *cred, struct where *w,
 		memcpy(w->id, f.id, sizeof(w->id));
 		w->engine = f.podman ? ENGINE_PODMAN : ENGINE_DOCKER;
 		r = verify_cgroup(d, text, len, &f, w, why, whylen);
-	} else if (r == WICK_ERR_NOT_FOUND && f.hidden) {
+	} else if (r == WICK_ERR_NOT_FOUND && f.hidden &&
+	    d->self_id[0] != '\0') {
+		/* Only the agent's own container can be the answer: in no
+		 * container, the agent need not read (on the loop) mounts
+		 * any process can make megabytes of. */
 		snprintf(path, sizeof(path), "%s/%ld/mountinfo", d->proc_root,
 		    (long)cred->pid);
 		if ((r = read_proc(path, DOCKER_MAX_MOUNTINFO, &mi, &milen,
@@ -2247,11 +2251,12 @@ docker_attest(struct docker *d, const struct peercred *cred,
     struct selector_set *out, docker_done_fn *done, void *arg,
     struct docker_req **reqp)
 {
-	struct docker_req	*q;
+	struct docker_req	*q, *o;
 	struct centry		*ce;
 	struct fetch		*f;
 	struct where		 w;
 	char			 why[WHY_LEN];
+	size_t			 n;
 	int			 r;
 
 	*reqp = NULL;
@@ -2293,6 +2298,15 @@ docker_attest(struct docker *d, const struct peercred *cred,
 		for (f = d->qhead; f != NULL; f = f->next)
 			if (f->engine == w.engine && strcmp(f->id, w.id) == 0)
 				break;
+	for (n = 0, o = f != NULL ? f->waiters : NULL; o != NULL &&
+	    n < DOCKER_MAX_WAITERS; o = o->next)
+		n++;
+	if (n == DOCKER_MAX_WAITERS) {
+		free(q);
+		done(arg, WICK_ERR_LIMIT, "too many attestations of this "
+		    "container are waiting for the container engine");
+		goto out;
+	}
 	if (f == NULL) {
 		if (d->nqueued >= DOCKER_MAX_QUEUED) {
 			free(q);

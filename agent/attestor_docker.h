@@ -45,7 +45,8 @@
  * rewrite its own mount table (user namespaces), so that answer is taken
  * only when it is the container the agent itself runs in, as the agent's
  * own mountinfo says: the process shares the agent's cgroup, so that is
- * the only container it can be in.
+ * the only container it can be in.  An agent in no container does not
+ * read the process's mounts at all (it could believe none of them).
  *
  * Engines.  A container named in libpod's form is asked of
  * podman_socket_path, any other of docker_socket_path (as SPIRE).  The
@@ -56,7 +57,8 @@
  * are bounded (DOCKER_MAX_RESPONSE), parsed strictly, and must name the
  * container asked for, running.  No request waits longer than
  * timeout_ms, at most DOCKER_MAX_FETCHES are in flight (attestations of
- * one container share one), the rest queue, each with its deadline.
+ * one container share one, at most DOCKER_MAX_WAITERS of them), the rest
+ * queue, each with its deadline.
  *
  * Cache.  Answers are kept per engine and container ID for at most
  * DOCKER_CACHE_TTL_MS, and only for the same cgroup directory (device
@@ -103,6 +105,8 @@
 #define DOCKER_MAX_FETCHES	16	/* engine requests in flight */
 #define DOCKER_MAX_QUEUED	256	/* requests waiting for a slot */
 #define DOCKER_MAX_REQS		1024	/* attestations waiting */
+#define DOCKER_MAX_WAITERS	256	/* ... of one container, so one
+					   that floods cannot take them all */
 #define DOCKER_MAX_CACHE	256	/* containers cached */
 #define DOCKER_MAX_CACHE_BYTES	(8 * 1024 * 1024) /* their selectors */
 #define DOCKER_CACHE_TTL_MS	30000

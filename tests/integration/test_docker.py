@@ -20,6 +20,7 @@ speed.  ContainerUnixTest needs only the unix attestor: containers are
 served their unix identity through the bind-mounted socket.
 """
 import atexit
+import json
 import os
 import signal
 import socket
@@ -453,6 +454,114 @@ class DockerAttestorTest(Base):
         # Near misses: another image, another value.
         self.assert_denied(self.container("g-plain", user="2002:2002",
                                           env={"ROLE": "batchx"}))
+
+
+JWT_SCRIPT = textwrap.dedent("""
+    import json, sys, grpc
+    sys.path.insert(0, %r)
+    import workload_pb2 as W, workload_pb2_grpc as WG
+    n, size = int(sys.argv[1]), int(sys.argv[2])
+    with grpc.insecure_channel(%r) as ch:
+        stub = WG.SpiffeWorkloadAPIStub(ch)
+        futs = [stub.FetchJWTSVID.future(
+            W.JWTSVIDRequest(audience=["aud-%%d-" %% i + "x" * size]),
+            metadata=(("workload.spiffe.io", "true"),), timeout=%r)
+            for i in range(n)]
+        out = []
+        for f in futs:
+            try:
+                f.result()
+                out.append(["OK", ""])
+            except grpc.RpcError as e:
+                out.append([e.code().name, e.details() or ""])
+    print(json.dumps(out))
+""")
+
+
+class EngineWaitTest(Base):
+    """An agent whose engine accepts and never answers, so that a
+    container's calls wait for the docker attestor: what they hold while
+    they wait, and the agent stopping meanwhile."""
+
+    entries = ((UID_1234, ["unix:uid:1234"]),
+               (HOST_ROOT, ["unix:uid:0"]))
+
+    @classmethod
+    def setUpClass(cls):
+        cls.silent = SilentEngine(os.path.join(pm.dir, "silent.sock"))
+        cls.attestors = DOCKER_ATTESTOR % {"engine": cls.silent.path}
+        try:
+            super().setUpClass()
+        except Exception:
+            cls.silent.close()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.agent.proc is not None:
+                H.stop_cleanly(cls.agent)
+        finally:
+            cls.silent.close()
+
+    def jwt_calls(self, c, n, size, box):
+        """n FetchJWTSVID calls on one connection from inside c, each
+        request about size bytes, in a thread: box["rep"] gets their
+        [status, details]."""
+        script = JWT_SCRIPT % (P.SHARE_IN, "unix://%s/api.sock" %
+                               P.SOCKET_DIR_IN, CALL_TIMEOUT)
+
+        def run():
+            try:
+                p = pm.exec(c, "/usr/bin/python3", "-c", script, str(n),
+                            str(size),
+                            env={"PYTHONDONTWRITEBYTECODE": "1"},
+                            check=False, timeout=CALL_TIMEOUT + 60)
+                box["rep"] = json.loads(p.stdout.strip().splitlines()[-1])
+            except Exception as e:      # noqa: BLE001 -- reported below
+                box["rep"] = repr(e)
+        th = threading.Thread(target=run, daemon=True)
+        th.start()
+        return th
+
+    def test_a_held_while_waiting(self):
+        # Requests that wait for the engine are held for their caller:
+        # charged to its budgets (256 KiB a connection), so one connection
+        # cannot make the agent hold more than that by sending them.
+        c = self.container("held-wait", user="1234:5678")
+        box = {}
+        th = self.jwt_calls(c, 8, 60000, box)
+        th.join(CALL_TIMEOUT + 60)
+        self.assertFalse(th.is_alive())
+        rep = box["rep"]
+        self.assertIsInstance(rep, list, box)
+        refused = [r for r in rep if r[0] == "RESOURCE_EXHAUSTED"]
+        self.assertTrue(refused, rep)
+        self.assertIn("connection budget", refused[0][1], rep)
+        # The others waited for the engine, then were answered (their
+        # audiences are too long for a JWT-SVID: that is not the point).
+        self.assertLess(len(refused), len(rep), rep)
+        self.assert_host_served()
+
+    def test_z_stop_while_waiting(self):
+        # A FetchJWTSVID waits for the engine; the agent stops meanwhile:
+        # the call ends, and the agent exits cleanly.
+        c = self.container("stop-wait", user="1234:5678")
+        box = {}
+        before = len(self.silent.conns)
+        th = self.jwt_calls(c, 1, 10, box)
+        self.assertTrue(self.silent.wait_accepted(before + 1,
+                                                  CALL_TIMEOUT + 60),
+                        "the agent never asked the engine")
+        time.sleep(0.5)     # the request message reaches the agent too
+        rc = self.agent.stop()
+        out = self.agent.all_output()
+        self.assertEqual(rc, 0, out[-8000:])
+        self.assertIsNone(H.sanitizer_report(out), out[-8000:])
+        th.join(CALL_TIMEOUT + 60)
+        self.assertFalse(th.is_alive())
+        self.assertIsInstance(box["rep"], list, box)
+        self.assertNotEqual(box["rep"][0][0], "OK", box)
 
 
 class SilentEngine:

@@ -815,6 +815,7 @@ enum srv_mode {
 	SRV_BIG,	/* 200 and more than DOCKER_MAX_RESPONSE, no length */
 	SRV_BIG_CL,	/* the same with a Content-Length */
 	SRV_HANGUP,	/* accept and close at once */
+	SRV_REDIRECT,	/* 307 to a URL that would answer */
 };
 
 #define SRV_MAX_CONNS	64
@@ -862,6 +863,13 @@ srv_answer(struct srv *s, int fd)
 	srv_note_request(s, buf, n);
 	if (s->mode == SRV_GARBAGE) {
 		(void)send(fd, garbage, sizeof(garbage) - 1, MSG_NOSIGNAL);
+		return;
+	}
+	if (s->mode == SRV_REDIRECT) {
+		len = snprintf(hdr, sizeof(hdr), "HTTP/1.1 307 Temporary "
+		    "Redirect\r\nLocation: http://127.0.0.1:9/v1.41/"
+		    "containers/%s/json\r\nContent-Length: 0\r\n\r\n", ID_A);
+		(void)send(fd, hdr, (size_t)len, MSG_NOSIGNAL);
 		return;
 	}
 	len = snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\n"
@@ -1278,13 +1286,24 @@ test_client_hidden(void **state)
 	struct docker_req	*req;
 	char			*self;
 
-	/* The agent runs in no container. */
+	/*
+	 * The agent runs in no container: no container can be believed, so
+	 * the mounts (which a process in a user namespace can make megabytes
+	 * of, read on the loop at every call) are not even read: not when
+	 * they name a container, nor when they are no mount table at all.
+	 */
 	fix_setup(&x, NULL, "", 300);
 	fix_cgroup(&x, cg_hidden);
 	fix_mountinfo(&x, mi_docker);
-	expect_sync(&x, WICK_ERR_PERM, "which the agent is not in");
+	expect_sync(&x, 0, NULL);
 	fix_mountinfo(&x, mi_conflict);
-	expect_sync(&x, WICK_ERR_INVALID, "two containers");
+	expect_sync(&x, 0, NULL);
+	assert_true(asprintf(&self, "%s/%ld/mountinfo", x.proc,
+	    (long)getpid()) > 0);
+	assert_int_equal(unlink(self), 0);
+	assert_int_equal(mkdir(self, 0755), 0);
+	expect_sync(&x, 0, NULL);
+	free(self);
 	fix_teardown(&x);
 
 	/* The agent runs in container ID_C: the engine is asked for it. */
@@ -1392,6 +1411,53 @@ test_client_queue(void **state)
 	fix_teardown(&x);
 }
 
+/*
+ * One container floods (its engine answer slow in coming): it cannot
+ * take every waiting place, so another container is still asked about.
+ */
+static void
+test_client_flood(void **state)
+{
+	enum { N = DOCKER_MAX_REQS };
+	struct fix		 x;
+	struct srv		 s;
+	struct selector_set	 out;
+	struct result		*res;
+	struct docker_req	*req;
+	size_t			 i, waiting = 0, refused = 0;
+
+	fix_setup(&x, NULL, "1.41", 300);
+	srv_start(&s, x.sock, SRV_HANG);
+	assert_non_null(res = calloc(N + 1, sizeof(*res)));
+	selector_set_init(&out);
+	for (i = 0; i < N; i++) {
+		attest(&x, &out, &res[i], &req);
+		if (req != NULL)
+			waiting++;
+		else {
+			assert_int_equal(res[i].called, 1);
+			assert_int_equal(res[i].r, WICK_ERR_LIMIT);
+			assert_non_null(strstr(res[i].why, "this container"));
+			refused++;
+		}
+	}
+	assert_int_equal(waiting, DOCKER_MAX_WAITERS);
+	assert_int_equal(refused, N - DOCKER_MAX_WAITERS);
+	/* Another container waits for its own answer. */
+	fix_container(&x, ID_B);
+	fix_cgroup(&x, "0::/libpod_parent/libpod-" ID_B "\n");
+	attest(&x, &out, &res[N], &req);
+	assert_non_null(req);
+	assert_int_equal(res[N].called, 0);
+	wait_for(&x, res, N + 1);
+	assert_int_equal(res[N].r, WICK_ERR_TIMEOUT);
+	assert_int_equal(out.n, 0);
+	selector_set_cleanup(&out);
+	free(res);
+	srv_stop(&s);
+	fix_teardown(&x);
+}
+
 static void
 expect_async(enum srv_mode mode, const char *version, int want,
     const char *words)
@@ -1428,6 +1494,26 @@ test_client_bad_answers(void **state)
 	expect_async(SRV_BIG_CL, "1.41", WICK_ERR_LIMIT, "larger than");
 	expect_async(SRV_HANGUP, "1.41", WICK_ERR_UNAVAILABLE,
 	    "not reachable");
+}
+
+/*
+ * Only the engine's socket is spoken to: no redirect is followed and no
+ * proxy from the environment is used.
+ */
+static void
+test_client_restricted(void **state)
+{
+	static const char *const vars[] = {
+		"http_proxy", "HTTP_PROXY", "ALL_PROXY", "all_proxy", NULL
+	};
+	size_t	 i;
+
+	for (i = 0; vars[i] != NULL; i++)
+		assert_int_equal(setenv(vars[i], "http://127.0.0.1:9", 1), 0);
+	expect_async(SRV_REDIRECT, "1.41", WICK_ERR_PROTOCOL, "answered 307");
+	expect_async(SRV_REDIRECT, "", WICK_ERR_PROTOCOL, "answered 307");
+	for (i = 0; vars[i] != NULL; i++)
+		assert_int_equal(unsetenv(vars[i]), 0);
 }
 
 /* Nobody listens: the engine is down. */
@@ -1549,7 +1635,9 @@ main(void)
 		cmocka_unit_test(test_client_hidden),
 		cmocka_unit_test(test_client_hang),
 		cmocka_unit_test(test_client_queue),
+		cmocka_unit_test(test_client_flood),
 		cmocka_unit_test(test_client_bad_answers),
+		cmocka_unit_test(test_client_restricted),
 		cmocka_unit_test(test_client_down),
 		cmocka_unit_test(test_client_cancel_close),
 		cmocka_unit_test(test_client_close_in_callback),
