@@ -21,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "agent.h"
+#include "agent_metrics.h"
 #include "attestor_docker.h"
 #include "agent.pb-c.h"
 #include "log.h"
@@ -359,6 +360,7 @@ agent_revoked(struct agent *a, const char *msg)
 	    NULL) {
 		log_warn("the server refused this agent: %s; attesting again "
 		    "with the TPM", msg);
+		svcnotify_status(&a->notify, "attesting again with the TPM");
 		if (attest_start(a) == 0)
 			return;
 	}
@@ -409,10 +411,13 @@ agent_attested(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key,
 	}
 	a->reattestable = reattestable;
 	a->attesting = 0;
+	agent_metrics_attest(a, a->cfg->tpm ? "tpm" : "join_token", 1);
+	agent_metrics_svids(a, AGENT_SVID_AGENT, 1, 0);
 	if (save_svid(a) != 0)
 		log_warn("cannot store the agent SVID: a restart will need "
 		    "to attest again");
 	log_info("node attestation succeeded: this agent is %s", a->agent_id);
+	svcnotify_status(&a->notify, "attested as %s, syncing", a->agent_id);
 	sync_now(a);
 }
 
@@ -452,6 +457,7 @@ renew_done(int status, const char *msg, const uint8_t *p, size_t n,
 	wick__agent__renew_agent_response__free_unpacked(resp, NULL);
 	set_svid(a, chain, rn->key);
 	free(rn);
+	agent_metrics_svids(a, AGENT_SVID_AGENT, 1, 1);
 	if (save_svid(a) != 0)
 		log_warn("cannot store the renewed agent SVID");
 	log_info("agent SVID renewed; next renewal at %lld",
@@ -600,6 +606,21 @@ carry_over(struct agent_entry *to, struct agent_entry *from)
 static void	svid_upkeep(struct agent *);
 static void	index_entries(struct agent *);
 
+/* READY=1 (once) or the STATUS= line after a sync (svcnotify.h). */
+static void
+notify_synced(struct agent *a, int ready)
+{
+	char	s[SVCNOTIFY_MAX_STATUS];
+
+	snprintf(s, sizeof(s), "synced at revision %lld: %zu authorized "
+	    "entries, Workload API on %s", (long long)a->revision,
+	    a->nentries, a->cfg->socket_path);
+	if (ready)
+		svcnotify_ready(&a->notify, "%s", s);
+	else
+		svcnotify_status(&a->notify, "%s", s);
+}
+
 /* The last page arrived: replace the entry set. */
 static void
 sync_apply(struct agent *a)
@@ -666,6 +687,8 @@ sync_apply(struct agent *a)
 			agent_stop(a, 1);
 			return;
 		}
+		/* Synced and listening: workloads get their SVIDs now. */
+		notify_synced(a, 1);
 	}
 	workload_notify(a);
 	svid_upkeep(a);
@@ -722,8 +745,12 @@ sync_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 
 	if (status != 0) {
 		a->syncing = 0;
+		agent_metrics_sync(a, 0);
 		log_warn("sync with the server failed: %s (%s)", msg,
 		    rpc_status_name(status));
+		svcnotify_status(&a->notify, "sync with the server failed "
+		    "(%s), retrying; last synced revision %lld",
+		    rpc_status_name(status), (long long)a->revision);
 		if (revoked(status, msg)) {
 			agent_revoked(a, msg);
 			return;
@@ -734,6 +761,7 @@ sync_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	if ((resp = wick__agent__sync_authorized_response__unpack(NULL, n,
 	    p)) == NULL) {
 		a->syncing = 0;
+		agent_metrics_sync(a, 0);
 		log_warn("sync: malformed answer from the server");
 		sync_schedule(a, 0);
 		return;
@@ -774,7 +802,10 @@ sync_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 		return;
 	}
 	a->syncing = 0;
+	agent_metrics_sync(a, 1);
 	sync_apply(a);
+	if (a->synced && !a->stopping)
+		notify_synced(a, 0);
 	sync_schedule(a, 1);
 }
 
@@ -911,7 +942,7 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	Wick__Agent__X509SVIDResult		*x;
 	struct agent_entry			*e;
 	STACK_OF(X509)				*chain;
-	size_t					 i, j, issued = 0;
+	size_t					 i, j, issued = 0, rot = 0;
 	ssize_t					 at;
 
 	for (i = 0; i < b->n; i++)
@@ -952,6 +983,7 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			    e->id);
 			continue;
 		}
+		rot += e->chain_der != NULL;
 		if (store_svid(e, chain, b->keys[j]) != 0) {
 			log_warn("X.509-SVID for entry %s: cannot encode it",
 			    e->id);
@@ -967,6 +999,7 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	wick__agent__batch_new_x509_svidresponse__free_unpacked(resp, NULL);
 	x509_batch_free(b);
 	log_debug("%zu X.509-SVIDs issued", issued);
+	agent_metrics_svids(a, AGENT_SVID_X509, issued, rot);
 	if (issued > 0)
 		workload_notify(a);
 	svid_upkeep(a);
@@ -1074,6 +1107,7 @@ wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			e->wit_key = w->key;
 			w->key = NULL;
 		}
+		agent_metrics_svids(a, AGENT_SVID_WIT, 1, e->wit_exp != 0);
 		e->wit_exp = resp->expires_at;
 		e->wit_rotate_at = rotate_time(agent_now(), resp->expires_at);
 		wick__agent__new_witsvidresponse__free_unpacked(resp, NULL);
@@ -1298,6 +1332,7 @@ jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	    &wiping_pb, n, p)) != NULL) {
 		jwt_cache_put(jc->a, jc->entry_id, jc->aud_key, resp->token,
 		    resp->expires_at);
+		agent_metrics_svids(jc->a, AGENT_SVID_JWT, 1, 0);
 		jc->fn(jc->arg, 0, NULL, resp->token);
 		wick__agent__new_jwtsvidresponse__free_unpacked(resp,
 		    &wiping_pb);
@@ -1508,6 +1543,23 @@ handle_closed(uv_handle_t *h)
 {
 }
 
+/*
+ * The Workload API has drained: no workload call waits for the server or
+ * the container engine any more, so those go now.  Until then a call in
+ * flight (a JWT-SVID being signed) could still finish.
+ */
+static void
+workload_drained(struct agent *a)
+{
+	nodeclient_free(a->nc);
+	a->nc = NULL;
+	if (a->docker != NULL) {
+		/* Waiting attestations end (CANCELLED), then its handles. */
+		docker_close(a->docker, NULL, NULL);
+		a->docker = NULL;
+	}
+}
+
 /* The closing work runs from its own timer: agent_stop() may be called
  * from inside a callback of the channel it closes. */
 static void
@@ -1517,16 +1569,25 @@ on_stop_timer(uv_timer_t *t)
 
 	uv_close((uv_handle_t *)&a->stop_timer, handle_closed);
 	uv_close((uv_handle_t *)&a->sync_timer, handle_closed);
-	uv_close((uv_handle_t *)&a->sigint, handle_closed);
-	uv_close((uv_handle_t *)&a->sigterm, handle_closed);
-	workload_stop(a);
-	nodeclient_free(a->nc);
-	a->nc = NULL;
-	if (a->docker != NULL) {
-		/* Waiting attestations end (CANCELLED), then its handles. */
-		docker_close(a->docker, NULL, NULL);
-		a->docker = NULL;
-	}
+	telemetry_stop(a->telemetry);
+	a->telemetry = NULL;
+	uv_close((uv_handle_t *)&a->sighup, handle_closed);
+	/* SIGINT and SIGTERM stay caught through the drain, a second one
+	 * cutting it short, but no longer keep the loop running; they are
+	 * closed once it has stopped (agent_run()). */
+	uv_unref((uv_handle_t *)&a->sigint);
+	uv_unref((uv_handle_t *)&a->sigterm);
+	workload_stop(a, workload_drained);
+}
+
+/* The drain took too long (an engine or the server that does not
+ * answer): whatever holds it, the process goes. */
+static void
+drain_limit_cb(uv_timer_t *t)
+{
+	log_error("still draining after %d s: exiting now",
+	    AGENT_DRAIN_MAX_MS / 1000);
+	_exit(1);
 }
 
 void
@@ -1537,14 +1598,34 @@ agent_stop(struct agent *a, int exit_code)
 	a->stopping = 1;
 	a->exit_code = exit_code;
 	log_info("shutting down");
+	svcnotify_stopping(&a->notify, "shutting down");
 	uv_timer_stop(&a->sync_timer);
 	uv_timer_start(&a->stop_timer, on_stop_timer, 0, 0);
+	uv_timer_init(a->loop, &a->drain_limit);
+	uv_timer_start(&a->drain_limit, drain_limit_cb, AGENT_DRAIN_MAX_MS, 0);
+	uv_unref((uv_handle_t *)&a->drain_limit);
 }
 
 static void
 on_signal(uv_signal_t *s, int signum)
 {
-	agent_stop(s->data, 0);
+	struct agent *a = s->data;
+
+	if (a->stopping) {
+		log_warn("second signal: closing every connection now");
+		workload_stop_now(a);
+		return;
+	}
+	agent_stop(a, 0);
+}
+
+static void
+on_sighup(uv_signal_t *s, int signum)
+{
+	struct agent *a = s->data;
+
+	if (!a->stopping)
+		agent_reload(a);
 }
 
 static void
@@ -1574,10 +1655,11 @@ cleanup(struct agent *a)
 	}
 	sk_X509_pop_free(a->svid, X509_free);
 	EVP_PKEY_free(a->svid_key);
+	agent_metrics_free(a);
 }
 
 int
-agent_run(struct agent_config *cfg)
+agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 {
 	struct agent	 a;
 	uv_loop_t	 loop;
@@ -1586,12 +1668,17 @@ agent_run(struct agent_config *cfg)
 
 	memset(&a, 0, sizeof(a));
 	a.cfg = cfg;
+	a.flags = flags;
 	a.loop = &loop;
 	snprintf(a.td_id, sizeof(a.td_id), "spiffe://%s", cfg->trust_domain);
 	buf_init(&a.bundle_der, BUNDLE_MAX_DOC);
 	umask(027);
 	if (uv_loop_init(&loop) != 0)
 		return 1;
+	if ((r = agent_metrics_init(&a)) != 0) {
+		log_error("cannot set up the metrics: %s", wick_strerror(r));
+		goto out;
+	}
 	a.unix_opts.discover_workload_path = cfg->discover_workload_path;
 	a.unix_opts.workload_size_limit = cfg->workload_size_limit;
 	if (cfg->unix_attestor) {
@@ -1614,16 +1701,20 @@ agent_run(struct agent_config *cfg)
 	snprintf(addr, sizeof(addr), "%s:%d", cfg->server_address,
 	    cfg->server_port);
 	if ((r = nodeclient_new(&loop, addr, cfg->trust_domain, a.bundle->x509,
-	    &a.nc)) != 0)
+	    &a.nc)) != 0 ||
+	    (r = telemetry_start(&loop, &cfg->telemetry, a.metrics,
+	    "wick_agent_", agent_ready, &a, &a.telemetry)) != 0)
 		goto out;
 	uv_timer_init(&loop, &a.sync_timer);
 	uv_timer_init(&loop, &a.stop_timer);
 	a.sync_timer.data = a.stop_timer.data = &a;
 	uv_signal_init(&loop, &a.sigint);
 	uv_signal_init(&loop, &a.sigterm);
-	a.sigint.data = a.sigterm.data = &a;
+	uv_signal_init(&loop, &a.sighup);
+	a.sigint.data = a.sigterm.data = a.sighup.data = &a;
 	uv_signal_start(&a.sigint, on_signal, SIGINT);
 	uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&a.sighup, on_sighup, SIGHUP);
 	if (strcmp(cfg->keymgr, "memory") == 0)
 		log_warn("KeyManager \"memory\" with a join token: a restart "
 		    "needs a new join token");
@@ -1637,12 +1728,23 @@ agent_run(struct agent_config *cfg)
 			snprintf(a.agent_id, sizeof(a.agent_id), "%s", id);
 			free(id);
 		}
+		svcnotify_status(&a.notify, "syncing with %s as %s", addr,
+		    a.agent_id);
 		sync_now(&a);
-	} else if ((r = attest_start(&a)) != 0) {
-		agent_stop(&a, 1);
+	} else {
+		svcnotify_status(&a.notify, "attesting to %s", addr);
+		if ((r = attest_start(&a)) != 0)
+			agent_stop(&a, 1);
 	}
 	log_info("wick-agent started: trust domain %s, server %s, Workload "
 	    "API at %s once synced", cfg->trust_domain, addr, cfg->socket_path);
+	svcnotify_start(&a.notify, &loop);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* Drained: the signals kept for a second SIGTERM go too. */
+	uv_close((uv_handle_t *)&a.sigint, handle_closed);
+	uv_close((uv_handle_t *)&a.sigterm, handle_closed);
+	if (a.stopping)
+		uv_close((uv_handle_t *)&a.drain_limit, handle_closed);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = a.exit_code;
 out:

@@ -23,6 +23,7 @@
 #include "rpc.h"
 #include "selector.h"
 #include "spiffeid.h"
+#include "svcnotify.h"
 #include "types.pb-c.h"
 
 #define AGENT_MAX_CSRS		500	/* per BatchNewX509SVID */
@@ -31,6 +32,9 @@
 #define AGENT_CALL_TIMEOUT_MS	30000
 #define AGENT_JWT_CACHE_MAX	1000
 #define AGENT_SOCKET_DIR_MODE	0755	/* the Workload API socket's dir */
+#define AGENT_WL_GRACE_MS	2000	/* Workload API calls at shutdown */
+/* A drain that outlasts this is cut: the process exits 1. */
+#define AGENT_DRAIN_MAX_MS	(AGENT_WL_GRACE_MS + 5000)
 
 /* An authorized entry and what the agent holds for it. */
 struct agent_entry {
@@ -72,10 +76,14 @@ struct jwt_cached {
 
 struct wl_stream;
 struct docker;
+struct agent_metrics;
+struct metrics;
+struct telemetry;
 
 struct agent {
 	uv_loop_t		*loop;
 	struct agent_config	*cfg;
+	const struct agent_flags *flags;	/* to read cfg again */
 	char			 agent_id[SPIFFEID_MAX_LEN + 1];
 	char			 td_id[SPIFFEID_MAX_TD_LEN + 16];
 	struct nodeclient	*nc;
@@ -113,8 +121,11 @@ struct agent {
 	int			 failures;
 	uv_timer_t		 sync_timer;
 	uv_timer_t		 stop_timer;
+	struct svcnotify	 notify;	/* the service manager */
 	/* Workload API */
 	struct rpc_server	*wl;
+	struct rpc_server	*wl_draining;	/* after workload_stop() */
+	void			(*wl_drained)(struct agent *);
 	struct rpc_budget	 wl_budget;
 	struct wl_stream	*streams;
 	struct jwt_cached	*jwts;
@@ -125,12 +136,22 @@ struct agent {
 	struct docker		*docker;	/* WorkloadAttestor "docker" */
 	uv_signal_t		 sigint;
 	uv_signal_t		 sigterm;
+	uv_signal_t		 sighup;
+	uv_timer_t		 drain_limit;	/* from agent_stop() */
+	struct metrics		*metrics;	/* agent_metrics.c */
+	struct agent_metrics	*m;
+	struct telemetry	*telemetry;	/* /live /ready /metrics */
 	int			 stopping;
 	int			 exit_code;
 };
 
 int64_t	 agent_now(void);
-int	 agent_run(struct agent_config *);
+/*
+ * Run until SIGINT/SIGTERM (then workload_stop(); a second signal cuts
+ * the drain short) or a fatal refusal by the server; returns the exit
+ * status.  SIGHUP: agent_reload().  flags are those cfg was loaded with.
+ */
+int	 agent_run(const struct agent_flags *, struct agent_config *);
 /*
  * Make or check the directory of the Workload API socket (secpath.h):
  * AGENT_SOCKET_DIR_MODE, open to every workload since identity comes from
@@ -174,6 +195,18 @@ int	 agent_chain_from_pb(ProtobufCBinaryData *, size_t,
 int	 workload_start(struct agent *) WICK_WUR;
 /* Something changed: every open stream gets its new state. */
 void	 workload_notify(struct agent *);
-void	 workload_stop(struct agent *);
+/* GOAWAY, watches end with UNAVAILABLE, other calls have
+ * AGENT_WL_GRACE_MS (rpc.h); the socket file goes at once.  drained runs
+ * once every connection has closed (at once if none was open). */
+void	 workload_stop(struct agent *, void (*drained)(struct agent *));
+/* The Workload API's method table (for the metrics' labels). */
+void	 workload_methods(struct agent *, const struct rpc_method **,
+	    size_t *);
+/* After workload_stop(): close every connection now (a second SIGTERM). */
+void	 workload_stop_now(struct agent *);
+
+/* reload.c: SIGHUP, open the log file again, read the configuration file
+ * again and apply what can change while running. */
+void	 agent_reload(struct agent *);
 
 #endif /* WICK_AGENT_H */

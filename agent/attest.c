@@ -21,6 +21,7 @@
 #include <openssl/x509.h>
 
 #include "agent.h"
+#include "agent_metrics.h"
 #include "agent.pb-c.h"
 #include "log.h"
 #include "na_tpm.h"
@@ -104,6 +105,7 @@ attest_fail(struct attest *at, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_error("node attestation (%s) failed: %s", at->type, msg);
+	agent_metrics_attest(at->a, at->type, 0);
 	if (at->call != NULL)
 		rpc_ccall_cancel(at->call);	/* on_status: call = NULL */
 	agent_stop(at->a, 1);

@@ -15,14 +15,14 @@ static const char *const agent_known[] = {
 	"data_dir", "log_level", "log_format", "trust_bundle_path",
 	"trust_bundle_format", "insecure_bootstrap", "join_token",
 	"allow_unauthenticated_verifiers", "workload_x509_svid_key_type",
-	"allowed_foreign_jwt_claims",
+	"allowed_foreign_jwt_claims", "log_file",
 	"experimental", NULL
 };
 static const char *const agent_unimpl[] = {
 	"trust_bundle_url", "trust_bundle_unix_socket", "join_token_file",
 	"availability_target",
 	"x509_svid_cache_max_size", "jwt_svid_cache_max_size",
-	"admin_socket_path", "authorized_delegates", "sds", "log_file",
+	"admin_socket_path", "authorized_delegates", "sds",
 	"log_source_location", "profiling_enabled", "profiling_port",
 	"profiling_freq", "profiling_names", "retry_bootstrap",
 	"rebootstrap_mode", "rebootstrap_delay",
@@ -35,10 +35,9 @@ static const char *const experimental_unimpl[] = {
 	"named_pipe_name", "ratelimit", "require_pq_kem", NULL
 };
 static const char *const top_known[] = {
-	"agent", "plugins", NULL
+	"agent", "plugins", "health_checks", "telemetry", NULL
 };
-static const char *const top_unimpl[] = { "health_checks", "telemetry",
-	NULL };
+static const char *const top_unimpl[] = { NULL };
 static const char *const plugins_known[] = {
 	"NodeAttestor", "KeyManager", "WorkloadAttestor", NULL
 };
@@ -90,9 +89,14 @@ load_agent_block(const struct conf *c, const json_t *a,
 	    (r = get_str(c, a, "join_token", NULL, &cfg->join_token,
 	    err)) != 0 ||
 	    (r = conf_get_bool(c, a, "allow_unauthenticated_verifiers", 0,
-	    &cfg->allow_unauthenticated_verifiers, err)) != 0)
+	    &cfg->allow_unauthenticated_verifiers, err)) != 0 ||
+	    (r = get_str(c, a, "log_file", NULL, &cfg->log_file, err)) != 0)
 		return r;
 	cfg->server_port = (int)port;
+	if (cfg->log_file != NULL && *cfg->log_file == '\0') {
+		free(cfg->log_file);	/* "" is stderr, as unset */
+		cfg->log_file = NULL;
+	}
 	if ((ex = json_object_get(a, "allowed_foreign_jwt_claims")) != NULL) {
 		size_t i;
 
@@ -240,6 +244,7 @@ defaults(struct agent_config *cfg)
 	cfg->svid_key_type = PKEY_EC_P256;
 	cfg->keymgr = xstrdup("disk");
 	cfg->unix_attestor = 1;
+	telemetry_config_init(&cfg->telemetry);
 }
 
 static int
@@ -307,7 +312,8 @@ agent_config_load(const struct agent_flags *fl, struct agent_config *cfg,
 	    top_known, top_unimpl, &c, &a, err)) != 0)
 		return r;
 	root = conf_root(c);
-	if ((r = load_agent_block(c, a, cfg, err)) != 0)
+	if ((r = load_agent_block(c, a, cfg, err)) != 0 ||
+	    (r = telemetry_config_load(c, root, &cfg->telemetry, err)) != 0)
 		goto out;
 	if ((pl = json_object_get(root, "plugins")) != NULL) {
 		cfg->unix_attestor = cfg->docker_attestor = 0;
@@ -329,6 +335,7 @@ agent_config_cleanup(struct agent_config *cfg)
 	free(cfg->server_address);
 	free(cfg->socket_path);
 	free(cfg->data_dir);
+	free(cfg->log_file);
 	free(cfg->trust_bundle_path);
 	free(cfg->trust_bundle_format);
 	if (cfg->join_token != NULL) {
@@ -341,5 +348,6 @@ agent_config_cleanup(struct agent_config *cfg)
 	docker_opts_cleanup(&cfg->docker_opts);
 	for (i = 0; i < cfg->nforeign_claims; i++)
 		free(cfg->foreign_claims[i]);
+	telemetry_config_cleanup(&cfg->telemetry);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -13,6 +13,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pkey.h"
+#include "telemetry.h"
 
 #define AGENT_DEFAULT_SOCKET		"/tmp/wick-agent/public/api.sock"
 #define AGENT_DEFAULT_TRUST_DOMAIN	"example.org"	/* embedded only */
@@ -30,6 +31,7 @@ struct agent_config {
 	char		*data_dir;
 	enum log_level	 log_level;
 	enum log_format	 log_format;
+	char		*log_file;		/* NULL: stderr */
 	char		*trust_bundle_path;
 	char		*trust_bundle_format;	/* "pem" or "spiffe" */
 	int		 insecure_bootstrap;
@@ -52,6 +54,8 @@ struct agent_config {
 	struct docker_opts docker_opts;
 	int		 discover_workload_path;
 	int64_t		 workload_size_limit;
+	/* health_checks {} and telemetry { Prometheus {} } */
+	struct telemetry_config telemetry;
 };
 
 struct agent_flags {

@@ -65,6 +65,7 @@ cmd_run(int argc, char **argv, int validate_only)
 	struct agent_flags	 fl;
 	struct agent_config	 cfg;
 	struct conf_error	 err;
+	char			 why[LOG_MAX_WHY];
 	const char		*port = NULL;
 	int			 i, r;
 
@@ -118,7 +119,13 @@ cmd_run(int argc, char **argv, int validate_only)
 		return 0;
 	}
 	log_init("agent", cfg.log_level, cfg.log_format);
-	r = agent_run(&cfg);
+	if (cfg.log_file != NULL && (r = log_open_file(cfg.log_file, why,
+	    sizeof(why))) != 0) {
+		fprintf(stderr, "log_file: %s\n", why);
+		agent_config_cleanup(&cfg);
+		return 1;
+	}
+	r = agent_run(&fl, &cfg);
 	agent_config_cleanup(&cfg);
 	return r;
 }

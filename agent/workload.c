@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <systemd/sd-daemon.h>
 
 #include "agent.h"
+#include "agent_metrics.h"
 #include "attestor_docker.h"
 #include "health.pb-c.h"
 #include "jose.h"
@@ -545,6 +545,7 @@ wl_attest_rest(struct wl_stream *s)
 			log_warn_rl(&rl, "workload attestation of pid %ld "
 			    "failed (%s): %s", (long)p->pid,
 			    a->attestors[i].name, why);
+			agent_metrics_workload_attest(a, 0);
 			/* The caller is not who connected: refuse it. */
 			if (r == WICK_ERR_PERM)
 				(void)rpc_call_finish(s->call,
@@ -563,11 +564,13 @@ wl_attest_rest(struct wl_stream *s)
 	if (a->nattestors == 0 && peercred_check_alive(&p->cred) != 0) {
 		log_warn_rl(&rl, "workload attestation of pid %ld failed: the "
 		    "process is gone or was replaced", (long)p->pid);
+		agent_metrics_workload_attest(a, 0);
 		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
 		    "workload attestation failed");
 		goto out;
 	}
 	s->attested = 1;
+	agent_metrics_workload_attest(a, 1);
 	if (fn != NULL)
 		fn(s->call, msg, n);
 out:
@@ -587,6 +590,13 @@ wl_docker_done(void *arg, int r, const char *why)
 	struct wl_stream		*s = arg;
 
 	s->dreq = NULL;
+	if (r == WICK_ERR_CANCELLED) {
+		/* The agent is stopping (the server connection is gone):
+		 * nothing can be served now. */
+		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
+		    "the agent is stopping");
+		return;
+	}
 	if (r != 0)
 		log_warn_rl(&rl, "docker attestor, pid %ld: %s; serving the "
 		    "other attestors' selectors",
@@ -604,6 +614,8 @@ wl_defer(struct rpc_call *call, const uint8_t *p, size_t n,
     wl_handler_fn *fn)
 {
 	struct wl_stream *s = rpc_call_data(call);
+	const char	 *what;
+	char		  msg[128];
 
 	if (s == NULL)
 		return 1;
@@ -611,6 +623,14 @@ wl_defer(struct rpc_call *call, const uint8_t *p, size_t n,
 		return 0;
 	if (!s->attesting || s->handler != NULL)
 		return 1;
+	/* The copy is held for the caller: charged like request bytes. */
+	if (rpc_call_hold(call, n + 1, &what) != 0) {
+		snprintf(msg, sizeof(msg), "too many requests waiting for "
+		    "attestation (the %s budget)",
+		    what != NULL ? what : "call");
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, msg);
+		return 1;
+	}
 	if ((s->pending = malloc(n + 1)) == NULL) {
 		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
 		    "out of memory");
@@ -1289,6 +1309,13 @@ socket_dir(const char *path)
 	return agent_socket_dir(path);
 }
 
+void
+workload_methods(struct agent *a, const struct rpc_method **m, size_t *n)
+{
+	*m = wl_methods;
+	*n = sizeof(wl_methods) / sizeof(wl_methods[0]);
+}
+
 int
 workload_start(struct agent *a)
 {
@@ -1308,6 +1335,9 @@ workload_start(struct agent *a)
 	opts.known.max_output = WL_MAX_OUTPUT;
 	a->wl_budget.max = WL_BUDGET;
 	opts.budget = &a->wl_budget;
+	opts.observe = agent_metrics_wl_call;
+	opts.observe_arg = a;
+	opts.streams_are_watches = 1;
 	if ((r = socket_dir(a->cfg->socket_path)) != 0 ||
 	    (r = rpc_server_new(a->loop, &opts, wl_methods, n, &a->wl)) != 0)
 		return r;
@@ -1318,22 +1348,41 @@ workload_start(struct agent *a)
 		return r;
 	}
 	log_info("Workload API listening on %s", a->cfg->socket_path);
-	(void)sd_notify(0, "READY=1");
 	return 0;
 }
 
 static void
 wl_down(struct rpc_server *rs, void *arg)
 {
+	struct agent	*a = arg;
+	void		(*drained)(struct agent *) = a->wl_drained;
+
+	a->wl_draining = NULL;
+	a->wl_drained = NULL;
 	rpc_server_free(rs);
+	if (drained != NULL)
+		drained(a);
 }
 
 void
-workload_stop(struct agent *a)
+workload_stop(struct agent *a, void (*drained)(struct agent *))
 {
-	if (a->wl == NULL)
+	if (a->wl == NULL) {
+		if (drained != NULL)
+			drained(a);
 		return;
-	rpc_server_shutdown(a->wl, 2000, wl_down, NULL);
-	a->wl = NULL;
+	}
+	/* No new workload finds the socket while the open calls drain. */
 	(void)unlink(a->cfg->socket_path);
+	a->wl_draining = a->wl;
+	a->wl_drained = drained;
+	a->wl = NULL;
+	rpc_server_shutdown(a->wl_draining, AGENT_WL_GRACE_MS, wl_down, a);
+}
+
+void
+workload_stop_now(struct agent *a)
+{
+	if (a->wl_draining != NULL)
+		rpc_server_shutdown_now(a->wl_draining);
 }

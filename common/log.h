@@ -1,5 +1,5 @@
 /*
- * log.h: levelled logging to stderr in text or JSON lines.
+ * log.h: levelled logging to stderr or a file, in text or JSON lines.
  *
  * Lines carry the role ("server", "agent", ...) set by log_init().  Never
  * pass secrets (keys, tokens) to these functions, at any level.
@@ -7,8 +7,14 @@
 #ifndef WICK_LOG_H
 #define WICK_LOG_H
 
+#include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "err.h"
+
+#define LOG_MAX_WHY	(PATH_MAX + 256)	/* log_open_file()'s why */
 
 enum log_level {
 	LOG_LEVEL_FATAL = 0,
@@ -26,8 +32,30 @@ enum log_format {
 void	 log_init(const char *role, enum log_level, enum log_format);
 void	 log_set_level(enum log_level);
 enum log_level log_get_level(void);
+void	 log_set_format(enum log_format);
+/* "debug", "info", "warning", ...: as lines show it. */
+const char *log_level_name(enum log_level);
 /* Redirect output (default stderr); NULL restores stderr. */
 void	 log_set_stream(FILE *);
+/*
+ * Lines go to the file at path (SPIRE's log_file) instead of stderr.  Its
+ * directory is checked, and made when missing, as secpath.h says; the
+ * file is opened for appending, created 0600 (the umask may take more
+ * away), and must be a regular file, root's or ours, that group and
+ * others cannot write.  Called again (logrotate renamed the file and sent
+ * SIGHUP) it opens the path anew and swaps it in under the same
+ * descriptor: each line goes whole to the old file or the new one.  NULL
+ * goes back to stderr.  Loop thread only; on error the current output
+ * stays and why says what is wrong.
+ */
+int	 log_open_file(const char *path, char *why, size_t whylen) WICK_WUR;
+/*
+ * What a line shows of a message (exposed for tests): control
+ * characters, U+2028/U+2029 and bytes that are not UTF-8 become \n, \r,
+ * \t or \xNN, so a message never spans two lines.  out holds at most
+ * outlen - 1 bytes and a NUL; 4 * strlen(s) + 1 is always enough.
+ */
+size_t	 log_escape(const char *s, char *out, size_t outlen);
 /* Parse "debug", "info", "warn", "error" (SPIRE's names, any case). */
 int	 log_level_parse(const char *, enum log_level *);
 /* Parse "text" or "json". */

@@ -72,6 +72,7 @@
 #define RPC_MAX_CALL_QUEUE	(1024 * 1024)	/* queued per call, beyond one message */
 #define RPC_MAX_LISTENERS	8
 #define RPC_LISTEN_BACKLOG	1024
+#define RPC_SHUTDOWN_FLUSH_MS	1000	/* to write the last statuses */
 
 /* gRPC status codes. */
 enum rpc_status {
@@ -192,6 +193,19 @@ struct rpc_server_opts {
 	/* A connection whose output does not move for stall_ms (a peer that
 	 * does not read) is closed. */
 	uint64_t	 stall_ms;	/* 0: RPC_DEFAULT_STALL_MS */
+	/* At shutdown, end server-streaming calls at once (watches, which
+	 * never end by themselves) instead of letting them finish. */
+	int		 streams_are_watches;
+	/*
+	 * Metrics (may be NULL): run as each gRPC call is freed with the
+	 * index of its method in the table (nmethods when the method was
+	 * unknown or refused), its status (CANCELLED when it never got
+	 * one) and the nanoseconds since its headers began.  It must not
+	 * call into the server.
+	 */
+	void		(*observe)(void *arg, size_t method, int status,
+			    uint64_t ns);
+	void		*observe_arg;
 };
 
 /* The method table is borrowed and must outlive the server. */
@@ -213,11 +227,19 @@ int	 rpc_server_listen_tcp(struct rpc_server *, const char *host, int port,
 	    struct tls_ctx *tls, int *port_out) WICK_WUR;
 /*
  * Stop accepting, send GOAWAY on every connection and let open calls
- * finish; after grace_ms the rest are cancelled.  done (may be NULL) runs
- * once everything is closed; the server may then be freed.
+ * finish.  With opts.streams_are_watches, server-streaming calls end at
+ * once with UNAVAILABLE "server shutting down" (the Workload API's are
+ * watches, which never end by themselves); after grace_ms the calls still
+ * open end the same way, and
+ * connections close once that is written, or RPC_SHUTDOWN_FLUSH_MS later.
+ * Handlers see RPC_END_CANCELLED.  done (may be NULL) runs once everything
+ * is closed; the server may then be freed.
  */
 void	 rpc_server_shutdown(struct rpc_server *, uint64_t grace_ms,
 	    void (*done)(struct rpc_server *, void *), void *arg);
+/* After rpc_server_shutdown(): close every connection now (a second
+ * SIGTERM). */
+void	 rpc_server_shutdown_now(struct rpc_server *);
 /* Free a server after its shutdown completed (or that never listened). */
 void	 rpc_server_free(struct rpc_server *);
 

@@ -83,6 +83,8 @@ struct rpc_call {
 	uint64_t		 msg_since;	/* a message is awaited since;
 						   0: none */
 	uint64_t		 begun_at;	/* its HEADERS began */
+	uint64_t		 begun_ns;	/* the same, uv_hrtime() */
+	int			 observed;	/* opts.observe hears its end */
 	uint64_t		 recv;		/* DATA bytes received */
 	uint64_t		 acked;		/* ... given back to the
 						   flow-control windows */
@@ -202,6 +204,7 @@ struct rpc_server {
 	uv_timer_t		 sweep;
 	int			 handles_open;	/* grace and sweep */
 	int			 grace_active;
+	int			 grace_over;	/* calls ended, output flushing */
 	void			(*done)(struct rpc_server *, void *);
 	void			*done_arg;
 	int			 done_called;
@@ -220,6 +223,8 @@ static int	conn_admit(struct rpc_conn *, const char *, int);
 static struct log_ratelimit rl_refused = LOG_RATELIMIT_DEFAULT;
 static struct log_ratelimit rl_budget = LOG_RATELIMIT_DEFAULT;
 static struct log_ratelimit rl_timeout = LOG_RATELIMIT_DEFAULT;
+/* Debug lines, one per call: a peer could make many. */
+static struct log_ratelimit rl_calls = LOG_RATELIMIT_INIT(100, 10);
 
 /* ---- peers and budgets ---------------------------------------------- */
 
@@ -364,6 +369,11 @@ call_free(struct rpc_call *call)
 	struct rpc_conn *c = call->conn;
 
 	call_stop_timer(call);
+	if (call->observed && c->srv->opts.observe != NULL)
+		c->srv->opts.observe(c->srv->opts.observe_arg,
+		    call->method != NULL ? (size_t)(call->method -
+		    c->srv->methods) : c->srv->nmethods, call->finished ?
+		    call->status : RPC_CANCELLED, uv_hrtime() - call->begun_ns);
 	TAILQ_REMOVE(&c->calls, call, entry);
 	c->ncalls--;
 	if (c->srv->stats.calls_active > 0 && call->started)
@@ -401,6 +411,11 @@ call_end_handler(struct rpc_call *call, enum rpc_end why)
 		else
 			srv->stats.calls_completed++;
 	}
+	if (call->started)
+		log_debug_rl(&rl_calls, "call %s from %s ended: %s", call->path,
+		    conn_who(call->conn), why == RPC_END_CANCELLED ?
+		    "cancelled" : why == RPC_END_DEADLINE ?
+		    "deadline exceeded" : rpc_status_name(call->status));
 	if (call->started && call->method != NULL &&
 	    call->method->on_done != NULL)
 		call->method->on_done(call, why);
@@ -835,6 +850,7 @@ on_begin_headers_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	call->stream_id = frame->hd.stream_id;
 	call->timeout_ms = -1;
 	call->begun_at = uv_now(c->srv->loop);
+	call->begun_ns = uv_hrtime();
 	/* Responses may carry private keys and tokens: every copy is wiped
 	 * on its way out (here, the write path, nghttp2's buffers). */
 	buf_init(&call->out, 0);
@@ -978,6 +994,7 @@ call_start(struct rpc_call *call)
 		return;
 	}
 	srv->stats.calls_started++;
+	call->observed = 1;
 	if (call->md_overflow) {
 		(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED,
 		    "request metadata too large");
@@ -2090,6 +2107,37 @@ server_check_done(struct rpc_server *srv)
 	uv_close((uv_handle_t *)&srv->sweep, server_grace_close_cb);
 }
 
+/*
+ * End the calls of c that are still open with UNAVAILABLE: the client
+ * reads a status, not a reset, and knows to try again (elsewhere, or
+ * after the restart).  With streams_only, the server-streaming calls
+ * alone: in wick's APIs those are watches, which never end by themselves.
+ */
+static void
+conn_end_calls(struct rpc_conn *c, int streams_only)
+{
+	struct rpc_call	*call, *next;
+
+	TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
+		if (!call->started || call->finished || call->handler_gone ||
+		    call->method == NULL)
+			continue;
+		if (streams_only && call->method->kind !=
+		    RPC_KIND_SERVER_STREAM)
+			continue;
+		call_abort(call, RPC_UNAVAILABLE, "server shutting down",
+		    RPC_END_CANCELLED);
+		if (c->closing)
+			return;
+	}
+	conn_flush(c);
+}
+
+/*
+ * The grace period is over: what is still open ends with a status, and
+ * the connections close once that is written; the few that do not take
+ * it within RPC_SHUTDOWN_FLUSH_MS are closed then.
+ */
 static void
 server_grace_cb(uv_timer_t *t)
 {
@@ -2097,8 +2145,34 @@ server_grace_cb(uv_timer_t *t)
 	struct rpc_conn		*c, *next;
 
 	srv->grace_active = 0;
+	if (!srv->grace_over) {
+		srv->grace_over = 1;
+		TAILQ_FOREACH_SAFE(c, &srv->conns, entry, next)
+			if (!c->closing && c->ngh != NULL)
+				conn_end_calls(c, 0);
+		if (!TAILQ_EMPTY(&srv->conns)) {
+			srv->grace_active = 1;
+			uv_timer_start(&srv->grace, server_grace_cb,
+			    RPC_SHUTDOWN_FLUSH_MS, 0);
+		}
+		server_check_done(srv);
+		return;
+	}
 	TAILQ_FOREACH_SAFE(c, &srv->conns, entry, next)
 		conn_close(c);
+}
+
+void
+rpc_server_shutdown_now(struct rpc_server *srv)
+{
+	struct rpc_conn	*c, *next;
+
+	if (!srv->shutting_down || srv->done_called)
+		return;
+	srv->grace_over = 1;
+	TAILQ_FOREACH_SAFE(c, &srv->conns, entry, next)
+		conn_close(c);
+	server_check_done(srv);
 }
 
 void
@@ -2134,6 +2208,8 @@ rpc_server_shutdown(struct rpc_server *srv, uint64_t grace_ms,
 		conn_flush(c);
 		if (!c->closing && c->ncalls == 0)
 			conn_close(c);
+		else if (!c->closing && srv->opts.streams_are_watches)
+			conn_end_calls(c, 1);
 	}
 	srv->grace_active = 1;
 	uv_timer_start(&srv->grace, server_grace_cb, grace_ms, 0);

@@ -16,6 +16,12 @@ debs=(
 	# docker attestor tests: podman as root with runc (crun refuses hybrid
 	# cgroup hosts) and a static busybox for the image; no recommends needed
 	podman runc busybox-static
+	# promtool checks /metrics (tests/integration/test_health.py); the
+	# prometheus server that comes with it is kept from running (below)
+	prometheus
+	# unit tests: systemd-analyze verify/security, systemd-sysusers and
+	# systemd-tmpfiles on an install root, man for Documentation=, setpriv
+	systemd man-db util-linux procps
 )
 
 sudo=""
@@ -41,7 +47,25 @@ if [ ${#missing[@]} -gt 0 ]; then
 	echo "setup: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
 	$sudo apt-get update -qq
+	# No package's service may start while installing (Debian's
+	# prometheus would start its server): a policy-rc.d that says no,
+	# unless the system already has one.
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+		$sudo chmod 755 /usr/sbin/policy-rc.d
+		policy=1
+	fi
 	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+	if [ -n "$policy" ]; then
+		$sudo rm -f /usr/sbin/policy-rc.d
+	fi
+fi
+# Only promtool is wanted from the prometheus package: its server stays off.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	$sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/prometheus ]; then
+	$sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 fi
 
 # Node peers for the interop tests (grpc-js, proto-loader, jose), pinned by the lock file.

@@ -13,6 +13,7 @@
 #include <openssl/rand.h>
 
 #include "admin.pb-c.h"
+#include "admin_audit.h"
 #include "encode.h"
 #include "entry_cache.h"
 #include "health.pb-c.h"
@@ -26,22 +27,30 @@
 #define ADMIN_PAGE_MAX		5000
 #define JOIN_TOKEN_MAX		128
 
+int
+admin_peer_allowed(struct server *srv, const struct rpc_peer *p)
+{
+	size_t i;
+
+	if (!p->is_unix)
+		return 0;
+	if (p->uid == 0 || p->uid == geteuid())
+		return 1;
+	for (i = 0; i < srv->cfg->nadmin_uids; i++)
+		if (srv->cfg->admin_uids[i] == p->uid)
+			return 1;
+	return 0;
+}
+
 static void
 admin_start(struct rpc_call *call, void *arg)
 {
 	struct server		*srv = arg;
 	const struct rpc_peer	*p = rpc_call_peer(call);
-	size_t			 i;
 
 	rpc_call_set_data(call, srv);
-	if (!p->is_unix)
-		goto deny;
-	if (p->uid == 0 || p->uid == geteuid())
+	if (admin_peer_allowed(srv, p))
 		return;
-	for (i = 0; i < srv->cfg->nadmin_uids; i++)
-		if (srv->cfg->admin_uids[i] == p->uid)
-			return;
-deny:
 	/* Logged (rate-limited) with the uid, pid and method. */
 	svc_fail(call, RPC_PERMISSION_DENIED, "uid %lu may not use the admin "
 	    "API (allowed: root, the server's uid and admin_uids)",
@@ -251,22 +260,48 @@ batch_audit(struct batch *b, size_t *nok)
 	return list != NULL ? json_pack("{s:o}", "entries", list) : NULL;
 }
 
-static int
-batch_finish(struct rpc_call *call, struct batch *b, const char *kind,
-    int update)
+/* The audit record of what a batch changed, if anything. */
+static void
+batch_record(struct rpc_call *call, struct batch *b, const char *kind)
 {
-	struct server	*srv = SRV(call);
-	char		 actor[128];
-	json_t		*detail;
-	size_t		 i, nok;
-	int		 r;
+	char	 actor[128];
+	json_t	*detail;
+	size_t	 nok;
 
 	svc_actor(call, actor, sizeof(actor));
 	detail = batch_audit(b, &nok);
 	if (nok > 0)
-		server_audit(srv, kind, actor, 1, detail);
+		server_audit(SRV(call), kind, actor, 1, detail);
 	else
 		json_decref(detail);
+}
+
+/*
+ * Apply a batch and record it in one transaction; an error when the
+ * whole batch failed (then nothing was written, nor recorded).
+ */
+static int
+batch_commit(struct rpc_call *call, struct batch *b, int update)
+{
+	struct server	*srv = SRV(call);
+	int		 tx, r, c;
+
+	tx = server_tx_begin(srv);
+	if ((r = batch_apply(srv, b, update)) == 0)
+		batch_record(call, b, update ? "entry.update" :
+		    "entry.create");
+	if ((c = server_tx_end(srv, tx)) != 0 && r == 0)
+		r = c;
+	return r;
+}
+
+static int
+batch_finish(struct rpc_call *call, struct batch *b, int update)
+{
+	struct server	*srv = SRV(call);
+	size_t		 i;
+	int		 r;
+
 	refresh_cache(srv);
 	for (i = 0; i < b->n; i++) {
 		/* Return the existing entry for a duplicate, as SPIRE. */
@@ -307,10 +342,10 @@ m_batch_create(struct rpc_call *call, const uint8_t *p, size_t n)
 		goto out;
 	}
 	batch_load(SRV(call), &b, req->entries);
-	if ((r = batch_apply(SRV(call), &b, 0)) != 0)
+	if ((r = batch_commit(call, &b, 0)) != 0)
 		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
 		    "create the entries: %s", wick_strerror(r));
-	else if ((r = batch_finish(call, &b, "entry.create", 0)) != 0)
+	else if ((r = batch_finish(call, &b, 0)) != 0)
 		svc_fail(call, rpc_status_from_err(r), "entries created, but "
 		    "the reply cannot be built: %s", wick_strerror(r));
 	else {
@@ -352,10 +387,10 @@ m_batch_update(struct rpc_call *call, const uint8_t *p, size_t n)
 			b.res[i] = WICK_ERR_INVALID;
 			b.msg[i] = strdup("invalid entry: missing id");
 		}
-	if ((r = batch_apply(SRV(call), &b, 1)) != 0)
+	if ((r = batch_commit(call, &b, 1)) != 0)
 		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
 		    "update the entries: %s", wick_strerror(r));
-	else if ((r = batch_finish(call, &b, "entry.update", 1)) != 0)
+	else if ((r = batch_finish(call, &b, 1)) != 0)
 		svc_fail(call, rpc_status_from_err(r), "entries updated, but "
 		    "the reply cannot be built: %s", wick_strerror(r));
 	else {
@@ -379,7 +414,7 @@ m_batch_delete(struct rpc_call *call, const uint8_t *p, size_t n)
 	char					 actor[128];
 	json_t					*ids;
 	size_t					 i, nok = 0;
-	int					 r;
+	int					 r, tx;
 
 	UNPACK(BatchDeleteEntryRequest, wick__admin__batch_delete_entry_request,
 	    call, p, n, req);
@@ -393,9 +428,11 @@ m_batch_delete(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "batch of %zu IDs", req->n_ids);
 		goto out;
 	}
+	tx = server_tx_begin(srv);
 	r = req->n_ids == 0 ? 0 : ds_entries_delete(srv->ds,
 	    (const char *const *)req->ids, req->n_ids, b.res, server_now());
 	if (r != 0) {
+		server_tx_abort(srv, tx);
 		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
 		    "delete the entries: %s", wick_strerror(r));
 		batch_free(&b);
@@ -423,10 +460,15 @@ m_batch_delete(struct rpc_call *call, const uint8_t *p, size_t n)
 		    json_pack("{s:o}", "ids", ids) : NULL);
 	else
 		json_decref(ids);
+	r = server_tx_end(srv, tx);
 	refresh_cache(srv);
 	resp.results = b.results;
 	resp.n_results = b.n;
-	svc_reply(call, &resp.base);
+	if (r != 0)
+		svc_fail(call, rpc_status_from_err(r), "datastore: cannot "
+		    "delete the entries: %s", wick_strerror(r));
+	else
+		svc_reply(call, &resp.base);
 	batch_free(&b);
 out:
 	wick__admin__batch_delete_entry_request__free_unpacked(req, NULL);
@@ -657,7 +699,7 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 	char					 tag[SVC_TOKEN_TAG_LEN + 1];
 	char					 msg[512] = "";
 	int64_t					 exp;
-	int					 r;
+	int					 r, ra = 0, tx;
 
 	UNPACK(CreateJoinTokenRequest, wick__admin__create_join_token_request,
 	    call, p, n, req);
@@ -684,32 +726,40 @@ m_create_join_token(struct rpc_call *call, const uint8_t *p, size_t n)
 		goto out;
 	}
 	exp = server_now() + req->ttl;
+	tx = server_tx_begin(srv);
 	if ((r = ds_join_token_create(srv->ds, tok, exp)) != 0) {
+		server_tx_abort(srv, tx);
 		svc_fail(call, r == WICK_ERR_EXISTS ? RPC_ALREADY_EXISTS :
 		    rpc_status_from_err(r), "cannot create the token: %s",
 		    r == WICK_ERR_EXISTS ? "it already exists" :
 		    wick_strerror(r));
 		goto wipe;
 	}
-	if (*req->agent_id != '\0' && (r = token_alias(srv, agent,
-	    req->agent_id, msg, sizeof(msg))) != 0) {
-		svc_fail(call, r == WICK_ERR_EXISTS ? RPC_ALREADY_EXISTS :
-		    r == WICK_ERR_INVALID || r == WICK_ERR_LIMIT ?
-		    RPC_INVALID_ARGUMENT : rpc_status_from_err(r), "token "
-		    "created but its entry for %.200s was not: %s",
-		    req->agent_id, msg);
-		goto wipe;
-	}
+	if (*req->agent_id != '\0')
+		ra = token_alias(srv, agent, req->agent_id, msg, sizeof(msg));
 	/* A short, non-reversible tag for the audit trail. */
 	svc_token_tag(tok, tag);
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, "join_token.create", actor, 1, json_pack(
-	    "{s:s,s:I,s:s}", "token_sha256_prefix", tag, "expires_at",
-	    (json_int_t)exp, "alias", req->agent_id));
+	    "{s:s,s:I,s:s,s:b}", "token_sha256_prefix", tag, "expires_at",
+	    (json_int_t)exp, "alias", req->agent_id, "alias_created",
+	    *req->agent_id != '\0' && ra == 0));
+	r = server_tx_end(srv, tx);
 	refresh_cache(srv);
-	resp.token = tok;
-	resp.expires_at = exp;
-	svc_reply(call, &resp.base);
+	if (r != 0)
+		svc_fail(call, rpc_status_from_err(r), "cannot create the "
+		    "token: %s", wick_strerror(r));
+	else if (ra != 0)
+		svc_fail(call, ra == WICK_ERR_EXISTS ? RPC_ALREADY_EXISTS :
+		    ra == WICK_ERR_INVALID || ra == WICK_ERR_LIMIT ?
+		    RPC_INVALID_ARGUMENT : rpc_status_from_err(ra), "token "
+		    "created but its entry for %.200s was not: %s",
+		    req->agent_id, msg);
+	else {
+		resp.token = tok;
+		resp.expires_at = exp;
+		svc_reply(call, &resp.base);
+	}
 wipe:
 	wipe(tok, sizeof(tok));
 	wipe(agent, sizeof(agent));
@@ -908,13 +958,15 @@ agent_change(struct rpc_call *call, const uint8_t *p, size_t n, int ban)
 	Wick__Admin__Empty		 resp = WICK__ADMIN__EMPTY__INIT;
 	struct server			*srv = SRV(call);
 	char				 actor[128];
-	int				 r;
+	int				 r, tx, c;
 
 	UNPACK(GetAgentRequest, wick__admin__get_agent_request, call, p, n,
 	    req);
+	tx = server_tx_begin(srv);
 	r = ban ? ds_node_ban(srv->ds, req->spiffe_id, server_now()) :
 	    ds_node_delete(srv->ds, req->spiffe_id, server_now());
 	if (r != 0) {
+		server_tx_abort(srv, tx);
 		svc_fail(call, r == WICK_ERR_NOT_FOUND ? RPC_NOT_FOUND :
 		    rpc_status_from_err(r), "agent \"%.200s\": %s",
 		    req->spiffe_id, r == WICK_ERR_NOT_FOUND ? "not found" :
@@ -926,6 +978,12 @@ agent_change(struct rpc_call *call, const uint8_t *p, size_t n, int ban)
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, ban ? "agent.ban" : "agent.evict", actor, 1,
 	    json_pack("{s:s}", "spiffe_id", req->spiffe_id));
+	if ((c = server_tx_end(srv, tx)) != 0) {
+		refresh_cache(srv);
+		svc_fail(call, rpc_status_from_err(c), "agent \"%.200s\": "
+		    "datastore: %s", req->spiffe_id, wick_strerror(c));
+		goto out;
+	}
 	refresh_cache(srv);
 	if (r != 0)
 		svc_fail(call, rpc_status_from_err(r), "agent \"%.200s\" "
@@ -1173,6 +1231,9 @@ m_health_check(struct rpc_call *call, const uint8_t *p, size_t n)
 
 #define UNARY(path, fn) { path, RPC_KIND_UNARY, admin_start, fn, NULL, NULL, \
 	NULL, NULL, 0 }
+/* Calls with state of their own (admin_audit.c). */
+#define JOB(path, fn) { path, RPC_KIND_UNARY, admin_job_start, fn, NULL, \
+	NULL, admin_job_done, NULL, 0 }
 
 static struct rpc_method admin_methods[] = {
 	UNARY("/wick.admin.Entries/BatchCreateEntry", m_batch_create),
@@ -1192,6 +1253,9 @@ static struct rpc_method admin_methods[] = {
 	UNARY("/wick.admin.Bundles/SetFederatedBundle", m_set_federated),
 	UNARY("/wick.admin.Bundles/DeleteFederatedBundle", m_delete_federated),
 	UNARY("/wick.admin.Server/SetLogLevel", m_set_log_level),
+	JOB("/wick.admin.Server/Backup", admin_m_backup),
+	JOB("/wick.admin.Audit/ListAuditEvents", admin_m_list_audit),
+	JOB("/wick.admin.Audit/VerifyAudit", admin_m_verify_audit),
 	UNARY("/grpc.health.v1.Health/Check", m_health_check),
 };
 

@@ -26,6 +26,7 @@
 #include "pbconv.h"
 #include "pkey.h"
 #include "server.h"
+#include "srv_metrics.h"
 #include "svc.h"
 #include "x509.h"
 #include "xmalloc.h"
@@ -298,6 +299,8 @@ attest_fail_rl(struct log_ratelimit *rl, struct rpc_call *call,
 		detail = json_object();
 	if (detail != NULL)
 		(void)json_object_set_new(detail, "error", json_string(msg));
+	srv_metrics_attest(ac->srv, json_string_value(json_object_get(detail,
+	    "type")), 0);
 	server_audit_rl(ac->srv, rl, "agent.attest", addr, 0, detail);
 	svc_finish(call, st, "failed to attest: %s", msg);
 }
@@ -307,6 +310,24 @@ token_detail(const char *tag)
 {
 	return json_pack("{s:s,s:s}", "type", "join_token",
 	    "token_sha256_prefix", tag);
+}
+
+/* ["type:value", ...] for an audit record; an empty list for none. */
+static json_t *
+selectors_audit(const struct selector_set *sel)
+{
+	json_t	*a = json_array();
+	char	*v;
+	size_t	 i;
+
+	for (i = 0; a != NULL && sel != NULL && i < sel->n; i++) {
+		if (asprintf(&v, "%s:%s", sel->sel[i].type,
+		    sel->sel[i].value) < 0)
+			break;
+		(void)json_array_append_new(a, json_string(v));
+		free(v);
+	}
+	return a;
 }
 
 /*
@@ -332,7 +353,7 @@ attest_issue(struct rpc_call *call, const char *agent, const char *type,
 	char			*serial = NULL;
 	const char		*why;
 	int64_t			 exp, now = server_now();
-	int			 r;
+	int			 r, tx;
 
 	buf_init(&bb, BUNDLE_MAX_DOC);
 	if ((r = ds_node_get(srv->ds, agent, &old)) == 0 &&
@@ -354,6 +375,8 @@ attest_issue(struct rpc_call *call, const char *agent, const char *type,
 		detail = NULL;
 		goto out;
 	}
+	/* The node's record and the audit record of it: both or neither. */
+	tx = server_tx_begin(srv);
 	if (old != NULL) {
 		r = ds_node_set_serials(srv->ds, agent, serial, exp, "", 0,
 		    now);
@@ -372,9 +395,30 @@ attest_issue(struct rpc_call *call, const char *agent, const char *type,
 		r = ds_node_create(srv->ds, node, now);
 	}
 	if (r != 0) {
+		server_tx_abort(srv, tx);
 		attest_fail(call, detail, rpc_status_from_err(r), "cannot "
 		    "record the agent: %s", wick_strerror(r));
 		detail = NULL;
+		goto out;
+	}
+	svc_actor(call, addr, sizeof(addr));
+	if (detail != NULL) {
+		(void)json_object_set_new(detail, "agent", json_string(agent));
+		(void)json_object_set_new(detail, "serial",
+		    json_string(serial));
+		(void)json_object_set_new(detail, "expires_at",
+		    json_integer(exp));
+		(void)json_object_set_new(detail, "reattested",
+		    json_boolean(old != NULL));
+		/* The evidence behind the identity: what the node proved. */
+		(void)json_object_set_new(detail, "selectors",
+		    selectors_audit(sel));
+	}
+	server_audit(srv, "agent.attest", addr, 1, detail);
+	detail = NULL;
+	if ((r = server_tx_end(srv, tx)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot record the "
+		    "agent: %s", wick_strerror(r));
 		goto out;
 	}
 	if ((r = chain_to_pb(chain, &res.svid, &res.n_svid)) != 0 ||
@@ -393,18 +437,8 @@ attest_issue(struct rpc_call *call, const char *agent, const char *type,
 	res.reattestable = reattestable;
 	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT;
 	resp.result = &res;
-	svc_actor(call, addr, sizeof(addr));
-	if (detail != NULL) {
-		(void)json_object_set_new(detail, "agent", json_string(agent));
-		(void)json_object_set_new(detail, "serial",
-		    json_string(serial));
-		(void)json_object_set_new(detail, "expires_at",
-		    json_integer(exp));
-		(void)json_object_set_new(detail, "reattested",
-		    json_boolean(old != NULL));
-	}
-	server_audit(srv, "agent.attest", addr, 1, detail);
-	detail = NULL;
+	srv_metrics_attest(srv, type, 1);
+	srv_metrics_svids(srv, SRV_SVID_AGENT, 1);
 	svc_reply(call, &resp.base);
 	wick__types__bundle__free_unpacked(res.bundle, NULL);
 out:
@@ -679,7 +713,7 @@ m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
 	char				*serial = NULL;
 	const char			*why;
 	int64_t				 exp;
-	int				 r;
+	int				 r, tx;
 
 	if ((node = authorize(call)) == NULL)
 		return;
@@ -700,8 +734,17 @@ m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
 			    wick_strerror(r));
 		goto out;
 	}
+	tx = server_tx_begin(srv);
 	if ((r = ds_node_set_serials(srv->ds, node->spiffe_id, node->serial,
 	    node->expires_at, serial, exp, server_now())) != 0) {
+		server_tx_abort(srv, tx);
+		svc_fail(call, rpc_status_from_err(r), "datastore: %s",
+		    wick_strerror(r));
+		goto out;
+	}
+	server_audit(srv, "agent.renew", node->spiffe_id, 1, json_pack(
+	    "{s:s,s:I}", "serial", serial, "expires_at", (json_int_t)exp));
+	if ((r = server_tx_end(srv, tx)) != 0) {
 		svc_fail(call, rpc_status_from_err(r), "datastore: %s",
 		    wick_strerror(r));
 		goto out;
@@ -711,8 +754,7 @@ m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "SVID: %s", wick_strerror(r));
 		goto out;
 	}
-	server_audit(srv, "agent.renew", node->spiffe_id, 1, json_pack(
-	    "{s:s,s:I}", "serial", serial, "expires_at", (json_int_t)exp));
+	srv_metrics_svids(srv, SRV_SVID_AGENT, 1);
 	svc_reply(call, &resp.base);
 out:
 	chain_pb_free(resp.svid, resp.n_svid);
@@ -979,8 +1021,9 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		    &res[i].n_svid)) != 0 ||
 		    (r = ca_serial_hex(sk_X509_value(chain, 0),
 		    &serial)) != 0 ||
-		    (item = json_pack("{s:s,s:s,s:I}", "serial", serial,
-		    "spiffe_id", e->spiffe_id, "expires_at", (json_int_t)
+		    (item = json_pack("{s:s,s:s,s:s,s:I}", "serial", serial,
+		    "entry_id", e->id, "spiffe_id", e->spiffe_id,
+		    "expires_at", (json_int_t)
 		    x509_not_after(sk_X509_value(chain, 0)))) == NULL ||
 		    json_array_append_new(issued, item) != 0) {
 			/* Never an SVID that the audit record would miss. */
@@ -1002,6 +1045,7 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	resp.results = rv;
 	resp.n_results = req->n_params;
+	srv_metrics_svids(srv, SRV_SVID_X509, json_array_size(issued));
 	if (json_array_size(issued) > 0)
 		server_audit(srv, "svid.x509", node->spiffe_id, 1,
 		    json_pack("{s:O}", "issued", issued));
@@ -1132,8 +1176,10 @@ m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "JWT-SVID: %s", wick_strerror(r));
 		goto out;
 	}
+	srv_metrics_svids(srv, SRV_SVID_JWT, 1);
 	server_audit(srv, "svid.jwt", node->spiffe_id, 1, json_pack(
-	    "{s:s,s:O,s:I}", "spiffe_id", e->spiffe_id, "aud",
+	    "{s:s,s:s,s:O,s:I}", "spiffe_id", e->spiffe_id, "entry_id", e->id,
+	    "aud",
 	    json_object_get(claims, "aud"), "expires_at", (json_int_t)exp));
 	resp.token = token;
 	resp.expires_at = exp;
@@ -1274,8 +1320,10 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "WIT-SVID: %s", wick_strerror(r));
 		goto out;
 	}
+	srv_metrics_svids(srv, SRV_SVID_WIT, 1);
 	server_audit(srv, "svid.wit", node->spiffe_id, 1, json_pack(
-	    "{s:s,s:s,s:I}", "spiffe_id", e->spiffe_id, "jti", jti,
+	    "{s:s,s:s,s:s,s:I}", "spiffe_id", e->spiffe_id, "entry_id", e->id,
+	    "jti", jti,
 	    "expires_at", (json_int_t)exp));
 	resp.token = token;
 	resp.expires_at = exp;

@@ -869,6 +869,7 @@ static const struct {
 	const size_t		*n;
 } cmd_tables[] = {
 	{ cli_agent_cmds, &cli_agent_ncmds },
+	{ cli_audit_cmds, &cli_audit_ncmds },
 	{ cli_bundle_cmds, &cli_bundle_ncmds },
 	{ cli_entry_cmds, &cli_entry_ncmds },
 };
@@ -996,7 +997,8 @@ cli_run(FILE *out, FILE *err, int argc, char **argv)
 
 	if (argc < 1 || !cli_is_verb(argv[0])) {
 		fprintf(err, "unknown command \"%s\"; the admin commands "
-		    "are: token, entry, agent, bundle, healthcheck\n",
+		    "are: token, entry, agent, bundle, healthcheck, audit, "
+		    "backup\n",
 		    argc < 1 ? "" : argv[0]);
 		return 1;
 	}

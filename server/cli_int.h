@@ -1,6 +1,6 @@
 /*
  * cli_int.h: internals of the admin commands (cli.c, cli_entry.c,
- * cli_entry_build.c, cli_agent.c, cli_bundle.c), exposed for
+ * cli_entry_build.c, cli_agent.c, cli_bundle.c, cli_audit.c), exposed for
  * tests/unit/test_cli.c.
  *
  * The pure parts: Go flag-package parsing, entries from flags and from
@@ -249,5 +249,14 @@ extern const struct cli_cmd	cli_agent_cmds[];
 extern const size_t		cli_agent_ncmds;
 extern const struct cli_cmd	cli_bundle_cmds[];
 extern const size_t		cli_bundle_ncmds;
+extern const struct cli_cmd	cli_audit_cmds[];
+extern const size_t		cli_audit_ncmds;
+
+/* ---- audit (cli_audit.c) ------------------------------------------------- */
+
+/* -since: a time as cli_parse_time() reads it, or a duration ("24h")
+ * back from now; err names the flag. */
+int	 cli_parse_since(const char *, int64_t now, int64_t *out, char *err,
+	    size_t errlen) WICK_WUR;
 
 #endif /* WICK_SERVER_CLI_INT_H */

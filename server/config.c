@@ -10,17 +10,18 @@
 #include "tpmv.h"
 #include "xmalloc.h"
 
-/* Options of the server block.  admin_uids and default_wit_svid_ttl are
- * wick's own; the rest are SPIRE's names. */
+/* Options of the server block.  admin_uids, audit_retention and
+ * default_wit_svid_ttl are wick's own; the rest are SPIRE's names. */
 static const char *const server_known[] = {
 	"trust_domain", "bind_address", "bind_port", "socket_path",
 	"data_dir", "log_level", "log_format", "ca_key_type",
 	"jwt_key_type", "ca_ttl", "ca_subject", "default_x509_svid_ttl",
 	"default_jwt_svid_ttl", "default_wit_svid_ttl", "agent_ttl", "jwt_issuer",
-	"admin_uids", "audit_log_enabled", "experimental", NULL
+	"admin_uids", "audit_log_enabled", "experimental", "log_file",
+	"audit_retention", NULL
 };
 static const char *const server_unimpl[] = {
-	"admin_ids", "federation", "log_file", "log_source_location",
+	"admin_ids", "federation", "log_source_location",
 	"profiling_enabled", "profiling_port", "profiling_freq",
 	"profiling_names", "ratelimit", "prune_attested_nodes_expired_for",
 	"prune_tainted_attested_nodes_expired_for", "disable_jwt_svids",
@@ -40,10 +41,9 @@ static const char *const subject_known[] = {
 	"country", "organization", "common_name", NULL
 };
 static const char *const top_known[] = {
-	"server", "plugins", NULL
+	"server", "plugins", "health_checks", "telemetry", NULL
 };
-static const char *const top_unimpl[] = { "health_checks", "telemetry",
-	NULL };
+static const char *const top_unimpl[] = { NULL };
 static const char *const plugins_known[] = {
 	"DataStore", "KeyManager", "NodeAttestor", "UpstreamAuthority", NULL
 };
@@ -168,9 +168,21 @@ load_server_block(const struct conf *c, const json_t *s,
 	    &cfg->wit_svid_ttl, err)) != 0 ||
 	    (r = get_ttl(c, s, "agent_ttl", cfg->x509_svid_ttl,
 	    &cfg->agent_ttl, err)) != 0 ||
-	    (r = get_str(c, s, "jwt_issuer", "", &cfg->jwt_issuer, err)) != 0)
+	    (r = get_str(c, s, "jwt_issuer", "", &cfg->jwt_issuer, err)) != 0 ||
+	    (r = get_str(c, s, "log_file", NULL, &cfg->log_file, err)) != 0)
 		return r;
 	cfg->bind_port = (int)port;
+	/* wick's own (SPIRE has no audit trail): 0 keeps every event. */
+	if ((r = conf_get_duration(c, s, "audit_retention", 0,
+	    &cfg->audit_retention, err)) != 0)
+		return r;
+	if (cfg->audit_retention < 0)
+		return conf_error_at(c, s, "audit_retention", err,
+		    "\"audit_retention\" must not be negative");
+	if (cfg->log_file != NULL && *cfg->log_file == '\0') {
+		free(cfg->log_file);	/* "" is stderr, as unset */
+		cfg->log_file = NULL;
+	}
 	if ((r = conf_get_string(c, s, "log_level", "info", &lvl, err)) != 0)
 		return r;
 	if (log_level_parse(lvl, &cfg->log_level) != 0)
@@ -346,6 +358,7 @@ defaults(struct server_config *cfg)
 	cfg->ds_type = xstrdup("sqlite3");
 	cfg->keymgr = xstrdup("disk");
 	cfg->join_token = 1;
+	telemetry_config_init(&cfg->telemetry);
 }
 
 static char *
@@ -447,7 +460,8 @@ server_config_load(const struct server_flags *fl, struct server_config *cfg,
 	    top_known, top_unimpl, &c, &s, err)) != 0)
 		return r;
 	root = conf_root(c);
-	if ((r = load_server_block(c, s, cfg, err)) != 0)
+	if ((r = load_server_block(c, s, cfg, err)) != 0 ||
+	    (r = telemetry_config_load(c, root, &cfg->telemetry, err)) != 0)
 		goto out;
 	cfg->join_token = cfg->tpm = 0;
 	if ((pl = json_object_get(root, "plugins")) != NULL &&
@@ -468,6 +482,7 @@ server_config_cleanup(struct server_config *cfg)
 	free(cfg->bind_address);
 	free(cfg->socket_path);
 	free(cfg->data_dir);
+	free(cfg->log_file);
 	free(cfg->jwt_issuer);
 	free(cfg->wit_issuer);
 	for (i = 0; i < cfg->nsubject_country; i++)
@@ -485,5 +500,6 @@ server_config_cleanup(struct server_config *cfg)
 	free(cfg->tpm_pcrs);
 	free(cfg->upstream_key);
 	free(cfg->upstream_bundle);
+	telemetry_config_cleanup(&cfg->telemetry);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pkey.h"
+#include "telemetry.h"
 
 #define SERVER_DEFAULT_PORT		8081
 #define SERVER_DEFAULT_SOCKET		"/tmp/wick-server/private/api.sock"
@@ -32,6 +33,7 @@ struct server_config {
 	char		*data_dir;
 	enum log_level	 log_level;
 	enum log_format	 log_format;
+	char		*log_file;	/* NULL: stderr */
 	enum pkey_type	 ca_key_type;
 	enum pkey_type	 jwt_key_type;
 	int64_t		 ca_ttl;
@@ -48,6 +50,7 @@ struct server_config {
 	char		*subject_cn;
 	uid_t		 admin_uids[SERVER_MAX_ADMIN_UIDS];
 	size_t		 nadmin_uids;
+	int64_t		 audit_retention; /* seconds; 0 = keep forever */
 	/* plugins */
 	char		*ds_type;	/* "sqlite3" */
 	char		*ds_conn;
@@ -61,6 +64,8 @@ struct server_config {
 	char		*upstream_cert;	/* UpstreamAuthority "disk" */
 	char		*upstream_key;
 	char		*upstream_bundle;
+	/* health_checks {} and telemetry { Prometheus {} } */
+	struct telemetry_config telemetry;
 };
 
 /* Command-line overrides of "run" (NULL / 0 = not given). */

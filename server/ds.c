@@ -7,13 +7,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "ds_int.h"
 #include "encode.h"
 #include "spiffeid.h"
+
+/*
+ * Backend calls, timed when the daemon asked (ds_set_timer()):
+ *	return TIMED(ds, ds->ops->entry_get(ds, id, out));
+ * The conditional sequences the start before the call.
+ */
+#define TIMED(ds, call)	timed_end((ds), timed_begin(ds) ? 0 : (call))
+
+static int
+timed_begin(struct ds *ds)
+{
+	struct timespec ts;
+
+	if (ds->timer != NULL && ds->depth++ == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ds->t0 = (uint64_t)ts.tv_sec * 1000000000u +
+		    (uint64_t)ts.tv_nsec;
+	}
+	return 0;
+}
+
+static int
+timed_end(struct ds *ds, int r)
+{
+	struct timespec	ts;
+	uint64_t	now;
+
+	if (ds->timer != NULL && ds->depth > 0 && --ds->depth == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		ds->timer(ds->timer_arg, now > ds->t0 ? now - ds->t0 : 0);
+	}
+	return r;
+}
 
 #define DS_TOKEN_MAX	1024	/* join token length */
 
@@ -200,8 +236,124 @@ ds_audit_free_members(struct ds_audit *a)
 {
 	free(a->kind);
 	free(a->actor);
+	free(a->subject);
 	free(a->detail_json);
 	memset(a, 0, sizeof(*a));
+}
+
+/* ---- the audit chain, shared by backends -------------------------------- */
+
+static int
+hash_field(EVP_MD_CTX *ctx, const char *v)
+{
+	uint8_t		len[4];
+	size_t		n = v != NULL ? strlen(v) : 0;
+
+	if (n > UINT32_MAX)
+		return 0;
+	len[0] = (uint8_t)(n >> 24);
+	len[1] = (uint8_t)(n >> 16);
+	len[2] = (uint8_t)(n >> 8);
+	len[3] = (uint8_t)n;
+	return EVP_DigestUpdate(ctx, len, 4) == 1 && (n == 0 ||
+	    EVP_DigestUpdate(ctx, v, n) == 1);
+}
+
+static int
+unhex(const char *h, uint8_t out[32])
+{
+	int	i, hi, lo;
+
+	if (h == NULL || strlen(h) != 64)
+		return WICK_ERR_INVALID;
+	for (i = 0; i < 32; i++) {
+		hi = h[2 * i];
+		lo = h[2 * i + 1];
+		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' &&
+		    hi <= 'f' ? hi - 'a' + 10 : -1;
+		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' &&
+		    lo <= 'f' ? lo - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return WICK_ERR_INVALID;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
+ds_audit_hash(const struct ds_audit *a, char out[DS_AUDIT_HASH_HEX])
+{
+	static const char	 tag[] = "wick-audit-v1";
+	EVP_MD_CTX		*ctx;
+	uint8_t			 num[16], prev[32], md[32], ok;
+	unsigned		 len;
+	uint64_t		 seq = (uint64_t)a->seq, at = (uint64_t)a->at;
+	int			 i, good;
+
+	out[0] = '\0';
+	if (unhex(a->prev_hash, prev) != 0)
+		return WICK_ERR_INVALID;
+	for (i = 0; i < 8; i++) {
+		num[i] = (uint8_t)(seq >> (56 - 8 * i));
+		num[8 + i] = (uint8_t)(at >> (56 - 8 * i));
+	}
+	ok = a->ok != 0;
+	if ((ctx = EVP_MD_CTX_new()) == NULL)
+		return WICK_ERR_CRYPTO;
+	good = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(ctx, tag, sizeof(tag)) == 1 &&
+	    EVP_DigestUpdate(ctx, num, sizeof(num)) == 1 &&
+	    hash_field(ctx, a->kind) && hash_field(ctx, a->actor) &&
+	    hash_field(ctx, a->subject) &&
+	    EVP_DigestUpdate(ctx, &ok, 1) == 1 &&
+	    hash_field(ctx, a->detail_json) &&
+	    EVP_DigestUpdate(ctx, prev, sizeof(prev)) == 1 &&
+	    EVP_DigestFinal_ex(ctx, md, &len) == 1 && len == 32;
+	EVP_MD_CTX_free(ctx);
+	if (!good)
+		return WICK_ERR_CRYPTO;
+	hex_encode(md, sizeof(md), out);
+	return 0;
+}
+
+int
+ds_audit_verify_event(struct ds_audit_verify *v, const struct ds_audit *a)
+{
+	char	h[DS_AUDIT_HASH_HEX];
+	int	r;
+
+	if (a->seq != v->next_seq) {
+		v->bad_seq = v->next_seq;
+		if (a->seq > v->next_seq)
+			snprintf(v->why, sizeof(v->why), "missing: the chain "
+			    "jumps from seq %lld to %lld (events removed)",
+			    (long long)v->next_seq - 1, (long long)a->seq);
+		else
+			snprintf(v->why, sizeof(v->why), "out of order: seq "
+			    "%lld found where %lld was expected",
+			    (long long)a->seq, (long long)v->next_seq);
+		return WICK_ERR_STATE;
+	}
+	if (strcmp(a->prev_hash, v->prev_hash) != 0) {
+		v->bad_seq = a->seq;
+		snprintf(v->why, sizeof(v->why), "broken link: its prev_hash "
+		    "is not the hash of seq %lld (events reordered or "
+		    "replaced, or seq %lld changed with its hash)",
+		    (long long)a->seq - 1, (long long)a->seq - 1);
+		return WICK_ERR_STATE;
+	}
+	if ((r = ds_audit_hash(a, h)) != 0 && r != WICK_ERR_INVALID)
+		return r;
+	if (r != 0 || strcmp(h, a->hash) != 0) {
+		v->bad_seq = a->seq;
+		snprintf(v->why, sizeof(v->why), "hash mismatch: the event "
+		    "was changed after it was recorded");
+		return WICK_ERR_STATE;
+	}
+	memcpy(v->prev_hash, a->hash, sizeof(v->prev_hash));
+	v->next_seq++;
+	v->count++;
+	return 0;
 }
 
 /* ---- matching, shared by backends -------------------------------------- */
@@ -369,9 +521,34 @@ token_hash(const char *token, char out[65])
 static const struct {
 	const char	*type;
 	int		(*open)(const char *, struct ds **, const char **);
+	int		(*open_readonly)(const char *, struct ds **,
+			    const char **);
 } backends[] = {
-	{ "sqlite3", ds_sqlite_open },
+	{ "sqlite3", ds_sqlite_open, ds_sqlite_open_readonly },
 };
+
+int
+ds_open_readonly(const char *type, const char *conn, struct ds **out,
+    const char **why)
+{
+	const char	*w = NULL;
+	size_t		 i;
+
+	*out = NULL;
+	if (why == NULL)
+		why = &w;
+	*why = NULL;
+	if (conn == NULL || *conn == '\0') {
+		*why = "empty connection string";
+		return WICK_ERR_CONFIG;
+	}
+	for (i = 0; type != NULL && i < sizeof(backends) / sizeof(backends[0]);
+	    i++)
+		if (strcmp(type, backends[i].type) == 0)
+			return backends[i].open_readonly(conn, out, why);
+	*why = "unknown database type (wick supports sqlite3)";
+	return WICK_ERR_CONFIG;
+}
 
 int
 ds_open(const char *type, const char *conn, struct ds **out,
@@ -407,6 +584,13 @@ const char *
 ds_backend(const struct ds *ds)
 {
 	return ds->ops->name;
+}
+
+void
+ds_set_timer(struct ds *ds, void (*fn)(void *, uint64_t), void *arg)
+{
+	ds->timer = fn;
+	ds->timer_arg = arg;
 }
 
 /* ---- checks before the backend ----------------------------------------- */
@@ -486,8 +670,8 @@ batch(struct ds *ds, struct ds_entry **v, size_t n, int *res, int64_t now,
 					res[i] = WICK_ERR_ALLOC;
 			return WICK_ERR_ALLOC;
 		}
-	return update ? ds->ops->entries_update(ds, v, n, res, now) :
-	    ds->ops->entries_create(ds, v, n, res, now);
+	return update ? TIMED(ds, ds->ops->entries_update(ds, v, n, res, now)) :
+	    TIMED(ds, ds->ops->entries_create(ds, v, n, res, now));
 }
 
 int
@@ -517,7 +701,8 @@ ds_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
 		res[i] = key_ok(ids[i], DS_ENTRY_ID_MAX);
 		any |= res[i] == 0;
 	}
-	return any ? ds->ops->entries_delete(ds, ids, n, res, now) : 0;
+	return any ? TIMED(ds, ds->ops->entries_delete(ds, ids, n, res,
+	    now)) : 0;
 }
 
 int
@@ -526,7 +711,7 @@ ds_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 	int r = key_ok(id, DS_ENTRY_ID_MAX);
 
 	*out = NULL;
-	return r != 0 ? r : ds->ops->entry_get(ds, id, out);
+	return r != 0 ? r : TIMED(ds, ds->ops->entry_get(ds, id, out));
 }
 
 static int
@@ -563,8 +748,8 @@ ds_entries_list(struct ds *ds, const struct ds_entry_filter *f,
 	if ((r = entry_filter_ok(f)) != 0 ||
 	    (r = page_ok(token, DS_ENTRY_ID_MAX, &limit)) != 0)
 		return r;
-	return ds->ops->entries_list(ds, f, token != NULL && *token != '\0' ?
-	    token : NULL, limit, out);
+	return TIMED(ds, ds->ops->entries_list(ds, f, token != NULL &&
+	    *token != '\0' ? token : NULL, limit, out));
 }
 
 int
@@ -574,27 +759,27 @@ ds_entries_count(struct ds *ds, const struct ds_entry_filter *f,
 	int r = entry_filter_ok(f);
 
 	*count = 0;
-	return r != 0 ? r : ds->ops->entries_count(ds, f, count);
+	return r != 0 ? r : TIMED(ds, ds->ops->entries_count(ds, f, count));
 }
 
 int
 ds_entries_prune(struct ds *ds, int64_t now, size_t *n)
 {
-	return ds->ops->entries_prune(ds, now, n);
+	return TIMED(ds, ds->ops->entries_prune(ds, now, n));
 }
 
 int
 ds_revision(struct ds *ds, int64_t *rev)
 {
 	*rev = 0;
-	return ds->ops->revision(ds, rev);
+	return TIMED(ds, ds->ops->revision(ds, rev));
 }
 
 int
 ds_changes_since(struct ds *ds, int64_t since, size_t limit, ds_change_fn *fn,
     void *arg)
 {
-	return ds->ops->changes_since(ds, since, limit, fn, arg);
+	return TIMED(ds, ds->ops->changes_since(ds, since, limit, fn, arg));
 }
 
 int
@@ -606,7 +791,7 @@ ds_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
 	if (strlen(n->spiffe_id) > SPIFFEID_MAX_LEN ||
 	    n->selectors.n > SELECTOR_MAX_COUNT)
 		return WICK_ERR_LIMIT;
-	return ds->ops->node_create(ds, n, now);
+	return TIMED(ds, ds->ops->node_create(ds, n, now));
 }
 
 int
@@ -615,7 +800,7 @@ ds_node_get(struct ds *ds, const char *id, struct ds_node **out)
 	int r = key_ok(id, SPIFFEID_MAX_LEN);
 
 	*out = NULL;
-	return r != 0 ? r : ds->ops->node_get(ds, id, out);
+	return r != 0 ? r : TIMED(ds, ds->ops->node_get(ds, id, out));
 }
 
 int
@@ -624,9 +809,9 @@ ds_node_set_serials(struct ds *ds, const char *id, const char *serial,
 {
 	int r = key_ok(id, SPIFFEID_MAX_LEN);
 
-	return r != 0 ? r : ds->ops->node_set_serials(ds, id, serial != NULL ?
-	    serial : "", exp, new_serial != NULL ? new_serial : "", new_exp,
-	    now);
+	return r != 0 ? r : TIMED(ds, ds->ops->node_set_serials(ds, id,
+	    serial != NULL ? serial : "", exp, new_serial != NULL ?
+	    new_serial : "", new_exp, now));
 }
 
 int
@@ -637,7 +822,8 @@ ds_node_set_selectors(struct ds *ds, const char *id,
 
 	if (r == 0 && (s == NULL || s->n > SELECTOR_MAX_COUNT))
 		r = s == NULL ? WICK_ERR_INVALID : WICK_ERR_LIMIT;
-	return r != 0 ? r : ds->ops->node_set_selectors(ds, id, s, now);
+	return r != 0 ? r : TIMED(ds, ds->ops->node_set_selectors(ds, id, s,
+	    now));
 }
 
 int
@@ -645,7 +831,7 @@ ds_node_ban(struct ds *ds, const char *id, int64_t now)
 {
 	int r = key_ok(id, SPIFFEID_MAX_LEN);
 
-	return r != 0 ? r : ds->ops->node_ban(ds, id, now);
+	return r != 0 ? r : TIMED(ds, ds->ops->node_ban(ds, id, now));
 }
 
 int
@@ -653,7 +839,7 @@ ds_node_delete(struct ds *ds, const char *id, int64_t now)
 {
 	int r = key_ok(id, SPIFFEID_MAX_LEN);
 
-	return r != 0 ? r : ds->ops->node_delete(ds, id, now);
+	return r != 0 ? r : TIMED(ds, ds->ops->node_delete(ds, id, now));
 }
 
 static int
@@ -676,8 +862,8 @@ ds_nodes_list(struct ds *ds, const struct ds_node_filter *f,
 	if ((r = node_filter_ok(f)) != 0 ||
 	    (r = page_ok(token, SPIFFEID_MAX_LEN, &limit)) != 0)
 		return r;
-	return ds->ops->nodes_list(ds, f, token != NULL && *token != '\0' ?
-	    token : NULL, limit, out);
+	return TIMED(ds, ds->ops->nodes_list(ds, f, token != NULL &&
+	    *token != '\0' ? token : NULL, limit, out));
 }
 
 int
@@ -686,7 +872,7 @@ ds_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
 	int r = node_filter_ok(f);
 
 	*count = 0;
-	return r != 0 ? r : ds->ops->nodes_count(ds, f, count);
+	return r != 0 ? r : TIMED(ds, ds->ops->nodes_count(ds, f, count));
 }
 
 /* Hash a token for a backend call; fn is create or consume. */
@@ -700,7 +886,7 @@ with_token_hash(struct ds *ds, const char *token, int64_t t, int bad,
 	if (key_ok(token, DS_TOKEN_MAX) != 0)
 		return bad;
 	if ((r = token_hash(token, h)) == 0)
-		r = fn(ds, h, t);
+		r = TIMED(ds, fn(ds, h, t));
 	OPENSSL_cleanse(h, sizeof(h));
 	return r;
 }
@@ -722,7 +908,7 @@ ds_join_token_consume(struct ds *ds, const char *token, int64_t now)
 int
 ds_join_tokens_prune(struct ds *ds, int64_t now, size_t *n)
 {
-	return ds->ops->join_tokens_prune(ds, now, n);
+	return TIMED(ds, ds->ops->join_tokens_prune(ds, now, n));
 }
 
 static int
@@ -741,7 +927,7 @@ ds_bundle_set(struct ds *ds, const char *td, const uint8_t *p, size_t n,
 
 	if (r == 0 && key_ok(td, SPIFFEID_MAX_LEN) != 0)
 		r = WICK_ERR_INVALID;
-	return r != 0 ? r : ds->ops->bundle_set(ds, td, p, n, now);
+	return r != 0 ? r : TIMED(ds, ds->ops->bundle_set(ds, td, p, n, now));
 }
 
 int
@@ -751,7 +937,7 @@ ds_bundle_get(struct ds *ds, const char *td, uint8_t **p, size_t *n)
 
 	*p = NULL;
 	*n = 0;
-	return r != 0 ? r : ds->ops->bundle_get(ds, td, p, n);
+	return r != 0 ? r : TIMED(ds, ds->ops->bundle_get(ds, td, p, n));
 }
 
 int
@@ -759,13 +945,13 @@ ds_bundle_delete(struct ds *ds, const char *td, int64_t now)
 {
 	int r = key_ok(td, SPIFFEID_MAX_LEN);
 
-	return r != 0 ? r : ds->ops->bundle_delete(ds, td, now);
+	return r != 0 ? r : TIMED(ds, ds->ops->bundle_delete(ds, td, now));
 }
 
 int
 ds_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 {
-	return ds->ops->bundles_foreach(ds, fn, arg);
+	return TIMED(ds, ds->ops->bundles_foreach(ds, fn, arg));
 }
 
 int
@@ -773,7 +959,7 @@ ds_ca_journal_set(struct ds *ds, const uint8_t *p, size_t n, int64_t now)
 {
 	int r = blob_ok(p, n);
 
-	return r != 0 ? r : ds->ops->ca_journal_set(ds, p, n, now);
+	return r != 0 ? r : TIMED(ds, ds->ops->ca_journal_set(ds, p, n, now));
 }
 
 int
@@ -781,26 +967,128 @@ ds_ca_journal_get(struct ds *ds, uint8_t **p, size_t *n)
 {
 	*p = NULL;
 	*n = 0;
-	return ds->ops->ca_journal_get(ds, p, n);
+	return TIMED(ds, ds->ops->ca_journal_get(ds, p, n));
+}
+
+int
+ds_tx_begin(struct ds *ds)
+{
+	return TIMED(ds, ds->ops->tx_begin(ds));
+}
+
+int
+ds_tx_end(struct ds *ds, int commit)
+{
+	return TIMED(ds, ds->ops->tx_end(ds, commit));
 }
 
 int
 ds_audit_append(struct ds *ds, int64_t at, const char *kind,
     const char *actor, int ok, const char *detail)
 {
+	return ds_audit_record(ds, at, kind, actor, NULL, ok, detail);
+}
+
+/* The hash covers the bytes stored, so they are made canonical first:
+ * the same details always hash alike, whoever wrote them. */
+int
+ds_audit_record(struct ds *ds, int64_t at, const char *kind,
+    const char *actor, const char *subject, int ok, const char *detail)
+{
+	json_error_t	 jerr;
+	json_t		*j;
+	char		*canon;
+	int		 r;
+
 	if (kind == NULL || actor == NULL)
 		return WICK_ERR_INVALID;
 	if (detail != NULL && strlen(detail) > DS_MAX_BLOB)
 		return WICK_ERR_LIMIT;
-	return ds->ops->audit_append(ds, at, kind, actor, ok,
-	    detail != NULL ? detail : "{}");
+	if (subject != NULL && strlen(subject) > DS_MAX_BLOB)
+		return WICK_ERR_LIMIT;
+	if ((j = json_loads(detail != NULL ? detail : "{}",
+	    JSON_REJECT_DUPLICATES, &jerr)) == NULL)
+		return WICK_ERR_INVALID;
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return WICK_ERR_INVALID;
+	}
+	canon = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(j);
+	if (canon == NULL)
+		return WICK_ERR_ALLOC;
+	r = TIMED(ds, ds->ops->audit_append(ds, at, kind, actor,
+	    subject != NULL ? subject : "", ok, canon));
+	free(canon);
+	return r;
+}
+
+int
+ds_audit_list(struct ds *ds, const struct ds_audit_filter *f, size_t limit,
+    ds_audit_fn *fn, void *arg)
+{
+	static const struct ds_audit_filter none;
+
+	if (limit == 0 || limit > DS_MAX_PAGE)
+		limit = DS_MAX_PAGE;
+	return TIMED(ds, ds->ops->audit_list(ds, f != NULL ? f : &none, limit,
+	    fn, arg));
+}
+
+int
+ds_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
+    size_t max_rows)
+{
+	if (v->done)
+		return 0;
+	if (max_rows == 0 || max_rows > DS_MAX_PAGE)
+		max_rows = DS_MAX_PAGE;
+	return TIMED(ds, ds->ops->audit_verify_step(ds, v, max_rows));
+}
+
+int
+ds_audit_prune(struct ds *ds, int64_t before, size_t max_rows, int64_t now,
+    size_t *n)
+{
+	*n = 0;
+	if (max_rows == 0 || max_rows > DS_MAX_PAGE)
+		max_rows = DS_MAX_PAGE;
+	return TIMED(ds, ds->ops->audit_prune(ds, before, max_rows, now, n));
+}
+
+int
+ds_backup_begin(struct ds *ds, const char *dest, struct ds_backup **out,
+    const char **why)
+{
+	const char *w;
+
+	*out = NULL;
+	if (dest == NULL || *dest == '\0')
+		return WICK_ERR_INVALID;
+	return TIMED(ds, ds->ops->backup_begin(ds, dest, out, why != NULL ?
+	    why : &w));
+}
+
+int
+ds_backup_run(struct ds_backup *b, const char **why)
+{
+	const char *w;
+
+	return b->ops->backup_run(b, why != NULL ? why : &w);
+}
+
+void
+ds_backup_free(struct ds_backup *b)
+{
+	if (b != NULL)
+		b->ops->backup_free(b);
 }
 
 int
 ds_audit_since(struct ds *ds, int64_t after, size_t limit, ds_audit_fn *fn,
     void *arg)
 {
-	return ds->ops->audit_since(ds, after, limit, fn, arg);
+	return TIMED(ds, ds->ops->audit_since(ds, after, limit, fn, arg));
 }
 
 int
@@ -808,5 +1096,5 @@ ds_check(struct ds *ds, const char **why)
 {
 	const char *w;
 
-	return ds->ops->check(ds, why != NULL ? why : &w);
+	return TIMED(ds, ds->ops->check(ds, why != NULL ? why : &w));
 }

@@ -148,15 +148,28 @@ enum ds_change_op {
 typedef int ds_change_fn(void *arg, int64_t revision, enum ds_change_kind,
     enum ds_change_op, const char *object);
 
-/* An audit event: kind ("entry.create", "agent.attest", "svid.x509"...),
- * actor (uid:0, an agent ID), and a JSON object with the details. */
+/*
+ * An audit event: kind ("entry.create", "agent.attest", "svid.x509"...),
+ * actor (uid:0, an agent ID), subject (the SPIFFE ID acted on, "" when
+ * none) and a JSON object with the details.
+ *
+ * Events form a hash chain: seq counts from 1 without gaps, prev_hash is
+ * the hash of event seq - 1 (64 zeros before the first event) and hash is
+ * ds_audit_hash() of the event.  Pruning keeps the seq and hash of the
+ * last pruned event as the chain's anchor.
+ */
+#define DS_AUDIT_HASH_HEX	65	/* 64 hex digits and the NUL */
 struct ds_audit {
 	int64_t		 id;
+	int64_t		 seq;
 	int64_t		 at;
 	char		*kind;
 	char		*actor;
+	char		*subject;
 	char		*detail_json;
 	int		 ok;		/* 1 success, 0 failure */
+	char		 prev_hash[DS_AUDIT_HASH_HEX];
+	char		 hash[DS_AUDIT_HASH_HEX];
 };
 void	 ds_audit_free_members(struct ds_audit *);
 typedef int ds_audit_fn(void *arg, const struct ds_audit *);
@@ -170,11 +183,26 @@ typedef int ds_audit_fn(void *arg, const struct ds_audit *);
  */
 int	 ds_open(const char *type, const char *conn, struct ds **out,
 	    const char **why) WICK_WUR;
+/*
+ * Open a store only to read it, as "audit verify -config" does with a
+ * stopped server: nothing is created, migrated or written.  SQLite: the
+ * file is opened immutable (no lock, no -shm), so it must not be in use;
+ * a non-empty -wal file beside it (a server running, or one that did not
+ * stop cleanly) is WICK_ERR_STATE.  A schema other than this build's is
+ * WICK_ERR_UNSUPPORTED.
+ */
+int	 ds_open_readonly(const char *type, const char *conn, struct ds **out,
+	    const char **why) WICK_WUR;
 void	 ds_close(struct ds *);
 /* The schema version this build writes. */
 int	 ds_schema_version(void);
 /* Backend name, e.g. "sqlite3". */
 const char *ds_backend(const struct ds *);
+/*
+ * Report how long each call into the backend took (fn(arg, ns), on the
+ * calling thread, after the call): for the datastore latency metric.
+ */
+void	 ds_set_timer(struct ds *, void (*fn)(void *, uint64_t ns), void *arg);
 
 /* ---- entries ---- */
 
@@ -283,13 +311,115 @@ int	 ds_ca_journal_set(struct ds *, const uint8_t *, size_t, int64_t now)
 /* WICK_ERR_NOT_FOUND before the first set. */
 int	 ds_ca_journal_get(struct ds *, uint8_t **data, size_t *len) WICK_WUR;
 
+/* ---- transactions ---- */
+
+/*
+ * Group writes with their audit record: every call between ds_tx_begin()
+ * and ds_tx_end() takes effect together when ds_tx_end(ds, 1) commits,
+ * or not at all (rollback, a failed commit, a crash).  Each call inside
+ * keeps its own all-or-nothing behaviour and results.  The store is
+ * locked for writers from begin to end: keep the span short, with no
+ * wait in it.  No nesting (WICK_ERR_STATE); ds_audit_verify_step() is
+ * refused inside (WICK_ERR_STATE).
+ */
+int	 ds_tx_begin(struct ds *) WICK_WUR;
+int	 ds_tx_end(struct ds *, int commit) WICK_WUR;
+
 /* ---- audit trail ---- */
 
+/*
+ * Append an event to the chain.  Reading the chain's head and writing the
+ * event are one write transaction, so concurrent appenders (threads or
+ * processes) and a crash can neither fork nor break the chain.  The
+ * details must be a JSON object (NULL: "{}"); they are stored and hashed
+ * in canonical form (compact, keys sorted).  WICK_ERR_INVALID for a
+ * missing kind or actor or details that are not a JSON object.
+ */
 int	 ds_audit_append(struct ds *, int64_t at, const char *kind,
 	    const char *actor, int ok, const char *detail_json) WICK_WUR;
+/* The same with a subject (NULL: ""). */
+int	 ds_audit_record(struct ds *, int64_t at, const char *kind,
+	    const char *actor, const char *subject, int ok,
+	    const char *detail_json) WICK_WUR;
 /* Events with id > after_id, oldest first, at most limit (0 = all). */
 int	 ds_audit_since(struct ds *, int64_t after_id, size_t limit,
 	    ds_audit_fn *, void *) WICK_WUR;
+
+/* Filters of ds_audit_list(), ANDed; 0 / NULL: no filter. */
+struct ds_audit_filter {
+	int64_t		 after_seq;	/* paging: seq > this */
+	int64_t		 since;		/* at or after (unix s) */
+	const char	*spiffe_id;	/* the actor, the subject, or a
+					   string value of the details */
+};
+/* Events in seq order, at most limit (0 = DS_MAX_PAGE); stops early when
+ * fn returns non-zero (returned). */
+int	 ds_audit_list(struct ds *, const struct ds_audit_filter *,
+	    size_t limit, ds_audit_fn *, void *) WICK_WUR;
+
+/*
+ * The hash of an event: lower-hex SHA-256 over
+ *	"wick-audit-v1" NUL
+ *	seq (8 bytes, big endian)  at (8 bytes, big endian, two's complement)
+ *	kind  actor  subject	(each: a 4-byte big-endian length, then
+ *				 the bytes)
+ *	ok (1 byte, 0 or 1)
+ *	detail_json		(length and bytes, as stored)
+ *	prev_hash		(32 bytes, the hex decoded)
+ * Every field has a fixed size or a length, so no two events encode
+ * alike.  WICK_ERR_INVALID when prev_hash is not 64 hex digits.
+ */
+int	 ds_audit_hash(const struct ds_audit *, char out[DS_AUDIT_HASH_HEX])
+	    WICK_WUR;
+
+/*
+ * Walk the chain in slices: zero *v, then call until v->done, each call
+ * checking at most max_rows events (0 = DS_MAX_PAGE) in one read
+ * transaction, so a long chain never holds the store for long.  The walk
+ * starts at the anchor of the last prune (or at seq 1) and stops at the
+ * first broken link: v->bad_seq names it and v->why says what is wrong
+ * (a changed event, a missing one, events out of order).
+ */
+struct ds_audit_verify {
+	int		 started;
+	int		 done;
+	int64_t		 next_seq;	/* the seq expected next */
+	char		 prev_hash[DS_AUDIT_HASH_HEX];
+	int64_t		 anchor_seq;	/* 0: nothing pruned yet */
+	int64_t		 count;		/* events checked */
+	int64_t		 bad_seq;	/* 0: no broken link */
+	char		 why[192];
+};
+int	 ds_audit_verify_step(struct ds *, struct ds_audit_verify *,
+	    size_t max_rows) WICK_WUR;
+
+/*
+ * Drop the oldest events recorded before "before", at most max_rows (0 =
+ * DS_MAX_PAGE), in one transaction.  The anchor becomes the last dropped
+ * event's seq and hash, and an "audit.prune" event (actor "server")
+ * recording it is appended in the same transaction, so the chain still
+ * verifies.  Events whose links do not check are never dropped: then
+ * WICK_ERR_STATE and nothing changes.  *n gets how many were dropped.
+ */
+int	 ds_audit_prune(struct ds *, int64_t before, size_t max_rows,
+	    int64_t now, size_t *n) WICK_WUR;
+
+/*
+ * Online backup into a new file.  ds_backup_begin() (on the thread that
+ * uses the store) opens a second, read-only connection and pins its
+ * snapshot of the committed state; ds_backup_run() copies that snapshot
+ * with the backend's online backup, page by page, while the store stays
+ * in use: it touches nothing but the backup's own connections, so it may
+ * run on another thread.  The copy is made 0600, is a self-contained
+ * file and passes the integrity check before ds_backup_run() returns 0.
+ * WICK_ERR_UNSUPPORTED for an in-memory store; WICK_ERR_EXISTS when dest
+ * exists.  *why (if not NULL) gets a static sentence on error.
+ */
+struct ds_backup;
+int	 ds_backup_begin(struct ds *, const char *dest, struct ds_backup **,
+	    const char **why) WICK_WUR;
+int	 ds_backup_run(struct ds_backup *, const char **why) WICK_WUR;
+void	 ds_backup_free(struct ds_backup *);	/* NULL ok */
 
 /* Run the backend's consistency check (SQLite: PRAGMA integrity_check
  * and foreign_key_check); WICK_ERR_STATE when it finds a problem. */

@@ -48,20 +48,39 @@ struct ds_ops {
 	int	(*ca_journal_set)(struct ds *, const uint8_t *, size_t,
 		    int64_t);
 	int	(*ca_journal_get)(struct ds *, uint8_t **, size_t *);
+	int	(*tx_begin)(struct ds *);
+	int	(*tx_end)(struct ds *, int);
 	int	(*audit_append)(struct ds *, int64_t, const char *,
-		    const char *, int, const char *);
+		    const char *, const char *, int, const char *);
 	int	(*audit_since)(struct ds *, int64_t, size_t, ds_audit_fn *,
 		    void *);
+	int	(*audit_list)(struct ds *, const struct ds_audit_filter *,
+		    size_t, ds_audit_fn *, void *);
+	int	(*audit_verify_step)(struct ds *, struct ds_audit_verify *,
+		    size_t);
+	int	(*audit_prune)(struct ds *, int64_t, size_t, int64_t,
+		    size_t *);
+	int	(*backup_begin)(struct ds *, const char *,
+		    struct ds_backup **, const char **);
+	int	(*backup_run)(struct ds_backup *, const char **);
+	void	(*backup_free)(struct ds_backup *);
 	int	(*check)(struct ds *, const char **);
 };
 
 /* Every backend's struct begins with this. */
 struct ds {
 	const struct ds_ops	*ops;
+	/* ds_set_timer(): backend calls timed (loop thread only). */
+	void			(*timer)(void *, uint64_t ns);
+	void			*timer_arg;
+	int			 depth;		/* calls in progress */
+	uint64_t		 t0;		/* the outermost began */
 };
 
 /* Backend entry points. */
 int	 ds_sqlite_open(const char *conn, struct ds **, const char **why);
+int	 ds_sqlite_open_readonly(const char *conn, struct ds **,
+	    const char **why);
 
 /* Shared by backends: does an entry pass the C-side filters? */
 int	 ds_entry_matches(const struct ds_entry *,
@@ -71,5 +90,18 @@ int	 ds_node_matches(const struct ds_node *, const struct ds_node_filter *);
  * "type\0value\0" pairs): equal sets, equal hashes. */
 int	 ds_selectors_hash(const struct selector_set *, char out[65])
 	    WICK_WUR;
+
+/* Every backend's backup handle begins with this. */
+struct ds_backup {
+	const struct ds_ops	*ops;
+};
+
+/*
+ * Check one event of a chain walk against the state in v (seq, link,
+ * hash) and advance it; on a broken link fill v->bad_seq and v->why and
+ * return WICK_ERR_STATE.
+ */
+int	 ds_audit_verify_event(struct ds_audit_verify *,
+	    const struct ds_audit *) WICK_WUR;
 
 #endif /* WICK_DS_INT_H */

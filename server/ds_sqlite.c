@@ -97,12 +97,28 @@ static const char *const migrations[] = {
 	" at INTEGER NOT NULL);",
 	/* 2: agent lists filtered by selector. */
 	"CREATE INDEX node_selectors_tv ON node_selectors (type, value);",
+	/*
+	 * 3: the audit trail as a hash chain (ds.h), and the anchor a prune
+	 * leaves.  chain_existing() fills in seq and the hashes of the events
+	 * already recorded, in the same transaction.
+	 */
+	"ALTER TABLE audit ADD COLUMN seq INTEGER;"
+	"ALTER TABLE audit ADD COLUMN subject TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE audit ADD COLUMN prev_hash TEXT;"
+	"ALTER TABLE audit ADD COLUMN hash TEXT;"
+	"CREATE UNIQUE INDEX audit_seq ON audit (seq);"
+	"CREATE INDEX audit_at ON audit (at);"
+	"CREATE TABLE audit_anchor ("
+	" id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
+	" hash TEXT NOT NULL, at INTEGER NOT NULL);",
 };
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 struct sq {
 	struct ds	 base;
 	sqlite3		*db;
+	char		*conn;		/* for backups */
+	int		 tx;		/* in a caller's ds_tx_begin() */
 	struct {
 		const char	*sql;
 		sqlite3_stmt	*st;
@@ -205,22 +221,59 @@ exec(struct sq *s, const char *sql)
 }
 
 /* IMMEDIATE: take the write lock now, not on the first write, so two
- * writers never deadlock upgrading read locks. */
+ * writers never deadlock upgrading read locks.  Inside a caller's
+ * transaction (ds_tx_begin()) a call is a savepoint of it. */
 static int
 begin(struct sq *s)
 {
-	return exec(s, "BEGIN IMMEDIATE");
+	return exec(s, s->tx ? "SAVEPOINT ds_call" : "BEGIN IMMEDIATE");
 }
 
 /* Commit when r is 0, else (or when that fails) roll back. */
 static int
 finish(struct sq *s, int r)
 {
+	if (s->tx) {
+		if (r == 0)
+			r = exec(s, "RELEASE ds_call");
+		if (r != 0)
+			(void)sqlite3_exec(s->db, "ROLLBACK TO ds_call;"
+			    " RELEASE ds_call", NULL, NULL, NULL);
+		return r;
+	}
 	if (r == 0)
 		r = exec(s, "COMMIT");
 	if (r != 0)
 		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return r;
+}
+
+static int
+sq_tx_begin(struct ds *ds)
+{
+	struct sq	*s = (struct sq *)ds;
+	int		 r;
+
+	if (s->tx)
+		return WICK_ERR_STATE;
+	if ((r = begin(s)) == 0)
+		s->tx = 1;
+	return r;
+}
+
+static int
+sq_tx_end(struct ds *ds, int commit)
+{
+	struct sq *s = (struct sq *)ds;
+
+	if (!s->tx)
+		return WICK_ERR_STATE;
+	s->tx = 0;
+	if (!commit) {
+		(void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return 0;
+	}
+	return finish(s, 0);
 }
 
 /* Run a statement that returns no rows. */
@@ -1444,23 +1497,190 @@ sq_ca_journal_get(struct ds *ds, uint8_t **data, size_t *n)
 
 /* ---- audit ------------------------------------------------------------- */
 
-static int
-sq_audit_append(struct ds *ds, int64_t at, const char *kind,
-    const char *actor, int ok, const char *detail)
+#define AUDIT_GENESIS \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+#define AUDIT_COLS \
+	"id, seq, at, kind, actor, subject, ok, detail, prev_hash, hash"
+
+/*
+ * A stored hash into out; "-" (which no hash equals) for anything but 64
+ * characters, so that a value cut to fit would not pass for the real one.
+ */
+static void
+col_hash(sqlite3_stmt *p, int i, char out[DS_AUDIT_HASH_HEX])
 {
-	struct sq	*s = (struct sq *)ds;
+	const unsigned char *t = sqlite3_column_text(p, i);
+
+	if (t != NULL && strlen((const char *)t) == DS_AUDIT_HASH_HEX - 1)
+		memcpy(out, t, DS_AUDIT_HASH_HEX);
+	else
+		snprintf(out, DS_AUDIT_HASH_HEX, "-");
+}
+
+/* The event in the row of a statement selecting AUDIT_COLS. */
+static int
+audit_row(sqlite3_stmt *p, struct ds_audit *a)
+{
+	static const int	 text[] = { 3, 4, 5, 7 };
+	size_t			 i;
+
+	memset(a, 0, sizeof(*a));
+	a->id = sqlite3_column_int64(p, 0);
+	a->seq = sqlite3_column_int64(p, 1);
+	a->at = sqlite3_column_int64(p, 2);
+	a->kind = col_text(p, 3);
+	a->actor = col_text(p, 4);
+	a->subject = col_text(p, 5);
+	a->ok = sqlite3_column_int(p, 6);
+	a->detail_json = col_text(p, 7);
+	/* Whatever is stored is shown; verify judges it. */
+	col_hash(p, 8, a->prev_hash);
+	col_hash(p, 9, a->hash);
+	if (a->kind == NULL || a->actor == NULL || a->subject == NULL ||
+	    a->detail_json == NULL) {
+		ds_audit_free_members(a);
+		return WICK_ERR_ALLOC;
+	}
+	/*
+	 * Bytes hidden after a NUL, an outcome other than 0 or 1: changes
+	 * the values read would not show, so the hash cannot match.
+	 */
+	for (i = 0; i < sizeof(text) / sizeof(text[0]); i++)
+		if (sqlite3_column_bytes(p, text[i]) > 0 &&
+		    memchr(sqlite3_column_blob(p, text[i]), '\0',
+		    (size_t)sqlite3_column_bytes(p, text[i])) != NULL)
+			snprintf(a->hash, sizeof(a->hash), "-");
+	if (sqlite3_column_type(p, 6) != SQLITE_INTEGER ||
+	    (a->ok != 0 && a->ok != 1))
+		snprintf(a->hash, sizeof(a->hash), "-");
+	return 0;
+}
+
+/* The anchor of the last prune; WICK_ERR_NOT_FOUND when none. */
+static int
+audit_anchor(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+{
+	sqlite3_stmt		*p;
+	const unsigned char	*t;
+	int			 rc;
+
+	if ((rc = st(s, "SELECT seq, hash FROM audit_anchor WHERE id = 1",
+	    &p)) != 0)
+		return rc;
+	if ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(p, 0);
+		t = sqlite3_column_text(p, 1);
+		snprintf(hash, DS_AUDIT_HASH_HEX, "%s", t != NULL ?
+		    (const char *)t : "");
+	}
+	sqlite3_reset(p);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
+	    sq_err(s, rc, "audit anchor");
+}
+
+/* The chain's head: the newest event, else the anchor, else genesis. */
+static int
+audit_head(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+{
+	sqlite3_stmt		*p;
+	const unsigned char	*t;
+	int			 rc, r;
+
+	if ((r = st(s, "SELECT seq, hash FROM audit WHERE seq IS NOT NULL"
+	    " ORDER BY seq DESC LIMIT 1", &p)) != 0)
+		return r;
+	if ((rc = sqlite3_step(p)) == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(p, 0);
+		t = sqlite3_column_text(p, 1);
+		snprintf(hash, DS_AUDIT_HASH_HEX, "%s", t != NULL ?
+		    (const char *)t : "");
+	}
+	sqlite3_reset(p);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return sq_err(s, rc, "audit head");
+	if ((r = audit_anchor(s, seq, hash)) != WICK_ERR_NOT_FOUND)
+		return r;
+	*seq = 0;
+	snprintf(hash, DS_AUDIT_HASH_HEX, "%s", AUDIT_GENESIS);
+	return 0;
+}
+
+/* Chain a new event to the head: the caller holds the write lock. */
+static int
+audit_insert(struct sq *s, int64_t at, const char *kind, const char *actor,
+    const char *subject, int ok, const char *detail)
+{
+	struct ds_audit	 a;
 	sqlite3_stmt	*p;
+	int64_t		 head;
 	int		 r;
 
-	if ((r = st(s, "INSERT INTO audit (at, kind, actor, ok, detail)"
-	    " VALUES (?, ?, ?, ?, ?)", &p)) != 0)
+	memset(&a, 0, sizeof(a));
+	if ((r = audit_head(s, &head, a.prev_hash)) != 0)
 		return r;
-	sqlite3_bind_int64(p, 1, at);
-	bind_text(p, 2, kind);
-	bind_text(p, 3, actor);
-	sqlite3_bind_int(p, 4, ok != 0);
-	bind_text(p, 5, detail);
+	a.seq = head + 1;
+	a.at = at;
+	a.kind = (char *)kind;
+	a.actor = (char *)actor;
+	a.subject = (char *)subject;
+	a.ok = ok != 0;
+	a.detail_json = (char *)detail;
+	if ((r = ds_audit_hash(&a, a.hash)) != 0) {
+		/* A head that is not a hash: the chain was damaged. */
+		log_error("audit: the chain's head (seq %lld) holds no valid "
+		    "hash", (long long)head);
+		return r == WICK_ERR_INVALID ? WICK_ERR_STATE : r;
+	}
+	if ((r = st(s, "INSERT INTO audit (seq, at, kind, actor, subject, ok,"
+	    " detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    &p)) != 0)
+		return r;
+	sqlite3_bind_int64(p, 1, a.seq);
+	sqlite3_bind_int64(p, 2, at);
+	bind_text(p, 3, kind);
+	bind_text(p, 4, actor);
+	bind_text(p, 5, subject);
+	sqlite3_bind_int(p, 6, a.ok);
+	bind_text(p, 7, detail);
+	bind_text(p, 8, a.prev_hash);
+	bind_text(p, 9, a.hash);
 	return step_done(s, p, "audit");
+}
+
+static int
+sq_audit_append(struct ds *ds, int64_t at, const char *kind,
+    const char *actor, const char *subject, int ok, const char *detail)
+{
+	struct sq	*s = (struct sq *)ds;
+	int		 r;
+
+	if ((r = begin(s)) != 0)
+		return r;
+	return finish(s, audit_insert(s, at, kind, actor, subject, ok,
+	    detail));
+}
+
+/* Run fn over the rows of p (AUDIT_COLS); fn's non-zero is returned. */
+static int
+audit_rows(struct sq *s, sqlite3_stmt *p, ds_audit_fn *fn, void *arg)
+{
+	struct ds_audit	 a;
+	int		 rc = SQLITE_DONE, r = 0;
+
+	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
+		if ((r = audit_row(p, &a)) != 0)
+			break;
+		r = fn(arg, &a);
+		ds_audit_free_members(&a);
+	}
+	sqlite3_reset(p);
+	if (r != 0)
+		return r;
+	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "audit");
 }
 
 static int
@@ -1469,31 +1689,373 @@ sq_audit_since(struct ds *ds, int64_t after, size_t limit, ds_audit_fn *fn,
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	struct ds_audit	 a;
-	int		 rc = SQLITE_DONE, r;
+	int		 r;
 
-	if ((r = st(s, "SELECT id, at, kind, actor, ok, detail FROM audit"
+	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
 	    " WHERE id > ? ORDER BY id LIMIT ?", &p)) != 0)
 		return r;
 	sqlite3_bind_int64(p, 1, after);
 	sqlite3_bind_int64(p, 2, limit == 0 ? INT64_MAX : (int64_t)limit);
-	while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
-		a.id = sqlite3_column_int64(p, 0);
-		a.at = sqlite3_column_int64(p, 1);
-		a.kind = col_text(p, 2);
-		a.actor = col_text(p, 3);
-		a.ok = sqlite3_column_int(p, 4);
-		a.detail_json = col_text(p, 5);
-		if (a.kind == NULL || a.actor == NULL || a.detail_json == NULL)
-			r = WICK_ERR_ALLOC;
-		else
-			r = fn(arg, &a);
-		ds_audit_free_members(&a);
-	}
-	sqlite3_reset(p);
-	if (r != 0)
+	return audit_rows(s, p, fn, arg);
+}
+
+static int
+sq_audit_list(struct ds *ds, const struct ds_audit_filter *f, size_t limit,
+    ds_audit_fn *fn, void *arg)
+{
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
+
+	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
+	    " WHERE seq > ? AND at >= ?"
+	    " AND (?3 = '' OR actor = ?3 OR subject = ?3"
+	    " OR instr(detail, '\"' || ?3 || '\"') > 0)"
+	    " ORDER BY seq LIMIT ?4", &p)) != 0)
 		return r;
-	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "audit");
+	sqlite3_bind_int64(p, 1, f->after_seq);
+	sqlite3_bind_int64(p, 2, f->since > 0 ? f->since : INT64_MIN);
+	bind_text(p, 3, f->spiffe_id);
+	sqlite3_bind_int64(p, 4, (int64_t)limit);
+	return audit_rows(s, p, fn, arg);
+}
+
+static int
+verify_cb(void *arg, const struct ds_audit *a)
+{
+	return ds_audit_verify_event(arg, a);
+}
+
+/*
+ * One slice of a walk, in one read transaction.  A prune between two
+ * slices may drop events the walk has not reached: then the walk goes on
+ * from the new anchor, which must itself continue what was checked.
+ */
+static int
+sq_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
+    size_t max_rows)
+{
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	char		 ahash[DS_AUDIT_HASH_HEX];
+	int64_t		 aseq, before;
+	int		 r;
+
+	/* Its own read transaction: never inside a caller's. */
+	if (s->tx)
+		return WICK_ERR_STATE;
+	if ((r = exec(s, "BEGIN")) != 0)
+		return r;
+	r = audit_anchor(s, &aseq, ahash);
+	if (r == WICK_ERR_NOT_FOUND) {
+		aseq = 0;
+		snprintf(ahash, sizeof(ahash), "%s", AUDIT_GENESIS);
+		r = 0;
+	}
+	if (r != 0)
+		goto out;
+	if (!v->started) {
+		v->started = 1;
+		v->anchor_seq = aseq;
+		v->next_seq = aseq + 1;
+		memcpy(v->prev_hash, ahash, sizeof(v->prev_hash));
+	} else if (aseq >= v->next_seq) {
+		v->anchor_seq = aseq;
+		v->next_seq = aseq + 1;
+		memcpy(v->prev_hash, ahash, sizeof(v->prev_hash));
+	}
+	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
+	    " WHERE seq >= ? ORDER BY seq LIMIT ?", &p)) != 0)
+		goto out;
+	sqlite3_bind_int64(p, 1, v->next_seq);
+	sqlite3_bind_int64(p, 2, (int64_t)max_rows);
+	before = v->count;
+	r = audit_rows(s, p, verify_cb, v);
+	if (r == WICK_ERR_STATE) {
+		v->done = 1;
+		r = 0;
+	} else if (r == 0 && v->count - before < (int64_t)max_rows)
+		v->done = 1;
+out:
+	(void)sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	return r;
+}
+
+struct prune_walk {
+	struct ds_audit_verify	 v;
+	int64_t			 before;
+	int64_t			 last_at;
+	size_t			 n;
+};
+
+/* Events to drop: oldest first, while older than the cut-off. */
+static int
+prune_cb(void *arg, const struct ds_audit *a)
+{
+	struct prune_walk	*w = arg;
+	int			 r;
+
+	if (a->at >= w->before)
+		return 1;
+	if ((r = ds_audit_verify_event(&w->v, a)) != 0)
+		return r;
+	w->last_at = a->at;
+	w->n++;
+	return 0;
+}
+
+static int
+sq_audit_prune(struct ds *ds, int64_t before, size_t max_rows, int64_t now,
+    size_t *n)
+{
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+	struct sq			*s = (struct sq *)ds;
+	struct prune_walk		 w;
+	sqlite3_stmt			*p;
+	char				 detail[256];
+	int64_t				 aseq;
+	int				 r;
+
+	memset(&w, 0, sizeof(w));
+	w.before = before;
+	if ((r = begin(s)) != 0)
+		return r;
+	r = audit_anchor(s, &aseq, w.v.prev_hash);
+	if (r == WICK_ERR_NOT_FOUND) {
+		aseq = 0;
+		snprintf(w.v.prev_hash, sizeof(w.v.prev_hash), "%s",
+		    AUDIT_GENESIS);
+		r = 0;
+	}
+	if (r != 0)
+		return finish(s, r);
+	w.v.next_seq = aseq + 1;
+	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
+	    " WHERE seq > ? ORDER BY seq LIMIT ?", &p)) != 0)
+		return finish(s, r);
+	sqlite3_bind_int64(p, 1, aseq);
+	sqlite3_bind_int64(p, 2, (int64_t)max_rows);
+	if ((r = audit_rows(s, p, prune_cb, &w)) == 1)
+		r = 0;
+	if (r == WICK_ERR_STATE) {
+		/* Dropping them would destroy the evidence. */
+		log_error_rl(&rl, "audit: not pruning: the chain is broken at "
+		    "seq %lld: %s", (long long)w.v.bad_seq, w.v.why);
+		return finish(s, r);
+	}
+	if (r != 0 || w.n == 0)
+		return finish(s, r);
+	if ((r = st(s, "DELETE FROM audit WHERE seq <= ?", &p)) != 0)
+		return finish(s, r);
+	sqlite3_bind_int64(p, 1, w.v.next_seq - 1);
+	if ((r = step_done(s, p, "audit prune")) != 0)
+		return finish(s, r);
+	if ((r = st(s, "INSERT OR REPLACE INTO audit_anchor (id, seq, hash, at)"
+	    " VALUES (1, ?, ?, ?)", &p)) != 0)
+		return finish(s, r);
+	sqlite3_bind_int64(p, 1, w.v.next_seq - 1);
+	bind_text(p, 2, w.v.prev_hash);
+	sqlite3_bind_int64(p, 3, w.last_at);
+	if ((r = step_done(s, p, "audit anchor")) != 0)
+		return finish(s, r);
+	snprintf(detail, sizeof(detail), "{\"anchor_hash\":\"%s\","
+	    "\"anchor_seq\":%lld,\"before\":%lld,\"pruned\":%zu}",
+	    w.v.prev_hash, (long long)(w.v.next_seq - 1), (long long)before,
+	    w.n);
+	if ((r = audit_insert(s, now, "audit.prune", "server", "", 1,
+	    detail)) != 0)
+		return finish(s, r);
+	if ((r = finish(s, 0)) == 0)
+		*n = w.n;
+	return r;
+}
+
+/*
+ * Chain the events recorded before schema 3, oldest first (the migration
+ * to 3 holds the write lock).
+ */
+static int
+chain_existing(struct sq *s)
+{
+	struct ds_audit	 a;
+	sqlite3_stmt	*sel = NULL, *upd = NULL;
+	int64_t		 seq = 0;
+	char		 prev[DS_AUDIT_HASH_HEX];
+	int		 rc, r = 0;
+
+	snprintf(prev, sizeof(prev), "%s", AUDIT_GENESIS);
+	if ((r = prepare(s, "SELECT id, kind, actor, subject, ok, detail, at"
+	    " FROM audit ORDER BY id", 0, &sel)) != 0 ||
+	    (r = prepare(s, "UPDATE audit SET seq = ?, prev_hash = ?,"
+	    " hash = ? WHERE id = ?", 0, &upd)) != 0)
+		goto out;
+	while (r == 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		memset(&a, 0, sizeof(a));
+		a.seq = ++seq;
+		a.kind = (char *)sqlite3_column_text(sel, 1);
+		a.actor = (char *)sqlite3_column_text(sel, 2);
+		a.subject = (char *)sqlite3_column_text(sel, 3);
+		a.ok = sqlite3_column_int(sel, 4) != 0;
+		a.detail_json = (char *)sqlite3_column_text(sel, 5);
+		a.at = sqlite3_column_int64(sel, 6);
+		memcpy(a.prev_hash, prev, sizeof(prev));
+		if ((r = ds_audit_hash(&a, a.hash)) != 0)
+			break;
+		sqlite3_reset(upd);
+		sqlite3_bind_int64(upd, 1, a.seq);
+		bind_text(upd, 2, a.prev_hash);
+		bind_text(upd, 3, a.hash);
+		sqlite3_bind_int64(upd, 4, sqlite3_column_int64(sel, 0));
+		if ((r = step_done(s, upd, "chain audit")) != 0)
+			break;
+		memcpy(prev, a.hash, sizeof(prev));
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = sq_err(s, rc, "chain audit");
+	if (r == 0 && seq > 0)
+		log_info("audit: chained %lld events recorded before the "
+		    "hash chain", (long long)seq);
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	return r;
+}
+
+/* ---- backup ------------------------------------------------------------- */
+
+struct sq_backup {
+	struct ds_backup	 base;
+	sqlite3			*src;	/* snapshot pinned */
+	char			*dest;
+};
+
+static void
+sq_backup_free(struct ds_backup *b)
+{
+	struct sq_backup *sb = (struct sq_backup *)b;
+
+	if (sb->src != NULL) {
+		(void)sqlite3_exec(sb->src, "COMMIT", NULL, NULL, NULL);
+		sqlite3_close(sb->src);
+	}
+	free(sb->dest);
+	free(sb);
+}
+
+static const struct ds_ops sqlite_ops;
+
+static int
+sq_backup_begin(struct ds *ds, const char *dest, struct ds_backup **out,
+    const char **why)
+{
+	struct sq		*s = (struct sq *)ds;
+	struct sq_backup	*b;
+	struct stat		 sb;
+
+	if (strcmp(s->conn, ":memory:") == 0 ||
+	    strstr(s->conn, "mode=memory") != NULL) {
+		*why = "an in-memory datastore cannot be backed up";
+		return WICK_ERR_UNSUPPORTED;
+	}
+	if (lstat(dest, &sb) == 0 || errno != ENOENT) {
+		*why = "the backup file already exists";
+		return WICK_ERR_EXISTS;
+	}
+	if ((b = calloc(1, sizeof(*b))) == NULL ||
+	    (b->dest = strdup(dest)) == NULL) {
+		free(b);
+		return WICK_ERR_ALLOC;
+	}
+	b->base.ops = &sqlite_ops;
+	/*
+	 * The snapshot is the state committed now: the read transaction
+	 * begun here, on the store's thread, is the one the copy reads, and
+	 * in WAL mode it blocks no writer.
+	 */
+	if (sqlite3_open_v2(s->conn, &b->src, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_busy_timeout(b->src, SQ_BUSY_MS) != SQLITE_OK ||
+	    sqlite3_exec(b->src, "BEGIN; SELECT count(*) FROM"
+	    " schema_migrations", NULL, NULL, NULL) != SQLITE_OK) {
+		log_error("sqlite: backup: %s", b->src != NULL ?
+		    sqlite3_errmsg(b->src) : "out of memory");
+		*why = "cannot open the datastore for the backup";
+		sq_backup_free(&b->base);
+		return WICK_ERR_IO;
+	}
+	*out = &b->base;
+	return 0;
+}
+
+static int
+sq_backup_run(struct ds_backup *bk, const char **why)
+{
+	struct sq_backup	*b = (struct sq_backup *)bk;
+	sqlite3			*dst = NULL;
+	sqlite3_backup		*op = NULL;
+	sqlite3_stmt		*p = NULL;
+	const unsigned char	*t;
+	int			 fd, rc, r = WICK_ERR_IO;
+
+	if ((fd = open(b->dest, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) < 0) {
+		*why = errno == EEXIST ? "the backup file already exists" :
+		    "cannot create the backup file";
+		return errno == EEXIST ? WICK_ERR_EXISTS : WICK_ERR_IO;
+	}
+	close(fd);
+	fd = -1;
+	if (sqlite3_open_v2(b->dest, &dst, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		*why = "cannot open the backup file";
+		goto out;
+	}
+	if ((op = sqlite3_backup_init(dst, "main", b->src, "main")) == NULL) {
+		*why = "cannot start the online backup";
+		goto out;
+	}
+	/* Steps of 1024 pages; the read transaction keeps the snapshot. */
+	while ((rc = sqlite3_backup_step(op, 1024)) == SQLITE_OK ||
+	    rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+		if (rc != SQLITE_OK)
+			sqlite3_sleep(10);
+	if (sqlite3_backup_finish(op) != SQLITE_OK || rc != SQLITE_DONE) {
+		op = NULL;
+		log_error("sqlite: backup: %s", sqlite3_errmsg(dst));
+		*why = "the online backup failed";
+		goto out;
+	}
+	op = NULL;
+	/* One self-contained file: no -wal beside it to forget. */
+	if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL,
+	    NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &p,
+	    NULL) != SQLITE_OK || sqlite3_step(p) != SQLITE_ROW ||
+	    (t = sqlite3_column_text(p, 0)) == NULL ||
+	    strcmp((const char *)t, "ok") != 0) {
+		*why = "the backup failed its integrity check";
+		r = WICK_ERR_STATE;
+		goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(p);
+	if (op != NULL)
+		(void)sqlite3_backup_finish(op);
+	if (dst != NULL && sqlite3_close(dst) != SQLITE_OK && r == 0) {
+		*why = "cannot close the backup file";
+		r = WICK_ERR_IO;
+	}
+	if (r == 0 && ((fd = open(b->dest, O_RDONLY | O_CLOEXEC)) < 0 ||
+	    fsync(fd) != 0)) {
+		*why = "cannot sync the backup file";
+		r = WICK_ERR_IO;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r != 0)
+		(void)unlink(b->dest);
+	return r;
 }
 
 /* ---- open, migrate, check, close --------------------------------------- */
@@ -1550,6 +2112,7 @@ sq_close(struct ds *ds)
 	for (i = 0; i < s->nstmts; i++)
 		sqlite3_finalize(s->stmts[i].st);
 	sqlite3_close(s->db);
+	free(s->conn);
 	free(s);
 }
 
@@ -1592,6 +2155,7 @@ migrate(struct sq *s, const char **why)
 		}
 		sqlite3_bind_int64(p, 1, v + 1);
 		if ((r = exec(s, migrations[v])) != 0 ||
+		    (v + 1 == 3 && (r = chain_existing(s)) != 0) ||
 		    (r = step_done(s, p, "record schema version")) != 0 ||
 		    (r = finish(s, 0)) != 0) {
 			*why = "a schema migration failed";
@@ -1631,8 +2195,16 @@ static const struct ds_ops sqlite_ops = {
 	sq_bundles_foreach,
 	sq_ca_journal_set,
 	sq_ca_journal_get,
+	sq_tx_begin,
+	sq_tx_end,
 	sq_audit_append,
 	sq_audit_since,
+	sq_audit_list,
+	sq_audit_verify_step,
+	sq_audit_prune,
+	sq_backup_begin,
+	sq_backup_run,
+	sq_backup_free,
 	sq_check,
 };
 
@@ -1684,6 +2256,7 @@ ds_sqlite_open(const char *conn, struct ds **out, const char **why)
 		return r;
 	s = xcalloc(1, sizeof(*s));
 	s->base.ops = &sqlite_ops;
+	s->conn = xstrdup(conn);
 	/* Whatever SQLite creates from here on is private too. */
 	old = umask(077);
 	rc = sqlite3_open_v2(conn, &s->db, SQLITE_OPEN_READWRITE |
@@ -1710,6 +2283,78 @@ ds_sqlite_open(const char *conn, struct ds **out, const char **why)
 	if (r != 0) {
 		sq_close(&s->base);
 		return r;
+	}
+	*out = &s->base;
+	return 0;
+}
+
+int
+ds_sqlite_open_readonly(const char *path, struct ds **out, const char **why)
+{
+	static const char	 hexd[] = "0123456789ABCDEF";
+	struct sq		*s;
+	struct stat		 sb;
+	sqlite3_stmt		*p;
+	char			 wal[4096], *uri;
+	const char		*c;
+	size_t			 n = 0;
+	int64_t			 v;
+	int			 r;
+
+	if (strncmp(path, "file:", 5) == 0 || strcmp(path, ":memory:") == 0) {
+		*why = "only a database named by its path can be read offline";
+		return WICK_ERR_UNSUPPORTED;
+	}
+	if ((size_t)snprintf(wal, sizeof(wal), "%s-wal", path) >=
+	    sizeof(wal)) {
+		*why = "database path too long";
+		return WICK_ERR_LIMIT;
+	}
+	/* Immutable means no lock: only a database nobody writes. */
+	if (stat(wal, &sb) == 0 && sb.st_size > 0) {
+		*why = "the database is in use, or its server did not stop "
+		    "cleanly (a -wal file is beside it): ask the running "
+		    "server instead";
+		return WICK_ERR_STATE;
+	}
+	if (access(path, R_OK) != 0) {
+		*why = "cannot read the database file";
+		return errno == ENOENT ? WICK_ERR_NOT_FOUND : WICK_ERR_IO;
+	}
+	/* "file:" + the path percent-encoded + "?immutable=1". */
+	uri = xcalloc(1, 5 + strlen(path) * 3 + 16);
+	n = (size_t)sprintf(uri, "file:");
+	for (c = path; *c != '\0'; c++) {
+		if (*c == '%' || *c == '?' || *c == '#') {
+			uri[n++] = '%';
+			uri[n++] = hexd[(unsigned char)*c >> 4];
+			uri[n++] = hexd[(unsigned char)*c & 15];
+		} else
+			uri[n++] = *c;
+	}
+	strcpy(uri + n, "?immutable=1");
+	s = xcalloc(1, sizeof(*s));
+	s->base.ops = &sqlite_ops;
+	s->conn = uri;
+	if (sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		*why = "cannot open the database";
+		sq_close(&s->base);
+		return WICK_ERR_IO;
+	}
+	if ((r = st(s, "SELECT coalesce(max(version), 0)"
+	    " FROM schema_migrations", &p)) != 0 ||
+	    (r = step_int(s, p, &v, "schema version")) != 0) {
+		*why = "cannot read the schema version (not a wick database?)";
+		sq_close(&s->base);
+		return r;
+	}
+	if (v != NMIGRATIONS) {
+		*why = v < NMIGRATIONS ? "the database has an older schema: "
+		    "start the server on it once to migrate it" :
+		    "the database was written by a newer wick";
+		sq_close(&s->base);
+		return WICK_ERR_UNSUPPORTED;
 	}
 	*out = &s->base;
 	return 0;

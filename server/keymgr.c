@@ -334,6 +334,12 @@ out:
 }
 
 int
+keymgr_export(struct keymgr *km, struct buf *out)
+{
+	return serialize(km, out);
+}
+
+int
 keymgr_open_disk(const char *path, struct keymgr **out, const char **why)
 {
 	struct keymgr	*km;

@@ -45,5 +45,12 @@ int	 keymgr_get(struct keymgr *, const char *id, EVP_PKEY **out) WICK_WUR;
  */
 int	 keymgr_generate(struct keymgr *, const char *id, enum pkey_type,
 	    EVP_PKEY **out) WICK_WUR;
+/*
+ * Every key in the disk file's format ({"keys":{...}}) appended to out,
+ * from memory: the set the CA manager uses now.  out must be a secret
+ * buf (buf_set_secret()), and so must every copy the caller makes.
+ */
+struct buf;
+int	 keymgr_export(struct keymgr *, struct buf *out) WICK_WUR;
 
 #endif /* WICK_KEYMGR_H */

@@ -3,7 +3,9 @@
  *
  *	wick-server run [-config FILE] [flags]	the daemon
  *	wick-server validate -config FILE	check a configuration file
- *	wick-server token|entry|agent|bundle|healthcheck ...
+ *	wick-server restore -from DIR [-config FILE]
+ *						put a backup in place
+ *	wick-server token|entry|agent|bundle|audit|backup|healthcheck ...
  *						admin commands (cli.c)
  */
 #include <signal.h>
@@ -15,6 +17,7 @@
 #include "config.h"
 #include "flag.h"
 #include "log.h"
+#include "restore.h"
 #include "server.h"
 #include "xmalloc.h"
 
@@ -32,6 +35,9 @@ usage(FILE *f)
 "  entry        create, show, update, delete and count registration entries\n"
 "  agent        list, show, count, evict and ban attested agents\n"
 "  bundle       show the trust bundle; list, set, delete federated bundles\n"
+"  audit        show the audit trail; verify its hash chain\n"
+"  backup       write an online backup of the datastore and the keys\n"
+"  restore      put a backup in place for a stopped server\n"
 "\n"
 "'wick-server <command> -h' describes a command's flags.\n");
 }
@@ -65,6 +71,7 @@ cmd_run(int argc, char **argv, int validate_only)
 	struct server_flags	 fl;
 	struct server_config	 cfg;
 	struct conf_error	 err;
+	char			 why[LOG_MAX_WHY];
 	const char		*port = NULL;
 	int			 i, r;
 
@@ -116,7 +123,13 @@ cmd_run(int argc, char **argv, int validate_only)
 		return 0;
 	}
 	log_init("server", cfg.log_level, cfg.log_format);
-	r = server_run(&cfg);
+	if (cfg.log_file != NULL && (r = log_open_file(cfg.log_file, why,
+	    sizeof(why))) != 0) {
+		fprintf(stderr, "log_file: %s\n", why);
+		server_config_cleanup(&cfg);
+		return 1;
+	}
+	r = server_run(&fl, &cfg);
 	server_config_cleanup(&cfg);
 	return r;
 }
@@ -135,6 +148,8 @@ main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1, 0);
 	if (strcmp(argv[1], "validate") == 0)
 		return cmd_run(argc - 1, argv + 1, 1);
+	if (strcmp(argv[1], "restore") == 0)
+		return server_restore(argc - 1, argv + 1);
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "-help") == 0 ||
 	    strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
 		usage(stdout);

@@ -13,7 +13,6 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
-#include <systemd/sd-daemon.h>
 
 #include "ca.h"
 #include "entry_cache.h"
@@ -21,7 +20,9 @@
 #include "tpmv.h"
 #include "secpath.h"
 #include "server.h"
+#include "srv_metrics.h"
 #include "svc.h"
+#include "svcnotify.h"
 #include "tls.h"
 #include "x509.h"
 #include "xmalloc.h"
@@ -43,6 +44,64 @@ server_audit(struct server *srv, const char *kind, const char *actor,
 	server_audit_rl(srv, NULL, kind, actor, ok, detail);
 }
 
+int
+server_tx_begin(struct server *srv)
+{
+	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
+	int				r;
+
+	if ((r = ds_tx_begin(srv->ds)) == 0)
+		return 1;
+	log_warn_rl(&rl, "datastore: cannot begin a transaction: %s",
+	    wick_strerror(r));
+	return 0;
+}
+
+int
+server_tx_end(struct server *srv, int tx)
+{
+	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
+	int				r;
+
+	if (!tx)
+		return 0;
+	if ((r = ds_tx_end(srv->ds, 1)) != 0)
+		log_error_rl(&rl, "datastore: a change and its audit record "
+		    "were not committed: %s", wick_strerror(r));
+	return r;
+}
+
+void
+server_tx_abort(struct server *srv, int tx)
+{
+	/* Only a transaction never begun fails here: our bug. */
+	if (tx && ds_tx_end(srv->ds, 0) != 0)
+		log_error("datastore: no transaction to roll back");
+}
+
+/*
+ * The SPIFFE ID an event is about, from its details: the agent attested,
+ * the ID a token or an agent change names, the one SVID of a batch.
+ */
+static const char *
+audit_subject(const json_t *detail)
+{
+	const json_t	*v, *issued;
+	const char	*keys[] = { "agent", "spiffe_id", "alias" };
+	size_t		 i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if ((v = json_object_get(detail, keys[i])) != NULL &&
+		    json_is_string(v))
+			return json_string_value(v);
+	issued = json_object_get(detail, "issued");
+	if (json_is_array(issued) && json_array_size(issued) == 1 &&
+	    (v = json_object_get(json_array_get(issued, 0),
+	    "spiffe_id")) != NULL && json_is_string(v))
+		return json_string_value(v);
+	return "";
+}
+
 /*
  * A join token in an agent ID in the details is recorded and logged by
  * its fingerprint only: whether it is still live (an entry made for an
@@ -55,22 +114,27 @@ server_audit_rl(struct server *srv, struct log_ratelimit *rl,
     const char *kind, const char *actor, int ok, json_t *detail)
 {
 	static struct log_ratelimit	 err_rl = LOG_RATELIMIT_DEFAULT;
-	char				*s, *clean = NULL;
+	char				*s, *clean = NULL, *subject = NULL;
 	int				 r;
 
 	if (detail == NULL)
 		detail = json_object();
 	s = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(detail);
-	if (s == NULL || svc_redact_dup(s, &clean) != 0) {
+	if (s == NULL || svc_redact_dup(s, &clean) != 0 ||
+	    svc_redact_dup(audit_subject(detail), &subject) != 0) {
 		log_error_rl(&err_rl, "audit: cannot record %s by %s: out of "
 		    "memory", kind, actor);
+		json_decref(detail);
 		free(s);
+		free(clean);
 		return;
 	}
+	json_decref(detail);
 	free(s);
-	if ((r = ds_audit_append(srv->ds, server_now(), kind, actor, ok,
-	    clean)) != 0)
+	r = ds_audit_record(srv->ds, server_now(), kind, actor, subject, ok,
+	    clean);
+	free(subject);
+	if (r != 0)
 		log_error_rl(&err_rl, "audit: cannot record %s: %s", kind,
 		    wick_strerror(r));
 	if (rl != NULL)
@@ -354,6 +418,114 @@ out:
 	return r;
 }
 
+/* READY=1 (once) or the STATUS= line while serving (svcnotify.h). */
+static void
+notify_serving(struct server *srv, int ready)
+{
+	char	s[SVCNOTIFY_MAX_STATUS];
+
+	snprintf(s, sizeof(s), "serving: %zu registration entries, agent API "
+	    "on %s:%d", entry_cache_count(srv->cache), srv->cfg->bind_address,
+	    srv->agent_port);
+	if (ready)
+		svcnotify_ready(&srv->notify, "%s", s);
+	else
+		svcnotify_status(&srv->notify, "%s", s);
+}
+
+/* What an audit record of a CA rotation compares: status and key. */
+struct ca_seen {
+	size_t	n;
+	struct {
+		enum ca_kind	 kind;
+		char		 slot;
+		enum ca_status	 status;
+		char		 kid[CA_KID_LEN + 1];
+		int64_t		 not_after;
+	}	v[CA_NKINDS * 2];
+};
+
+static void
+ca_seen_cb(void *arg, const struct ca_authority *a)
+{
+	struct ca_seen *c = arg;
+
+	if (c->n == sizeof(c->v) / sizeof(c->v[0]))
+		return;
+	c->v[c->n].kind = a->kind;
+	c->v[c->n].slot = a->slot;
+	c->v[c->n].status = a->status;
+	snprintf(c->v[c->n].kid, sizeof(c->v[c->n].kid), "%s", a->kid);
+	c->v[c->n++].not_after = a->not_after;
+}
+
+/*
+ * Rotate the authorities when due, persist the journal and record what
+ * changed: an authority prepared (a new key), activated (now signing) or
+ * retired (still in the bundle until it expires).
+ */
+static int
+ca_tick(struct server *srv, int64_t now, int *changed)
+{
+	struct ca_seen	before, after;
+	const char	*what;
+	size_t		i, k;
+	int		r, c, tx;
+
+	memset(&before, 0, sizeof(before));
+	memset(&after, 0, sizeof(after));
+	ca_manager_foreach(srv->cam, ca_seen_cb, &before);
+	if ((r = ca_manager_tick(srv->cam, now, changed)) != 0)
+		return r;
+	if (!*changed)
+		return 0;
+	/* The journal and the records of what changed, together. */
+	tx = server_tx_begin(srv);
+	r = save_journal(srv, now);
+	ca_manager_foreach(srv->cam, ca_seen_cb, &after);
+	for (i = 0; i < after.n; i++) {
+		for (k = 0; k < before.n; k++)
+			if (before.v[k].kind == after.v[i].kind &&
+			    before.v[k].slot == after.v[i].slot)
+				break;
+		if (k < before.n && before.v[k].status == after.v[i].status &&
+		    strcmp(before.v[k].kid, after.v[i].kid) == 0)
+			continue;
+		what = after.v[i].status == CA_STATUS_PREPARED ?
+		    "ca.prepared" : after.v[i].status == CA_STATUS_ACTIVE ?
+		    "ca.activated" : "ca.retired";
+		server_audit(srv, what, "server", r == 0, json_pack(
+		    "{s:s,s:s%,s:s,s:I,s:s}", "kind",
+		    kind_names[after.v[i].kind], "slot", &after.v[i].slot,
+		    (size_t)1, "kid", after.v[i].kid, "not_after",
+		    (json_int_t)after.v[i].not_after, "trust_domain",
+		    srv->td_id));
+	}
+	if ((c = server_tx_end(srv, tx)) != 0 && r == 0)
+		r = c;
+	return r;
+}
+
+/* Old audit events go in batches small enough not to hold the loop. */
+#define AUDIT_PRUNE_BATCH	1000
+
+static void
+prune_audit(struct server *srv, int64_t now)
+{
+	size_t	n;
+	int	r;
+
+	if (srv->cfg->audit_retention <= 0)
+		return;
+	if ((r = ds_audit_prune(srv->ds, now - srv->cfg->audit_retention,
+	    AUDIT_PRUNE_BATCH, now, &n)) != 0)
+		log_error("cannot prune the audit trail: %s",
+		    wick_strerror(r));
+	else if (n > 0)
+		log_info("pruned %zu audit events older than %lld s", n,
+		    (long long)srv->cfg->audit_retention);
+}
+
 static void
 tick(struct server *srv)
 {
@@ -364,13 +536,13 @@ tick(struct server *srv)
 
 	before = ca_manager_active(srv->cam, CA_KIND_X509);
 	X509 *before_cert = before != NULL ? before->cert : NULL;
-	if ((r = ca_manager_tick(srv->cam, now, &changed)) != 0)
+	if ((r = ca_tick(srv, now, &changed)) != 0)
 		log_error("CA rotation failed: %s", wick_strerror(r));
-	if (changed && (r = save_journal(srv, now)) != 0)
-		log_error("cannot save the CA journal: %s", wick_strerror(r));
 	if ((r = server_bundle_refresh(srv, now)) != 0)
 		log_error("cannot refresh the bundle: %s", wick_strerror(r));
 	after = ca_manager_active(srv->cam, CA_KIND_X509);
+	if (before_cert != NULL && after != NULL && after->cert != before_cert)
+		srv_metrics_ca_rotated(srv);
 	if ((r = renew_server_svid(srv, now, after != NULL &&
 	    after->cert != before_cert)) != 0)
 		log_error("cannot renew the server SVID: %s",
@@ -379,8 +551,10 @@ tick(struct server *srv)
 		log_info("pruned %zu expired join tokens", n);
 	if (ds_entries_prune(srv->ds, now, &n) == 0 && n > 0)
 		log_info("pruned %zu expired registration entries", n);
+	prune_audit(srv, now);
 	if ((r = entry_cache_refresh(srv->cache)) != 0)
 		log_error("entry cache refresh failed: %s", wick_strerror(r));
+	notify_serving(srv, 0);
 }
 
 static void
@@ -407,18 +581,46 @@ rpc_down(struct rpc_server *rs, void *arg)
 	srv->pending_close--;
 }
 
+/* The drain took too long: whatever holds it, the process goes.  SQLite's
+ * WAL keeps the datastore consistent; the next start recovers it. */
+static void
+drain_limit_cb(uv_timer_t *t)
+{
+	log_error("still draining after %d s: exiting now",
+	    SERVER_DRAIN_MAX_MS / 1000);
+	_exit(1);
+}
+
 static void
 stop(struct server *srv)
 {
-	if (srv->stopping)
+	if (srv->stopping) {
+		log_warn("second signal: closing every connection now");
+		if (srv->admin != NULL)
+			rpc_server_shutdown_now(srv->admin);
+		if (srv->agent != NULL)
+			rpc_server_shutdown_now(srv->agent);
 		return;
+	}
 	srv->stopping = 1;
 	log_info("shutting down");
+	telemetry_stop(srv->telemetry);
+	srv->telemetry = NULL;
+	svcnotify_stopping(&srv->notify, "shutting down");
 	uv_timer_stop(&srv->tick);
 	uv_close((uv_handle_t *)&srv->tick, closed_cb);
-	uv_close((uv_handle_t *)&srv->sigint, closed_cb);
-	uv_close((uv_handle_t *)&srv->sigterm, closed_cb);
-	srv->pending_close += 3;
+	uv_close((uv_handle_t *)&srv->sighup, closed_cb);
+	srv->pending_close += 2;
+	/* SIGINT and SIGTERM stay caught through the drain, a second one
+	 * cutting it short, but no longer keep the loop running; they are
+	 * closed once it has stopped (server_run()). */
+	uv_unref((uv_handle_t *)&srv->sigint);
+	uv_unref((uv_handle_t *)&srv->sigterm);
+	uv_timer_init(srv->loop, &srv->drain_limit);
+	srv->drain_limit.data = srv;
+	uv_timer_start(&srv->drain_limit, drain_limit_cb, SERVER_DRAIN_MAX_MS,
+	    0);
+	uv_unref((uv_handle_t *)&srv->drain_limit);
 	if (srv->admin != NULL) {
 		srv->pending_close++;
 		rpc_server_shutdown(srv->admin, SERVER_GRACE_MS, rpc_down, srv);
@@ -433,6 +635,15 @@ static void
 on_signal(uv_signal_t *s, int signum)
 {
 	stop(s->data);
+}
+
+static void
+on_sighup(uv_signal_t *s, int signum)
+{
+	struct server *srv = s->data;
+
+	if (!srv->stopping)
+		server_reload(srv);
 }
 
 /* Only agents of our trust domain may speak to the agent API. */
@@ -534,12 +745,10 @@ start_ca(struct server *srv, int64_t now)
 		log_error("cannot start the CA: %s", wick_strerror(r));
 		return r;
 	}
-	if ((r = ca_manager_tick(srv->cam, now, &changed)) != 0) {
+	if ((r = ca_tick(srv, now, &changed)) != 0) {
 		log_error("cannot prepare the CA: %s", wick_strerror(r));
 		return r;
 	}
-	if (changed && (r = save_journal(srv, now)) != 0)
-		return r;
 	if (cfg->x509_svid_ttl > ca_manager_max_svid_ttl(srv->cam) ||
 	    cfg->jwt_svid_ttl > ca_manager_max_svid_ttl(srv->cam) ||
 	    cfg->agent_ttl > ca_manager_max_svid_ttl(srv->cam))
@@ -585,6 +794,8 @@ start_rpc(struct server *srv)
 	 * (rpc.h): AttestAgent only, one call at a time, small messages.
 	 */
 	opts.known.max_conns = SERVER_AGENT_CONNS;
+	opts.observe = srv_metrics_api_call;
+	opts.observe_arg = srv;
 	if ((r = agent_api_methods(srv, &m, &n)) != 0 ||
 	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->agent)) != 0)
 		return r;
@@ -604,6 +815,7 @@ cleanup(struct server *srv)
 		rpc_server_free(srv->admin);
 	if (srv->agent != NULL)
 		rpc_server_free(srv->agent);
+	srv_metrics_free(srv);
 	tls_ctx_free(srv->tls);
 	X509_free(srv->svid);
 	tpmv_config_free(srv->tpm);
@@ -619,7 +831,7 @@ cleanup(struct server *srv)
 }
 
 int
-server_run(struct server_config *cfg)
+server_run(const struct server_flags *flags, struct server_config *cfg)
 {
 	struct server	 srv;
 	uv_loop_t	 loop;
@@ -629,6 +841,7 @@ server_run(struct server_config *cfg)
 
 	memset(&srv, 0, sizeof(srv));
 	srv.cfg = cfg;
+	srv.flags = flags;
 	srv.loop = &loop;
 	snprintf(srv.td_id, sizeof(srv.td_id), "spiffe://%s",
 	    cfg->trust_domain);
@@ -675,25 +888,46 @@ server_run(struct server_config *cfg)
 		    wick_strerror(r));
 		goto out;
 	}
-	if ((r = start_rpc(&srv)) != 0)
+	if ((r = srv_metrics_init(&srv)) != 0) {
+		log_error("cannot set up the metrics: %s", wick_strerror(r));
+		goto out;
+	}
+	if ((r = start_rpc(&srv)) != 0 ||
+	    (r = telemetry_start(&loop, &cfg->telemetry, srv.metrics,
+	    "wick_server_", srv_ready, &srv, &srv.telemetry)) != 0)
 		goto out;
 	uv_timer_init(&loop, &srv.tick);
 	srv.tick.data = &srv;
 	uv_timer_start(&srv.tick, on_tick, SERVER_TICK_MS, SERVER_TICK_MS);
 	uv_signal_init(&loop, &srv.sigint);
 	uv_signal_init(&loop, &srv.sigterm);
-	srv.sigint.data = srv.sigterm.data = &srv;
+	uv_signal_init(&loop, &srv.sighup);
+	srv.sigint.data = srv.sigterm.data = srv.sighup.data = &srv;
 	uv_signal_start(&srv.sigint, on_signal, SIGINT);
 	uv_signal_start(&srv.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&srv.sighup, on_sighup, SIGHUP);
 	log_info("wick-server started: trust domain %s, agent API on %s:%d, "
 	    "admin API on %s, %zu registration entries", cfg->trust_domain,
 	    cfg->bind_address, srv.agent_port, cfg->socket_path,
 	    entry_cache_count(srv.cache));
-	(void)sd_notify(0, "READY=1");
+	/* Both sockets listen (start_rpc()): clients may connect now. */
+	notify_serving(&srv, 1);
+	svcnotify_start(&srv.notify, &loop);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	/* Drained: the signals kept for a second SIGTERM go too. */
+	uv_close((uv_handle_t *)&srv.sigint, closed_cb);
+	uv_close((uv_handle_t *)&srv.sigterm, closed_cb);
+	srv.pending_close += 2;
+	if (srv.stopping) {
+		uv_close((uv_handle_t *)&srv.drain_limit, closed_cb);
+		srv.pending_close++;
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = 0;
 out:
 	if (!srv.stopping && (srv.admin != NULL || srv.agent != NULL)) {
+		telemetry_stop(srv.telemetry);
+		srv.telemetry = NULL;
 		if (srv.admin != NULL)
 			rpc_server_shutdown(srv.admin, 0, NULL, NULL);
 		if (srv.agent != NULL)

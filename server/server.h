@@ -24,9 +24,13 @@
 #include "log.h"
 #include "rpc.h"
 #include "spiffeid.h"
+#include "svcnotify.h"
 
 #define SERVER_TICK_MS		10000
 #define SERVER_GRACE_MS		5000
+/* A drain that outlasts this (work stuck in the thread pool) is cut:
+ * the process exits 1. */
+#define SERVER_DRAIN_MAX_MS	(SERVER_GRACE_MS + 5000)
 #define SERVER_BUNDLE_KEEP	(24 * 3600)	/* expired authorities kept */
 #define SERVER_SYNC_PAGE	500		/* default SyncAuthorized page */
 #define SERVER_SYNC_PAGE_MAX	5000
@@ -38,12 +42,16 @@
 struct entry_cache;
 
 struct tpmv_config;
+struct metrics;
+struct srv_metrics;
+struct telemetry;
 
 struct server {
 	uv_loop_t		*loop;
 	struct rpc_budget	 rpc_budget;	/* admin and agent APIs */
 	struct tpmv_config	*tpm;		/* NodeAttestor "tpm" */
 	struct server_config	*cfg;
+	const struct server_flags *flags;	/* to read cfg again */
 	char			 td_id[SPIFFEID_MAX_TD_LEN + 16];
 	char			 server_id[SPIFFEID_MAX_TD_LEN + 32];
 	struct ds		*ds;
@@ -62,8 +70,14 @@ struct server {
 	X509			*svid;		/* spiffe://<td>/spire/server */
 	int64_t			 svid_renew_at;
 	uv_timer_t		 tick;
+	struct svcnotify	 notify;	/* the service manager */
 	uv_signal_t		 sigint;
 	uv_signal_t		 sigterm;
+	uv_signal_t		 sighup;
+	uv_timer_t		 drain_limit;	/* from the first SIGTERM */
+	struct metrics		*metrics;	/* srv_metrics.c */
+	struct srv_metrics	*m;
+	struct telemetry	*telemetry;	/* /live /ready /metrics */
 	int			 stopping;
 	int			 pending_close;
 	int			 exit_code;
@@ -72,8 +86,17 @@ struct server {
 /* Wall clock, unix seconds: the one place time is read. */
 int64_t	 server_now(void);
 
-/* Run the daemon until SIGINT/SIGTERM; returns the exit status. */
-int	 server_run(struct server_config *);
+/*
+ * Run the daemon until SIGINT/SIGTERM; returns the exit status.  On the
+ * signal: GOAWAY on every connection, watches end at once, other calls
+ * have SERVER_GRACE_MS (rpc.h), the datastore closes, the admin socket
+ * goes; a second signal closes every connection at once.  SIGHUP:
+ * server_reload().  flags are those cfg was loaded with.
+ */
+int	 server_run(const struct server_flags *, struct server_config *);
+/* SIGHUP: open the log file again, read the configuration file again and
+ * apply what can change while running (reload.c). */
+void	 server_reload(struct server *);
 
 /*
  * Record an audit event in the datastore and the log.  detail (may be
@@ -86,6 +109,19 @@ void	 server_audit(struct server *, const char *kind, const char *actor,
  * events a peer can repeat at will, such as failed attestations. */
 void	 server_audit_rl(struct server *, struct log_ratelimit *,
 	    const char *kind, const char *actor, int ok, json_t *detail);
+
+/*
+ * A change and its audit record in one datastore transaction
+ * (ds_tx_begin()): tx = server_tx_begin(srv); the writes; server_audit();
+ * r = server_tx_end(srv, tx).  Without one (the store could not be
+ * locked) each write commits alone.  server_tx_end() returns the error of
+ * a commit that failed: then none of it was written.  Nothing between
+ * the two may wait.
+ */
+int	 server_tx_begin(struct server *);
+int	 server_tx_end(struct server *, int tx) WICK_WUR;
+/* Roll back what server_tx_begin() opened (tx 0: nothing to do). */
+void	 server_tx_abort(struct server *, int tx);
 
 /* Re-read the bundle from the authorities and store it when changed. */
 int	 server_bundle_refresh(struct server *, int64_t now) WICK_WUR;

@@ -304,6 +304,23 @@ test_values(void **state)
 	assert_int_not_equal(cli_parse_time("yesterday", &v), 0);
 	assert_int_not_equal(cli_parse_time("-1", &v), 0);
 
+	/* audit show -since: a time, or a duration back from now. */
+	assert_int_equal(cli_parse_since("2024-05-01T10:00:00Z", 1800000000,
+	    &v, err, sizeof(err)), 0);
+	assert_int_equal(v, 1714557600);
+	assert_int_equal(cli_parse_since("24h", 1800000000, &v, err,
+	    sizeof(err)), 0);
+	assert_int_equal(v, 1800000000 - 86400);
+	assert_int_equal(cli_parse_since("90m", 1800000000, &v, err,
+	    sizeof(err)), 0);
+	assert_int_equal(v, 1800000000 - 5400);
+	assert_int_not_equal(cli_parse_since("yesterday", 1800000000, &v, err,
+	    sizeof(err)), 0);
+	assert_string_equal(err, "invalid value \"yesterday\" for -since: "
+	    "not a time (RFC 3339, unix seconds) or a duration (24h)");
+	assert_int_not_equal(cli_parse_since("-1h", 1800000000, &v, err,
+	    sizeof(err)), 0);
+
 	cli_format_time(1714557600, t, sizeof(t));
 	assert_string_equal(t, "2024-05-01 10:00:00 +0000 UTC");
 	cli_format_time(0, t, sizeof(t));
@@ -1558,6 +1575,40 @@ test_cmd_dispatch(void **state)
 	assert_int_equal(cli_run(o.f, e.f, 2, help), 0);
 	assert_non_null(strstr(mem_text(&o), "    evict      "));
 	done(&o, &e);
+	{
+		char	*audit[] = { "audit", "-h" };
+		char	*nopath[] = { "backup", "-socketPath",
+			    "/nonexistent" };
+		char	*badsince[] = { "audit", "show", "-since", "soon",
+			    "-socketPath", "/nonexistent" };
+		char	*badid[] = { "audit", "show", "-spiffeID", "nope",
+			    "-socketPath", "/nonexistent" };
+
+		mem_open(&o);
+		mem_open(&e);
+		assert_int_equal(cli_run(o.f, e.f, 2, audit), 0);
+		assert_non_null(strstr(mem_text(&o), "    show       "));
+		assert_non_null(strstr(mem_text(&o), "    verify     "));
+		done(&o, &e);
+		mem_open(&o);
+		mem_open(&e);
+		assert_int_equal(cli_run(o.f, e.f, 3, nopath), 1);
+		assert_string_equal(mem_text(&e), "Error: a backup directory "
+		    "is required (-path)\n");
+		done(&o, &e);
+		mem_open(&o);
+		mem_open(&e);
+		assert_int_equal(cli_run(o.f, e.f, 6, badsince), 1);
+		assert_non_null(strstr(mem_text(&e), "invalid value \"soon\" "
+		    "for -since"));
+		done(&o, &e);
+		mem_open(&o);
+		mem_open(&e);
+		assert_int_equal(cli_run(o.f, e.f, 6, badid), 1);
+		assert_non_null(strstr(mem_text(&e), "invalid value \"nope\" "
+		    "for -spiffeID"));
+		done(&o, &e);
+	}
 }
 
 int

@@ -35,6 +35,9 @@ struct backend {
 	const char *const	*files;
 	/* Record schema version v in a closed store; NULL: skip. */
 	int			(*set_version)(const char *, int);
+	/* Run statements on a closed store (tampering, old schemas);
+	 * NULL: skip. */
+	int			(*sql)(const char *, const char *);
 };
 
 static void
@@ -60,10 +63,27 @@ sqlite_set_version(const char *conn, int v)
 	return ok ? 0 : -1;
 }
 
+static int
+sqlite_sql(const char *conn, const char *sql)
+{
+	sqlite3	*db = NULL;
+	char	*err = NULL;
+	int	 ok;
+
+	ok = sqlite3_open_v2(conn, &db, SQLITE_OPEN_READWRITE, NULL) ==
+	    SQLITE_OK && sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK;
+	if (!ok)
+		print_message("sql: %s\n", err != NULL ? err : "cannot open");
+	sqlite3_free(err);
+	sqlite3_close(db);
+	return ok ? 0 : -1;
+}
+
 static const char *const sqlite_files[] = { "", "-wal", "-shm", NULL };
 
 static const struct backend backends[] = {
-	{ "sqlite3", sqlite_conn, sqlite_files, sqlite_set_version },
+	{ "sqlite3", sqlite_conn, sqlite_files, sqlite_set_version,
+	    sqlite_sql },
 };
 
 static struct {
@@ -1573,6 +1593,533 @@ test_audit(void **state)
 	audit_clear(&s);
 }
 
+
+/* ---- the audit chain ---------------------------------------------------- */
+
+struct chain_seen {
+	struct ds_audit	v[64];
+	int		n;
+};
+
+static int
+chain_cb(void *arg, const struct ds_audit *a)
+{
+	struct chain_seen *c = arg;
+
+	assert_true(c->n < 64);
+	c->v[c->n] = *a;
+	c->v[c->n].kind = strdup(a->kind);
+	c->v[c->n].actor = strdup(a->actor);
+	c->v[c->n].subject = strdup(a->subject);
+	c->v[c->n].detail_json = strdup(a->detail_json);
+	c->n++;
+	return 0;
+}
+
+static void
+chain_clear(struct chain_seen *c)
+{
+	int i;
+
+	for (i = 0; i < c->n; i++)
+		ds_audit_free_members(&c->v[i]);
+	c->n = 0;
+}
+
+/* Walk the whole chain in slices of max rows. */
+static void
+verify_all(struct ds_audit_verify *v, size_t max)
+{
+	int steps = 0;
+
+	memset(v, 0, sizeof(*v));
+	while (!v->done) {
+		assert_int_equal(ds_audit_verify_step(t.ds, v, max), 0);
+		assert_true(++steps < 100000);
+	}
+}
+
+/* n events at times from at on, subject spiffe://td/w<i>. */
+static void
+append_n(int n, int64_t at)
+{
+	char	subj[64], detail[64];
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(subj, sizeof(subj), "spiffe://td/w%d", i);
+		snprintf(detail, sizeof(detail), "{\"i\":%d,\"a\":\"x\"}", i);
+		assert_int_equal(ds_audit_record(t.ds, at + i, "svid.x509",
+		    "spiffe://td/agent", subj, i % 2, detail), 0);
+	}
+}
+
+static void
+test_audit_chain(void **state)
+{
+	struct ds_audit_filter	f;
+	struct ds_audit_verify	v;
+	struct chain_seen	c;
+	char			h[DS_AUDIT_HASH_HEX];
+	int			i;
+
+	fresh();
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 0);
+	append_n(5, 100);
+	assert_int_equal(ds_audit_record(t.ds, 1, "k", "a", NULL, 1, "[1]"),
+	    WICK_ERR_INVALID);
+	assert_int_equal(ds_audit_record(t.ds, 1, "k", "a", NULL, 1, "{x"),
+	    WICK_ERR_INVALID);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ds_audit_list(t.ds, NULL, 0, chain_cb, &c), 0);
+	assert_int_equal(c.n, 5);
+	for (i = 0; i < 5; i++) {
+		assert_int_equal(c.v[i].seq, i + 1);
+		assert_int_equal(strlen(c.v[i].hash), 64);
+		if (i == 0)
+			assert_string_equal(c.v[i].prev_hash, "0000000000000000"
+			    "000000000000000000000000000000000000000000000000");
+		else
+			assert_string_equal(c.v[i].prev_hash,
+			    c.v[i - 1].hash);
+		assert_int_equal(ds_audit_hash(&c.v[i], h), 0);
+		assert_string_equal(h, c.v[i].hash);
+	}
+	/* Canonical details: compact, keys sorted. */
+	assert_string_equal(c.v[1].detail_json, "{\"a\":\"x\",\"i\":1}");
+	assert_string_equal(c.v[3].subject, "spiffe://td/w3");
+	/* Any field changes the hash. */
+	c.v[2].ok = !c.v[2].ok;
+	assert_int_equal(ds_audit_hash(&c.v[2], h), 0);
+	assert_string_not_equal(h, c.v[2].hash);
+	c.v[2].ok = !c.v[2].ok;
+	c.v[2].seq++;
+	assert_int_equal(ds_audit_hash(&c.v[2], h), 0);
+	assert_string_not_equal(h, c.v[2].hash);
+	chain_clear(&c);
+
+	/* Filters and paging. */
+	memset(&f, 0, sizeof(f));
+	f.spiffe_id = "spiffe://td/w2";
+	assert_int_equal(ds_audit_list(t.ds, &f, 0, chain_cb, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(c.v[0].seq, 3);
+	chain_clear(&c);
+	f.spiffe_id = "spiffe://td/agent";
+	f.since = 103;
+	assert_int_equal(ds_audit_list(t.ds, &f, 0, chain_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	chain_clear(&c);
+	memset(&f, 0, sizeof(f));
+	f.after_seq = 2;
+	assert_int_equal(ds_audit_list(t.ds, &f, 2, chain_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.v[0].seq, 3);
+	assert_int_equal(c.v[1].seq, 4);
+	chain_clear(&c);
+
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 5);
+	verify_all(&v, 2);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 5);
+	reopen();
+	append_n(1, 200);
+	verify_all(&v, 1);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 6);
+}
+
+/* Tamper with a closed store, reopen, verify: the first broken seq. */
+static void
+tamper(const char *sql, int64_t bad, const char *why)
+{
+	struct ds_audit_verify v;
+
+	fresh();
+	append_n(6, 100);
+	ds_close(t.ds);
+	t.ds = NULL;
+	assert_int_equal(t.b->sql(t.conn, sql), 0);
+	reopen();
+	verify_all(&v, 2);
+	assert_int_equal(v.bad_seq, bad);
+	assert_non_null(strstr(v.why, why));
+	print_message("%s -> seq %lld: %s\n", sql, (long long)v.bad_seq,
+	    v.why);
+	/* A broken chain is never pruned away. */
+	{
+		size_t n = 99;
+
+		assert_int_equal(ds_audit_prune(t.ds, 1000, 0, 1000, &n),
+		    WICK_ERR_STATE);
+		assert_int_equal(n, 0);
+	}
+}
+
+static void
+test_audit_tamper(void **state)
+{
+	if (t.b->sql == NULL)
+		return;
+	tamper("UPDATE audit SET detail = '{\"i\":9}' WHERE seq = 3", 3,
+	    "hash mismatch");
+	tamper("UPDATE audit SET ok = 1 - ok WHERE seq = 4", 4,
+	    "hash mismatch");
+	tamper("UPDATE audit SET at = at + 1 WHERE seq = 1", 1,
+	    "hash mismatch");
+	tamper("DELETE FROM audit WHERE seq = 3", 3, "missing");
+	tamper("DELETE FROM audit WHERE seq = 1", 1, "missing");
+	/* Two events swapped: their places in the chain. */
+	tamper("UPDATE audit SET seq = -1 WHERE seq = 2;"
+	    "UPDATE audit SET seq = 2 WHERE seq = 5;"
+	    "UPDATE audit SET seq = 5 WHERE seq = -1", 2, "broken link");
+	/* A changed event with a recomputed-looking hash: its successor's
+	 * link no longer holds. */
+	tamper("UPDATE audit SET hash = (SELECT hash FROM audit WHERE"
+	    " seq = 1) WHERE seq = 3", 3, "hash mismatch");
+	tamper("UPDATE audit SET prev_hash = '00' WHERE seq = 6", 6,
+	    "broken link");
+	/* Changes the values read back would hide. */
+	tamper("UPDATE audit SET hash = hash || 'ff' WHERE seq = 2", 2,
+	    "hash mismatch");
+	tamper("UPDATE audit SET kind = kind || char(0) || 'x' WHERE seq = 5",
+	    5, "hash mismatch");
+	tamper("UPDATE audit SET ok = 7 WHERE seq = 2", 2, "hash mismatch");
+	/* Out of the chain is missing from it. */
+	tamper("UPDATE audit SET seq = NULL WHERE seq = 4", 4, "missing");
+}
+
+static void
+test_audit_prune(void **state)
+{
+	struct ds_audit_verify	v;
+	struct chain_seen	c;
+	size_t			n;
+
+	fresh();
+	append_n(10, 100);		/* at 100..109, seq 1..10 */
+	assert_int_equal(ds_audit_prune(t.ds, 100, 0, 500, &n), 0);
+	assert_int_equal(n, 0);
+	/* At most 3 at a time. */
+	assert_int_equal(ds_audit_prune(t.ds, 105, 3, 500, &n), 0);
+	assert_int_equal(n, 3);
+	verify_all(&v, 2);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.anchor_seq, 3);
+	assert_int_equal(v.count, 8);	/* 4..10 and the prune event */
+	assert_int_equal(ds_audit_prune(t.ds, 105, 3, 501, &n), 0);
+	assert_int_equal(n, 2);
+	reopen();
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.anchor_seq, 5);
+	assert_int_equal(v.count, 7);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ds_audit_list(t.ds, NULL, 0, chain_cb, &c), 0);
+	assert_int_equal(c.n, 7);
+	assert_int_equal(c.v[0].seq, 6);
+	assert_string_equal(c.v[c.n - 1].kind, "audit.prune");
+	assert_string_equal(c.v[c.n - 1].actor, "server");
+	assert_non_null(strstr(c.v[c.n - 1].detail_json,
+	    "\"anchor_seq\":5"));
+	chain_clear(&c);
+	/* Everything old goes, the prune events too; the chain goes on. */
+	assert_int_equal(ds_audit_prune(t.ds, 10000, 0, 10000, &n), 0);
+	assert_int_equal(n, 7);
+	append_n(2, 20000);
+	verify_all(&v, 1);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.anchor_seq, 12);
+	assert_int_equal(v.count, 3);
+	/* The first kept event removed after a prune: still caught. */
+	if (t.b->sql == NULL)
+		return;
+	ds_close(t.ds);
+	t.ds = NULL;
+	assert_int_equal(t.b->sql(t.conn, "DELETE FROM audit WHERE seq = 13"),
+	    0);
+	reopen();
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 13);
+}
+
+/* Events recorded before the chain existed are chained by migration. */
+static void
+test_audit_migration(void **state)
+{
+	struct ds_audit_verify	v;
+	struct chain_seen	c;
+
+	if (t.b->sql == NULL)
+		return;
+	fresh();
+	ds_close(t.ds);
+	t.ds = NULL;
+	/* Back to schema 2 as an older build left it. */
+	assert_int_equal(t.b->sql(t.conn,
+	    "DROP TABLE audit_anchor; DROP INDEX audit_seq;"
+	    "DROP INDEX audit_at; ALTER TABLE audit DROP COLUMN seq;"
+	    "ALTER TABLE audit DROP COLUMN subject;"
+	    "ALTER TABLE audit DROP COLUMN prev_hash;"
+	    "ALTER TABLE audit DROP COLUMN hash;"
+	    "DELETE FROM schema_migrations WHERE version > 2;"
+	    "INSERT INTO audit (at, kind, actor, ok, detail) VALUES"
+	    " (1, 'entry.create', 'uid:0', 1, '{\"n\":1}'),"
+	    " (2, 'agent.attest', '127.0.0.1:5', 0, '{}'),"
+	    " (3, 'svid.x509', 'spiffe://td/a', 1, '{\"z\":1,\"a\":2}');"),
+	    0);
+	reopen();
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 3);
+	append_n(2, 10);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ds_audit_list(t.ds, NULL, 0, chain_cb, &c), 0);
+	assert_int_equal(c.n, 5);
+	assert_int_equal(c.v[2].seq, 3);
+	/* As stored: the migration rewrites nothing. */
+	assert_string_equal(c.v[2].detail_json, "{\"z\":1,\"a\":2}");
+	assert_int_equal(c.v[3].seq, 4);
+	assert_string_equal(c.v[3].prev_hash, c.v[2].hash);
+	chain_clear(&c);
+	verify_all(&v, 0);
+	assert_int_equal(v.count, 5);
+	assert_int_equal(v.bad_seq, 0);
+}
+
+/* Appenders in other processes, and one killed mid-append. */
+static void
+test_audit_concurrent_and_kill9(void **state)
+{
+	struct ds_audit_verify	 v;
+	struct ds		*d;
+	const char		*why;
+	pid_t			 pid[3];
+	char			 c;
+	int			 i, k, r, status[3], tries, fds[2];
+
+	fresh();
+	assert_int_equal(pipe(fds), 0);
+	for (k = 0; k < 3; k++) {
+		if ((pid[k] = fork()) == 0) {
+			tries = 0;
+			while ((r = ds_open(t.b->type, t.conn, &d, &why)) ==
+			    WICK_ERR_UNAVAILABLE && ++tries < 20)
+				;
+			if (r != 0)
+				_exit(2);
+			/* The third runs until killed, pausing between
+			 * events so that it cannot starve the others of the
+			 * lock.  A writer kept waiting past the busy timeout
+			 * tries again, as a caller told UNAVAILABLE would. */
+			close(fds[0]);
+			for (i = 0; k == 2 || i < 100; i++) {
+				/* Well under way: the parent may kill it. */
+				if (k == 2 && i == 20 && write(fds[1], "x",
+				    1) != 1)
+					_exit(4);
+				if (k == 2)
+					usleep(1000);
+				tries = 0;
+				while ((r = ds_audit_record(d, 1000 + i,
+				    "svid.x509", k == 0 ? "a" : "b", "s", 1,
+				    "{}")) == WICK_ERR_UNAVAILABLE &&
+				    ++tries < 20)
+					;
+				if (r != 0)
+					_exit(3);
+			}
+			ds_close(d);
+			_exit(0);
+		}
+		if (pid[k] < 0)
+			break;
+	}
+	for (i = 0; k == 3 && i < 100; i++) {
+		tries = 0;
+		while ((r = ds_audit_append(t.ds, 500 + i, "k", "p", 1,
+		    "{}")) == WICK_ERR_UNAVAILABLE && ++tries < 20)
+			;
+		if (r != 0)
+			break;
+	}
+	/* The endless writer goes whatever happened, before any assert. */
+	for (i = 0; i < 2 && i < k; i++)
+		if (waitpid(pid[i], &status[i], 0) != pid[i])
+			status[i] = -1;
+	close(fds[1]);
+	if (k == 3) {
+		/* A byte once it has appended 20; EOF if it died. */
+		if (read(fds[0], &c, 1) != 1)
+			r = -1;
+		/* Let it run on, so that the kill lands anywhere in an
+		 * append (most of which is the commit's fsync). */
+		usleep(50 * 1000);
+		(void)kill(pid[2], SIGKILL);
+		(void)waitpid(pid[2], &status[2], 0);
+	}
+	close(fds[0]);
+	assert_int_equal(k, 3);
+	assert_int_equal(r, 0);
+	for (i = 0; i < 2; i++)
+		assert_true(WIFEXITED(status[i]) && WEXITSTATUS(status[i]) ==
+		    0);
+	reopen();
+	verify_all(&v, 97);
+	assert_int_equal(v.bad_seq, 0);
+	assert_true(v.count >= 320);
+	print_message("%lld events from 4 writers, one killed: chain ok\n",
+	    (long long)v.count);
+	assert_int_equal(ds_audit_append(t.ds, 9, "k", "p", 1, "{}"), 0);
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+}
+
+/* A change and its audit record commit together, or neither does. */
+static void
+test_audit_tx(void **state)
+{
+	struct ds_audit_verify	 v;
+	struct ds_entry		*e;
+	struct ds		*d;
+	const char		*why;
+	char			 c;
+	int			 fds[2], status, res;
+	pid_t			 pid;
+
+	fresh();
+	assert_int_equal(ds_tx_end(t.ds, 1), WICK_ERR_STATE);
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	assert_int_equal(ds_tx_begin(t.ds), WICK_ERR_STATE);
+	e = mk("tx-1", "spiffe://td/tx1", "spiffe://td/agent", "unix:uid:1");
+	create_ok(e, 10);
+	assert_int_equal(ds_audit_record(t.ds, 10, "entry.create", "uid:0",
+	    "spiffe://td/tx1", 1, "{}"), 0);
+	memset(&v, 0, sizeof(v));
+	assert_int_equal(ds_audit_verify_step(t.ds, &v, 0), WICK_ERR_STATE);
+	assert_int_equal(ds_tx_end(t.ds, 0), 0);	/* rolled back */
+	assert_int_equal(count_entries(NULL), 0);
+	verify_all(&v, 0);
+	assert_int_equal(v.count, 0);
+
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	create_ok(e, 11);
+	/* A failed item inside keeps the rest. */
+	assert_int_equal(create_one(e, 11), WICK_ERR_EXISTS);
+	assert_int_equal(ds_audit_record(t.ds, 11, "entry.create", "uid:0",
+	    "spiffe://td/tx1", 1, "{}"), 0);
+	assert_int_equal(ds_tx_end(t.ds, 1), 0);
+	ds_entry_free(e);
+	assert_int_equal(count_entries(NULL), 1);
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 1);
+
+	/* Killed between the change and the commit: neither is there. */
+	assert_int_equal(pipe(fds), 0);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		if (ds_open(t.b->type, t.conn, &d, &why) != 0 ||
+		    ds_tx_begin(d) != 0)
+			_exit(2);
+		e = mk("tx-2", "spiffe://td/tx2", "spiffe://td/agent",
+		    "unix:uid:2");
+		if (ds_entries_create(d, &e, 1, &res, 12) != 0 || res != 0 ||
+		    ds_audit_record(d, 12, "entry.create", "uid:0",
+		    "spiffe://td/tx2", 1, "{}") != 0)
+			_exit(3);
+		if (write(fds[1], "x", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	assert_true(pid > 0);
+	close(fds[1]);
+	assert_int_equal(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	reopen();
+	assert_int_equal(ds_entry_get(t.ds, "tx-2", &e), WICK_ERR_NOT_FOUND);
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 1);
+	assert_int_equal(ds_audit_append(t.ds, 13, "k", "a", 1, "{}"), 0);
+	verify_all(&v, 0);
+	assert_int_equal(v.count, 2);
+}
+
+static void
+make_entry_n(int i)
+{
+	struct ds_entry	*e;
+	char		 id[64], sp[64];
+
+	snprintf(id, sizeof(id), "backup-entry-%d", i);
+	snprintf(sp, sizeof(sp), "spiffe://td/b%d", i);
+	e = mk(id, sp, "spiffe://td/agent", "unix:uid:1");
+	create_ok(e, 100);
+	ds_entry_free(e);
+}
+
+static void
+test_backup(void **state)
+{
+	struct ds_audit_verify	 v;
+	struct ds_backup	*b;
+	struct ds_entry		*e;
+	struct ds		*copy;
+	struct stat		 sb;
+	const char		*why;
+	char			 dest[768];
+	int			 i;
+
+	if (t.b->files == NULL)
+		return;
+	fresh();
+	append_n(5, 100);
+	for (i = 0; i < 3; i++)
+		make_entry_n(i);
+	snprintf(dest, sizeof(dest), "%s/backup-%d.db", t.dir, t.n++);
+	assert_int_equal(ds_backup_begin(t.ds, dest, &b, &why), 0);
+	/* Written after the snapshot: not in the copy. */
+	append_n(3, 200);
+	make_entry_n(10);
+	assert_int_equal(ds_backup_run(b, &why), 0);
+	ds_backup_free(b);
+	assert_int_equal(stat(dest, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_int_equal(ds_backup_begin(t.ds, dest, &b, &why),
+	    WICK_ERR_EXISTS);
+	assert_null(b);
+	assert_int_equal(ds_open(t.b->type, dest, &copy, &why), 0);
+	assert_int_equal(ds_check(copy, &why), 0);
+	memset(&v, 0, sizeof(v));
+	while (!v.done)
+		assert_int_equal(ds_audit_verify_step(copy, &v, 2), 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 5);
+	{
+		int64_t n;
+
+		assert_int_equal(ds_entries_count(copy, NULL, &n), 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(ds_entries_count(t.ds, NULL, &n), 0);
+		assert_int_equal(n, 4);
+	}
+	assert_int_equal(ds_entry_get(copy, "backup-entry-1", &e), 0);
+	ds_entry_free(e);
+	/* The copy is a working store of its own. */
+	assert_int_equal(ds_audit_append(copy, 300, "k", "a", 1, "{}"), 0);
+	ds_close(copy);
+	assert_int_equal(ds_backup_begin(t.ds, "", &b, &why),
+	    WICK_ERR_INVALID);
+}
+
 /* ---- limits: refused before the store is touched ----------------------- */
 
 static void
@@ -1900,6 +2447,13 @@ main(void)
 		cmocka_unit_test(test_bundles),
 		cmocka_unit_test(test_ca_journal),
 		cmocka_unit_test(test_audit),
+		cmocka_unit_test(test_audit_chain),
+		cmocka_unit_test(test_audit_tamper),
+		cmocka_unit_test(test_audit_prune),
+		cmocka_unit_test(test_audit_migration),
+		cmocka_unit_test(test_audit_concurrent_and_kill9),
+		cmocka_unit_test(test_audit_tx),
+		cmocka_unit_test(test_backup),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_reopen),
 		cmocka_unit_test(test_file_modes),

@@ -1853,7 +1853,8 @@ test_shutdown_graceful(void **state)
 	assert_int_equal(S.done[RPC_END_FINISHED], 1);
 }
 
-/* Shutdown whose grace period ends: the hanging call is cancelled. */
+/* Shutdown whose grace period ends: the hanging call is ended with
+ * UNAVAILABLE and its handler sees it cancelled. */
 static void
 test_shutdown_grace_expires(void **state)
 {
@@ -1869,6 +1870,8 @@ test_shutdown_grace_expires(void **state)
 	fx_shutdown(&f, 100);
 	run_until(&f, &r.ended, WAIT_MS);
 	assert_int_equal(r.status, RPC_UNAVAILABLE);
+	/* A status in trailers, not a connection gone from under it. */
+	assert_string_equal(r.msg, "server shutting down");
 	assert_int_equal(S.done[RPC_END_CANCELLED], 1);
 	cres_free(&r);
 	close_ch(&f, ch);

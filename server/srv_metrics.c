@@ -1,0 +1,239 @@
+/*
+ * srv_metrics.c: wick-server's metrics and readiness; see srv_metrics.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca_manager.h"
+#include "entry_cache.h"
+#include "server.h"
+#include "srv_metrics.h"
+#include "x509.h"
+#include "xmalloc.h"
+
+#define MAX_METHODS	16
+#define AGENTS_EVERY	10	/* seconds between counts of the agents */
+
+static const char *const svid_types[SRV_NSVID_TYPES] = {
+	"x509", "jwt", "wit", "agent"
+};
+static const char *const attest_types[] = { "join_token", "tpm", "unknown" };
+#define NATTEST_TYPES	(sizeof(attest_types) / sizeof(attest_types[0]))
+static const char *const results[] = { "ok", "failed" };
+
+struct srv_metrics {
+	struct metric	*svids;		/* {type} */
+	struct metric	*attest;	/* {type,result} */
+	struct metric	*ca_rotations;
+	struct metric	*calls;		/* {method,status} */
+	struct metric	*call_seconds;	/* {method} */
+	struct metric	*conns;
+	struct metric	*streams;
+	struct metric	*entries;
+	struct metric	*agents;
+	struct metric	*ca_expiry;
+	struct metric	*svid_expiry;
+	struct metric	*ds_seconds;
+	int64_t		 agents_at;	/* when last counted */
+	const char	*methods[MAX_METHODS + 1];
+	const char	*statuses[RPC_UNAUTHENTICATED + 1];
+};
+
+static void
+ds_timed(void *arg, uint64_t ns)
+{
+	struct srv_metrics *m = arg;
+
+	metric_observe(m->ds_seconds, 0, (double)ns / 1e9);
+}
+
+/* At each scrape: what is cheaper to read than to track. */
+static void
+collect(void *arg)
+{
+	struct server			*srv = arg;
+	struct srv_metrics		*m = srv->m;
+	const struct ca_authority	*ca;
+	struct rpc_server_stats		 st;
+	int64_t				 now = server_now(), n;
+
+	if (srv->agent != NULL) {
+		rpc_server_get_stats(srv->agent, &st);
+		metric_set(m->conns, 0, (double)st.connections_active);
+		metric_set(m->streams, 0, (double)st.calls_active);
+	}
+	if (srv->cache != NULL)
+		metric_set(m->entries, 0,
+		    (double)entry_cache_count(srv->cache));
+	/* A query, so not at every scrape. */
+	if (srv->ds != NULL && now - m->agents_at >= AGENTS_EVERY &&
+	    ds_nodes_count(srv->ds, NULL, &n) == 0) {
+		metric_set(m->agents, 0, (double)n);
+		m->agents_at = now;
+	}
+	if (srv->cam != NULL &&
+	    (ca = ca_manager_active(srv->cam, CA_KIND_X509)) != NULL)
+		metric_set(m->ca_expiry, 0, (double)ca->not_after);
+	if (srv->svid != NULL)
+		metric_set(m->svid_expiry, 0,
+		    (double)x509_not_after(srv->svid));
+}
+
+int
+srv_metrics_init(struct server *srv)
+{
+	struct srv_metrics	*m;
+	struct metrics		*reg;
+	const struct rpc_method	*tab;
+	const char		*p;
+	size_t			 ntab, i;
+	struct metric_label	 l_type = { "type", svid_types,
+	    SRV_NSVID_TYPES };
+	struct metric_label	 l_attest[2] = {
+		{ "type", attest_types, NATTEST_TYPES },
+		{ "result", results, 2 },
+	};
+	struct metric_label	 l_call[2], l_method;
+	int			 r;
+
+	m = xcalloc(1, sizeof(*m));
+	reg = metrics_new();
+	srv->m = m;
+	srv->metrics = reg;
+	if ((r = agent_api_methods(srv, &tab, &ntab)) != 0)
+		return r;
+	if (ntab > MAX_METHODS)
+		return WICK_ERR_LIMIT;
+	for (i = 0; i < ntab; i++) {
+		p = strrchr(tab[i].path, '/');
+		m->methods[i] = p != NULL ? p + 1 : tab[i].path;
+	}
+	m->methods[ntab] = "unknown";
+	for (i = 0; i <= RPC_UNAUTHENTICATED; i++)
+		m->statuses[i] = rpc_status_name((int)i);
+	l_method.name = "method";
+	l_method.values = m->methods;
+	l_method.nvalues = ntab + 1;
+	l_call[0] = l_method;
+	l_call[1].name = "status";
+	l_call[1].values = m->statuses;
+	l_call[1].nvalues = RPC_UNAUTHENTICATED + 1;
+	if ((r = metrics_add(reg, METRIC_COUNTER,
+	    "wick_server_svids_issued_total", "SVIDs signed, by type (agent: "
+	    "an agent's own X.509-SVID).",
+	    &l_type, 1, NULL, 0, &m->svids)) != 0 ||
+	    (r = metrics_add(reg, METRIC_COUNTER,
+	    "wick_server_node_attestations_total", "Node attestations, by "
+	    "attestor and result.", l_attest, 2, NULL, 0, &m->attest)) != 0 ||
+	    (r = metrics_add(reg, METRIC_COUNTER,
+	    "wick_server_ca_rotations_total", "Times a new X.509 CA became "
+	    "the active one.", NULL, 0, NULL, 0, &m->ca_rotations)) != 0 ||
+	    (r = metrics_add(reg, METRIC_COUNTER,
+	    "wick_server_agent_api_calls_total", "Agent API calls ended, by "
+	    "method and gRPC status.", l_call, 2, NULL, 0, &m->calls)) != 0 ||
+	    (r = metrics_add(reg, METRIC_HISTOGRAM,
+	    "wick_server_agent_api_call_duration_seconds", "Agent API calls "
+	    "from their headers to their end, by method.", &l_method, 1,
+	    metrics_latency_buckets, metrics_nlatency_buckets,
+	    &m->call_seconds)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE,
+	    "wick_server_agent_api_connections", "Agent API connections open.",
+	    NULL, 0, NULL, 0, &m->conns)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE,
+	    "wick_server_agent_api_streams", "Agent API calls in progress.",
+	    NULL, 0, NULL, 0, &m->streams)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE, "wick_server_entries",
+	    "Registration entries held.", NULL, 0, NULL, 0,
+	    &m->entries)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE, "wick_server_agents",
+	    "Attested agents in the datastore (counted every 10 s at most).",
+	    NULL, 0, NULL, 0, &m->agents)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE,
+	    "wick_server_ca_expiry_timestamp_seconds", "When the active X.509 "
+	    "CA expires, unix time.", NULL, 0, NULL, 0, &m->ca_expiry)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE,
+	    "wick_server_svid_expiry_timestamp_seconds", "When the server's "
+	    "own X.509-SVID expires, unix time.", NULL, 0, NULL, 0,
+	    &m->svid_expiry)) != 0 ||
+	    (r = metrics_add(reg, METRIC_HISTOGRAM,
+	    "wick_server_datastore_call_duration_seconds", "Datastore calls, "
+	    "run on the event loop.", NULL, 0, metrics_latency_buckets,
+	    metrics_nlatency_buckets, &m->ds_seconds)) != 0 ||
+	    (r = metrics_on_collect(reg, collect, srv)) != 0)
+		return r;
+	if (srv->ds != NULL)
+		ds_set_timer(srv->ds, ds_timed, m);
+	return 0;
+}
+
+void
+srv_metrics_free(struct server *srv)
+{
+	metrics_free(srv->metrics);
+	free(srv->m);
+	srv->metrics = NULL;
+	srv->m = NULL;
+}
+
+void
+srv_metrics_svids(struct server *srv, enum srv_svid_type t, size_t n)
+{
+	if (srv->m != NULL)
+		metric_add(srv->m->svids, metric_series(srv->m->svids, t, 0),
+		    (double)n);
+}
+
+void
+srv_metrics_attest(struct server *srv, const char *type, int ok)
+{
+	size_t i;
+
+	if (srv->m == NULL)
+		return;
+	for (i = 0; i < NATTEST_TYPES - 1; i++)
+		if (type != NULL && strcmp(type, attest_types[i]) == 0)
+			break;
+	metric_inc(srv->m->attest, metric_series(srv->m->attest, i,
+	    ok ? 0 : 1));
+}
+
+void
+srv_metrics_ca_rotated(struct server *srv)
+{
+	if (srv->m != NULL)
+		metric_inc(srv->m->ca_rotations, 0);
+}
+
+void
+srv_metrics_api_call(void *arg, size_t method, int status, uint64_t ns)
+{
+	struct srv_metrics *m = ((struct server *)arg)->m;
+
+	if (m == NULL)
+		return;
+	metric_inc(m->calls, metric_series(m->calls, method, (size_t)status));
+	metric_observe(m->call_seconds, metric_series(m->call_seconds, method,
+	    0), (double)ns / 1e9);
+}
+
+int
+srv_ready(void *arg, char *why, size_t whylen)
+{
+	struct server			*srv = arg;
+	const struct ca_authority	*ca;
+	int64_t				 rev;
+	int				 r;
+
+	if ((r = ds_revision(srv->ds, &rev)) != 0) {
+		snprintf(why, whylen, "the datastore does not answer: %s",
+		    wick_strerror(r));
+		return 0;
+	}
+	if ((ca = ca_manager_active(srv->cam, CA_KIND_X509)) == NULL ||
+	    ca->not_after <= server_now()) {
+		snprintf(why, whylen, "no active X.509 CA");
+		return 0;
+	}
+	return 1;
+}

@@ -1,0 +1,44 @@
+/*
+ * srv_metrics.h: what wick-server counts for /metrics (common/metrics.h)
+ * and how it answers /ready (common/telemetry.h).
+ *
+ * The families are registered once at start; services update them by
+ * index through the helpers below, which cost a few stores and never
+ * allocate.  Gauges that are cheaper to read when scraped (entries,
+ * open connections, expiry times) are set by a collect callback.
+ */
+#ifndef WICK_SRV_METRICS_H
+#define WICK_SRV_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
+struct server;
+
+enum srv_svid_type {
+	SRV_SVID_X509 = 0,
+	SRV_SVID_JWT,
+	SRV_SVID_WIT,
+	SRV_SVID_AGENT,		/* an agent's own X.509-SVID */
+	SRV_NSVID_TYPES
+};
+
+/* Register every family of the server in srv->metrics (made here). */
+int	 srv_metrics_init(struct server *) WICK_WUR;
+void	 srv_metrics_free(struct server *);
+
+void	 srv_metrics_svids(struct server *, enum srv_svid_type, size_t n);
+/* type: the attestor's name ("join_token", "tpm"); any other is
+ * counted as "unknown", so a peer's string never becomes a label. */
+void	 srv_metrics_attest(struct server *, const char *type, int ok);
+void	 srv_metrics_ca_rotated(struct server *);
+/* rpc_server_opts.observe for the agent API. */
+void	 srv_metrics_api_call(void *srv, size_t method, int status,
+	    uint64_t ns);
+
+/* telemetry_ready_fn: the datastore answers and an X.509 CA is active. */
+int	 srv_ready(void *srv, char *why, size_t whylen);
+
+#endif /* WICK_SRV_METRICS_H */
