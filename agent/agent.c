@@ -412,7 +412,7 @@ agent_attested(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key,
 	a->reattestable = reattestable;
 	a->attesting = 0;
 	agent_metrics_attest(a, a->cfg->tpm ? "tpm" : "join_token", 1);
-	agent_metrics_svids(a, AGENT_SVID_AGENT, 1, 0);
+	agent_metrics_svids(a, TELEMETRY_SVID_AGENT, 1, 0);
 	if (save_svid(a) != 0)
 		log_warn("cannot store the agent SVID: a restart will need "
 		    "to attest again");
@@ -457,7 +457,7 @@ renew_done(int status, const char *msg, const uint8_t *p, size_t n,
 	wick__agent__renew_agent_response__free_unpacked(resp, NULL);
 	set_svid(a, chain, rn->key);
 	free(rn);
-	agent_metrics_svids(a, AGENT_SVID_AGENT, 1, 1);
+	agent_metrics_svids(a, TELEMETRY_SVID_AGENT, 1, 1);
 	if (save_svid(a) != 0)
 		log_warn("cannot store the renewed agent SVID");
 	log_info("agent SVID renewed; next renewal at %lld",
@@ -999,7 +999,7 @@ x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	wick__agent__batch_new_x509_svidresponse__free_unpacked(resp, NULL);
 	x509_batch_free(b);
 	log_debug("%zu X.509-SVIDs issued", issued);
-	agent_metrics_svids(a, AGENT_SVID_X509, issued, rot);
+	agent_metrics_svids(a, TELEMETRY_SVID_X509, issued, rot);
 	if (issued > 0)
 		workload_notify(a);
 	svid_upkeep(a);
@@ -1107,7 +1107,8 @@ wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 			e->wit_key = w->key;
 			w->key = NULL;
 		}
-		agent_metrics_svids(a, AGENT_SVID_WIT, 1, e->wit_exp != 0);
+		agent_metrics_svids(a, TELEMETRY_SVID_WIT, 1,
+		    e->wit_exp != 0);
 		e->wit_exp = resp->expires_at;
 		e->wit_rotate_at = rotate_time(agent_now(), resp->expires_at);
 		wick__agent__new_witsvidresponse__free_unpacked(resp, NULL);
@@ -1332,7 +1333,7 @@ jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	    &wiping_pb, n, p)) != NULL) {
 		jwt_cache_put(jc->a, jc->entry_id, jc->aud_key, resp->token,
 		    resp->expires_at);
-		agent_metrics_svids(jc->a, AGENT_SVID_JWT, 1, 0);
+		agent_metrics_svids(jc->a, TELEMETRY_SVID_JWT, 1, 0);
 		jc->fn(jc->arg, 0, NULL, resp->token);
 		wick__agent__new_jwtsvidresponse__free_unpacked(resp,
 		    &wiping_pb);

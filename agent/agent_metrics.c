@@ -8,16 +8,10 @@
 
 #include "agent.h"
 #include "agent_metrics.h"
+#include "telemetry.h"
 #include "x509.h"
 #include "xmalloc.h"
 
-#define MAX_METHODS	16
-
-static const char *const svid_types[AGENT_NSVID_TYPES] = {
-	"x509", "jwt", "wit", "agent"
-};
-static const char *const attest_types[] = { "join_token", "tpm", "unknown" };
-#define NATTEST_TYPES	(sizeof(attest_types) / sizeof(attest_types[0]))
 static const char *const results[] = { "ok", "failed" };
 
 struct agent_metrics {
@@ -26,8 +20,7 @@ struct agent_metrics {
 	struct metric	*attest;	/* {type,result} */
 	struct metric	*wl_attest;	/* {result} */
 	struct metric	*syncs;		/* {result} */
-	struct metric	*calls;		/* {method,status} */
-	struct metric	*call_seconds;	/* {method} */
+	struct telemetry_rpc wl;	/* Workload API calls */
 	struct metric	*conns;
 	struct metric	*streams;
 	struct metric	*entries;
@@ -36,8 +29,6 @@ struct agent_metrics {
 	struct metric	*sync_lag;
 	int64_t		 started;	/* unix s */
 	int64_t		 synced_at;	/* last sync that succeeded */
-	const char	*methods[MAX_METHODS + 1];
-	const char	*statuses[RPC_UNAUTHENTICATED + 1];
 };
 
 /* At each scrape. */
@@ -75,16 +66,14 @@ agent_metrics_init(struct agent *a)
 	struct agent_metrics	*m;
 	struct metrics		*reg;
 	const struct rpc_method	*tab;
-	const char		*p;
-	size_t			 ntab, i;
-	struct metric_label	 l_type = { "type", svid_types,
-	    AGENT_NSVID_TYPES };
+	size_t			 ntab;
+	struct metric_label	 l_type = { "type",
+	    telemetry_svid_types, TELEMETRY_NSVID_TYPES };
 	struct metric_label	 l_attest[2] = {
-		{ "type", attest_types, NATTEST_TYPES },
+		{ "type", telemetry_attest_types, TELEMETRY_NATTEST_TYPES },
 		{ "result", results, 2 },
 	};
 	struct metric_label	 l_result = { "result", results, 2 };
-	struct metric_label	 l_call[2], l_method;
 	int			 r;
 
 	m = xcalloc(1, sizeof(*m));
@@ -93,22 +82,6 @@ agent_metrics_init(struct agent *a)
 	a->metrics = reg;
 	m->started = agent_now();
 	workload_methods(a, &tab, &ntab);
-	if (ntab > MAX_METHODS)
-		return WICK_ERR_LIMIT;
-	for (i = 0; i < ntab; i++) {
-		p = strrchr(tab[i].path, '/');
-		m->methods[i] = p != NULL ? p + 1 : tab[i].path;
-	}
-	m->methods[ntab] = "unknown";
-	for (i = 0; i <= RPC_UNAUTHENTICATED; i++)
-		m->statuses[i] = rpc_status_name((int)i);
-	l_method.name = "method";
-	l_method.values = m->methods;
-	l_method.nvalues = ntab + 1;
-	l_call[0] = l_method;
-	l_call[1].name = "status";
-	l_call[1].values = m->statuses;
-	l_call[1].nvalues = RPC_UNAUTHENTICATED + 1;
 	if ((r = metrics_add(reg, METRIC_COUNTER,
 	    "wick_agent_svids_issued_total", "SVIDs the server issued to this "
 	    "agent, by type (agent: its own X.509-SVID).", &l_type, 1, NULL, 0,
@@ -128,15 +101,12 @@ agent_metrics_init(struct agent *a)
 	    (r = metrics_add(reg, METRIC_COUNTER, "wick_agent_syncs_total",
 	    "Syncs of entries and bundles with the server, by result.",
 	    &l_result, 1, NULL, 0, &m->syncs)) != 0 ||
-	    (r = metrics_add(reg, METRIC_COUNTER,
+	    (r = telemetry_rpc_add(reg, &m->wl, tab, ntab,
 	    "wick_agent_workload_api_calls_total", "Workload API calls "
-	    "ended, by method and gRPC status.", l_call, 2, NULL, 0,
-	    &m->calls)) != 0 ||
-	    (r = metrics_add(reg, METRIC_HISTOGRAM,
+	    "ended, by method and gRPC status.",
 	    "wick_agent_workload_api_call_duration_seconds", "Workload API "
 	    "calls from their headers to their end (streams: their life), by "
-	    "method.", &l_method, 1, metrics_latency_buckets,
-	    metrics_nlatency_buckets, &m->call_seconds)) != 0 ||
+	    "method.")) != 0 ||
 	    (r = metrics_add(reg, METRIC_GAUGE,
 	    "wick_agent_workload_api_connections", "Workload API connections "
 	    "open.", NULL, 0, NULL, 0, &m->conns)) != 0 ||
@@ -172,8 +142,8 @@ agent_metrics_free(struct agent *a)
 }
 
 void
-agent_metrics_svids(struct agent *a, enum agent_svid_type t, size_t n,
-    size_t rotated)
+agent_metrics_svids(struct agent *a, enum telemetry_svid_type t,
+    size_t n, size_t rotated)
 {
 	if (a->m == NULL)
 		return;
@@ -185,14 +155,9 @@ agent_metrics_svids(struct agent *a, enum agent_svid_type t, size_t n,
 void
 agent_metrics_attest(struct agent *a, const char *type, int ok)
 {
-	size_t i;
-
-	if (a->m == NULL)
-		return;
-	for (i = 0; i < NATTEST_TYPES - 1; i++)
-		if (type != NULL && strcmp(type, attest_types[i]) == 0)
-			break;
-	metric_inc(a->m->attest, metric_series(a->m->attest, i, ok ? 0 : 1));
+	if (a->m != NULL)
+		metric_inc(a->m->attest, metric_series(a->m->attest,
+		    telemetry_attest_type(type), ok ? 0 : 1));
 }
 
 void
@@ -217,11 +182,8 @@ agent_metrics_wl_call(void *arg, size_t method, int status, uint64_t ns)
 {
 	struct agent_metrics *m = ((struct agent *)arg)->m;
 
-	if (m == NULL)
-		return;
-	metric_inc(m->calls, metric_series(m->calls, method, (size_t)status));
-	metric_observe(m->call_seconds, metric_series(m->call_seconds, method,
-	    0), (double)ns / 1e9);
+	if (m != NULL)
+		telemetry_rpc_observe(&m->wl, method, status, ns);
 }
 
 int

@@ -14,24 +14,17 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "telemetry.h"
 
 struct agent;
-
-enum agent_svid_type {
-	AGENT_SVID_X509 = 0,
-	AGENT_SVID_JWT,
-	AGENT_SVID_WIT,
-	AGENT_SVID_AGENT,	/* the agent's own X.509-SVID */
-	AGENT_NSVID_TYPES
-};
 
 /* Register every family in a->metrics (made here). */
 int	 agent_metrics_init(struct agent *) WICK_WUR;
 void	 agent_metrics_free(struct agent *);
 
 /* n SVIDs received from the server, of which rotated replaced one. */
-void	 agent_metrics_svids(struct agent *, enum agent_svid_type, size_t n,
-	    size_t rotated);
+void	 agent_metrics_svids(struct agent *, enum telemetry_svid_type,
+	    size_t n, size_t rotated);
 /* type: "join_token" or "tpm" (anything else counts as "unknown"). */
 void	 agent_metrics_attest(struct agent *, const char *type, int ok);
 void	 agent_metrics_workload_attest(struct agent *, int ok);

@@ -2035,3 +2035,24 @@ conf_trust_domain(char **td, struct conf_error *err)
 		return WICK_ERR_ALLOC;
 	return 0;
 }
+
+int
+conf_str_eq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+int
+conf_strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	size_t	i;
+
+	if (na != nb)
+		return 0;
+	for (i = 0; i < na; i++)
+		if (!conf_str_eq(a[i], b[i]))
+			return 0;
+	return 1;
+}

@@ -235,4 +235,9 @@ int	 conf_load_daemon(const char *path, int expand_env, const char *block,
 /* Check a trust domain setting and replace it by its normalised name. */
 int	 conf_trust_domain(char **td, struct conf_error *) WICK_WUR;
 
+/* Settings compared (a reload): strings, NULL equal only to NULL, and
+ * vectors of them. */
+int	 conf_str_eq(const char *, const char *);
+int	 conf_strv_eq(char *const *a, size_t na, char *const *b, size_t nb);
+
 #endif /* WICK_CONF_H */

@@ -375,6 +375,88 @@ fail:
 	return r;
 }
 
+int
+log_reload_begin(const char *file, const char *config)
+{
+	char	why[LOG_MAX_WHY];
+
+	if (file != NULL && log_open_file(file, why, sizeof(why)) != 0)
+		log_error("reload: cannot open log_file again: %s; lines go "
+		    "to the file open before", why);
+	if (config == NULL) {
+		log_info("reload: the log file was opened again; there is no "
+		    "configuration file to read");
+		return 0;
+	}
+	return 1;
+}
+
+int
+log_reload_apply(char **file, enum log_format *format, enum log_level *level,
+    char **new_file, enum log_format new_format, enum log_level new_level,
+    int *napplied)
+{
+	char	why[LOG_MAX_WHY];
+	int	r;
+
+	/* The one step that can still fail comes first: then nothing else
+	 * has been applied yet. */
+	if (*file == NULL || *new_file == NULL ? *file != *new_file :
+	    strcmp(*file, *new_file) != 0) {
+		if ((r = log_open_file(*new_file, why, sizeof(why))) != 0) {
+			log_error("reload: log_file: %s; nothing was changed",
+			    why);
+			return r;
+		}
+		log_info("reload: log_file is now %s (was %s)",
+		    *new_file != NULL ? *new_file : "stderr",
+		    *file != NULL ? *file : "stderr");
+		free(*file);
+		*file = *new_file;
+		*new_file = NULL;
+		(*napplied)++;
+	}
+	if (*format != new_format) {
+		log_set_format(new_format);
+		log_info("reload: log_format is now %s",
+		    new_format == LOG_FORMAT_JSON ? "json" : "text");
+		*format = new_format;
+		(*napplied)++;
+	}
+	if (*level != new_level) {
+		log_set_level(new_level);
+		log_info("reload: log_level is now %s (was %s)",
+		    log_level_name(new_level), log_level_name(*level));
+		*level = new_level;
+		(*napplied)++;
+	}
+	return 0;
+}
+
+int
+log_reload_restart(const struct log_reload_change *t, size_t n)
+{
+	size_t	i;
+	int	count = 0;
+
+	for (i = 0; i < n; i++) {
+		if (!t[i].changed)
+			continue;
+		log_warn("reload: %s changed: it needs a restart to take "
+		    "effect; the running value stays", t[i].name);
+		count++;
+	}
+	return count;
+}
+
+void
+log_reload_done(const char *config, int napplied, int nrestart)
+{
+	log_info("reload: %s read again: %d setting%s applied, %d need%s a "
+	    "restart", config, napplied, napplied == 1 ? "" : "s", nrestart,
+	    nrestart == 1 ? "s" : "");
+}
+
 void
 log_msg(enum log_level level, const char *func, const char *fmt, ...)
 {

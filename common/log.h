@@ -50,6 +50,31 @@ void	 log_set_stream(FILE *);
  */
 int	 log_open_file(const char *path, char *why, size_t whylen) WICK_WUR;
 /*
+ * SIGHUP in either daemon.  log_reload_begin() opens the running log
+ * file again (logrotate renamed it; an error is logged and the old file
+ * kept) and returns 0 when there is no configuration file to read
+ * (config NULL), 1 when there is.  log_reload_apply() then applies a new
+ * configuration's log settings over the running ones, the new log file
+ * first: if it cannot be opened, that is logged, nothing is applied and
+ * an error is returned.  Otherwise *file takes *new_file (which becomes
+ * NULL), and each setting applied is logged and counted in *napplied.
+ * log_reload_restart() names the settings that changed but need a
+ * restart, and log_reload_done() logs the summary line.
+ */
+int	 log_reload_begin(const char *file, const char *config);
+int	 log_reload_apply(char **file, enum log_format *format,
+	    enum log_level *level, char **new_file, enum log_format new_format,
+	    enum log_level new_level, int *napplied) WICK_WUR;
+/* A setting that only a restart applies, and whether it changed. */
+struct log_reload_change {
+	const char	*name;
+	int		 changed;
+};
+/* One warning per setting of t that changed (values are never logged:
+ * some may be secrets); returns how many. */
+int	 log_reload_restart(const struct log_reload_change *t, size_t n);
+void	 log_reload_done(const char *config, int napplied, int nrestart);
+/*
  * What a line shows of a message (exposed for tests): control
  * characters, U+2028/U+2029 and bytes that are not UTF-8 become \n, \r,
  * \t or \xNN, so a message never spans two lines.  out holds at most

@@ -79,49 +79,58 @@ svcnotify_start(struct svcnotify *sn, uv_loop_t *loop)
 	    (unsigned long long)sn->interval_ms);
 }
 
+/* Keep status as the last one sent, and send it after state ("READY=1\n",
+ * "STOPPING=1\n" or nothing). */
+static void
+send_status(struct svcnotify *sn, const char *state, const char *status)
+{
+	char	msg[SVCNOTIFY_MAX_STATUS + 32];
+
+	snprintf(sn->status, sizeof(sn->status), "%s", status);
+	snprintf(msg, sizeof(msg), "%sSTATUS=%s", state, sn->status);
+	send_state(msg);
+}
+
+/* The same with a status to format; if changed_only, a status equal to
+ * the last one sent is not sent again. */
+static void
+vsend_status(struct svcnotify *sn, const char *state, int changed_only,
+    const char *fmt, va_list ap)
+{
+	char	status[SVCNOTIFY_MAX_STATUS];
+
+	format_status(status, sizeof(status), fmt, ap);
+	if (!changed_only || strcmp(status, sn->status) != 0)
+		send_status(sn, state, status);
+}
+
 void
 svcnotify_ready(struct svcnotify *sn, const char *fmt, ...)
 {
-	char	status[SVCNOTIFY_MAX_STATUS];
-	char	msg[SVCNOTIFY_MAX_STATUS + 32];
 	va_list	ap;
 
 	va_start(ap, fmt);
-	format_status(status, sizeof(status), fmt, ap);
+	vsend_status(sn, "READY=1\n", 0, fmt, ap);
 	va_end(ap);
-	snprintf(sn->status, sizeof(sn->status), "%s", status);
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%s", status);
-	send_state(msg);
 }
 
 void
 svcnotify_status(struct svcnotify *sn, const char *fmt, ...)
 {
-	char	status[SVCNOTIFY_MAX_STATUS];
-	char	msg[SVCNOTIFY_MAX_STATUS + 16];
 	va_list	ap;
 
 	va_start(ap, fmt);
-	format_status(status, sizeof(status), fmt, ap);
+	vsend_status(sn, "", 1, fmt, ap);
 	va_end(ap);
-	if (strcmp(status, sn->status) == 0)
-		return;
-	snprintf(sn->status, sizeof(sn->status), "%s", status);
-	snprintf(msg, sizeof(msg), "STATUS=%s", status);
-	send_state(msg);
 }
 
 void
 svcnotify_stopping(struct svcnotify *sn, const char *why)
 {
-	char msg[SVCNOTIFY_MAX_STATUS + 32];
-
 	if (sn->stopped)
 		return;
 	sn->stopped = 1;
-	snprintf(sn->status, sizeof(sn->status), "%s", why);
-	snprintf(msg, sizeof(msg), "STOPPING=1\nSTATUS=%s", sn->status);
-	send_state(msg);
+	send_status(sn, "STOPPING=1\n", why);
 	if (sn->started) {
 		(void)uv_timer_stop(&sn->watchdog);
 		uv_close((uv_handle_t *)&sn->watchdog, watchdog_closed_cb);

@@ -62,13 +62,6 @@ telemetry_config_cleanup(struct telemetry_config *tc)
 	memset(tc, 0, sizeof(*tc));
 }
 
-static int
-str_eq(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a != NULL && b != NULL &&
-	    strcmp(a, b) == 0);
-}
-
 unsigned
 telemetry_config_diff(const struct telemetry_config *a,
     const struct telemetry_config *b)
@@ -76,12 +69,12 @@ telemetry_config_diff(const struct telemetry_config *a,
 	unsigned d = 0;
 
 	if (a->health != b->health || a->health_port != b->health_port ||
-	    !str_eq(a->health_address, b->health_address) ||
-	    !str_eq(a->live_path, b->live_path) ||
-	    !str_eq(a->ready_path, b->ready_path))
+	    !conf_str_eq(a->health_address, b->health_address) ||
+	    !conf_str_eq(a->live_path, b->live_path) ||
+	    !conf_str_eq(a->ready_path, b->ready_path))
 		d |= TELEMETRY_DIFF_HEALTH;
 	if (a->prometheus != b->prometheus || a->prom_port != b->prom_port ||
-	    !str_eq(a->prom_host, b->prom_host))
+	    !conf_str_eq(a->prom_host, b->prom_host))
 		d |= TELEMETRY_DIFF_PROMETHEUS;
 	return d;
 }
@@ -205,6 +198,73 @@ telemetry_config_load(const struct conf *c, const json_t *root,
 	    (r = load_prometheus(c, t, block(p), tc, err)) != 0)
 		return r;
 	return 0;
+}
+
+/* ---- what both daemons count ------------------------------------------ */
+
+const char *const telemetry_svid_types[TELEMETRY_NSVID_TYPES] = {
+	"x509", "jwt", "wit", "agent"
+};
+const char *const telemetry_attest_types[TELEMETRY_NATTEST_TYPES] = {
+	"join_token", "tpm", "unknown"
+};
+
+size_t
+telemetry_attest_type(const char *type)
+{
+	size_t	i;
+
+	for (i = 0; i < TELEMETRY_NATTEST_TYPES - 1; i++)
+		if (type != NULL &&
+		    strcmp(type, telemetry_attest_types[i]) == 0)
+			break;
+	return i;
+}
+
+int
+telemetry_rpc_add(struct metrics *reg, struct telemetry_rpc *tr,
+    const struct rpc_method *tab, size_t ntab, const char *calls_name,
+    const char *calls_help, const char *seconds_name,
+    const char *seconds_help)
+{
+	struct metric_label	 l_call[2], l_method;
+	const char		*p;
+	size_t			 i;
+	int			 r;
+
+	if (ntab > TELEMETRY_MAX_METHODS)
+		return WICK_ERR_LIMIT;
+	for (i = 0; i < ntab; i++) {
+		p = strrchr(tab[i].path, '/');
+		tr->methods[i] = p != NULL ? p + 1 : tab[i].path;
+	}
+	tr->methods[ntab] = "unknown";
+	for (i = 0; i <= RPC_UNAUTHENTICATED; i++)
+		tr->statuses[i] = rpc_status_name((int)i);
+	l_method.name = "method";
+	l_method.values = tr->methods;
+	l_method.nvalues = ntab + 1;
+	l_call[0] = l_method;
+	l_call[1].name = "status";
+	l_call[1].values = tr->statuses;
+	l_call[1].nvalues = RPC_UNAUTHENTICATED + 1;
+	if ((r = metrics_add(reg, METRIC_COUNTER, calls_name, calls_help,
+	    l_call, 2, NULL, 0, &tr->calls)) != 0 ||
+	    (r = metrics_add(reg, METRIC_HISTOGRAM, seconds_name,
+	    seconds_help, &l_method, 1, metrics_latency_buckets,
+	    metrics_nlatency_buckets, &tr->seconds)) != 0)
+		return r;
+	return 0;
+}
+
+void
+telemetry_rpc_observe(struct telemetry_rpc *tr, size_t method, int status,
+    uint64_t ns)
+{
+	metric_inc(tr->calls, metric_series(tr->calls, method,
+	    (size_t)status));
+	metric_observe(tr->seconds, metric_series(tr->seconds, method, 0),
+	    (double)ns / 1e9);
 }
 
 /* ---- serving ---------------------------------------------------------- */

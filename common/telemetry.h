@@ -24,7 +24,8 @@
  * also measures the loop's lag: a timer every TELEMETRY_LAG_MS notes how
  * late it fired (<prefix>event_loop_lag_seconds, a histogram, and
  * <prefix>event_loop_lag_max_seconds, the largest since the previous
- * scrape).
+ * scrape).  Last, what both daemons' metrics share: the SVID and node
+ * attestor label values, and the metrics of an RPC service's calls.
  */
 #ifndef WICK_TELEMETRY_H
 #define WICK_TELEMETRY_H
@@ -37,9 +38,11 @@
 #include "conf.h"
 #include "err.h"
 #include "metrics.h"
+#include "rpc.h"
 
 #define TELEMETRY_LAG_MS	500
 #define TELEMETRY_MAX_PATH	256
+#define TELEMETRY_MAX_METHODS	16	/* of one RPC service */
 
 struct telemetry_config {
 	int	 health;		/* health_checks.listener_enabled */
@@ -84,5 +87,46 @@ int	 telemetry_start(uv_loop_t *, const struct telemetry_config *,
 	    void *arg, struct telemetry **out) WICK_WUR;
 /* Close everything; the memory goes once the handles are closed. */
 void	 telemetry_stop(struct telemetry *);
+
+/* The SVIDs both daemons count, by type: the label values are
+ * telemetry_svid_types[], in this order. */
+enum telemetry_svid_type {
+	TELEMETRY_SVID_X509 = 0,
+	TELEMETRY_SVID_JWT,
+	TELEMETRY_SVID_WIT,
+	TELEMETRY_SVID_AGENT,		/* an agent's own X.509-SVID */
+	TELEMETRY_NSVID_TYPES
+};
+extern const char *const telemetry_svid_types[TELEMETRY_NSVID_TYPES];
+
+/* Node attestors as a label: "join_token", "tpm", then "unknown". */
+#define TELEMETRY_NATTEST_TYPES	3
+extern const char *const telemetry_attest_types[TELEMETRY_NATTEST_TYPES];
+/* type's index in telemetry_attest_types, that of "unknown" for any other
+ * (or NULL), so a peer's string never becomes a label value. */
+size_t	 telemetry_attest_type(const char *type);
+
+/*
+ * The calls of one RPC service, as both daemons count them: a counter by
+ * method and gRPC status and a latency histogram by method
+ * (metrics_latency_buckets).  The method label's values are the last
+ * component of each path in tab, then "unknown"; WICK_ERR_LIMIT past
+ * TELEMETRY_MAX_METHODS methods.  The struct holds the label values, so
+ * it must outlive reg.
+ */
+struct telemetry_rpc {
+	struct metric	*calls;		/* {method,status} */
+	struct metric	*seconds;	/* {method} */
+	const char	*methods[TELEMETRY_MAX_METHODS + 1];
+	const char	*statuses[RPC_UNAUTHENTICATED + 1];
+};
+
+int	 telemetry_rpc_add(struct metrics *reg, struct telemetry_rpc *,
+	    const struct rpc_method *tab, size_t ntab, const char *calls_name,
+	    const char *calls_help, const char *seconds_name,
+	    const char *seconds_help) WICK_WUR;
+/* One call ended (rpc_server_opts.observe). */
+void	 telemetry_rpc_observe(struct telemetry_rpc *, size_t method,
+	    int status, uint64_t ns);
 
 #endif /* WICK_TELEMETRY_H */

@@ -9,7 +9,7 @@ debs=(
 	build-essential cmake pkg-config clang libclang-rt-14-dev
 	libuv1-dev libssl-dev libnghttp2-dev
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
-	libsqlite3-dev libjansson-dev libcjose-dev libcurl4-openssl-dev
+	libsqlite3-dev libpq-dev libjansson-dev libcjose-dev libcurl4-openssl-dev
 	libsystemd-dev libtss2-dev libcmocka-dev swtpm swtpm-tools
 	openssl python3 python3-grpcio python3-grpc-tools python3-jwt
 	python3-cryptography python3-h2
@@ -22,6 +22,10 @@ debs=(
 	# unit tests: systemd-analyze verify/security, systemd-sysusers and
 	# systemd-tmpfiles on an install root, man for Documentation=, setpriv
 	systemd man-db util-linux procps
+	# the PostgreSQL datastore's tests start their own scratch server
+	# (tests/integration/pg.py) from Debian's binaries; the package's own
+	# "main" cluster is kept from running (below)
+	postgresql
 )
 
 sudo=""
@@ -66,6 +70,25 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	$sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
 elif [ -x /etc/init.d/prometheus ]; then
 	$sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+fi
+
+# Only the PostgreSQL binaries are wanted: the package's "main" cluster
+# stays stopped and is not started at boot (start.conf "manual").
+for conf in /etc/postgresql/*/main/start.conf; do
+	[ -e "$conf" ] || continue
+	if ! grep -qx manual "$conf"; then
+		echo manual | $sudo tee "$conf" >/dev/null
+	fi
+done
+if command -v pg_lsclusters >/dev/null 2>&1; then
+	pg_lsclusters -h 2>/dev/null | while read -r ver name _ status _; do
+		if [ "$status" = online ]; then
+			$sudo pg_ctlcluster "$ver" "$name" stop || true
+		fi
+	done
+fi
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	$sudo systemctl disable --now postgresql.service >/dev/null 2>&1 || true
 fi
 
 # Node peers for the interop tests (grpc-js, proto-loader, jose), pinned by the lock file.

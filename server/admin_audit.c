@@ -31,9 +31,14 @@
 
 #define AUDIT_PAGE_DEFAULT	500
 #define AUDIT_PAGE_MAX		2000
+/* Bytes of events in one page: a reply stays well under a client's
+ * message limit (gRPC's default 4 MiB) however large the details. */
+#define AUDIT_PAGE_BYTES	(2u * 1024 * 1024)
 #define AUDIT_VERIFY_SLICE	2000
 #define BACKUP_DS_FILE		"datastore.sqlite3"
 #define BACKUP_KEYS_FILE	"keys.json"
+#define BACKUP_MADE_DS		1
+#define BACKUP_MADE_KEYS	2
 
 /* One Backup or VerifyAudit call; freed in on_done, or when the work the
  * call queued has come back if that is later. */
@@ -47,6 +52,8 @@ struct audit_job {
 	int			 queued;	/* work on the thread pool */
 	struct ds_audit_verify	 v;
 	char			*dir;
+	int			 dirfd;		/* dir as made; -1: none */
+	int			 made;		/* BACKUP_MADE_* written */
 	char			*dbfile;
 	char			*keyfile;
 	struct ds_backup	*bk;
@@ -66,6 +73,8 @@ job_free(struct audit_job *j)
 {
 	ds_backup_free(j->bk);
 	buf_cleanup(&j->keys);
+	if (j->dirfd >= 0)
+		close(j->dirfd);
 	free(j->dir);
 	free(j->dbfile);
 	free(j->keyfile);
@@ -95,6 +104,7 @@ admin_job_start(struct rpc_call *call, void *arg)
 	}
 	j->srv = srv;
 	j->call = call;
+	j->dirfd = -1;
 	buf_init(&j->keys, KEYMGR_MAX_FILE);
 	buf_set_secret(&j->keys);
 	svc_actor(call, j->actor, sizeof(j->actor));
@@ -119,6 +129,7 @@ struct list_page {
 	Wick__Admin__AuditEvent	**v;
 	size_t			  n;
 	size_t			  max;
+	size_t			  bytes;
 	int64_t			  last_seq;
 };
 
@@ -127,9 +138,15 @@ list_cb(void *arg, const struct ds_audit *a)
 {
 	struct list_page	*pg = arg;
 	Wick__Admin__AuditEvent	*e;
+	size_t			 size;
 
-	if (pg->n == pg->max)
+	size = strlen(a->kind) + strlen(a->actor) + strlen(a->subject) +
+	    strlen(a->detail_json) + 2 * DS_AUDIT_HASH_HEX + 64;
+	/* Full, by count or by size (one event at least, to go on). */
+	if (pg->n == pg->max || (pg->n > 0 && pg->bytes + size >
+	    AUDIT_PAGE_BYTES))
 		return 1;
+	pg->bytes += size;
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return WICK_ERR_ALLOC;
 	wick__admin__audit_event__init(e);
@@ -290,13 +307,13 @@ admin_m_verify_audit(struct rpc_call *call, const uint8_t *p, size_t n)
 /* ---- Backup ------------------------------------------------------------ */
 
 static int
-write_file(const char *path, const uint8_t *p, size_t len)
+write_file(int dirfd, const char *name, const uint8_t *p, size_t len)
 {
 	ssize_t	w;
 	int	fd, r = 0;
 
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-	    O_CLOEXEC, 0600)) < 0)
+	if ((fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL |
+	    O_NOFOLLOW | O_CLOEXEC, 0600)) < 0)
 		return WICK_ERR_IO;
 	while (len > 0) {
 		if ((w = write(fd, p, len)) < 0) {
@@ -320,22 +337,31 @@ static void
 backup_work_cb(uv_work_t *w)
 {
 	struct audit_job	*j = w->data;
-	int			 dfd;
+	struct stat		 sb;
 
 	if ((j->r = ds_backup_run(j->bk, &j->why)) != 0)
 		return;
-	if (j->keyfile != NULL && (j->r = write_file(j->keyfile,
-	    buf_ptr(&j->keys), buf_len(&j->keys))) != 0) {
-		j->why = "cannot write the key file";
+	/* SQLite writes by path: it must have landed in the directory
+	 * made, not wherever a swapped-in symlink points. */
+	if (fstatat(j->dirfd, BACKUP_DS_FILE, &sb, AT_SYMLINK_NOFOLLOW) !=
+	    0 || !S_ISREG(sb.st_mode) || sb.st_uid != geteuid()) {
+		j->r = WICK_ERR_STATE;
+		j->why = "the backup directory was replaced during the backup";
 		return;
 	}
-	if ((dfd = open(j->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
-	    fsync(dfd) != 0) {
+	j->made |= BACKUP_MADE_DS;
+	if (j->keyfile != NULL) {
+		if ((j->r = write_file(j->dirfd, BACKUP_KEYS_FILE,
+		    buf_ptr(&j->keys), buf_len(&j->keys))) != 0) {
+			j->why = "cannot write the key file";
+			return;
+		}
+		j->made |= BACKUP_MADE_KEYS;
+	}
+	if (fsync(j->dirfd) != 0) {
 		j->r = WICK_ERR_IO;
 		j->why = "cannot sync the backup directory";
 	}
-	if (dfd >= 0)
-		close(dfd);
 }
 
 static void
@@ -357,9 +383,12 @@ backup_after_cb(uv_work_t *w, int status)
 	if (j->r != 0) {
 		log_error("backup into %s failed: %s", j->dir, j->why != NULL ?
 		    j->why : wick_strerror(j->r));
-		(void)unlink(j->dbfile);
-		if (j->keyfile != NULL)
-			(void)unlink(j->keyfile);
+		/* Only what this backup wrote, in the directory it made:
+		 * never a file a swapped-in symlink names. */
+		if (j->made & BACKUP_MADE_DS)
+			(void)unlinkat(j->dirfd, BACKUP_DS_FILE, 0);
+		if (j->made & BACKUP_MADE_KEYS)
+			(void)unlinkat(j->dirfd, BACKUP_KEYS_FILE, 0);
 		(void)rmdir(j->dir);
 	} else
 		log_info("backup of the datastore%s written into %s",
@@ -408,6 +437,7 @@ admin_m_backup(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct audit_job		*j = rpc_call_data(call);
 	struct server			*srv = j->srv;
 	Wick__Admin__BackupRequest	*req;
+	struct stat			 sb;
 	const char			*why = NULL;
 	int				 r;
 
@@ -430,7 +460,15 @@ admin_m_backup(struct rpc_call *call, const uint8_t *p, size_t n)
 		    strerror(r));
 		goto out;
 	}
-	(void)chmod(req->path, 0700);
+	/* What was made, not what the path names by now; 0700 whatever
+	 * the umask, without following a symlink swapped in. */
+	if ((j->dirfd = open(req->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0 || fstat(j->dirfd, &sb) != 0 ||
+	    sb.st_uid != geteuid() || fchmod(j->dirfd, 0700) != 0) {
+		svc_fail(call, RPC_FAILED_PRECONDITION, "the backup directory "
+		    "%.300s was replaced as it was made", req->path);
+		goto out;
+	}
 	if (asprintf(&j->dir, "%s", req->path) < 0 ||
 	    asprintf(&j->dbfile, "%s/%s", req->path, BACKUP_DS_FILE) < 0 ||
 	    asprintf(&j->keyfile, "%s/%s", req->path, BACKUP_KEYS_FILE) < 0) {

@@ -438,7 +438,7 @@ attest_issue(struct rpc_call *call, const char *agent, const char *type,
 	resp.step_case = WICK__AGENT__ATTEST_AGENT_RESPONSE__STEP_RESULT;
 	resp.result = &res;
 	srv_metrics_attest(srv, type, 1);
-	srv_metrics_svids(srv, SRV_SVID_AGENT, 1);
+	srv_metrics_svids(srv, TELEMETRY_SVID_AGENT, 1);
 	svc_reply(call, &resp.base);
 	wick__types__bundle__free_unpacked(res.bundle, NULL);
 out:
@@ -754,7 +754,7 @@ m_renew(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "SVID: %s", wick_strerror(r));
 		goto out;
 	}
-	srv_metrics_svids(srv, SRV_SVID_AGENT, 1);
+	srv_metrics_svids(srv, TELEMETRY_SVID_AGENT, 1);
 	svc_reply(call, &resp.base);
 out:
 	chain_pb_free(resp.svid, resp.n_svid);
@@ -1045,7 +1045,8 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	resp.results = rv;
 	resp.n_results = req->n_params;
-	srv_metrics_svids(srv, SRV_SVID_X509, json_array_size(issued));
+	srv_metrics_svids(srv, TELEMETRY_SVID_X509,
+	    json_array_size(issued));
 	if (json_array_size(issued) > 0)
 		server_audit(srv, "svid.x509", node->spiffe_id, 1,
 		    json_pack("{s:O}", "issued", issued));
@@ -1176,7 +1177,7 @@ m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "JWT-SVID: %s", wick_strerror(r));
 		goto out;
 	}
-	srv_metrics_svids(srv, SRV_SVID_JWT, 1);
+	srv_metrics_svids(srv, TELEMETRY_SVID_JWT, 1);
 	server_audit(srv, "svid.jwt", node->spiffe_id, 1, json_pack(
 	    "{s:s,s:s,s:O,s:I}", "spiffe_id", e->spiffe_id, "entry_id", e->id,
 	    "aud",
@@ -1320,7 +1321,7 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "WIT-SVID: %s", wick_strerror(r));
 		goto out;
 	}
-	srv_metrics_svids(srv, SRV_SVID_WIT, 1);
+	srv_metrics_svids(srv, TELEMETRY_SVID_WIT, 1);
 	server_audit(srv, "svid.wit", node->spiffe_id, 1, json_pack(
 	    "{s:s,s:s,s:s,s:I}", "spiffe_id", e->spiffe_id, "entry_id", e->id,
 	    "jti", jti,

@@ -183,7 +183,8 @@ verify_offline(struct cli_ctx *ctx, const struct cli_args *a,
 	}
 	if ((r = ds_open_readonly(cfg.ds_type, cfg.ds_conn, &ds, &why)) !=
 	    0) {
-		rc = cli_fail(ctx, "%s: %s", cfg.ds_conn, why != NULL ? why :
+		rc = cli_fail(ctx, "%s: %s", ds_conn_shown(cfg.ds_type,
+		    cfg.ds_conn), why != NULL ? why :
 		    wick_strerror(r));
 		goto out;
 	}
@@ -191,7 +192,8 @@ verify_offline(struct cli_ctx *ctx, const struct cli_args *a,
 	while (!v.done)
 		if ((r = ds_audit_verify_step(ds, &v, 0)) != 0) {
 			rc = cli_fail(ctx, "%s: cannot read the audit trail: "
-			    "%s", cfg.ds_conn, wick_strerror(r));
+			    "%s", ds_conn_shown(cfg.ds_type, cfg.ds_conn),
+			    wick_strerror(r));
 			goto out;
 		}
 	resp = xcalloc(1, sizeof(*resp));

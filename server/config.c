@@ -261,10 +261,19 @@ load_plugins(const struct conf *c, const json_t *pl, struct server_config *cfg,
 		    (r = get_str(c, d, "connection_string", cfg->ds_conn,
 		    &cfg->ds_conn, err)) != 0)
 			goto out;
-		if (strcmp(cfg->ds_type, "sqlite3") != 0) {
+		if (strcmp(cfg->ds_type, "sqlite3") != 0 &&
+		    strcmp(cfg->ds_type, "postgres") != 0) {
 			r = conf_error_at(c, d, "database_type", err,
-			    "database_type \"%s\" is not supported (sqlite3)",
-			    cfg->ds_type);
+			    "database_type \"%s\" is not supported (sqlite3, "
+			    "postgres)", cfg->ds_type);
+			goto out;
+		}
+		if (strcmp(cfg->ds_type, "postgres") == 0 &&
+		    (cfg->ds_conn == NULL || *cfg->ds_conn == '\0')) {
+			r = conf_error_at(c, d, "connection_string", err,
+			    "database_type \"postgres\" needs a "
+			    "connection_string (a libpq connection string or "
+			    "URI)");
 			goto out;
 		}
 	}

@@ -525,11 +525,13 @@ static const struct {
 			    const char **);
 } backends[] = {
 	{ "sqlite3", ds_sqlite_open, ds_sqlite_open_readonly },
+	{ "postgres", ds_pg_open, ds_pg_open_readonly },
 };
 
-int
-ds_open_readonly(const char *type, const char *conn, struct ds **out,
-    const char **why)
+/* The backend of type, opened read-only or not. */
+static int
+open_backend(const char *type, const char *conn, int readonly,
+    struct ds **out, const char **why)
 {
 	const char	*w = NULL;
 	size_t		 i;
@@ -545,32 +547,24 @@ ds_open_readonly(const char *type, const char *conn, struct ds **out,
 	for (i = 0; type != NULL && i < sizeof(backends) / sizeof(backends[0]);
 	    i++)
 		if (strcmp(type, backends[i].type) == 0)
-			return backends[i].open_readonly(conn, out, why);
-	*why = "unknown database type (wick supports sqlite3)";
+			return readonly ? backends[i].open_readonly(conn, out,
+			    why) : backends[i].open(conn, out, why);
+	*why = "unknown database type (wick supports sqlite3 and postgres)";
 	return WICK_ERR_CONFIG;
+}
+
+int
+ds_open_readonly(const char *type, const char *conn, struct ds **out,
+    const char **why)
+{
+	return open_backend(type, conn, 1, out, why);
 }
 
 int
 ds_open(const char *type, const char *conn, struct ds **out,
     const char **why)
 {
-	const char	*w = NULL;
-	size_t		 i;
-
-	*out = NULL;
-	if (why == NULL)
-		why = &w;
-	*why = NULL;
-	if (conn == NULL || *conn == '\0') {
-		*why = "empty connection string";
-		return WICK_ERR_CONFIG;
-	}
-	for (i = 0; type != NULL && i < sizeof(backends) / sizeof(backends[0]);
-	    i++)
-		if (strcmp(type, backends[i].type) == 0)
-			return backends[i].open(conn, out, why);
-	*why = "unknown database type (wick supports sqlite3)";
-	return WICK_ERR_CONFIG;
+	return open_backend(type, conn, 0, out, why);
 }
 
 void
@@ -584,6 +578,15 @@ const char *
 ds_backend(const struct ds *ds)
 {
 	return ds->ops->name;
+}
+
+const char *
+ds_conn_shown(const char *type, const char *conn)
+{
+	/* A PostgreSQL connection string may hold a password. */
+	if (type != NULL && strcmp(type, "postgres") == 0)
+		return "the PostgreSQL database";
+	return conn != NULL ? conn : "";
 }
 
 void

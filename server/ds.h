@@ -7,8 +7,8 @@
  *
  * One interface, several backends: ds_open() picks the backend from the
  * configured database type and every public function below dispatches
- * through struct ds_ops, so a PostgreSQL backend is one more ops table.
- * SQLite ("sqlite3") is the one built today.
+ * through struct ds_ops: SQLite ("sqlite3", ds_sqlite.c) and PostgreSQL
+ * ("postgres", ds_pg.c).
  *
  * Every function that changes more than one row does it in one
  * transaction.  Time is never read here: callers pass "now" (unix
@@ -180,6 +180,9 @@ typedef int ds_audit_fn(void *arg, const struct ds_audit *);
  * (WAL, foreign keys on, busy timeout 5 s).  A database newer than this
  * build refuses to open (WICK_ERR_UNSUPPORTED).  An unknown type is
  * WICK_ERR_CONFIG.  *why (if not NULL) gets a static sentence on error.
+ * Type "postgres": conn is a libpq connection string or URI; the database
+ * is migrated forward the same way, under a lock, so several servers may
+ * share it (ds_pg.c says how they stay consistent).
  */
 int	 ds_open(const char *type, const char *conn, struct ds **out,
 	    const char **why) WICK_WUR;
@@ -196,6 +199,9 @@ int	 ds_open_readonly(const char *type, const char *conn, struct ds **out,
 void	 ds_close(struct ds *);
 /* The schema version this build writes. */
 int	 ds_schema_version(void);
+/* How to name the store in messages: the path of a SQLite file; never a
+ * PostgreSQL connection string, which may hold a password. */
+const char *ds_conn_shown(const char *type, const char *conn);
 /* Backend name, e.g. "sqlite3". */
 const char *ds_backend(const struct ds *);
 /*
@@ -378,7 +384,8 @@ int	 ds_audit_hash(const struct ds_audit *, char out[DS_AUDIT_HASH_HEX])
  * transaction, so a long chain never holds the store for long.  The walk
  * starts at the anchor of the last prune (or at seq 1) and stops at the
  * first broken link: v->bad_seq names it and v->why says what is wrong
- * (a changed event, a missing one, events out of order).
+ * (a changed event, a missing one, events out of order, an event still
+ * there at or below the anchor: the anchor edited).
  */
 struct ds_audit_verify {
 	int		 started;

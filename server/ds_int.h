@@ -81,6 +81,8 @@ struct ds {
 int	 ds_sqlite_open(const char *conn, struct ds **, const char **why);
 int	 ds_sqlite_open_readonly(const char *conn, struct ds **,
 	    const char **why);
+int	 ds_pg_open(const char *conn, struct ds **, const char **why);
+int	 ds_pg_open_readonly(const char *conn, struct ds **, const char **why);
 
 /* Shared by backends: does an entry pass the C-side filters? */
 int	 ds_entry_matches(const struct ds_entry *,

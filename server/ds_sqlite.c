@@ -1556,16 +1556,17 @@ audit_row(sqlite3_stmt *p, struct ds_audit *a)
 	return 0;
 }
 
-/* The anchor of the last prune; WICK_ERR_NOT_FOUND when none. */
+/* The seq and hash of the first row sql selects; WICK_ERR_NOT_FOUND when
+ * none. */
 static int
-audit_anchor(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+audit_seq_hash(struct sq *s, const char *sql, const char *what,
+    int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 {
 	sqlite3_stmt		*p;
 	const unsigned char	*t;
 	int			 rc;
 
-	if ((rc = st(s, "SELECT seq, hash FROM audit_anchor WHERE id = 1",
-	    &p)) != 0)
+	if ((rc = st(s, sql, &p)) != 0)
 		return rc;
 	if ((rc = sqlite3_step(p)) == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(p, 0);
@@ -1576,32 +1577,27 @@ audit_anchor(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 	sqlite3_reset(p);
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND :
-	    sq_err(s, rc, "audit anchor");
+	return rc == SQLITE_DONE ? WICK_ERR_NOT_FOUND : sq_err(s, rc, what);
+}
+
+/* The anchor of the last prune; WICK_ERR_NOT_FOUND when none. */
+static int
+audit_anchor(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+{
+	return audit_seq_hash(s, "SELECT seq, hash FROM audit_anchor"
+	    " WHERE id = 1", "audit anchor", seq, hash);
 }
 
 /* The chain's head: the newest event, else the anchor, else genesis. */
 static int
 audit_head(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 {
-	sqlite3_stmt		*p;
-	const unsigned char	*t;
-	int			 rc, r;
+	int	r;
 
-	if ((r = st(s, "SELECT seq, hash FROM audit WHERE seq IS NOT NULL"
-	    " ORDER BY seq DESC LIMIT 1", &p)) != 0)
+	if ((r = audit_seq_hash(s, "SELECT seq, hash FROM audit"
+	    " WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1", "audit head",
+	    seq, hash)) != WICK_ERR_NOT_FOUND)
 		return r;
-	if ((rc = sqlite3_step(p)) == SQLITE_ROW) {
-		*seq = sqlite3_column_int64(p, 0);
-		t = sqlite3_column_text(p, 1);
-		snprintf(hash, DS_AUDIT_HASH_HEX, "%s", t != NULL ?
-		    (const char *)t : "");
-	}
-	sqlite3_reset(p);
-	if (rc == SQLITE_ROW)
-		return 0;
-	if (rc != SQLITE_DONE)
-		return sq_err(s, rc, "audit head");
 	if ((r = audit_anchor(s, seq, hash)) != WICK_ERR_NOT_FOUND)
 		return r;
 	*seq = 0;
@@ -1727,6 +1723,37 @@ verify_cb(void *arg, const struct ds_audit *a)
 }
 
 /*
+ * A prune deletes the events up to its anchor in the transaction that
+ * sets it, so an event still there at or below the anchor means the
+ * anchor was edited to hide it from the walk: WICK_ERR_STATE, with v's
+ * bad_seq and why set.
+ */
+static int
+anchor_check(struct sq *s, int64_t aseq, struct ds_audit_verify *v)
+{
+	sqlite3_stmt	*p;
+	int64_t		 seq = 0;
+	int		 rc, r;
+
+	if ((r = st(s, "SELECT seq FROM audit WHERE seq <= ?"
+	    " ORDER BY seq DESC LIMIT 1", &p)) != 0)
+		return r;
+	sqlite3_bind_int64(p, 1, aseq);
+	if ((rc = sqlite3_step(p)) == SQLITE_ROW)
+		seq = sqlite3_column_int64(p, 0);
+	sqlite3_reset(p);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return sq_err(s, rc, "audit anchor");
+	v->bad_seq = seq;
+	snprintf(v->why, sizeof(v->why), "anchor edited: seq %lld is still "
+	    "there but the anchor says events up to seq %lld were pruned",
+	    (long long)seq, (long long)aseq);
+	return WICK_ERR_STATE;
+}
+
+/*
  * One slice of a walk, in one read transaction.  A prune between two
  * slices may drop events the walk has not reached: then the walk goes on
  * from the new anchor, which must itself continue what was checked.
@@ -1764,7 +1791,12 @@ sq_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
 		v->next_seq = aseq + 1;
 		memcpy(v->prev_hash, ahash, sizeof(v->prev_hash));
 	}
-	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
+	if ((r = anchor_check(s, aseq, v)) == WICK_ERR_STATE) {
+		v->done = 1;
+		r = 0;
+		goto out;
+	}
+	if (r != 0 || (r = st(s, "SELECT " AUDIT_COLS " FROM audit"
 	    " WHERE seq >= ? ORDER BY seq LIMIT ?", &p)) != 0)
 		goto out;
 	sqlite3_bind_int64(p, 1, v->next_seq);
@@ -1830,13 +1862,15 @@ sq_audit_prune(struct ds *ds, int64_t before, size_t max_rows, int64_t now,
 	if (r != 0)
 		return finish(s, r);
 	w.v.next_seq = aseq + 1;
-	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
-	    " WHERE seq > ? ORDER BY seq LIMIT ?", &p)) != 0)
-		return finish(s, r);
-	sqlite3_bind_int64(p, 1, aseq);
-	sqlite3_bind_int64(p, 2, (int64_t)max_rows);
-	if ((r = audit_rows(s, p, prune_cb, &w)) == 1)
-		r = 0;
+	if ((r = anchor_check(s, aseq, &w.v)) == 0) {
+		if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
+		    " WHERE seq > ? ORDER BY seq LIMIT ?", &p)) != 0)
+			return finish(s, r);
+		sqlite3_bind_int64(p, 1, aseq);
+		sqlite3_bind_int64(p, 2, (int64_t)max_rows);
+		if ((r = audit_rows(s, p, prune_cb, &w)) == 1)
+			r = 0;
+	}
 	if (r == WICK_ERR_STATE) {
 		/* Dropping them would destroy the evidence. */
 		log_error_rl(&rl, "audit: not pruning: the chain is broken at "

@@ -25,83 +25,54 @@
 #include "log.h"
 #include "server.h"
 
-static int
-str_eq(const char *a, const char *b)
-{
-	if (a == NULL || b == NULL)
-		return a == b;
-	return strcmp(a, b) == 0;
-}
-
-static int
-strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
-{
-	size_t i;
-
-	if (na != nb)
-		return 0;
-	for (i = 0; i < na; i++)
-		if (!str_eq(a[i], b[i]))
-			return 0;
-	return 1;
-}
-
 /* Log one line per setting that differs and that only a restart
  * applies; returns how many. */
 static int
 restart_needed(const struct server_config *o, const struct server_config *n)
 {
-	const struct {
-		const char	*name;
-		int		 changed;
-	} t[] = {
-		{ "trust_domain", !str_eq(o->trust_domain, n->trust_domain) },
-		{ "bind_address", !str_eq(o->bind_address, n->bind_address) },
+	const struct log_reload_change t[] = {
+		{ "trust_domain", !conf_str_eq(o->trust_domain,
+		    n->trust_domain) },
+		{ "bind_address", !conf_str_eq(o->bind_address,
+		    n->bind_address) },
 		{ "bind_port", o->bind_port != n->bind_port },
-		{ "socket_path", !str_eq(o->socket_path, n->socket_path) },
-		{ "data_dir", !str_eq(o->data_dir, n->data_dir) },
+		{ "socket_path", !conf_str_eq(o->socket_path,
+		    n->socket_path) },
+		{ "data_dir", !conf_str_eq(o->data_dir, n->data_dir) },
 		{ "ca_key_type", o->ca_key_type != n->ca_key_type },
 		{ "jwt_key_type", o->jwt_key_type != n->jwt_key_type },
 		{ "ca_ttl", o->ca_ttl != n->ca_ttl },
-		{ "jwt_issuer", !str_eq(o->jwt_issuer, n->jwt_issuer) },
-		{ "experimental wit_issuer", !str_eq(o->wit_issuer,
+		{ "jwt_issuer", !conf_str_eq(o->jwt_issuer, n->jwt_issuer) },
+		{ "experimental wit_issuer", !conf_str_eq(o->wit_issuer,
 		    n->wit_issuer) },
-		{ "ca_subject", !strv_eq(o->subject_country,
+		{ "ca_subject", !conf_strv_eq(o->subject_country,
 		    o->nsubject_country, n->subject_country,
-		    n->nsubject_country) || !strv_eq(o->subject_org,
+		    n->nsubject_country) || !conf_strv_eq(o->subject_org,
 		    o->nsubject_org, n->subject_org, n->nsubject_org) ||
-		    !str_eq(o->subject_cn, n->subject_cn) },
+		    !conf_str_eq(o->subject_cn, n->subject_cn) },
 		{ "admin_uids", o->nadmin_uids != n->nadmin_uids ||
 		    memcmp(o->admin_uids, n->admin_uids, o->nadmin_uids *
 		    sizeof(o->admin_uids[0])) != 0 },
-		{ "DataStore \"sql\"", !str_eq(o->ds_type, n->ds_type) ||
-		    !str_eq(o->ds_conn, n->ds_conn) },
-		{ "KeyManager", !str_eq(o->keymgr, n->keymgr) ||
-		    !str_eq(o->keys_path, n->keys_path) },
+		{ "DataStore \"sql\"", !conf_str_eq(o->ds_type,
+		    n->ds_type) || !conf_str_eq(o->ds_conn, n->ds_conn) },
+		{ "KeyManager", !conf_str_eq(o->keymgr, n->keymgr) ||
+		    !conf_str_eq(o->keys_path, n->keys_path) },
 		{ "NodeAttestor", o->join_token != n->join_token ||
-		    o->tpm != n->tpm || !str_eq(o->tpm_ca_path,
-		    n->tpm_ca_path) || !str_eq(o->tpm_hash_path,
-		    n->tpm_hash_path) || !str_eq(o->tpm_pcrs, n->tpm_pcrs) },
-		{ "UpstreamAuthority \"disk\"", !str_eq(o->upstream_cert,
-		    n->upstream_cert) || !str_eq(o->upstream_key,
-		    n->upstream_key) || !str_eq(o->upstream_bundle,
-		    n->upstream_bundle) },
+		    o->tpm != n->tpm || !conf_str_eq(o->tpm_ca_path,
+		    n->tpm_ca_path) || !conf_str_eq(o->tpm_hash_path,
+		    n->tpm_hash_path) || !conf_str_eq(o->tpm_pcrs,
+		    n->tpm_pcrs) },
+		{ "UpstreamAuthority \"disk\"",
+		    !conf_str_eq(o->upstream_cert, n->upstream_cert) ||
+		    !conf_str_eq(o->upstream_key, n->upstream_key) ||
+		    !conf_str_eq(o->upstream_bundle, n->upstream_bundle) },
 		{ "health_checks", (telemetry_config_diff(&o->telemetry,
 		    &n->telemetry) & TELEMETRY_DIFF_HEALTH) != 0 },
 		{ "telemetry", (telemetry_config_diff(&o->telemetry,
 		    &n->telemetry) & TELEMETRY_DIFF_PROMETHEUS) != 0 },
 	};
-	size_t	i;
-	int	count = 0;
 
-	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		if (!t[i].changed)
-			continue;
-		log_warn("reload: %s changed: it needs a restart to take "
-		    "effect; the running value stays", t[i].name);
-		count++;
-	}
-	return count;
+	return log_reload_restart(t, sizeof(t) / sizeof(t[0]));
 }
 
 static void
@@ -121,20 +92,12 @@ server_reload(struct server *srv)
 	struct server_config	 nc;
 	struct server_config	*cfg = srv->cfg;
 	struct conf_error	 err;
-	char			 why[LOG_MAX_WHY];
 	const char		*path = srv->flags->config;
 	int64_t			 max;
 	int			 r, napplied = 0, nrestart;
 
-	if (cfg->log_file != NULL && log_open_file(cfg->log_file, why,
-	    sizeof(why)) != 0)
-		log_error("reload: cannot open log_file again: %s; lines go "
-		    "to the file open before", why);
-	if (path == NULL) {
-		log_info("reload: the log file was opened again; there is no "
-		    "configuration file to read");
+	if (!log_reload_begin(cfg->log_file, path))
 		return;
-	}
 	memset(&nc, 0, sizeof(nc));
 	if ((r = server_config_load(srv->flags, &nc, &err)) != 0) {
 		log_error("reload: %s: %s; nothing was changed", path,
@@ -142,37 +105,11 @@ server_reload(struct server *srv)
 		server_config_cleanup(&nc);
 		return;
 	}
-	/* The one step that can still fail comes first: then nothing else
-	 * has been applied yet. */
-	if (!str_eq(cfg->log_file, nc.log_file)) {
-		if (log_open_file(nc.log_file, why, sizeof(why)) != 0) {
-			log_error("reload: log_file: %s; nothing was changed",
-			    why);
-			server_config_cleanup(&nc);
-			return;
-		}
-		log_info("reload: log_file is now %s (was %s)",
-		    nc.log_file != NULL ? nc.log_file : "stderr",
-		    cfg->log_file != NULL ? cfg->log_file : "stderr");
-		free(cfg->log_file);
-		cfg->log_file = nc.log_file;
-		nc.log_file = NULL;
-		napplied++;
-	}
-	if (cfg->log_format != nc.log_format) {
-		log_set_format(nc.log_format);
-		log_info("reload: log_format is now %s",
-		    nc.log_format == LOG_FORMAT_JSON ? "json" : "text");
-		cfg->log_format = nc.log_format;
-		napplied++;
-	}
-	if (cfg->log_level != nc.log_level) {
-		log_set_level(nc.log_level);
-		log_info("reload: log_level is now %s (was %s)",
-		    log_level_name(nc.log_level),
-		    log_level_name(cfg->log_level));
-		cfg->log_level = nc.log_level;
-		napplied++;
+	if (log_reload_apply(&cfg->log_file, &cfg->log_format,
+	    &cfg->log_level, &nc.log_file, nc.log_format, nc.log_level,
+	    &napplied) != 0) {
+		server_config_cleanup(&nc);
+		return;
 	}
 	apply_ttl("default_x509_svid_ttl", &cfg->x509_svid_ttl,
 	    nc.x509_svid_ttl, &napplied);
@@ -190,8 +127,6 @@ server_reload(struct server *srv)
 		log_warn("an SVID TTL exceeds %lld s, ca_ttl/6: rotation of "
 		    "the CA will cut such SVIDs short", (long long)max);
 	nrestart = restart_needed(cfg, &nc);
-	log_info("reload: %s read again: %d setting%s applied, %d need%s a "
-	    "restart", path, napplied, napplied == 1 ? "" : "s", nrestart,
-	    nrestart == 1 ? "s" : "");
+	log_reload_done(path, napplied, nrestart);
 	server_config_cleanup(&nc);
 }

@@ -4,11 +4,13 @@
  * machine, or this one after a loss).
  *
  * The datastore is copied with SQLite's backup API into a temporary file
- * beside its destination and renamed over it, so a failure leaves what
- * was there; the key file the same way, from a buffer wiped after.  What
- * a restore would replace is refused unless -force is given.  The result
- * is opened as the server would open it (migrated if the backup is older)
- * and its audit chain verified before the command says it is done.
+ * beside its destination, the key file the same way from a buffer wiped
+ * after.  The copy is opened as the server would open it (migrated if the
+ * backup is older), its audit chain verified, its trust domain and CA
+ * journal checked against the configuration and the key file; only then
+ * are both renamed into place, so a bad backup leaves what was there.
+ * What a restore would replace is refused unless -force is given, and a
+ * datastore some process holds open always is.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,7 +23,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <sqlite3.h>
 
 #include "buf.h"
@@ -30,6 +35,7 @@
 #include "flag.h"
 #include "keymgr.h"
 #include "log.h"
+#include "pkey.h"
 #include "restore.h"
 #include "secpath.h"
 
@@ -66,6 +72,34 @@ server_running(const char *sock)
 	up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
 	close(fd);
 	return up;
+}
+
+/*
+ * The pid of a process holding the datastore open, else 0.  Every SQLite
+ * connection to a WAL database keeps a read lock on the -shm file's
+ * locking bytes (120 to 128) while it is open: a server still draining,
+ * or one whose admin socket is elsewhere, is seen too.
+ */
+static pid_t
+ds_in_use(const char *path)
+{
+	struct flock	fl;
+	char		shm[4096];
+	int		fd;
+
+	if ((size_t)snprintf(shm, sizeof(shm), "%s-shm", path) >=
+	    sizeof(shm) || (fd = open(shm, O_RDONLY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0)
+		return 0;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 120;
+	fl.l_len = 9;
+	if (fcntl(fd, F_GETLK, &fl) != 0)
+		fl.l_type = F_UNLCK;
+	close(fd);
+	return fl.l_type != F_UNLCK ? (fl.l_pid > 0 ? fl.l_pid : -1) : 0;
 }
 
 /* A file that exists and is not empty. */
@@ -109,21 +143,15 @@ sync_parent(const char *path)
 		    strerror(errno));
 }
 
+/* The backup's datastore into tmp (beside its destination). */
 static int
-copy_datastore(const char *from, const char *to)
+copy_datastore(const char *from, const char *tmp)
 {
 	sqlite3		*src = NULL, *dst = NULL;
 	sqlite3_backup	*op;
-	char		 tmp[4096], side[4096];
-	const char	*sfx[] = { "-wal", "-shm", "-journal" };
-	size_t		 i;
+	sqlite3_stmt	*p = NULL;
 	int		 fd, rc, ok = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.restore", to) >=
-	    sizeof(tmp)) {
-		fprintf(stderr, "restore: %s: path too long\n", to);
-		return 1;
-	}
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
 	    O_CLOEXEC, 0600)) < 0) {
@@ -148,6 +176,16 @@ copy_datastore(const char *from, const char *to)
 		    sqlite3_errmsg(dst));
 		goto out;
 	}
+	/* Code that would run on the server's writes: wick makes none. */
+	if (sqlite3_prepare_v2(dst, "SELECT name FROM sqlite_master WHERE"
+	    " type IN ('trigger', 'view') LIMIT 1", -1, &p, NULL) !=
+	    SQLITE_OK || sqlite3_step(p) != SQLITE_DONE) {
+		fprintf(stderr, "restore: %s holds a trigger or view that "
+		    "wick never makes, or cannot be read\n", from);
+		sqlite3_finalize(p);
+		goto out;
+	}
+	sqlite3_finalize(p);
 	ok = 1;
 out:
 	sqlite3_close(src);
@@ -161,32 +199,41 @@ out:
 		(void)unlink(tmp);
 		return 1;
 	}
+	return 0;
+}
+
+/* The checked copy in tmp renamed over the datastore at to. */
+static int
+install_datastore(const char *tmp, const char *to)
+{
+	char		 side[4096];
+	const char	*sfx[] = { "-wal", "-shm", "-journal" };
+	size_t		 i;
+
 	/* A journal of the replaced file must not be applied to ours. */
 	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
 		snprintf(side, sizeof(side), "%s%s", to, sfx[i]);
 		if (unlink(side) != 0 && errno != ENOENT) {
 			fprintf(stderr, "restore: %s: %s\n", side,
 			    strerror(errno));
-			(void)unlink(tmp);
 			return 1;
 		}
 	}
 	if (rename(tmp, to) != 0) {
 		fprintf(stderr, "restore: %s: %s\n", to, strerror(errno));
-		(void)unlink(tmp);
 		return 1;
 	}
 	sync_parent(to);
 	return 0;
 }
 
+/* The backup's key file, read and checked, into tmp; *kmp keeps it. */
 static int
-copy_keys(const char *from, const char *to)
+copy_keys(const char *from, const char *tmp, struct keymgr **kmp)
 {
 	struct keymgr	*km = NULL;
 	struct buf	 b;
 	const char	*why = NULL;
-	char		 tmp[4096];
 	ssize_t		 w;
 	size_t		 off;
 	int		 fd = -1, r = 1;
@@ -201,11 +248,6 @@ copy_keys(const char *from, const char *to)
 	}
 	if (keymgr_export(km, &b) != 0) {
 		fprintf(stderr, "restore: %s: cannot read the keys\n", from);
-		goto out;
-	}
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.restore", to) >=
-	    sizeof(tmp)) {
-		fprintf(stderr, "restore: %s: path too long\n", to);
 		goto out;
 	}
 	(void)unlink(tmp);
@@ -228,12 +270,9 @@ copy_keys(const char *from, const char *to)
 		goto out;
 	}
 	fd = -1;
-	if (rename(tmp, to) != 0) {
-		fprintf(stderr, "restore: %s: %s\n", to, strerror(errno));
-		goto out;
-	}
-	sync_parent(to);
 	r = 0;
+	*kmp = km;
+	km = NULL;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -244,40 +283,137 @@ out:
 	return r;
 }
 
-/* Open the result as the server would and walk its audit chain. */
+/*
+ * Every key the CA journal names is in the key file, and each X.509
+ * authority's certificate is of its key: else the server would drop the
+ * CA and make a new one, and no agent would trust it.
+ */
 static int
-check_restored(const struct server_config *cfg)
+journal_matches(struct ds *ds, struct keymgr *km)
 {
-	struct ds_audit_verify	 v;
-	struct ds		*ds;
-	const char		*why = NULL;
-	int			 r;
+	json_t		*j = NULL, *o;
+	uint8_t		*data = NULL, *der = NULL;
+	const uint8_t	*q;
+	const char	*kind, *slot, *b64;
+	EVP_PKEY	*key = NULL;
+	X509		*cert = NULL;
+	char		 id[16];
+	size_t		 len, i, blen;
+	int		 n, r, bad = 1;
 
-	if ((r = ds_open(cfg->ds_type, cfg->ds_conn, &ds, &why)) != 0) {
-		fprintf(stderr, "restore: the restored datastore does not "
+	if ((r = ds_ca_journal_get(ds, &data, &len)) == WICK_ERR_NOT_FOUND)
+		return 0;
+	if (r != 0 || (j = json_loadb((const char *)data, len, 0,
+	    NULL)) == NULL || !json_is_array(json_object_get(j,
+	    "authorities"))) {
+		fprintf(stderr, "restore: the backup's CA journal cannot be "
+		    "read\n");
+		goto out;
+	}
+	json_array_foreach(json_object_get(j, "authorities"), i, o) {
+		kind = json_string_value(json_object_get(o, "kind"));
+		slot = json_string_value(json_object_get(o, "slot"));
+		if (kind == NULL || slot == NULL || strlen(kind) > 8 ||
+		    strlen(slot) != 1) {
+			fprintf(stderr, "restore: the backup's CA journal is "
+			    "malformed\n");
+			goto out;
+		}
+		snprintf(id, sizeof(id), "%s-%s", kind, slot);
+		if (keymgr_get(km, id, &key) != 0) {
+			fprintf(stderr, "restore: the backup's CA journal "
+			    "names key %s, which its key file does not hold\n",
+			    id);
+			goto out;
+		}
+		if (strcmp(kind, "x509") == 0) {
+			b64 = json_string_value(json_object_get(o, "cert"));
+			if (b64 == NULL || (blen = strlen(b64)) < 4 ||
+			    blen % 4 != 0 || blen > 65536)
+				n = -1;
+			else {
+				der = malloc(blen / 4 * 3);
+				n = der == NULL ? -1 : EVP_DecodeBlock(der,
+				    (const unsigned char *)b64, (int)blen);
+			}
+			if (n > 0) {
+				n -= (b64[blen - 1] == '=') +
+				    (b64[blen - 2] == '=');
+				q = der;
+				cert = d2i_X509(NULL, &q, n);
+			}
+			if (cert == NULL || !pkey_public_equal(
+			    X509_get0_pubkey(cert), key)) {
+				fprintf(stderr, "restore: key %s in the backup's "
+				    "key file does not match the CA certificate "
+				    "in its datastore\n", id);
+				goto out;
+			}
+			X509_free(cert);
+			cert = NULL;
+			free(der);
+			der = NULL;
+		}
+		EVP_PKEY_free(key);
+		key = NULL;
+	}
+	bad = 0;
+out:
+	EVP_PKEY_free(key);
+	X509_free(cert);
+	free(der);
+	json_decref(j);
+	free(data);
+	return bad;
+}
+
+/*
+ * Before anything is replaced: open the copy in tmp as the server would
+ * (migrating it), check it, walk its audit chain, and check that it is a
+ * datastore of this trust domain whose CA the key file holds.
+ */
+static int
+check_backup(const struct server_config *cfg, const char *tmp,
+    struct keymgr *km, struct ds_audit_verify *v)
+{
+	struct ds	*ds;
+	uint8_t		*data = NULL;
+	size_t		 len;
+	const char	*why = NULL;
+	char		 td[512];
+	int		 r, bad = 1;
+
+	if ((r = ds_open(cfg->ds_type, tmp, &ds, &why)) != 0) {
+		fprintf(stderr, "restore: the backup's datastore does not "
 		    "open: %s\n", why != NULL ? why : wick_strerror(r));
 		return 1;
 	}
-	memset(&v, 0, sizeof(v));
+	memset(v, 0, sizeof(*v));
 	if ((r = ds_check(ds, &why)) == 0)
-		while (!v.done && (r = ds_audit_verify_step(ds, &v, 0)) == 0)
+		while (!v->done && (r = ds_audit_verify_step(ds, v, 0)) == 0)
 			;
-	ds_close(ds);
 	if (r != 0) {
-		fprintf(stderr, "restore: the restored datastore fails its "
+		fprintf(stderr, "restore: the backup's datastore fails its "
 		    "check: %s\n", why != NULL ? why : wick_strerror(r));
-		return 1;
+		goto out;
 	}
-	if (v.bad_seq != 0) {
-		fprintf(stderr, "restore: the restored audit trail is broken "
-		    "at seq %lld: %s\n", (long long)v.bad_seq, v.why);
-		return 1;
+	if (v->bad_seq != 0) {
+		fprintf(stderr, "restore: the backup's audit trail is broken "
+		    "at seq %lld: %s\n", (long long)v->bad_seq, v->why);
+		goto out;
 	}
-	printf("Restored the datastore into %s\n", cfg->ds_conn);
-	printf("Audit trail OK: %lld events verified; head seq %lld, hash "
-	    "%s\n", (long long)v.count, (long long)v.next_seq - 1,
-	    v.prev_hash);
-	return 0;
+	snprintf(td, sizeof(td), "spiffe://%s", cfg->trust_domain);
+	if ((r = ds_bundle_get(ds, td, &data, &len)) != 0) {
+		fprintf(stderr, "restore: the backup holds no bundle of %s: "
+		    "%s\n", td, r == WICK_ERR_NOT_FOUND ? "a datastore of "
+		    "another trust domain?" : wick_strerror(r));
+		goto out;
+	}
+	free(data);
+	bad = journal_matches(ds, km);
+out:
+	ds_close(ds);
+	return bad;
 }
 
 int
@@ -286,8 +422,12 @@ server_restore(int argc, char **argv)
 	struct server_flags	 fl;
 	struct server_config	 cfg;
 	struct conf_error	 err;
+	struct ds_audit_verify	 v;
+	struct keymgr		*km = NULL;
 	const char		*from = NULL;
 	char			 dsfile[4096], keyfile[4096], why[512];
+	char			 dstmp[4096], keytmp[4096];
+	pid_t			 pid;
 	int			 force = 0, i, r, rc = 1;
 
 	memset(&fl, 0, sizeof(fl));
@@ -352,6 +492,12 @@ server_restore(int argc, char **argv)
 		    "first\n", cfg.socket_path);
 		goto out;
 	}
+	if ((pid = ds_in_use(cfg.ds_conn)) != 0) {
+		fprintf(stderr, "restore: %s is in use (process %ld has it "
+		    "open): stop the server first\n", cfg.ds_conn,
+		    (long)pid);
+		goto out;
+	}
 	if (!force && (has_data(cfg.ds_conn) || has_data(cfg.keys_path))) {
 		fprintf(stderr, "restore: %s or %s already holds data; stop "
 		    "the server and give -force to replace it\n", cfg.ds_conn,
@@ -364,14 +510,44 @@ server_restore(int argc, char **argv)
 		fprintf(stderr, "restore: %s\n", why);
 		goto out;
 	}
+	if ((size_t)snprintf(dstmp, sizeof(dstmp), "%s.restore",
+	    cfg.ds_conn) >= sizeof(dstmp) || (size_t)snprintf(keytmp,
+	    sizeof(keytmp), "%s.restore", cfg.keys_path) >= sizeof(keytmp)) {
+		fprintf(stderr, "restore: path too long\n");
+		goto out;
+	}
+	/* Both copied and checked beside their places, then renamed in:
+	 * a bad backup leaves what was there. */
+	if (copy_keys(keyfile, keytmp, &km) != 0)
+		goto out;
+	if (copy_datastore(dsfile, dstmp) != 0 ||
+	    check_backup(&cfg, dstmp, km, &v) != 0) {
+		(void)unlink(dstmp);
+		(void)unlink(keytmp);
+		goto out;
+	}
 	/* Keys first: a datastore whose CA journal names absent keys is
 	 * worse than keys no datastore uses yet. */
-	if (copy_keys(keyfile, cfg.keys_path) != 0 ||
-	    copy_datastore(dsfile, cfg.ds_conn) != 0)
+	if (rename(keytmp, cfg.keys_path) != 0) {
+		fprintf(stderr, "restore: %s: %s\n", cfg.keys_path,
+		    strerror(errno));
+		(void)unlink(dstmp);
+		(void)unlink(keytmp);
 		goto out;
+	}
+	sync_parent(cfg.keys_path);
 	printf("Restored the keys into %s\n", cfg.keys_path);
-	rc = check_restored(&cfg);
+	if (install_datastore(dstmp, cfg.ds_conn) != 0) {
+		(void)unlink(dstmp);
+		goto out;
+	}
+	printf("Restored the datastore into %s\n", cfg.ds_conn);
+	printf("Audit trail OK: %lld events verified; head seq %lld, hash "
+	    "%s\n", (long long)v.count, (long long)v.next_seq - 1,
+	    v.prev_hash);
+	rc = 0;
 out:
+	keymgr_free(km);
 	server_config_cleanup(&cfg);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "encode.h"
 #include "entry_cache.h"
 #include "log.h"
 #include "tpmv.h"
@@ -133,6 +134,19 @@ server_audit_rl(struct server *srv, struct log_ratelimit *rl,
 	free(s);
 	r = ds_audit_record(srv->ds, server_now(), kind, actor, subject, ok,
 	    clean);
+	if (r == WICK_ERR_LIMIT && strlen(clean) > DS_MAX_BLOB) {
+		/* Details too large to store (a batch at the request limit):
+		 * the event is recorded all the same, with their digest. */
+		char	sum[SHA256_HEX_LEN + 1], small[160];
+
+		if ((r = sha256_hex(clean, strlen(clean), sum)) == 0) {
+			snprintf(small, sizeof(small), "{\"detail_bytes\":%zu,"
+			    "\"detail_sha256\":\"%s\",\"truncated\":true}",
+			    strlen(clean), sum);
+			r = ds_audit_record(srv->ds, server_now(), kind, actor,
+			    subject, ok, small);
+		}
+	}
 	free(subject);
 	if (r != 0)
 		log_error_rl(&err_rl, "audit: cannot record %s: %s", kind,
@@ -178,7 +192,8 @@ check_paths(const struct server_config *cfg)
 	} paths[] = {
 		{ "data_dir", cfg->data_dir, PATH_DIR },
 		{ "socket_path", cfg->socket_path, PATH_PARENT },
-		{ "DataStore connection_string", ds_file(cfg->ds_conn),
+		{ "DataStore connection_string", strcmp(cfg->ds_type,
+		    "sqlite3") == 0 ? ds_file(cfg->ds_conn) : NULL,
 		    PATH_PARENT },
 		{ "KeyManager keys_path", strcmp(cfg->keymgr, "disk") == 0 ?
 		    cfg->keys_path : NULL, PATH_PARENT },
@@ -855,7 +870,8 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	if ((r = check_paths(cfg)) != 0)
 		goto out;
 	if ((r = ds_open(cfg->ds_type, cfg->ds_conn, &srv.ds, &why)) != 0) {
-		log_error("datastore %s: %s", cfg->ds_conn,
+		log_error("datastore %s: %s", ds_conn_shown(cfg->ds_type,
+		    cfg->ds_conn),
 		    why != NULL ? why : wick_strerror(r));
 		goto out;
 	}

@@ -9,25 +9,19 @@
 #include "entry_cache.h"
 #include "server.h"
 #include "srv_metrics.h"
+#include "telemetry.h"
 #include "x509.h"
 #include "xmalloc.h"
 
-#define MAX_METHODS	16
 #define AGENTS_EVERY	10	/* seconds between counts of the agents */
 
-static const char *const svid_types[SRV_NSVID_TYPES] = {
-	"x509", "jwt", "wit", "agent"
-};
-static const char *const attest_types[] = { "join_token", "tpm", "unknown" };
-#define NATTEST_TYPES	(sizeof(attest_types) / sizeof(attest_types[0]))
 static const char *const results[] = { "ok", "failed" };
 
 struct srv_metrics {
 	struct metric	*svids;		/* {type} */
 	struct metric	*attest;	/* {type,result} */
 	struct metric	*ca_rotations;
-	struct metric	*calls;		/* {method,status} */
-	struct metric	*call_seconds;	/* {method} */
+	struct telemetry_rpc api;	/* agent API calls */
 	struct metric	*conns;
 	struct metric	*streams;
 	struct metric	*entries;
@@ -36,8 +30,6 @@ struct srv_metrics {
 	struct metric	*svid_expiry;
 	struct metric	*ds_seconds;
 	int64_t		 agents_at;	/* when last counted */
-	const char	*methods[MAX_METHODS + 1];
-	const char	*statuses[RPC_UNAUTHENTICATED + 1];
 };
 
 static void
@@ -86,15 +78,13 @@ srv_metrics_init(struct server *srv)
 	struct srv_metrics	*m;
 	struct metrics		*reg;
 	const struct rpc_method	*tab;
-	const char		*p;
-	size_t			 ntab, i;
-	struct metric_label	 l_type = { "type", svid_types,
-	    SRV_NSVID_TYPES };
+	size_t			 ntab;
+	struct metric_label	 l_type = { "type",
+	    telemetry_svid_types, TELEMETRY_NSVID_TYPES };
 	struct metric_label	 l_attest[2] = {
-		{ "type", attest_types, NATTEST_TYPES },
+		{ "type", telemetry_attest_types, TELEMETRY_NATTEST_TYPES },
 		{ "result", results, 2 },
 	};
-	struct metric_label	 l_call[2], l_method;
 	int			 r;
 
 	m = xcalloc(1, sizeof(*m));
@@ -103,22 +93,6 @@ srv_metrics_init(struct server *srv)
 	srv->metrics = reg;
 	if ((r = agent_api_methods(srv, &tab, &ntab)) != 0)
 		return r;
-	if (ntab > MAX_METHODS)
-		return WICK_ERR_LIMIT;
-	for (i = 0; i < ntab; i++) {
-		p = strrchr(tab[i].path, '/');
-		m->methods[i] = p != NULL ? p + 1 : tab[i].path;
-	}
-	m->methods[ntab] = "unknown";
-	for (i = 0; i <= RPC_UNAUTHENTICATED; i++)
-		m->statuses[i] = rpc_status_name((int)i);
-	l_method.name = "method";
-	l_method.values = m->methods;
-	l_method.nvalues = ntab + 1;
-	l_call[0] = l_method;
-	l_call[1].name = "status";
-	l_call[1].values = m->statuses;
-	l_call[1].nvalues = RPC_UNAUTHENTICATED + 1;
 	if ((r = metrics_add(reg, METRIC_COUNTER,
 	    "wick_server_svids_issued_total", "SVIDs signed, by type (agent: "
 	    "an agent's own X.509-SVID).",
@@ -129,14 +103,11 @@ srv_metrics_init(struct server *srv)
 	    (r = metrics_add(reg, METRIC_COUNTER,
 	    "wick_server_ca_rotations_total", "Times a new X.509 CA became "
 	    "the active one.", NULL, 0, NULL, 0, &m->ca_rotations)) != 0 ||
-	    (r = metrics_add(reg, METRIC_COUNTER,
+	    (r = telemetry_rpc_add(reg, &m->api, tab, ntab,
 	    "wick_server_agent_api_calls_total", "Agent API calls ended, by "
-	    "method and gRPC status.", l_call, 2, NULL, 0, &m->calls)) != 0 ||
-	    (r = metrics_add(reg, METRIC_HISTOGRAM,
+	    "method and gRPC status.",
 	    "wick_server_agent_api_call_duration_seconds", "Agent API calls "
-	    "from their headers to their end, by method.", &l_method, 1,
-	    metrics_latency_buckets, metrics_nlatency_buckets,
-	    &m->call_seconds)) != 0 ||
+	    "from their headers to their end, by method.")) != 0 ||
 	    (r = metrics_add(reg, METRIC_GAUGE,
 	    "wick_server_agent_api_connections", "Agent API connections open.",
 	    NULL, 0, NULL, 0, &m->conns)) != 0 ||
@@ -177,7 +148,8 @@ srv_metrics_free(struct server *srv)
 }
 
 void
-srv_metrics_svids(struct server *srv, enum srv_svid_type t, size_t n)
+srv_metrics_svids(struct server *srv, enum telemetry_svid_type t,
+    size_t n)
 {
 	if (srv->m != NULL)
 		metric_add(srv->m->svids, metric_series(srv->m->svids, t, 0),
@@ -187,15 +159,9 @@ srv_metrics_svids(struct server *srv, enum srv_svid_type t, size_t n)
 void
 srv_metrics_attest(struct server *srv, const char *type, int ok)
 {
-	size_t i;
-
-	if (srv->m == NULL)
-		return;
-	for (i = 0; i < NATTEST_TYPES - 1; i++)
-		if (type != NULL && strcmp(type, attest_types[i]) == 0)
-			break;
-	metric_inc(srv->m->attest, metric_series(srv->m->attest, i,
-	    ok ? 0 : 1));
+	if (srv->m != NULL)
+		metric_inc(srv->m->attest, metric_series(srv->m->attest,
+		    telemetry_attest_type(type), ok ? 0 : 1));
 }
 
 void
@@ -210,11 +176,8 @@ srv_metrics_api_call(void *arg, size_t method, int status, uint64_t ns)
 {
 	struct srv_metrics *m = ((struct server *)arg)->m;
 
-	if (m == NULL)
-		return;
-	metric_inc(m->calls, metric_series(m->calls, method, (size_t)status));
-	metric_observe(m->call_seconds, metric_series(m->call_seconds, method,
-	    0), (double)ns / 1e9);
+	if (m != NULL)
+		telemetry_rpc_observe(&m->api, method, status, ns);
 }
 
 int

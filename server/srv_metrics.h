@@ -14,22 +14,16 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "telemetry.h"
 
 struct server;
-
-enum srv_svid_type {
-	SRV_SVID_X509 = 0,
-	SRV_SVID_JWT,
-	SRV_SVID_WIT,
-	SRV_SVID_AGENT,		/* an agent's own X.509-SVID */
-	SRV_NSVID_TYPES
-};
 
 /* Register every family of the server in srv->metrics (made here). */
 int	 srv_metrics_init(struct server *) WICK_WUR;
 void	 srv_metrics_free(struct server *);
 
-void	 srv_metrics_svids(struct server *, enum srv_svid_type, size_t n);
+void	 srv_metrics_svids(struct server *, enum telemetry_svid_type,
+	    size_t n);
 /* type: the attestor's name ("join_token", "tpm"); any other is
  * counted as "unknown", so a peer's string never becomes a label. */
 void	 srv_metrics_attest(struct server *, const char *type, int ok);

@@ -37,6 +37,29 @@ def grpc_stubs(*protos):
     return d
 
 
+# The Workload API's security header.
+WORKLOAD_HDR = (("workload.spiffe.io", "true"),)
+
+
+def fetch_x509(target, timeout=5):
+    """The first X509SVIDResponse of a FetchX509SVID stream from the
+    Workload API at target (a gRPC target; the stream is then cancelled),
+    or None when the call fails.  Needs the workload.proto stubs
+    (grpc_stubs)."""
+    import grpc
+    import workload_pb2 as W
+    import workload_pb2_grpc as WG
+    with grpc.insecure_channel(target) as ch:
+        stub = WG.SpiffeWorkloadAPIStub(ch)
+        try:
+            st = stub.FetchX509SVID(W.X509SVIDRequest(),
+                                    metadata=WORKLOAD_HDR, timeout=timeout)
+            r = next(st)
+            st.cancel()
+            return r
+        except grpc.RpcError:
+            return None
+
 def need_binaries():
     if not SERVER or not TESTAGENT:
         raise SystemExit("set WICK_SERVER and WICK_TESTAGENT")

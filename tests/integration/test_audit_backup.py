@@ -18,6 +18,7 @@ wick-server, wick-testagent and wick-agent.
 """
 import json
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -31,13 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_harness as H  # noqa: E402
 from server_harness import TD  # noqa: E402
 
-import grpc  # noqa: E402
-
-STUBS = H.grpc_stubs("workload.proto")
-import workload_pb2 as W  # noqa: E402
-import workload_pb2_grpc as WG  # noqa: E402
-
-HDR = (("workload.spiffe.io", "true"),)
+# For H.fetch_x509().
+STUBS = H.grpc_stubs("workload.proto", "types.proto", "admin.proto")
 
 
 def run(srv, *args, check=True):
@@ -329,18 +325,11 @@ class BackupRestoreTest(unittest.TestCase):
         deadline = time.monotonic() + timeout
         ids = set()
         while time.monotonic() < deadline:
-            with grpc.insecure_channel(target) as ch:
-                stub = WG.SpiffeWorkloadAPIStub(ch)
-                try:
-                    st = stub.FetchX509SVID(W.X509SVIDRequest(),
-                                            metadata=HDR, timeout=5)
-                    r = next(st)
-                    st.cancel()
-                    ids = {s.spiffe_id for s in r.svids}
-                    if want <= ids:
-                        return r
-                except grpc.RpcError:
-                    pass
+            r = H.fetch_x509(target)
+            if r is not None:
+                ids = {s.spiffe_id for s in r.svids}
+                if want <= ids:
+                    return r
             time.sleep(0.3)
         raise AssertionError("no SVIDs for %s (have %s)" % (want, ids))
 
@@ -492,6 +481,186 @@ class BackupRestoreTest(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertEqual(json.loads(p.stdout)["head_seq"], head)
+
+    def test_batch_too_large_to_detail_is_still_recorded(self):
+        """A batch whose details exceed what one event may store (a
+        request just under the message limit): the entries are created
+        and the event is recorded, with the details' digest."""
+        import grpc
+        import admin_pb2 as A
+        srv = H.Server(port=H.free_port()).start()
+        try:
+            req = A.BatchCreateEntryRequest()
+            parent = "spiffe://%s/parent/%s" % (TD, "b" * 163)
+            for i in range(10000):
+                e = req.entries.add()
+                e.spiffe_id = "spiffe://%s/w/%05d/%s" % (TD, i, "a" * 150)
+                e.parent_id = parent
+                e.selectors.add(type="unix", value="uid:1")
+            self.assertLess(req.ByteSize(), 4 * 1024 * 1024)
+            with grpc.insecure_channel(
+                    "unix:" + srv.sock, options=[
+                        ("grpc.max_receive_message_length", 1 << 26)]) as ch:
+                resp = ch.unary_unary(
+                    "/wick.admin.Entries/BatchCreateEntry",
+                    request_serializer=lambda m: m.SerializeToString(),
+                    response_deserializer=A.BatchCreateEntryResponse.
+                    FromString)(req, timeout=120)
+            self.assertEqual(sum(1 for r in resp.results
+                                 if r.status.code == 0), 10000)
+            ev = [e for e in events(srv) if e["kind"] == "entry.create"]
+            self.assertEqual(len(ev), 1, ev)
+            self.assertTrue(ev[0]["detail"]["truncated"])
+            self.assertGreater(ev[0]["detail"]["detail_bytes"],
+                               4 * 1024 * 1024)
+            self.assertEqual(verify(srv)[0], 0)
+        finally:
+            srv.stop()
+
+    def test_show_pages_by_size(self):
+        """Large details: a page of events stays under a client's message
+        limit (4 MiB for gRPC's defaults, 16 MiB for the CLI), so audit
+        show can list them all."""
+        srv = H.Server(port=H.free_port()).start()
+        try:
+            c = db(srv)
+            head = c.execute("SELECT max(seq) FROM audit").fetchone()[0]
+            detail = json.dumps({"pad": "x" * 40000})
+            c.execute("BEGIN IMMEDIATE")
+            for i in range(1, 601):
+                c.execute("INSERT INTO audit (seq, at, kind, actor,"
+                          " subject, ok, detail, prev_hash, hash)"
+                          " VALUES (?, ?, 'entry.create', 'uid:0', '', 1,"
+                          " ?, ?, ?)", (head + i, int(time.time()), detail,
+                                        "0" * 64, "0" * 64))
+            c.execute("COMMIT")
+            c.close()
+            ev = events(srv)
+            self.assertEqual(ev[-1]["seq"], head + 600)
+            self.assertEqual(len(ev), head + 600)
+        finally:
+            srv.stop()
+
+    def test_backup_dir_swapped_for_a_symlink(self):
+        """The backup directory renamed away and replaced by a symlink
+        while the copy runs: the server never writes into, nor deletes
+        from, the directory the symlink names."""
+        srv = H.Server(port=H.free_port()).start()
+        try:
+            c = db(srv)
+            c.execute("CREATE TABLE pad (b BLOB)")
+            for _ in range(48):
+                c.execute("INSERT INTO pad VALUES (randomblob(1048576))")
+            c.close()
+            parent = tempfile.mkdtemp(prefix="wick-bk-")
+            bdir = os.path.join(parent, "b")
+            victim = tempfile.mkdtemp(prefix="wick-victim-")
+            for f in ("datastore.sqlite3", "keys.json"):
+                with open(os.path.join(victim, f), "w") as fh:
+                    fh.write("victim")
+            p = subprocess.Popen([H.SERVER, "backup", "-path", bdir,
+                                  "-socketPath", srv.sock],
+                                 stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 30
+            while not os.path.isdir(bdir) and time.time() < deadline:
+                time.sleep(0.001)
+            os.rename(bdir, os.path.join(parent, "moved"))
+            os.symlink(victim, bdir)
+            out, err = p.communicate(timeout=120)
+            sys.stderr.write("backup: %d %s%s" % (p.returncode, out, err))
+            for f in ("datastore.sqlite3", "keys.json"):
+                with open(os.path.join(victim, f)) as fh:
+                    self.assertEqual(fh.read(), "victim", f)
+            self.assertEqual(sorted(os.listdir(victim)),
+                             ["datastore.sqlite3", "keys.json"])
+        finally:
+            srv.stop()
+
+    def test_restore_refuses_hostile_backups_and_live_datastores(self):
+        """A backup that is not this server's (another trust domain, a key
+        file of another CA, a damaged datastore) is refused before anything
+        is replaced; so is a datastore some process holds open."""
+        a = H.Server(port=H.free_port()).start()
+        other_td = "other.example"
+        b = H.Server(port=H.free_port())
+        with open(b.conf) as f:
+            conf = f.read()
+        with open(b.conf, "w") as f:
+            f.write(conf.replace('trust_domain = "%s"' % TD,
+                                 'trust_domain = "%s"' % other_td))
+        b.start()
+        try:
+            good = os.path.join(tempfile.mkdtemp(prefix="wick-bk-"), "a")
+            run(a, "backup", "-path", good)
+            other = os.path.join(tempfile.mkdtemp(prefix="wick-bk-"), "b")
+            run(b, "backup", "-path", other)
+        finally:
+            a.stop()
+            b.stop()
+
+        def hostile(ds_from, keys_from, ds_bytes=None):
+            d = tempfile.mkdtemp(prefix="wick-bk-bad-")
+            os.chmod(d, 0o700)
+            dst = os.path.join(d, "datastore.sqlite3")
+            if ds_bytes is not None:
+                with open(dst, "wb") as f:
+                    f.write(ds_bytes)
+            else:
+                shutil.copy(os.path.join(ds_from, "datastore.sqlite3"), dst)
+            shutil.copy(os.path.join(keys_from, "keys.json"),
+                        os.path.join(d, "keys.json"))
+            for f in os.listdir(d):
+                os.chmod(os.path.join(d, f), 0o600)
+            return d
+
+        cases = [
+            (hostile(good, other), "does not match"),
+            (hostile(other, other), "no bundle of spiffe://%s" % TD),
+            (hostile(good, good, b"SQLite format 3\0" + b"\xff" * 4096),
+             "restore:"),
+        ]
+        trig = hostile(good, good)
+        c = sqlite3.connect(os.path.join(trig, "datastore.sqlite3"))
+        c.execute("CREATE TRIGGER t AFTER INSERT ON audit BEGIN"
+                  " DELETE FROM audit WHERE seq = NEW.seq; END")
+        c.commit()
+        c.close()
+        cases.append((trig, "trigger"))
+        for bdir, why in cases:
+            dest = H.Server(port=H.free_port())
+            p = subprocess.run([H.SERVER, "restore", "-from", bdir,
+                                "-config", dest.conf],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            sys.stderr.write(p.stderr)
+            self.assertIn(why, p.stderr)
+            self.assertIsNone(H.sanitizer_report(p.stderr))
+            # Nothing half-restored: no key file, no datastore.
+            left = os.listdir(dest.data) if os.path.isdir(dest.data) else []
+            self.assertEqual(left, [], (why, left))
+
+        # A datastore held open (a server still draining, its socket
+        # gone): never replaced, even with -force.
+        dest = H.Server(port=H.free_port())
+        p = subprocess.run([H.SERVER, "restore", "-from", good, "-config",
+                            dest.conf], capture_output=True, text=True,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        c = sqlite3.connect(os.path.join(dest.data, "datastore.sqlite3"))
+        try:
+            c.execute("SELECT count(*) FROM audit").fetchone()
+            p = subprocess.run([H.SERVER, "restore", "-from", good,
+                                "-config", dest.conf, "-force"],
+                               capture_output=True, text=True, timeout=120)
+            self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+            self.assertIn("in use", p.stderr)
+        finally:
+            c.close()
+        p = subprocess.run([H.SERVER, "restore", "-from", good, "-config",
+                            dest.conf, "-force"], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
 
 
 if __name__ == "__main__":

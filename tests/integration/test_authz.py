@@ -516,6 +516,11 @@ class AuthzTest(Cells, unittest.TestCase):
              A.DeleteFederatedBundleRequest(trust_domain="spiffe://x.org")),
             ("/wick.admin.Server/SetLogLevel",
              A.SetLogLevelRequest(level="ERROR")),
+            ("/wick.admin.Server/Backup",
+             A.BackupRequest(path="/tmp/wick-authz-intruder-backup")),
+            ("/wick.admin.Audit/ListAuditEvents",
+             A.ListAuditEventsRequest()),
+            ("/wick.admin.Audit/VerifyAudit", A.Empty()),
             ("/grpc.health.v1.Health/Check", A.Empty()),
         ]
 
@@ -525,7 +530,7 @@ class AuthzTest(Cells, unittest.TestCase):
         with open(os.path.join(HERE, "..", "..", "server",
                                "admin_api.c")) as f:
             served = {l.split('"')[1] for l in f
-                      if l.strip().startswith('UNARY("')}
+                      if l.strip().startswith(('UNARY("', 'JOB("'))}
         self.assertEqual({p for p, _ in calls}, served)
         before = self.admin_state()
         body = json.dumps([(p, m.SerializeToString().hex())
@@ -551,6 +556,7 @@ class AuthzTest(Cells, unittest.TestCase):
         self.assertEqual(dict(zip([p for p, _ in calls], got)),
                          {p: want for p, _ in calls})
         self.assertEqual(self.admin_state(), before)
+        self.assertFalse(os.path.lexists("/tmp/wick-authz-intruder-backup"))
         # The token the intruder asked for was never made: root can.
         self.assertEqual(self.admin_call(
             "/wick.admin.Agents/CreateJoinToken",
@@ -561,7 +567,7 @@ class AuthzTest(Cells, unittest.TestCase):
         self.assertIn("from uid %d pid" % UID_NONE, self.srv.output())
         # 7c: a uid listed in admin_uids is served.
         self.assertEqual(admin, [["OK", ""]] * len(admin))
-        self.assertEqual(len(admin), 9)
+        self.assertEqual(len(admin), 10)
 
     # ---- 8: the agent's identity on the Workload API -------------------
 

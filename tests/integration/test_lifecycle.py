@@ -325,16 +325,9 @@ class LifecycleTest(unittest.TestCase):
         target = "unix://" + ag.sock
 
         def svids():
-            with grpc.insecure_channel(target) as ch:
-                stub = WG.SpiffeWorkloadAPIStub(ch)
-                try:
-                    it = stub.FetchX509SVID(W.X509SVIDRequest(),
-                                            metadata=HDR, timeout=5)
-                    resp = next(it)
-                    it.cancel()
-                    return {s.spiffe_id: s for s in resp.svids}
-                except grpc.RpcError:
-                    return {}
+            resp = H.fetch_x509(target)
+            return ({s.spiffe_id: s for s in resp.svids} if resp is not None
+                    else {})
 
         before = wait_for(lambda: svids().get(main_id), "the first SVID")
         self.assertAlmostEqual(lifetime(before.x509_svid), 3600, delta=120)

@@ -201,6 +201,17 @@ def svc_dir(parent, name, m=0o755):
     return d
 
 
+def cleanup(base, notify, *daemons):
+    """Stop the daemons (None: never started), close notify (if made)
+    and remove base."""
+    for d in daemons:
+        if d is not None:
+            d.stop()
+    if notify is not None:
+        notify.close()
+    shutil.rmtree(base, ignore_errors=True)
+
+
 class TestUnits(unittest.TestCase):
 
     @classmethod
@@ -491,12 +502,7 @@ class TestUnits(unittest.TestCase):
             self.assert_stopping(agent, notify)
             self.assertEqual(notify.statuses()[-1], "shutting down")
         finally:
-            for d in (agent, srv):
-                if d is not None:
-                    d.stop()
-            if notify is not None:
-                notify.close()
-            shutil.rmtree(base, ignore_errors=True)
+            cleanup(base, notify, agent, srv)
 
     def agent_refused(self, caps, needle):
         """With caps instead of the unit's, the agent serves but cannot
@@ -513,12 +519,7 @@ class TestUnits(unittest.TestCase):
             self.assertRegex(agent.output(), needle)
             self.assertEqual(agent.stop(), 0)
         finally:
-            for d in (agent, srv):
-                if d is not None:
-                    d.stop()
-            if notify is not None:
-                notify.close()
-            shutil.rmtree(base, ignore_errors=True)
+            cleanup(base, notify, agent, srv)
 
     def test_agent_needs_sys_ptrace(self):
         # Naming another user's binary: readlink /proc/<pid>/exe.

@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
@@ -81,9 +82,99 @@ sqlite_sql(const char *conn, const char *sql)
 
 static const char *const sqlite_files[] = { "", "-wal", "-shm", NULL };
 
+/*
+ * PostgreSQL: WICK_TEST_PG names a scratch server and a superuser
+ * ("host=... user=..."; tests/integration/pg.py starts one), and each
+ * store is a database of its own, created here.
+ */
+static PGconn *
+pg_admin(const char *dbname)
+{
+	const char	*base = getenv("WICK_TEST_PG");
+	char		 ci[1024];
+	PGconn		*c;
+
+	if (base == NULL || *base == '\0')
+		fail_msg("WICK_TEST_PG is not set: run this test through "
+		    "tests/integration/pg.py (ctest does)");
+	snprintf(ci, sizeof(ci), "%s dbname=%s", base, dbname);
+	c = PQconnectdb(ci);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("cannot connect to the test PostgreSQL: %s",
+		    PQerrorMessage(c));
+	return c;
+}
+
+static int
+pg_exec(PGconn *c, const char *sql)
+{
+	PGresult	*res = PQexec(c, sql);
+	int		 ok = PQresultStatus(res) == PGRES_COMMAND_OK ||
+			    PQresultStatus(res) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		print_message("sql: %s\n", PQresultErrorMessage(res));
+	PQclear(res);
+	return ok ? 0 : -1;
+}
+
+static void
+pg_conn(char *out, size_t len, const char *dir, int n)
+{
+	PGconn	*c = pg_admin("postgres");
+	char	 db[64], sql[128];
+
+	snprintf(db, sizeof(db), "wick_test_%ld_%d", (long)getpid(), n);
+	snprintf(sql, sizeof(sql), "CREATE DATABASE %s", db);
+	if (pg_exec(c, sql) != 0)
+		fail_msg("cannot create database %s", db);
+	PQfinish(c);
+	snprintf(out, len, "%s dbname=%s", getenv("WICK_TEST_PG"), db);
+}
+
+/* conn's database, on an admin connection. */
+static PGconn *
+pg_store(const char *conn)
+{
+	const char *db = strstr(conn, "dbname=");
+
+	assert_non_null(db);
+	return pg_admin(db + 7);
+}
+
+static int
+pg_set_version(const char *conn, int v)
+{
+	PGconn	*c = pg_store(conn);
+	char	 sql[128];
+	int	 r;
+
+	snprintf(sql, sizeof(sql), "INSERT INTO schema_version (version)"
+	    " VALUES (%d)", v);
+	r = pg_exec(c, sql);
+	PQfinish(c);
+	return r;
+}
+
+static int
+pg_sql(const char *conn, const char *sql)
+{
+	PGconn	*c = pg_store(conn);
+	int	 r = pg_exec(c, sql);
+
+	PQfinish(c);
+	return r;
+}
+
+/*
+ * Rows run by main()'s argument: "sqlite3" (the default) or "postgres".
+ * PostgreSQL has no files (no modes, no file-level secrecy check, no
+ * SQLite backup) and no schema from before the audit chain.
+ */
 static const struct backend backends[] = {
 	{ "sqlite3", sqlite_conn, sqlite_files, sqlite_set_version,
 	    sqlite_sql },
+	{ "postgres", pg_conn, NULL, pg_set_version, pg_sql },
 };
 
 static struct {
@@ -1786,11 +1877,21 @@ test_audit_tamper(void **state)
 	/* Changes the values read back would hide. */
 	tamper("UPDATE audit SET hash = hash || 'ff' WHERE seq = 2", 2,
 	    "hash mismatch");
-	tamper("UPDATE audit SET kind = kind || char(0) || 'x' WHERE seq = 5",
-	    5, "hash mismatch");
+	/* PostgreSQL's text cannot hold a NUL at all. */
+	if (strcmp(t.b->type, "sqlite3") == 0)
+		tamper("UPDATE audit SET kind = kind || char(0) || 'x'"
+		    " WHERE seq = 5", 5, "hash mismatch");
 	tamper("UPDATE audit SET ok = 7 WHERE seq = 2", 2, "hash mismatch");
 	/* Out of the chain is missing from it. */
 	tamper("UPDATE audit SET seq = NULL WHERE seq = 4", 4, "missing");
+	/* An anchor edited to skip events still there, or past the head:
+	 * the walk would start after them and find nothing wrong. */
+	tamper("INSERT INTO audit_anchor (id, seq, hash, at)"
+	    " SELECT 1, seq, hash, at FROM audit WHERE seq = 3", 3,
+	    "anchor edited");
+	tamper("INSERT INTO audit_anchor (id, seq, hash, at)"
+	    " SELECT 1, 100, hash, at FROM audit WHERE seq = 6", 6,
+	    "anchor edited");
 }
 
 static void
@@ -1854,7 +1955,8 @@ test_audit_migration(void **state)
 	struct ds_audit_verify	v;
 	struct chain_seen	c;
 
-	if (t.b->sql == NULL)
+	/* SQLite only: PostgreSQL's first schema has the chain. */
+	if (t.b->sql == NULL || strcmp(t.b->type, "sqlite3") != 0)
 		return;
 	fresh();
 	ds_close(t.ds);
@@ -2078,8 +2180,16 @@ test_backup(void **state)
 	char			 dest[768];
 	int			 i;
 
-	if (t.b->files == NULL)
+	if (t.b->files == NULL) {
+		/* A database server's own tools back it up (pg_dump). */
+		fresh();
+		why = NULL;
+		assert_int_equal(ds_backup_begin(t.ds, "x", &b, &why),
+		    WICK_ERR_UNSUPPORTED);
+		assert_null(b);
+		assert_non_null(strstr(why, "pg_dump"));
 		return;
+	}
 	fresh();
 	append_n(5, 100);
 	for (i = 0; i < 3; i++)
@@ -2428,8 +2538,245 @@ test_kill9_keeps_committed(void **state)
 	free(buf);
 }
 
+/*
+ * Revisions follow commit order, even between processes (several
+ * servers): a writer that starts while another's transaction is open
+ * gets a larger revision than anything that transaction commits, so a
+ * reader that has seen revision R never misses a smaller one later.
+ */
+static void
+test_revision_commit_order(void **state)
+{
+	struct ds_entry	*e;
+	char		 buf[64];
+	ssize_t		 n;
+	int64_t		 ra, rb;
+	pid_t		 pid;
+	int		 up[2], go[2], status;
+
+	fresh();
+	assert_int_equal(pipe(up), 0);
+	assert_int_equal(pipe(go), 0);
+	/* Forked with the parent idle: a child must not inherit a
+	 * transaction (SQLite's locks are per process). */
+	if ((pid = fork()) == 0) {
+		struct ds	*d;
+		const char	*why;
+		int		 r, res, tries = 0;
+
+		close(up[0]);
+		close(go[1]);
+		while ((r = ds_open(t.b->type, t.conn, &d, &why)) ==
+		    WICK_ERR_UNAVAILABLE && ++tries < 20)
+			;
+		if (r != 0 || write(up[1], "r", 1) != 1 ||
+		    read(go[0], buf, 1) != 1)
+			_exit(2);
+		tries = 0;
+		e = mk("order-b", "spiffe://td/b", "spiffe://td/p", "x:1");
+		while ((r = ds_entries_create(d, &e, 1, &res, 2)) ==
+		    WICK_ERR_UNAVAILABLE && ++tries < 20)
+			;
+		if (r != 0 || res != 0)
+			_exit(3);
+		snprintf(buf, sizeof(buf), "%lld", (long long)e->change_rev);
+		if (write(up[1], buf, strlen(buf)) != (ssize_t)strlen(buf))
+			_exit(4);
+		ds_close(d);
+		_exit(0);
+	}
+	assert_true(pid > 0);
+	close(up[1]);
+	close(go[0]);
+	assert_int_equal(read(up[0], buf, 1), 1);	/* its store is open */
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	assert_int_equal(write(go[1], "g", 1), 1);
+	close(go[1]);
+	/* Give the other writer every chance to go first. */
+	usleep(200 * 1000);
+	e = mk("order-a", "spiffe://td/a", "spiffe://td/p", "x:1");
+	create_ok(e, 1);
+	ra = e->change_rev;
+	ds_entry_free(e);
+	assert_int_equal(ds_tx_end(t.ds, 1), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	n = read(up[0], buf, sizeof(buf) - 1);
+	close(up[0]);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	rb = strtoll(buf, NULL, 10);
+	assert_true(ra > 0);
+	assert_true(rb > ra);
+	assert_int_equal(revision(), rb);
+}
+
+/*
+ * Inside a caller's transaction, a call that fails (a single statement
+ * with no transaction of its own) leaves the rest to commit: PostgreSQL
+ * aborts a transaction on any error unless the statement had a savepoint.
+ */
+static void
+test_tx_survives_failed_call(void **state)
+{
+	struct ds_audit_verify	 v;
+	struct ds_entry		*e;
+	uint8_t			*p;
+	size_t			 len;
+
+	fresh();
+	assert_int_equal(ds_join_token_create(t.ds, "dup", 100), 0);
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	e = mk("txf-1", "spiffe://td/f", "spiffe://td/p", "x:1");
+	create_ok(e, 1);
+	ds_entry_free(e);
+	assert_int_equal(ds_join_token_create(t.ds, "dup", 100),
+	    WICK_ERR_EXISTS);
+	assert_int_equal(ds_join_token_consume(t.ds, "none", 1),
+	    WICK_ERR_NOT_FOUND);
+	assert_int_equal(ds_bundle_delete(t.ds, "spiffe://none", 1),
+	    WICK_ERR_NOT_FOUND);
+	assert_int_equal(ds_ca_journal_set(t.ds, (const uint8_t *)"j", 1, 1),
+	    0);
+	assert_int_equal(ds_audit_record(t.ds, 1, "entry.create", "uid:0",
+	    "spiffe://td/f", 1, "{}"), 0);
+	assert_int_equal(ds_tx_end(t.ds, 1), 0);
+	assert_int_equal(ds_entry_get(t.ds, "txf-1", &e), 0);
+	ds_entry_free(e);
+	assert_int_equal(ds_ca_journal_get(t.ds, &p, &len), 0);
+	free(p);
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 1);
+	assert_int_equal(ds_join_token_consume(t.ds, "dup", 50), 0);
+}
+
+/* Run fn with stderr (the log) going to a file; what was written. */
+static char *
+capture_stderr(void (*fn)(void))
+{
+	char	 path[600], *buf;
+	FILE	*f;
+	long	 n;
+	int	 fd, saved;
+
+	snprintf(path, sizeof(path), "%s/stderr-%d", t.dir, t.n++);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved = dup(2);
+	assert_int_equal(dup2(fd, 2), 2);
+	fn();
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	close(fd);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, 0, SEEK_END), 0);
+	n = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)n + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+	fclose(f);
+	(void)unlink(path);
+	return buf;
+}
+
+#define PG_SECRET	"hunter2-not-logged"
+
+static void
+pg_bad_opens(void)
+{
+	struct ds	*d = (struct ds *)&d;
+	const char	*why = NULL;
+
+	/* Not a connection string at all. */
+	assert_int_equal(ds_open("postgres", "password=" PG_SECRET
+	    " nonsense", &d, &why), WICK_ERR_CONFIG);
+	assert_null(d);
+	assert_non_null(why);
+	assert_null(strstr(why, PG_SECRET));
+	/* No server there. */
+	why = NULL;
+	assert_int_equal(ds_open("postgres", "host=/nonexistent/dir"
+	    " dbname=wick user=wick password=" PG_SECRET
+	    " connect_timeout=5", &d, &why), WICK_ERR_UNAVAILABLE);
+	assert_null(d);
+	assert_non_null(strstr(why, "cannot connect"));
+	assert_null(strstr(why, PG_SECRET));
+	why = NULL;
+	assert_int_equal(ds_open_readonly("postgres", "postgresql://wick:"
+	    PG_SECRET "@/wick?host=/nonexistent/dir", &d, &why),
+	    WICK_ERR_UNAVAILABLE);
+	assert_null(strstr(why, PG_SECRET));
+}
+
+/* Bad connection strings: clear errors naming the server, never the
+ * password. */
+static void
+test_pg_connect_errors(void **state)
+{
+	char *log;
+
+	if (strcmp(t.b->type, "postgres") != 0)
+		skip();
+	log = capture_stderr(pg_bad_opens);
+	print_message("%s", log);
+	assert_non_null(strstr(log, "/nonexistent/dir"));
+	assert_null(strstr(log, PG_SECRET));
+	free(log);
+	assert_string_equal(ds_conn_shown("postgres", "password=x"),
+	    "the PostgreSQL database");
+}
+
+/* A connection the server dropped is made again, once, by the next call
+ * outside a transaction; inside one the call fails. */
+static void
+test_pg_reconnect(void **state)
+{
+	struct ds_entry	*e;
+	PGconn		*c;
+	int64_t		 rev;
+	char		 sql[256];
+
+	if (strcmp(t.b->type, "postgres") != 0)
+		skip();
+	fresh();
+	e = mk("re-1", "spiffe://td/r", "spiffe://td/p", "x:1");
+	create_ok(e, 1);
+	ds_entry_free(e);
+	c = pg_store(t.conn);
+	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(pid) FROM"
+	    " pg_stat_activity WHERE datname = current_database() AND"
+	    " pid <> pg_backend_pid()");
+	assert_int_equal(pg_exec(c, sql), 0);
+	assert_int_equal(ds_revision(t.ds, &rev), 0);
+	assert_true(rev > 0);
+	assert_int_equal(ds_entry_get(t.ds, "re-1", &e), 0);
+	ds_entry_free(e);
+	/* Dropped inside a transaction: the transaction is lost. */
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	assert_int_equal(pg_exec(c, sql), 0);
+	e = mk("re-2", "spiffe://td/r2", "spiffe://td/p", "x:1");
+	{
+		int res = 1;
+
+		assert_int_equal(ds_entries_create(t.ds, &e, 1, &res, 2),
+		    WICK_ERR_UNAVAILABLE);
+	}
+	ds_entry_free(e);
+	assert_int_equal(ds_tx_end(t.ds, 1), WICK_ERR_UNAVAILABLE);
+	PQfinish(c);
+	/* And the store works again. */
+	assert_int_equal(ds_entry_get(t.ds, "re-2", &e), WICK_ERR_NOT_FOUND);
+	assert_int_equal(ds_check(t.ds, NULL), 0);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_and_records),
@@ -2460,14 +2807,26 @@ main(void)
 		cmocka_unit_test(test_future_schema_refused),
 		cmocka_unit_test(test_check),
 		cmocka_unit_test(test_kill9_keeps_committed),
+		cmocka_unit_test(test_revision_commit_order),
+		cmocka_unit_test(test_tx_survives_failed_call),
+		cmocka_unit_test(test_pg_connect_errors),
+		cmocka_unit_test(test_pg_reconnect),
 	};
-	size_t	i;
-	int	fails = 0;
+	const char	*only = argc > 1 ? argv[1] : "sqlite3";
+	size_t		 i;
+	int		 fails = 0, ran = 0;
 
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++) {
+		if (strcmp(backends[i].type, only) != 0)
+			continue;
+		ran++;
 		t.b = &backends[i];
 		fails += cmocka_run_group_tests_name(backends[i].type, tests,
 		    group_setup, group_teardown);
+	}
+	if (ran == 0) {
+		fprintf(stderr, "test_ds: no backend \"%s\"\n", only);
+		return 1;
 	}
 	return fails;
 }

@@ -277,6 +277,68 @@ test_log_file(void **state)
 	assert_int_equal(rmdir(dir), 0);
 }
 
+/*
+ * SIGHUP's log settings: a new log file that cannot be opened applies
+ * nothing; otherwise each change is applied and counted, the new file's
+ * name taken over.
+ */
+static void
+test_reload_apply(void **state)
+{
+	char			 dir[] = "/tmp/wick-test-reload-XXXXXX";
+	char			 path[256], bad[256];
+	char			*file = NULL, *nfile;
+	enum log_format		 fmt = LOG_FORMAT_TEXT;
+	enum log_level		 lvl = LOG_LEVEL_INFO;
+	const struct log_reload_change t[] = {
+		{ "a", 0 }, { "b", 1 }, { "c", 1 },
+	};
+	int			 n = 0;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/wick.log", dir);
+	snprintf(bad, sizeof(bad), "%s/wick.log/under.log", dir);
+	log_init("test", LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+	fclose(fopen(path, "w"));
+	assert_int_equal(chmod(path, 0600), 0);
+
+	/* Nothing differs. */
+	nfile = NULL;
+	assert_int_equal(log_reload_apply(&file, &fmt, &lvl, &nfile,
+	    LOG_FORMAT_TEXT, LOG_LEVEL_INFO, &n), 0);
+	assert_int_equal(n, 0);
+	/* A log file that cannot be opened: nothing else is applied. */
+	nfile = strdup(bad);
+	assert_int_not_equal(log_reload_apply(&file, &fmt, &lvl, &nfile,
+	    LOG_FORMAT_JSON, LOG_LEVEL_DEBUG, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(file);
+	assert_int_equal(fmt, LOG_FORMAT_TEXT);
+	assert_int_equal(lvl, LOG_LEVEL_INFO);
+	assert_string_equal(nfile, bad);
+	free(nfile);
+	/* All three change. */
+	nfile = strdup(path);
+	assert_int_equal(log_reload_apply(&file, &fmt, &lvl, &nfile,
+	    LOG_FORMAT_JSON, LOG_LEVEL_DEBUG, &n), 0);
+	assert_int_equal(n, 3);
+	assert_null(nfile);
+	assert_string_equal(file, path);
+	assert_int_equal(fmt, LOG_FORMAT_JSON);
+	assert_int_equal(lvl, LOG_LEVEL_DEBUG);
+	assert_int_equal(log_get_level(), LOG_LEVEL_DEBUG);
+	/* Back to stderr. */
+	assert_int_equal(log_reload_apply(&file, &fmt, &lvl, &nfile,
+	    LOG_FORMAT_JSON, LOG_LEVEL_DEBUG, &n), 0);
+	assert_int_equal(n, 4);
+	assert_null(file);
+
+	assert_int_equal(log_reload_restart(t, 3), 2);
+	log_init("test", LOG_LEVEL_INFO, LOG_FORMAT_TEXT);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 static void
 test_parse_and_errors(void **state)
 {
@@ -352,6 +414,7 @@ main(void)
 		cmocka_unit_test(test_escape_json),
 		cmocka_unit_test(test_src),
 		cmocka_unit_test(test_log_file),
+		cmocka_unit_test(test_reload_apply),
 		cmocka_unit_test(test_parse_and_errors),
 		cmocka_unit_test(test_ratelimit_decision),
 		cmocka_unit_test(test_ratelimit_lines),

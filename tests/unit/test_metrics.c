@@ -77,6 +77,56 @@ test_counter_and_gauge_render(void **state)
 	metrics_free(reg);
 }
 
+/* The calls of an RPC service as both daemons count them; the label
+ * values shared by the daemons. */
+static void
+test_rpc_calls(void **state)
+{
+	static const struct rpc_method	 tab[] = {
+		{ .path = "/pkg.Svc/Fetch" },
+		{ .path = "Validate" },
+	};
+	static const struct rpc_method	 big[TELEMETRY_MAX_METHODS + 1];
+	struct metrics			*reg = metrics_new();
+	struct telemetry_rpc		 tr, tr2;
+	char				*s;
+
+	memset(&tr, 0, sizeof(tr));
+	memset(&tr2, 0, sizeof(tr2));
+	assert_int_equal(telemetry_rpc_add(reg, &tr, tab, 2,
+	    "wick_rpc_calls_total", "Calls.", "wick_rpc_seconds",
+	    "Durations."), 0);
+	assert_int_equal(telemetry_rpc_add(reg, &tr2, big,
+	    TELEMETRY_MAX_METHODS + 1, "wick_big_total", "Calls.",
+	    "wick_big_seconds", "Durations."), WICK_ERR_LIMIT);
+	telemetry_rpc_observe(&tr, 1, RPC_INTERNAL, 2000000);
+	telemetry_rpc_observe(&tr, 2, RPC_OK, 1000);
+	/* Out of range: dropped. */
+	telemetry_rpc_observe(&tr, 3, RPC_OK, 1000);
+	s = render(reg);
+	assert_non_null(strstr(s, "wick_rpc_calls_total{method=\"Fetch\","
+	    "status=\"OK\"} 0\n"));
+	assert_non_null(strstr(s, "wick_rpc_calls_total{method=\"Validate\","
+	    "status=\"INTERNAL\"} 1\n"));
+	assert_non_null(strstr(s, "wick_rpc_calls_total{method=\"unknown\","
+	    "status=\"OK\"} 1\n"));
+	assert_non_null(strstr(s,
+	    "wick_rpc_seconds_sum{method=\"Validate\"} 0.002\n"));
+	assert_null(strstr(s, "wick_big"));
+	free(s);
+	metrics_free(reg);
+
+	assert_string_equal(telemetry_svid_types[TELEMETRY_SVID_AGENT],
+	    "agent");
+	assert_int_equal(telemetry_attest_type("tpm"), 1);
+	assert_string_equal(telemetry_attest_types[telemetry_attest_type(
+	    "join_token")], "join_token");
+	assert_string_equal(telemetry_attest_types[telemetry_attest_type(
+	    "x509pop")], "unknown");
+	assert_string_equal(telemetry_attest_types[telemetry_attest_type(
+	    NULL)], "unknown");
+}
+
 static void
 test_histogram_is_cumulative(void **state)
 {
@@ -562,6 +612,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_counter_and_gauge_render),
 		cmocka_unit_test(test_histogram_is_cumulative),
+		cmocka_unit_test(test_rpc_calls),
 		cmocka_unit_test(test_escaping),
 		cmocka_unit_test(test_bounded_updates),
 		cmocka_unit_test(test_registration_rules),
