@@ -673,8 +673,8 @@ batch(struct ds *ds, struct ds_entry **v, size_t n, int *res, int64_t now,
 					res[i] = WICK_ERR_ALLOC;
 			return WICK_ERR_ALLOC;
 		}
-	return update ? TIMED(ds, ds->ops->entries_update(ds, v, n, res, now)) :
-	    TIMED(ds, ds->ops->entries_create(ds, v, n, res, now));
+	return TIMED(ds, ds_batch_run(ds, ds->ops->batch, update ?
+	    DS_BATCH_UPDATE : DS_BATCH_CREATE, v, NULL, n, res, now));
 }
 
 int
@@ -704,8 +704,8 @@ ds_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
 		res[i] = key_ok(ids[i], DS_ENTRY_ID_MAX);
 		any |= res[i] == 0;
 	}
-	return any ? TIMED(ds, ds->ops->entries_delete(ds, ids, n, res,
-	    now)) : 0;
+	return any ? TIMED(ds, ds_batch_run(ds, ds->ops->batch,
+	    DS_BATCH_DELETE, NULL, ids, n, res, now)) : 0;
 }
 
 int
@@ -741,6 +741,33 @@ page_ok(const char *token, size_t max, size_t *limit)
 	return token != NULL && strlen(token) > max ? WICK_ERR_INVALID : 0;
 }
 
+/* List entries (limit > 0) or count them (out NULL) through the
+ * backend's walk op. */
+static int
+walk_entries(struct ds *ds, const struct ds_entry_filter *f,
+    const char *token, size_t limit, struct ds_entry_list *out,
+    int64_t *count)
+{
+	struct ds_walk	w = { 1, f, NULL, NULL, 0, limit, 0, NULL };
+	int		r;
+
+	if (out == NULL) {
+		r = ds->ops->walk(ds, &w, NULL);
+		*count = r == 0 ? (int64_t)w.n : 0;
+		return r;
+	}
+	if ((w.ev = out->v = calloc(limit, sizeof(*out->v))) == NULL)
+		return WICK_ERR_ALLOC;
+	r = ds->ops->walk(ds, &w, token);
+	out->n = w.n;
+	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
+	    1]->id)) == NULL)
+		r = WICK_ERR_ALLOC;
+	if (r != 0)
+		ds_entry_list_free(out);
+	return r;
+}
+
 int
 ds_entries_list(struct ds *ds, const struct ds_entry_filter *f,
     const char *token, size_t limit, struct ds_entry_list *out)
@@ -751,8 +778,8 @@ ds_entries_list(struct ds *ds, const struct ds_entry_filter *f,
 	if ((r = entry_filter_ok(f)) != 0 ||
 	    (r = page_ok(token, DS_ENTRY_ID_MAX, &limit)) != 0)
 		return r;
-	return TIMED(ds, ds->ops->entries_list(ds, f, token != NULL &&
-	    *token != '\0' ? token : NULL, limit, out));
+	return TIMED(ds, walk_entries(ds, f, token != NULL &&
+	    *token != '\0' ? token : NULL, limit, out, NULL));
 }
 
 int
@@ -762,7 +789,8 @@ ds_entries_count(struct ds *ds, const struct ds_entry_filter *f,
 	int r = entry_filter_ok(f);
 
 	*count = 0;
-	return r != 0 ? r : TIMED(ds, ds->ops->entries_count(ds, f, count));
+	return r != 0 ? r : TIMED(ds, walk_entries(ds, f, NULL, SIZE_MAX, NULL,
+	    count));
 }
 
 int
@@ -855,6 +883,31 @@ node_filter_ok(const struct ds_node_filter *f)
 	return 0;
 }
 
+/* As walk_entries(), for nodes. */
+static int
+walk_nodes(struct ds *ds, const struct ds_node_filter *f, const char *token,
+    size_t limit, struct ds_node_list *out, int64_t *count)
+{
+	struct ds_walk	w = { 0, f, NULL, NULL, 0, limit, 0, NULL };
+	int		r;
+
+	if (out == NULL) {
+		r = ds->ops->walk(ds, &w, NULL);
+		*count = r == 0 ? (int64_t)w.n : 0;
+		return r;
+	}
+	if ((w.nv = out->v = calloc(limit, sizeof(*out->v))) == NULL)
+		return WICK_ERR_ALLOC;
+	r = ds->ops->walk(ds, &w, token);
+	out->n = w.n;
+	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
+	    1]->spiffe_id)) == NULL)
+		r = WICK_ERR_ALLOC;
+	if (r != 0)
+		ds_node_list_free(out);
+	return r;
+}
+
 int
 ds_nodes_list(struct ds *ds, const struct ds_node_filter *f,
     const char *token, size_t limit, struct ds_node_list *out)
@@ -865,8 +918,8 @@ ds_nodes_list(struct ds *ds, const struct ds_node_filter *f,
 	if ((r = node_filter_ok(f)) != 0 ||
 	    (r = page_ok(token, SPIFFEID_MAX_LEN, &limit)) != 0)
 		return r;
-	return TIMED(ds, ds->ops->nodes_list(ds, f, token != NULL &&
-	    *token != '\0' ? token : NULL, limit, out));
+	return TIMED(ds, walk_nodes(ds, f, token != NULL &&
+	    *token != '\0' ? token : NULL, limit, out, NULL));
 }
 
 int
@@ -875,7 +928,8 @@ ds_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
 	int r = node_filter_ok(f);
 
 	*count = 0;
-	return r != 0 ? r : TIMED(ds, ds->ops->nodes_count(ds, f, count));
+	return r != 0 ? r : TIMED(ds, walk_nodes(ds, f, NULL, SIZE_MAX, NULL,
+	    count));
 }
 
 /* Hash a token for a backend call; fn is create or consume. */

@@ -35,7 +35,6 @@
 #include <openssl/crypto.h>
 
 #include "ds_int.h"
-#include "encode.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -47,8 +46,6 @@
 #define PG_LOCK_CHANGES	"7165064483209216002"
 #define PG_LOCK_AUDIT	"7165064483209216003"
 
-#define AUDIT_GENESIS \
-	"0000000000000000000000000000000000000000000000000000000000000000"
 
 /*
  * Forward-only schema steps; step i takes version i to i + 1 in its own
@@ -511,27 +508,6 @@ log_change(struct pg *s, enum ds_change_kind kind, enum ds_change_op op,
 	return 0;
 }
 
-/* [["type","value"],...]; NULL when out of memory. */
-static char *
-selectors_json(const struct selector_set *set)
-{
-	json_t	*a = json_array(), *pair;
-	char	*out = NULL;
-	size_t	 i;
-
-	if (a == NULL)
-		return NULL;
-	for (i = 0; i < set->n; i++) {
-		pair = json_pack("[ss]", set->sel[i].type, set->sel[i].value);
-		if (pair == NULL || json_array_append_new(a, pair) != 0)
-			goto out;
-	}
-	out = json_dumps(a, JSON_COMPACT);
-out:
-	json_decref(a);
-	return out;
-}
-
 /* ---- entries ----------------------------------------------------------- */
 
 /* Insert rows (entry, pos, value) for each string of v. */
@@ -591,9 +567,10 @@ write_children(struct pg *s, const char *row, const struct ds_entry *e)
 
 /* The entry ID of an entry similar to e (same IDs and selectors). */
 static int
-find_similar(struct pg *s, const struct ds_entry *e, const char *hash,
+find_similar(struct ds *ds, const struct ds_entry *e, const char *hash,
     char **id)
 {
+	struct pg	*s = (struct pg *)ds;
 	struct pgp	 p = { .n = 0 };
 	PGresult	*res;
 	int		 r;
@@ -629,31 +606,17 @@ entry_params(struct pgp *p, const struct ds_entry *e, const char *hash)
 }
 
 static int
-create_one(struct pg *s, struct ds_entry *e, int64_t now)
+pg_create_one(struct ds *ds, struct ds_entry *e, int64_t now)
 {
+	struct pg	*s = (struct pg *)ds;
 	struct pgp	 p = { .n = 0 };
 	PGresult	*res;
-	char		 hash[65], uuid[37], row[24], *other = NULL, *id;
+	char		 hash[65], row[24];
 	int64_t		 rev;
 	int		 r;
 
-	if ((r = ds_selectors_hash(&e->selectors, hash)) != 0)
-		return r;
-	if ((r = find_similar(s, e, hash, &other)) == 0) {
-		free(e->id);
-		e->id = other;
-		return WICK_ERR_EXISTS;
-	} else if (r != WICK_ERR_NOT_FOUND)
-		return r;
-	if (e->id == NULL || *e->id == '\0') {
-		if ((r = uuid4(uuid)) != 0)
-			return r;
-		if ((id = strdup(uuid)) == NULL)
-			return WICK_ERR_ALLOC;
-		free(e->id);
-		e->id = id;
-	}
-	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_CREATE, e->id, now,
+	if ((r = ds_entry_prepare(ds, e, 1, hash, find_similar)) != 0 ||
+	    (r = log_change(s, DS_CHANGE_ENTRY, DS_OP_CREATE, e->id, now,
 	    &rev)) != 0)
 		return r;
 	entry_params(&p, e, hash);
@@ -675,15 +638,14 @@ create_one(struct pg *s, struct ds_entry *e, int64_t now)
 	PQclear(res);
 	if ((r = write_children(s, row, e)) != 0)
 		return r;
-	e->created_at = now;
-	e->revision_number = 0;
-	e->change_rev = rev;
+	ds_entry_stamp(e, now, 0, rev);
 	return 0;
 }
 
 static int
-update_one(struct pg *s, struct ds_entry *e, int64_t now)
+pg_update_one(struct ds *ds, struct ds_entry *e, int64_t now)
 {
+	struct pg	*s = (struct pg *)ds;
 	static const char *const clear[] = {
 		"DELETE FROM entry_selectors WHERE entry = $1",
 		"DELETE FROM entry_dns_names WHERE entry = $1",
@@ -691,10 +653,10 @@ update_one(struct pg *s, struct ds_entry *e, int64_t now)
 	};
 	struct pgp	 p = { .n = 0 };
 	PGresult	*res;
-	char		 hash[65], row[24], *other = NULL;
+	char		 hash[65], row[24];
 	int64_t		 rev, created, revno;
 	size_t		 i;
-	int		 r, differs;
+	int		 r;
 
 	p_text(&p, e->id);
 	if ((r = q(s, "SELECT id, created_at, revision_number FROM entries"
@@ -709,16 +671,8 @@ update_one(struct pg *s, struct ds_entry *e, int64_t now)
 	created = g_int(res, 0, 1);
 	revno = g_int(res, 0, 2) + 1;
 	PQclear(res);
-	if ((r = ds_selectors_hash(&e->selectors, hash)) != 0)
-		return r;
-	if ((r = find_similar(s, e, hash, &other)) == 0) {
-		differs = strcmp(other, e->id) != 0;
-		free(other);
-		if (differs)
-			return WICK_ERR_EXISTS;
-	} else if (r != WICK_ERR_NOT_FOUND)
-		return r;
-	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_UPDATE, e->id, now,
+	if ((r = ds_entry_prepare(ds, e, 0, hash, find_similar)) != 0 ||
+	    (r = log_change(s, DS_CHANGE_ENTRY, DS_OP_UPDATE, e->id, now,
 	    &rev)) != 0)
 		return r;
 	p.n = 0;
@@ -742,17 +696,15 @@ update_one(struct pg *s, struct ds_entry *e, int64_t now)
 		if ((r = q(s, clear[i], &p, 0, NULL, "clear entry lists")) != 0)
 			return r;
 	}
-	if ((r = write_children(s, row, e)) != 0)
-		return r;
-	e->revision_number = revno;
-	e->created_at = created;
-	e->change_rev = rev;
-	return 0;
+	if ((r = write_children(s, row, e)) == 0)
+		ds_entry_stamp(e, created, revno, rev);
+	return r;
 }
 
 static int
-delete_one(struct pg *s, const char *id, int64_t now)
+pg_delete_one(struct ds *ds, const char *id, int64_t now)
 {
+	struct pg	*s = (struct pg *)ds;
 	struct pgp	 p = { .n = 0 };
 	PGresult	*res;
 	int64_t		 n;
@@ -769,84 +721,28 @@ delete_one(struct pg *s, const char *id, int64_t now)
 	return log_change(s, DS_CHANGE_ENTRY, DS_OP_DELETE, id, now, NULL);
 }
 
-enum batch_op { OP_CREATE, OP_UPDATE, OP_DELETE };
-
-/* Item errors a savepoint cannot contain: they doom the whole batch. */
 static int
-fatal_item(int r)
+batch_begin(struct ds *ds)
 {
-	return r == WICK_ERR_IO || r == WICK_ERR_INTERNAL ||
-	    r == WICK_ERR_UNAVAILABLE || r == WICK_ERR_ALLOC;
-}
-
-/* Items with res[i] == 0 on entry are tried, each under a savepoint. */
-static int
-run_batch(struct pg *s, enum batch_op op, struct ds_entry **v,
-    const char *const *ids, size_t n, int *res, int64_t now)
-{
-	size_t	i;
-	int	r, tried = 0;
-
-	if ((r = begin(s, LOCK_CHANGES)) != 0)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		if (res[i] != 0)
-			continue;
-		if ((r = exec(s, "SAVEPOINT item")) != 0)
-			goto fail;
-		tried = 1;
-		switch (op) {
-		case OP_CREATE:
-			res[i] = create_one(s, v[i], now);
-			break;
-		case OP_UPDATE:
-			res[i] = update_one(s, v[i], now);
-			break;
-		case OP_DELETE:
-			res[i] = delete_one(s, ids[i], now);
-			break;
-		}
-		if (fatal_item(res[i])) {
-			r = res[i];
-			goto fail;
-		}
-		if ((res[i] != 0 && (r = exec(s, "ROLLBACK TO item")) != 0) ||
-		    (r = exec(s, "RELEASE item")) != 0)
-			goto fail;
-	}
-	if ((r = finish(s, 0)) == 0 || !tried)
-		return r;
-	goto failed;
-fail:
-	(void)finish(s, r);
-failed:
-	/* Nothing was written: no item may claim success. */
-	for (i = 0; i < n; i++)
-		if (res[i] == 0 || fatal_item(res[i]))
-			res[i] = r;
-	return r;
+	return begin((struct pg *)ds, LOCK_CHANGES);
 }
 
 static int
-pg_entries_create(struct ds *ds, struct ds_entry **v, size_t n, int *res,
-    int64_t now)
+batch_exec(struct ds *ds, const char *sql)
 {
-	return run_batch((struct pg *)ds, OP_CREATE, v, NULL, n, res, now);
+	return exec((struct pg *)ds, sql);
 }
 
 static int
-pg_entries_update(struct ds *ds, struct ds_entry **v, size_t n, int *res,
-    int64_t now)
+batch_finish(struct ds *ds, int r)
 {
-	return run_batch((struct pg *)ds, OP_UPDATE, v, NULL, n, res, now);
+	return finish((struct pg *)ds, r);
 }
 
-static int
-pg_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
-    int64_t now)
-{
-	return run_batch((struct pg *)ds, OP_DELETE, NULL, ids, n, res, now);
-}
+static const struct ds_batch_ops batch_ops = {
+	batch_begin, batch_exec, batch_finish, pg_create_one, pg_update_one,
+	pg_delete_one
+};
 
 /*
  * An entry row with its child rows as JSON arrays, so that a page of
@@ -923,71 +819,67 @@ parse_strings(const char *js, struct ds_entry *e,
 	return r;
 }
 
+/* Row i of a result, for ds_entry_decode() and ds_node_decode(). */
+struct pg_row {
+	const PGresult	*res;
+	int		 i;
+};
+
+static char *
+row_text(const void *row, int col)
+{
+	const struct pg_row *pr = row;
+
+	return g_text(pr->res, pr->i, col);
+}
+
+static int64_t
+row_num(const void *row, int col)
+{
+	const struct pg_row *pr = row;
+
+	return g_int(pr->res, pr->i, col);
+}
+
+static const struct ds_cols cols = { row_text, row_num };
+
 /* Row i of a result of ENTRY_SEL. */
 static int
 load_entry(const PGresult *res, int i, struct ds_entry **out)
 {
+	struct pg_row	 row = { res, i };
 	struct ds_entry	*e;
 	int		 r;
 
-	*out = NULL;
-	if ((e = ds_entry_new()) == NULL)
-		return WICK_ERR_ALLOC;
-	if ((e->id = g_text(res, i, 0)) == NULL ||
-	    (e->spiffe_id = g_text(res, i, 1)) == NULL ||
-	    (e->parent_id = g_text(res, i, 2)) == NULL ||
-	    (e->hint = g_text(res, i, 9)) == NULL) {
-		ds_entry_free(e);
-		return WICK_ERR_ALLOC;
-	}
-	e->x509_svid_ttl = (int32_t)g_int(res, i, 3);
-	e->jwt_svid_ttl = (int32_t)g_int(res, i, 4);
-	e->admin = (int)g_int(res, i, 5);
-	e->downstream = (int)g_int(res, i, 6);
-	e->store_svid = (int)g_int(res, i, 7);
-	e->expires_at = g_int(res, i, 8);
-	e->revision_number = g_int(res, i, 10);
-	e->created_at = g_int(res, i, 11);
-	e->change_rev = g_int(res, i, 12);
+	if ((r = ds_entry_decode(&cols, &row, 0, out)) != 0)
+		return r;
+	e = *out;
 	if ((r = parse_selectors(PQgetvalue(res, i, 13), &e->selectors)) != 0 ||
 	    (r = parse_strings(PQgetvalue(res, i, 14), e,
 	    ds_entry_add_dns_name)) != 0 ||
 	    (r = parse_strings(PQgetvalue(res, i, 15), e,
 	    ds_entry_add_federates_with)) != 0) {
 		ds_entry_free(e);
-		return r;
+		*out = NULL;
 	}
-	*out = e;
-	return 0;
+	return r;
 }
 
 /* Row i of a result of NODE_SEL. */
 static int
 load_node(const PGresult *res, int i, struct ds_node **out)
 {
-	struct ds_node	*n;
-	int		 r;
+	struct pg_row	row = { res, i };
+	int		r;
 
-	*out = NULL;
-	if ((n = ds_node_new()) == NULL)
-		return WICK_ERR_ALLOC;
-	if ((n->spiffe_id = g_text(res, i, 0)) == NULL ||
-	    (n->attestation_type = g_text(res, i, 1)) == NULL ||
-	    (n->serial = g_text(res, i, 2)) == NULL ||
-	    (n->new_serial = g_text(res, i, 4)) == NULL) {
-		ds_node_free(n);
-		return WICK_ERR_ALLOC;
-	}
-	n->expires_at = g_int(res, i, 3);
-	n->new_expires_at = g_int(res, i, 5);
-	n->can_reattest = (int)g_int(res, i, 6);
-	n->created_at = g_int(res, i, 7);
-	if ((r = parse_selectors(PQgetvalue(res, i, 8), &n->selectors)) != 0) {
-		ds_node_free(n);
+	if ((r = ds_node_decode(&cols, &row, 0, out)) != 0)
 		return r;
+	if ((r = parse_selectors(PQgetvalue(res, i, 8),
+	    &(*out)->selectors)) != 0) {
+		ds_node_free(*out);
+		*out = NULL;
 	}
-	*out = n;
-	return 0;
+	return r;
 }
 
 static int
@@ -1009,20 +901,12 @@ pg_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 
 /* ---- listing entries and nodes ----------------------------------------- */
 
-/*
- * As the SQLite backend: rows in key order, PG_CHUNK per query, narrowed
- * in SQL by what SQL can test exactly or conservatively (a selector
- * filter keeps rows sharing at least one selector with it), then
- * ds_entry_matches() / ds_node_matches() decide.
- */
-struct walk {
-	int		  entries;	/* 1 entries, 0 nodes */
-	const void	 *f;
-	struct ds_entry	**ev;		/* matches kept, or NULL (count) */
-	struct ds_node	**nv;
-	size_t		  n;
-	size_t		  limit;
-	int		  more;
+/* A walk (see ds_int.h) by one query text, PG_CHUNK rows a query. */
+struct pg_walk {
+	struct pg	*s;
+	struct ds_walk	*w;
+	struct pgp	 p;		/* $1: the key to start after */
+	char		 sql[2048];
 };
 
 /* Append a constant fragment to sql, its "$%d" (if any) numbered n. */
@@ -1040,152 +924,106 @@ frag(char *sql, size_t len, const char *text, int n)
 	    text, n, mark + 3);
 }
 
+/* One chunk: the rows after the key "after", each to ds_walk_row(). */
 static int
-walk(struct pg *s, struct walk *w, const char *after)
+walk_fetch(void *arg, const char *after, size_t *rows)
+{
+	struct pg_walk	*pw = arg;
+	struct ds_entry	*e;
+	struct ds_node	*n;
+	PGresult	*res;
+	int		 k, i, r;
+
+	pw->p.v[0] = after;
+	if ((r = q(pw->s, pw->sql, &pw->p, 0, &res, "list")) != 0)
+		return r;
+	k = PQntuples(res);
+	for (i = 0; i < k && r == 0 && !pw->w->more; i++) {
+		e = NULL;
+		n = NULL;
+		if (pw->w->entries)
+			r = load_entry(res, i, &e);
+		else
+			r = load_node(res, i, &n);
+		if (r == 0)
+			r = ds_walk_row(pw->w, e, n);
+	}
+	PQclear(res);
+	*rows = (size_t)k;
+	return r;
+}
+
+static int
+pg_walk(struct ds *ds, struct ds_walk *w, const char *after)
 {
 	const struct ds_entry_filter	*ef = w->entries ? w->f : NULL;
 	const struct ds_node_filter	*nf = w->entries ? NULL : w->f;
 	const struct selector_set	*sel = NULL;
-	struct ds_entry			*e;
-	struct ds_node			*n;
-	struct pgp			 p = { .n = 0 };
-	PGresult			*res = NULL;
-	char				 sql[2048], *selj = NULL, *last;
-	int				 rows, i, ok, r = 0, keyp;
+	struct pg_walk			 pw;
+	struct pgp			*p = &pw.p;
+	char				*sql = pw.sql, *selj = NULL;
+	size_t				 len = sizeof(pw.sql);
+	int				 r;
 
-	if ((last = strdup(after != NULL ? after : "")) == NULL)
-		return WICK_ERR_ALLOC;
-	snprintf(sql, sizeof(sql), "%s", w->entries ? ENTRY_SEL : NODE_SEL);
-	p_text(&p, "");		/* $1: the last key, set per chunk */
-	keyp = 0;
-	frag(sql, sizeof(sql), w->entries ? " WHERE e.entry_id > $%d" :
+	pw.s = (struct pg *)ds;
+	pw.w = w;
+	p->n = 0;
+	snprintf(sql, len, "%s", w->entries ? ENTRY_SEL : NODE_SEL);
+	p_text(p, "");		/* $1: the last key, set per chunk */
+	frag(sql, len, w->entries ? " WHERE e.entry_id > $%d" :
 	    " WHERE n.spiffe_id > $%d", 1);
 	if (ef != NULL) {
 		if (ef->spiffe_id != NULL) {
-			p_text(&p, ef->spiffe_id);
-			frag(sql, sizeof(sql), " AND e.spiffe_id = $%d", p.n);
+			p_text(p, ef->spiffe_id);
+			frag(sql, len, " AND e.spiffe_id = $%d", p->n);
 		}
 		if (ef->parent_id != NULL) {
-			p_text(&p, ef->parent_id);
-			frag(sql, sizeof(sql), " AND e.parent_id = $%d", p.n);
+			p_text(p, ef->parent_id);
+			frag(sql, len, " AND e.parent_id = $%d", p->n);
 		}
 		if (ef->hint != NULL) {
-			p_text(&p, ef->hint);
-			frag(sql, sizeof(sql), " AND e.hint = $%d", p.n);
+			p_text(p, ef->hint);
+			frag(sql, len, " AND e.hint = $%d", p->n);
 		}
 		if (ef->downstream_only)
-			frag(sql, sizeof(sql), " AND e.downstream = 1", 0);
+			frag(sql, len, " AND e.downstream = 1", 0);
 		if (ef->selectors != NULL && ef->selectors->n > 0)
 			sel = ef->selectors;
 	} else if (nf != NULL) {
 		if (nf->attestation_type != NULL) {
-			p_text(&p, nf->attestation_type);
-			frag(sql, sizeof(sql), " AND n.attestation_type = $%d",
-			    p.n);
+			p_text(p, nf->attestation_type);
+			frag(sql, len, " AND n.attestation_type = $%d",
+			    p->n);
 		}
 		if (nf->expires_before > 0) {
-			p_int(&p, nf->expires_before);
-			frag(sql, sizeof(sql), " AND n.expires_at < $%d", p.n);
+			p_int(p, nf->expires_before);
+			frag(sql, len, " AND n.expires_at < $%d", p->n);
 		}
 		if (nf->banned == 1)
-			frag(sql, sizeof(sql), " AND n.serial = '' AND"
+			frag(sql, len, " AND n.serial = '' AND"
 			    " n.new_serial = ''", 0);
 		else if (nf->banned == 2)
-			frag(sql, sizeof(sql), " AND (n.serial != '' OR"
+			frag(sql, len, " AND (n.serial != '' OR"
 			    " n.new_serial != '')", 0);
 		if (nf->selectors != NULL && nf->selectors->n > 0)
 			sel = nf->selectors;
 	}
 	/* No JSON (out of memory): C does all the work. */
-	if (sel != NULL && (selj = selectors_json(sel)) != NULL) {
-		p_text(&p, selj);
-		frag(sql, sizeof(sql), w->entries ?
+	if (sel != NULL && (selj = ds_selectors_json(sel)) != NULL) {
+		p_text(p, selj);
+		frag(sql, len, w->entries ?
 		    " AND e.id IN (SELECT x.entry FROM entry_selectors x,"
 		    " json_array_elements($%d::json) j"
 		    " WHERE x.type = j ->> 0 AND x.value = j ->> 1)" :
 		    " AND n.id IN (SELECT x.node FROM node_selectors x,"
 		    " json_array_elements($%d::json) j"
-		    " WHERE x.type = j ->> 0 AND x.value = j ->> 1)", p.n);
+		    " WHERE x.type = j ->> 0 AND x.value = j ->> 1)", p->n);
 	}
-	p_int(&p, PG_CHUNK);
-	frag(sql, sizeof(sql), w->entries ? " ORDER BY e.entry_id LIMIT $%d" :
-	    " ORDER BY n.spiffe_id LIMIT $%d", p.n);
-	do {
-		p.v[keyp] = last;
-		if ((r = q(s, sql, &p, 0, &res, "list")) != 0)
-			goto out;
-		rows = PQntuples(res);
-		for (i = 0; i < rows; i++) {
-			e = NULL;
-			n = NULL;
-			ok = 0;
-			if (w->entries && (r = load_entry(res, i, &e)) == 0)
-				ok = ds_entry_matches(e, w->f);
-			else if (!w->entries &&
-			    (r = load_node(res, i, &n)) == 0)
-				ok = ds_node_matches(n, w->f);
-			if (r != 0)
-				goto out;
-			if (ok && w->n == w->limit)
-				w->more = 1;
-			else if (ok && w->ev != NULL)
-				w->ev[w->n++] = e;
-			else if (ok && w->nv != NULL)
-				w->nv[w->n++] = n;
-			else if (ok)
-				w->n++;
-			if (!ok || w->more || (w->ev == NULL &&
-			    w->nv == NULL)) {
-				ds_entry_free(e);
-				ds_node_free(n);
-			}
-			if (w->more)
-				goto out;
-		}
-		if (rows > 0) {
-			free(last);
-			if ((last = g_text(res, rows - 1, 0)) == NULL) {
-				r = WICK_ERR_ALLOC;
-				goto out;
-			}
-		}
-		PQclear(res);
-		res = NULL;
-	} while (rows == PG_CHUNK);
-out:
-	PQclear(res);
+	p_int(p, PG_CHUNK);
+	frag(sql, len, w->entries ? " ORDER BY e.entry_id LIMIT $%d" :
+	    " ORDER BY n.spiffe_id LIMIT $%d", p->n);
+	r = ds_walk_run(w, after, PG_CHUNK, walk_fetch, &pw);
 	free(selj);
-	free(last);
-	return r;
-}
-
-static int
-pg_entries_list(struct ds *ds, const struct ds_entry_filter *f,
-    const char *token, size_t limit, struct ds_entry_list *out)
-{
-	struct walk	w = { 1, f, NULL, NULL, 0, limit, 0 };
-	int		r;
-
-	if ((w.ev = out->v = calloc(limit, sizeof(*out->v))) == NULL)
-		return WICK_ERR_ALLOC;
-	r = walk((struct pg *)ds, &w, token);
-	out->n = w.n;
-	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
-	    1]->id)) == NULL)
-		r = WICK_ERR_ALLOC;
-	if (r != 0)
-		ds_entry_list_free(out);
-	return r;
-}
-
-static int
-pg_entries_count(struct ds *ds, const struct ds_entry_filter *f,
-    int64_t *count)
-{
-	struct walk	w = { 1, f, NULL, NULL, 0, SIZE_MAX, 0 };
-	int		r = walk((struct pg *)ds, &w, NULL);
-
-	*count = r == 0 ? (int64_t)w.n : 0;
 	return r;
 }
 
@@ -1209,7 +1047,7 @@ pg_entries_prune(struct ds *ds, int64_t now, size_t *n)
 	/* One delete and one change row each, as a delete by ID does. */
 	k = PQntuples(res);
 	for (i = 0; i < k && r == 0; i++)
-		r = delete_one(s, PQgetvalue(res, i, 0), now);
+		r = pg_delete_one(ds, PQgetvalue(res, i, 0), now);
 	PQclear(res);
 	if ((r = finish(s, r)) == 0)
 		*n = (size_t)k;
@@ -1410,35 +1248,6 @@ pg_node_delete(struct ds *ds, const char *id, int64_t now)
 	p_text(&p, id);
 	return node_write((struct pg *)ds, "DELETE FROM nodes"
 	    " WHERE spiffe_id = $1", &p, id, NULL, DS_OP_DELETE, now);
-}
-
-static int
-pg_nodes_list(struct ds *ds, const struct ds_node_filter *f,
-    const char *token, size_t limit, struct ds_node_list *out)
-{
-	struct walk	w = { 0, f, NULL, NULL, 0, limit, 0 };
-	int		r;
-
-	if ((w.nv = out->v = calloc(limit, sizeof(*out->v))) == NULL)
-		return WICK_ERR_ALLOC;
-	r = walk((struct pg *)ds, &w, token);
-	out->n = w.n;
-	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
-	    1]->spiffe_id)) == NULL)
-		r = WICK_ERR_ALLOC;
-	if (r != 0)
-		ds_node_list_free(out);
-	return r;
-}
-
-static int
-pg_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
-{
-	struct walk	w = { 0, f, NULL, NULL, 0, SIZE_MAX, 0 };
-	int		r = walk((struct pg *)ds, &w, NULL);
-
-	*count = r == 0 ? (int64_t)w.n : 0;
-	return r;
 }
 
 /* ---- join tokens ------------------------------------------------------- */
@@ -1711,8 +1520,9 @@ audit_row(const PGresult *res, int i, struct ds_audit *a)
 
 /* The anchor of the last prune; WICK_ERR_NOT_FOUND when none. */
 static int
-audit_anchor(struct pg *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+audit_anchor(struct ds *ds, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 {
+	struct pg	*s = (struct pg *)ds;
 	PGresult	*res;
 	int		 r;
 
@@ -1728,82 +1538,48 @@ audit_anchor(struct pg *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 	return r;
 }
 
-/* The chain's head: the newest event, else the anchor, else genesis. */
+/* The newest chained event's seq and hash; WICK_ERR_NOT_FOUND when none. */
 static int
-audit_head(struct pg *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+audit_last(struct ds *ds, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 {
+	struct pg	*s = (struct pg *)ds;
 	PGresult	*res;
-	int		 r, found;
+	int		 r;
 
 	if ((r = q(s, "SELECT seq, hash FROM audit WHERE seq IS NOT NULL"
 	    " ORDER BY seq DESC LIMIT 1", NULL, 0, &res, "audit head")) != 0)
 		return r;
-	if ((found = PQntuples(res) == 1)) {
+	if (PQntuples(res) == 1) {
 		*seq = g_int(res, 0, 0);
 		snprintf(hash, DS_AUDIT_HASH_HEX, "%s", PQgetvalue(res, 0, 1));
-	}
+	} else
+		r = WICK_ERR_NOT_FOUND;
 	PQclear(res);
-	if (found)
-		return 0;
-	if ((r = audit_anchor(s, seq, hash)) != WICK_ERR_NOT_FOUND)
-		return r;
-	*seq = 0;
-	snprintf(hash, DS_AUDIT_HASH_HEX, "%s", AUDIT_GENESIS);
-	return 0;
+	return r;
 }
 
-/* Chain a new event to the head: the caller holds PG_LOCK_AUDIT. */
+/* Insert a chained event: the caller holds PG_LOCK_AUDIT. */
 static int
-audit_insert(struct pg *s, int64_t at, const char *kind, const char *actor,
-    const char *subject, int ok, const char *detail)
+audit_put(struct ds *ds, const struct ds_audit *a)
 {
-	struct ds_audit	 a;
-	struct pgp	 p = { .n = 0 };
-	int64_t		 head;
-	int		 r;
+	struct pgp	p = { .n = 0 };
 
-	memset(&a, 0, sizeof(a));
-	if ((r = audit_head(s, &head, a.prev_hash)) != 0)
-		return r;
-	a.seq = head + 1;
-	a.at = at;
-	a.kind = (char *)kind;
-	a.actor = (char *)actor;
-	a.subject = (char *)subject;
-	a.ok = ok != 0;
-	a.detail_json = (char *)detail;
-	if ((r = ds_audit_hash(&a, a.hash)) != 0) {
-		/* A head that is not a hash: the chain was damaged. */
-		log_error("audit: the chain's head (seq %lld) holds no valid "
-		    "hash", (long long)head);
-		return r == WICK_ERR_INVALID ? WICK_ERR_STATE : r;
-	}
-	p_int(&p, a.seq);
-	p_int(&p, at);
-	p_text(&p, kind);
-	p_text(&p, actor);
-	p_text(&p, subject);
-	p_int(&p, a.ok);
-	p_text(&p, detail);
-	p_text(&p, a.prev_hash);
-	p_text(&p, a.hash);
-	return q(s, "INSERT INTO audit (seq, at, kind, actor, subject, ok,"
-	    " detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,"
-	    " $9)", &p, 0, NULL, "audit");
+	p_int(&p, a->seq);
+	p_int(&p, a->at);
+	p_text(&p, a->kind);
+	p_text(&p, a->actor);
+	p_text(&p, a->subject);
+	p_int(&p, a->ok);
+	p_text(&p, a->detail_json);
+	p_text(&p, a->prev_hash);
+	p_text(&p, a->hash);
+	return q((struct pg *)ds, "INSERT INTO audit (seq, at, kind, actor,"
+	    " subject, ok, detail, prev_hash, hash) VALUES ($1, $2, $3, $4,"
+	    " $5, $6, $7, $8, $9)", &p, 0, NULL, "audit");
 }
 
-static int
-pg_audit_append(struct ds *ds, int64_t at, const char *kind,
-    const char *actor, const char *subject, int ok, const char *detail)
-{
-	struct pg	*s = (struct pg *)ds;
-	int		 r;
 
-	if ((r = begin(s, LOCK_AUDIT)) != 0)
-		return r;
-	return finish(s, audit_insert(s, at, kind, actor, subject, ok,
-	    detail));
-}
+
 
 /*
  * Run fn over the events of sql, PG_CHUNK rows per query: $1 is the key
@@ -1869,21 +1645,15 @@ pg_audit_list(struct ds *ds, const struct ds_audit_filter *f, size_t limit,
 	    " ORDER BY seq LIMIT $2", &p, 1, f->after_seq, limit, fn, arg);
 }
 
-static int
-verify_cb(void *arg, const struct ds_audit *a)
-{
-	return ds_audit_verify_event(arg, a);
-}
-
 /*
  * A prune deletes the events up to its anchor in the transaction that
  * sets it, so an event still there at or below the anchor means the
- * anchor was edited to hide it from the walk: WICK_ERR_STATE, with v's
- * bad_seq and why set.
+ * anchor was edited to hide it from the walk.
  */
 static int
-anchor_check(struct pg *s, int64_t aseq, struct ds_audit_verify *v)
+audit_anchor_check(struct ds *ds, int64_t aseq, struct ds_audit_verify *v)
 {
+	struct pg	*s = (struct pg *)ds;
 	struct pgp	 p = { .n = 0 };
 	PGresult	*res;
 	int64_t		 seq;
@@ -1899,26 +1669,63 @@ anchor_check(struct pg *s, int64_t aseq, struct ds_audit_verify *v)
 	}
 	seq = g_int(res, 0, 0);
 	PQclear(res);
-	v->bad_seq = seq;
-	snprintf(v->why, sizeof(v->why), "anchor edited: seq %lld is still "
-	    "there but the anchor says events up to seq %lld were pruned",
-	    (long long)seq, (long long)aseq);
-	return WICK_ERR_STATE;
+	return ds_audit_anchor_edited(v, seq, aseq);
 }
 
-/*
- * One slice of a walk, in one read-only snapshot.  A prune between two
- * slices may drop events the walk has not reached: then the walk goes on
- * from the new anchor, which must itself continue what was checked.
- */
+static int
+audit_chain_rows(struct ds *ds, int64_t after, size_t max, ds_audit_fn *fn,
+    void *arg)
+{
+	struct pgp	p = { .n = 2 };
+
+	return audit_walk((struct pg *)ds, "SELECT " AUDIT_COLS " FROM audit"
+	    " WHERE seq > $1 ORDER BY seq LIMIT $2", &p, 1, after, max, fn,
+	    arg);
+}
+
+static int
+audit_cut(struct ds *ds, int64_t seq, const char *hash, int64_t at)
+{
+	struct pg	*s = (struct pg *)ds;
+	struct pgp	 p = { .n = 0 };
+	int		 r;
+
+	p_int(&p, seq);
+	if ((r = q(s, "DELETE FROM audit WHERE seq <= $1", &p, 0, NULL,
+	    "audit prune")) != 0)
+		return r;
+	p_text(&p, hash);
+	p_int(&p, at);
+	return q(s, "INSERT INTO audit_anchor (id, seq, hash, at)"
+	    " VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET"
+	    " seq = excluded.seq, hash = excluded.hash, at = excluded.at", &p,
+	    0, NULL, "audit anchor");
+}
+
+static const struct ds_audit_ops audit_ops = {
+	audit_last, audit_anchor, audit_anchor_check, audit_chain_rows,
+	audit_cut, audit_put
+};
+
+static int
+pg_audit_append(struct ds *ds, int64_t at, const char *kind,
+    const char *actor, const char *subject, int ok, const char *detail)
+{
+	struct pg	*s = (struct pg *)ds;
+	int		 r;
+
+	if ((r = begin(s, LOCK_AUDIT)) != 0)
+		return r;
+	return finish(s, ds_audit_chain(ds, &audit_ops, at, kind, actor,
+	    subject, ok, detail));
+}
+
+/* One slice of a chain walk, in one read-only snapshot. */
 static int
 pg_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
     size_t max_rows)
 {
 	struct pg	*s = (struct pg *)ds;
-	struct pgp	 p = { .n = 2 };
-	char		 ahash[DS_AUDIT_HASH_HEX];
-	int64_t		 aseq, before;
 	int		 r;
 
 	/* Its own read transaction: never inside a caller's. */
@@ -1928,125 +1735,25 @@ pg_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
 	    != 0)
 		return r;
 	s->intx = 1;
-	r = audit_anchor(s, &aseq, ahash);
-	if (r == WICK_ERR_NOT_FOUND) {
-		aseq = 0;
-		snprintf(ahash, sizeof(ahash), "%s", AUDIT_GENESIS);
-		r = 0;
-	}
-	if (r != 0)
-		goto out;
-	if (!v->started || aseq >= v->next_seq) {
-		v->started = 1;
-		v->anchor_seq = aseq;
-		v->next_seq = aseq + 1;
-		memcpy(v->prev_hash, ahash, sizeof(v->prev_hash));
-	}
-	if ((r = anchor_check(s, aseq, v)) == WICK_ERR_STATE) {
-		v->done = 1;
-		r = 0;
-		goto out;
-	}
-	if (r != 0)
-		goto out;
-	before = v->count;
-	r = audit_walk(s, "SELECT " AUDIT_COLS " FROM audit"
-	    " WHERE seq > $1 ORDER BY seq LIMIT $2", &p, 1, v->next_seq - 1,
-	    max_rows, verify_cb, v);
-	if (r == WICK_ERR_STATE) {
-		v->done = 1;
-		r = 0;
-	} else if (r == 0 && v->count - before < (int64_t)max_rows)
-		v->done = 1;
-out:
+	r = ds_audit_verify_run(ds, &audit_ops, v, max_rows);
 	PQclear(PQexec(s->conn, "COMMIT"));
 	s->intx = 0;
 	return r;
-}
-
-struct prune_walk {
-	struct ds_audit_verify	 v;
-	int64_t			 before;
-	int64_t			 last_at;
-	size_t			 n;
-};
-
-/* Events to drop: oldest first, while older than the cut-off. */
-static int
-prune_cb(void *arg, const struct ds_audit *a)
-{
-	struct prune_walk	*w = arg;
-	int			 r;
-
-	if (a->at >= w->before)
-		return 1;
-	if ((r = ds_audit_verify_event(&w->v, a)) != 0)
-		return r;
-	w->last_at = a->at;
-	w->n++;
-	return 0;
 }
 
 static int
 pg_audit_prune(struct ds *ds, int64_t before, size_t max_rows, int64_t now,
     size_t *n)
 {
-	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
-	struct pg			*s = (struct pg *)ds;
-	struct prune_walk		 w;
-	struct pgp			 p = { .n = 2 };
-	char				 detail[256];
-	int64_t				 aseq;
-	int				 r;
+	struct pg	*s = (struct pg *)ds;
+	size_t		 k;
+	int		 r;
 
-	memset(&w, 0, sizeof(w));
-	w.before = before;
 	if ((r = begin(s, LOCK_AUDIT)) != 0)
 		return r;
-	r = audit_anchor(s, &aseq, w.v.prev_hash);
-	if (r == WICK_ERR_NOT_FOUND) {
-		aseq = 0;
-		snprintf(w.v.prev_hash, sizeof(w.v.prev_hash), "%s",
-		    AUDIT_GENESIS);
-		r = 0;
-	}
-	if (r != 0)
-		return finish(s, r);
-	w.v.next_seq = aseq + 1;
-	if ((r = anchor_check(s, aseq, &w.v)) == 0 &&
-	    (r = audit_walk(s, "SELECT " AUDIT_COLS " FROM audit"
-	    " WHERE seq > $1 ORDER BY seq LIMIT $2", &p, 1, aseq, max_rows,
-	    prune_cb, &w)) == 1)
-		r = 0;
-	if (r == WICK_ERR_STATE) {
-		/* Dropping them would destroy the evidence. */
-		log_error_rl(&rl, "audit: not pruning: the chain is broken at "
-		    "seq %lld: %s", (long long)w.v.bad_seq, w.v.why);
-		return finish(s, r);
-	}
-	if (r != 0 || w.n == 0)
-		return finish(s, r);
-	p.n = 0;
-	p_int(&p, w.v.next_seq - 1);
-	if ((r = q(s, "DELETE FROM audit WHERE seq <= $1", &p, 0, NULL,
-	    "audit prune")) != 0)
-		return finish(s, r);
-	p_text(&p, w.v.prev_hash);
-	p_int(&p, w.last_at);
-	if ((r = q(s, "INSERT INTO audit_anchor (id, seq, hash, at)"
-	    " VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET"
-	    " seq = excluded.seq, hash = excluded.hash, at = excluded.at", &p,
-	    0, NULL, "audit anchor")) != 0)
-		return finish(s, r);
-	snprintf(detail, sizeof(detail), "{\"anchor_hash\":\"%s\","
-	    "\"anchor_seq\":%lld,\"before\":%lld,\"pruned\":%zu}",
-	    w.v.prev_hash, (long long)(w.v.next_seq - 1), (long long)before,
-	    w.n);
-	if ((r = audit_insert(s, now, "audit.prune", "server", "", 1,
-	    detail)) != 0)
-		return finish(s, r);
-	if ((r = finish(s, 0)) == 0)
-		*n = w.n;
+	r = ds_audit_prune_run(ds, &audit_ops, before, max_rows, now, &k);
+	if ((r = finish(s, r)) == 0)
+		*n = k;
 	return r;
 }
 
@@ -2102,12 +1809,9 @@ pg_close(struct ds *ds)
 static const struct ds_ops pg_ops = {
 	"postgres",
 	pg_close,
-	pg_entries_create,
-	pg_entries_update,
-	pg_entries_delete,
+	&batch_ops,
 	pg_entry_get,
-	pg_entries_list,
-	pg_entries_count,
+	pg_walk,
 	pg_entries_prune,
 	pg_revision,
 	pg_changes_since,
@@ -2117,8 +1821,6 @@ static const struct ds_ops pg_ops = {
 	pg_node_set_selectors,
 	pg_node_ban,
 	pg_node_delete,
-	pg_nodes_list,
-	pg_nodes_count,
 	pg_join_token_create,
 	pg_join_token_consume,
 	pg_join_tokens_prune,

@@ -18,13 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <sqlite3.h>
 
 #include "ds_int.h"
-#include "encode.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -347,28 +345,6 @@ log_change(struct sq *s, enum ds_change_kind kind, enum ds_change_op op,
 	return 0;
 }
 
-/* [["type","value"],...] for json_each(); NULL when it cannot be built
- * (then the caller narrows nothing in SQL and C does all the work). */
-static char *
-selectors_json(const struct selector_set *set)
-{
-	json_t	*a = json_array(), *pair;
-	char	*out = NULL;
-	size_t	 i;
-
-	if (a == NULL)
-		return NULL;
-	for (i = 0; i < set->n; i++) {
-		pair = json_pack("[ss]", set->sel[i].type, set->sel[i].value);
-		if (pair == NULL || json_array_append_new(a, pair) != 0)
-			goto out;
-	}
-	out = json_dumps(a, JSON_COMPACT);
-out:
-	json_decref(a);
-	return out;
-}
-
 /* ---- entries ----------------------------------------------------------- */
 
 /* Insert rows (entry, pos, value) for each string of v. */
@@ -433,9 +409,10 @@ write_children(struct sq *s, int64_t row, const struct ds_entry *e)
 
 /* The entry ID of an entry similar to e (same IDs and selectors). */
 static int
-find_similar(struct sq *s, const struct ds_entry *e, const char *hash,
+find_similar(struct ds *ds, const struct ds_entry *e, const char *hash,
     char **id)
 {
+	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
 	int		 rc, r;
 
@@ -473,30 +450,16 @@ bind_entry(sqlite3_stmt *p, const struct ds_entry *e, const char *hash)
 }
 
 static int
-create_one(struct sq *s, struct ds_entry *e, int64_t now)
+sq_create_one(struct ds *ds, struct ds_entry *e, int64_t now)
 {
+	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	char		 hash[65], uuid[37], *other = NULL, *id;
+	char		 hash[65];
 	int64_t		 rev;
 	int		 r;
 
-	if ((r = ds_selectors_hash(&e->selectors, hash)) != 0)
-		return r;
-	if ((r = find_similar(s, e, hash, &other)) == 0) {
-		free(e->id);
-		e->id = other;
-		return WICK_ERR_EXISTS;
-	} else if (r != WICK_ERR_NOT_FOUND)
-		return r;
-	if (e->id == NULL || *e->id == '\0') {
-		if ((r = uuid4(uuid)) != 0)
-			return r;
-		if ((id = strdup(uuid)) == NULL)
-			return WICK_ERR_ALLOC;
-		free(e->id);
-		e->id = id;
-	}
-	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_CREATE, e->id, now,
+	if ((r = ds_entry_prepare(ds, e, 1, hash, find_similar)) != 0 ||
+	    (r = log_change(s, DS_CHANGE_ENTRY, DS_OP_CREATE, e->id, now,
 	    &rev)) != 0)
 		return r;
 	if ((r = st(s, "INSERT INTO entries (spiffe_id, parent_id,"
@@ -513,22 +476,21 @@ create_one(struct sq *s, struct ds_entry *e, int64_t now)
 	if ((r = step_done(s, p, "insert entry")) != 0 ||
 	    (r = write_children(s, sqlite3_last_insert_rowid(s->db), e)) != 0)
 		return r;
-	e->created_at = now;
-	e->revision_number = 0;
-	e->change_rev = rev;
+	ds_entry_stamp(e, now, 0, rev);
 	return 0;
 }
 
 static int
-update_one(struct sq *s, struct ds_entry *e, int64_t now)
+sq_update_one(struct ds *ds, struct ds_entry *e, int64_t now)
 {
+	struct sq	*s = (struct sq *)ds;
 	static const char *const clear[] = {
 		"DELETE FROM entry_selectors WHERE entry = ?",
 		"DELETE FROM entry_dns_names WHERE entry = ?",
 		"DELETE FROM entry_federates_with WHERE entry = ?",
 	};
 	sqlite3_stmt	*p;
-	char		 hash[65], *other = NULL;
+	char		 hash[65];
 	int64_t		 row, rev, created, revno;
 	size_t		 i;
 	int		 rc, r;
@@ -546,16 +508,8 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 	created = sqlite3_column_int64(p, 1);
 	revno = sqlite3_column_int64(p, 2) + 1;
 	sqlite3_reset(p);
-	if ((r = ds_selectors_hash(&e->selectors, hash)) != 0)
-		return r;
-	if ((r = find_similar(s, e, hash, &other)) == 0) {
-		rc = strcmp(other, e->id) != 0;
-		free(other);
-		if (rc)
-			return WICK_ERR_EXISTS;
-	} else if (r != WICK_ERR_NOT_FOUND)
-		return r;
-	if ((r = log_change(s, DS_CHANGE_ENTRY, DS_OP_UPDATE, e->id, now,
+	if ((r = ds_entry_prepare(ds, e, 0, hash, find_similar)) != 0 ||
+	    (r = log_change(s, DS_CHANGE_ENTRY, DS_OP_UPDATE, e->id, now,
 	    &rev)) != 0)
 		return r;
 	if ((r = st(s, "UPDATE entries SET spiffe_id = ?, parent_id = ?,"
@@ -578,17 +532,15 @@ update_one(struct sq *s, struct ds_entry *e, int64_t now)
 		if ((r = step_done(s, p, "clear entry lists")) != 0)
 			return r;
 	}
-	if ((r = write_children(s, row, e)) != 0)
-		return r;
-	e->revision_number = revno;
-	e->created_at = created;
-	e->change_rev = rev;
-	return 0;
+	if ((r = write_children(s, row, e)) == 0)
+		ds_entry_stamp(e, created, revno, rev);
+	return r;
 }
 
 static int
-delete_one(struct sq *s, const char *id, int64_t now)
+sq_delete_one(struct ds *ds, const char *id, int64_t now)
 {
+	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
 	int		 r;
 
@@ -602,82 +554,28 @@ delete_one(struct sq *s, const char *id, int64_t now)
 	return log_change(s, DS_CHANGE_ENTRY, DS_OP_DELETE, id, now, NULL);
 }
 
-enum batch_op { OP_CREATE, OP_UPDATE, OP_DELETE };
-
-/* Item errors a savepoint cannot contain: they doom the whole batch. */
 static int
-fatal_item(int r)
+batch_begin(struct ds *ds)
 {
-	return r == WICK_ERR_IO || r == WICK_ERR_INTERNAL ||
-	    r == WICK_ERR_UNAVAILABLE || r == WICK_ERR_ALLOC;
-}
-
-/* Items with res[i] == 0 on entry are tried, each under a savepoint. */
-static int
-run_batch(struct sq *s, enum batch_op op, struct ds_entry **v,
-    const char *const *ids, size_t n, int *res, int64_t now)
-{
-	size_t	i;
-	int	r, tried = 0;
-
-	if ((r = begin(s)) != 0)
-		goto fail;
-	for (i = 0; i < n; i++) {
-		if (res[i] != 0)
-			continue;
-		if ((r = exec(s, "SAVEPOINT item")) != 0)
-			goto fail;
-		tried = 1;
-		switch (op) {
-		case OP_CREATE:
-			res[i] = create_one(s, v[i], now);
-			break;
-		case OP_UPDATE:
-			res[i] = update_one(s, v[i], now);
-			break;
-		case OP_DELETE:
-			res[i] = delete_one(s, ids[i], now);
-			break;
-		}
-		if (fatal_item(res[i])) {
-			r = res[i];
-			goto fail;
-		}
-		if ((res[i] != 0 && (r = exec(s, "ROLLBACK TO item")) != 0) ||
-		    (r = exec(s, "RELEASE item")) != 0)
-			goto fail;
-	}
-	if ((r = finish(s, 0)) == 0 || !tried)
-		return r;
-fail:
-	(void)finish(s, r);
-	/* Nothing was written: no item may claim success. */
-	for (i = 0; i < n; i++)
-		if (res[i] == 0 || fatal_item(res[i]))
-			res[i] = r;
-	return r;
+	return begin((struct sq *)ds);
 }
 
 static int
-sq_entries_create(struct ds *ds, struct ds_entry **v, size_t n, int *res,
-    int64_t now)
+batch_exec(struct ds *ds, const char *sql)
 {
-	return run_batch((struct sq *)ds, OP_CREATE, v, NULL, n, res, now);
+	return exec((struct sq *)ds, sql);
 }
 
 static int
-sq_entries_update(struct ds *ds, struct ds_entry **v, size_t n, int *res,
-    int64_t now)
+batch_finish(struct ds *ds, int r)
 {
-	return run_batch((struct sq *)ds, OP_UPDATE, v, NULL, n, res, now);
+	return finish((struct sq *)ds, r);
 }
 
-static int
-sq_entries_delete(struct ds *ds, const char *const *ids, size_t n, int *res,
-    int64_t now)
-{
-	return run_batch((struct sq *)ds, OP_DELETE, NULL, ids, n, res, now);
-}
+static const struct ds_batch_ops batch_ops = {
+	batch_begin, batch_exec, batch_finish, sq_create_one, sq_update_one,
+	sq_delete_one
+};
 
 #define ENTRY_COLS "id, entry_id, spiffe_id, parent_id, x509_svid_ttl," \
 	" jwt_svid_ttl, admin, downstream, store_svid, expires_at, hint," \
@@ -730,6 +628,20 @@ load_strings(struct sq *s, const char *sql, int64_t row, struct ds_entry *e,
 	return r;
 }
 
+static char *
+row_text(const void *row, int col)
+{
+	return col_text((sqlite3_stmt *)row, col);
+}
+
+static int64_t
+row_num(const void *row, int col)
+{
+	return sqlite3_column_int64((sqlite3_stmt *)row, col);
+}
+
+static const struct ds_cols cols = { row_text, row_num };
+
 /* Build an entry from a row of ENTRY_COLS and its child rows. */
 static int
 load_entry(struct sq *s, sqlite3_stmt *row, struct ds_entry **out)
@@ -738,25 +650,9 @@ load_entry(struct sq *s, sqlite3_stmt *row, struct ds_entry **out)
 	int64_t		 id = sqlite3_column_int64(row, 0);
 	int		 r;
 
-	*out = NULL;
-	if ((e = ds_entry_new()) == NULL)
-		return WICK_ERR_ALLOC;
-	if ((e->id = col_text(row, 1)) == NULL ||
-	    (e->spiffe_id = col_text(row, 2)) == NULL ||
-	    (e->parent_id = col_text(row, 3)) == NULL ||
-	    (e->hint = col_text(row, 10)) == NULL) {
-		ds_entry_free(e);
-		return WICK_ERR_ALLOC;
-	}
-	e->x509_svid_ttl = sqlite3_column_int(row, 4);
-	e->jwt_svid_ttl = sqlite3_column_int(row, 5);
-	e->admin = sqlite3_column_int(row, 6);
-	e->downstream = sqlite3_column_int(row, 7);
-	e->store_svid = sqlite3_column_int(row, 8);
-	e->expires_at = sqlite3_column_int64(row, 9);
-	e->revision_number = sqlite3_column_int64(row, 11);
-	e->created_at = sqlite3_column_int64(row, 12);
-	e->change_rev = sqlite3_column_int64(row, 13);
+	if ((r = ds_entry_decode(&cols, row, 1, out)) != 0)
+		return r;
+	e = *out;
 	if ((r = load_selectors(s, "SELECT type, value FROM entry_selectors"
 	    " WHERE entry = ?", id, &e->selectors)) != 0 ||
 	    (r = load_strings(s, "SELECT value FROM entry_dns_names"
@@ -766,10 +662,9 @@ load_entry(struct sq *s, sqlite3_stmt *row, struct ds_entry **out)
 	    " WHERE entry = ? ORDER BY pos", id, e,
 	    ds_entry_add_federates_with)) != 0) {
 		ds_entry_free(e);
-		return r;
+		*out = NULL;
 	}
-	*out = e;
-	return 0;
+	return r;
 }
 
 static int
@@ -800,57 +695,32 @@ sq_entry_get(struct ds *ds, const char *id, struct ds_entry **out)
 static int
 load_node(struct sq *s, sqlite3_stmt *row, struct ds_node **out)
 {
-	struct ds_node	*n;
-	int		 r;
+	int	r;
 
-	*out = NULL;
-	if ((n = ds_node_new()) == NULL)
-		return WICK_ERR_ALLOC;
-	if ((n->spiffe_id = col_text(row, 1)) == NULL ||
-	    (n->attestation_type = col_text(row, 2)) == NULL ||
-	    (n->serial = col_text(row, 3)) == NULL ||
-	    (n->new_serial = col_text(row, 5)) == NULL) {
-		ds_node_free(n);
-		return WICK_ERR_ALLOC;
-	}
-	n->expires_at = sqlite3_column_int64(row, 4);
-	n->new_expires_at = sqlite3_column_int64(row, 6);
-	n->can_reattest = sqlite3_column_int(row, 7);
-	n->created_at = sqlite3_column_int64(row, 8);
+	if ((r = ds_node_decode(&cols, row, 1, out)) != 0)
+		return r;
 	if ((r = load_selectors(s, "SELECT type, value FROM node_selectors"
 	    " WHERE node = ?", sqlite3_column_int64(row, 0),
-	    &n->selectors)) != 0) {
-		ds_node_free(n);
-		return r;
+	    &(*out)->selectors)) != 0) {
+		ds_node_free(*out);
+		*out = NULL;
 	}
-	*out = n;
-	return 0;
+	return r;
 }
 
 /* ---- listing entries and nodes ----------------------------------------- */
 
-/*
- * A list walk goes through the rows in key order, SQ_CHUNK rows per
- * query, narrowed in SQL by the filters SQL can test exactly or
- * conservatively; ds_entry_matches() / ds_node_matches() then decide.
- * Narrowing by selectors keeps rows sharing at least one selector with
- * the filter, which every match mode needs (a record without selectors
- * matches no selector filter).
- */
-struct walk {
-	int		  entries;	/* 1 entries, 0 nodes */
-	const void	 *f;
-	struct ds_entry	**ev;		/* matches kept, or NULL (count) */
-	struct ds_node	**nv;
-	size_t		  n;		/* matches */
-	size_t		  limit;	/* at most this many */
-	int		  more;		/* a match past the limit exists */
+/* A walk (see ds_int.h) through its statement, SQ_CHUNK rows a query. */
+struct sq_walk {
+	struct sq	*s;
+	struct ds_walk	*w;
+	sqlite3_stmt	*p;
 };
 
 /* The query for w, from constant fragments only; values are bound.
  * *selj holds the JSON bound as ?5.  Prepared per walk, never kept. */
 static int
-walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
+walk_prepare(struct sq *s, const struct ds_walk *w, sqlite3_stmt **p,
     char **selj)
 {
 	const struct ds_entry_filter	*ef = w->entries ? w->f : NULL;
@@ -898,7 +768,7 @@ walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
 			    " x.type = j.value ->> 0 AND"
 			    " x.value = j.value ->> 1)";
 	}
-	*selj = sel != NULL && sel->n > 0 ? selectors_json(sel) : NULL;
+	*selj = sel != NULL && sel->n > 0 ? ds_selectors_json(sel) : NULL;
 	if (sel != NULL && sel->n > 0 && *selj == NULL)
 		k--;	/* no JSON: leave it all to C */
 	frag[k++] = w->entries ? " ORDER BY entry_id LIMIT ?6" :
@@ -925,96 +795,49 @@ walk_prepare(struct sq *s, const struct walk *w, sqlite3_stmt **p,
 	return 0;
 }
 
+/* One chunk: the rows after the key "after", each to ds_walk_row(). */
 static int
-walk(struct sq *s, struct walk *w, const char *after)
+walk_fetch(void *arg, const char *after, size_t *rows)
 {
+	struct sq_walk	*sw = arg;
 	struct ds_entry	*e;
 	struct ds_node	*n;
-	sqlite3_stmt	*p = NULL;
-	char		*selj = NULL, *last;
-	int		 rc, rows, ok, r = 0;
+	int		 rc, r = 0;
 
-	if ((last = strdup(after != NULL ? after : "")) == NULL)
-		return WICK_ERR_ALLOC;
-	if ((r = walk_prepare(s, w, &p, &selj)) != 0)
-		goto out;
-	do {
-		/* A copy: last changes while the statement still runs. */
-		if ((rc = sqlite3_bind_text(p, 1, last, -1,
-		    SQLITE_TRANSIENT)) != SQLITE_OK) {
-			r = sq_err(s, rc, "list");
-			goto out;
-		}
-		for (rows = 0; (rc = sqlite3_step(p)) == SQLITE_ROW; rows++) {
-			free(last);
-			if ((last = col_text(p, 1)) == NULL) {
-				r = WICK_ERR_ALLOC;
-				goto out;
-			}
-			e = NULL;
-			n = NULL;
-			if (w->entries && (r = load_entry(s, p, &e)) == 0)
-				ok = ds_entry_matches(e, w->f);
-			else if (!w->entries && (r = load_node(s, p, &n)) == 0)
-				ok = ds_node_matches(n, w->f);
-			if (r != 0)
-				goto out;
-			if (ok && w->n == w->limit)
-				w->more = 1;
-			else if (ok && w->ev != NULL)
-				w->ev[w->n++] = e;
-			else if (ok && w->nv != NULL)
-				w->nv[w->n++] = n;
-			else if (ok)
-				w->n++;
-			if (!ok || w->more || (w->ev == NULL &&
-			    w->nv == NULL)) {
-				ds_entry_free(e);
-				ds_node_free(n);
-			}
-			if (w->more)
-				goto out;
-		}
-		if (rc != SQLITE_DONE) {
-			r = sq_err(s, rc, "list");
-			goto out;
-		}
-		sqlite3_reset(p);
-	} while (rows == SQ_CHUNK);
-out:
-	sqlite3_finalize(p);
+	/* A copy: after changes while the statement still runs. */
+	if ((rc = sqlite3_bind_text(sw->p, 1, after, -1,
+	    SQLITE_TRANSIENT)) != SQLITE_OK)
+		return sq_err(sw->s, rc, "list");
+	while ((rc = sqlite3_step(sw->p)) == SQLITE_ROW) {
+		e = NULL;
+		n = NULL;
+		if (sw->w->entries)
+			r = load_entry(sw->s, sw->p, &e);
+		else
+			r = load_node(sw->s, sw->p, &n);
+		if (r != 0 || (r = ds_walk_row(sw->w, e, n)) != 0)
+			return r;
+		(*rows)++;
+		if (sw->w->more)
+			return 0;
+	}
+	if (rc != SQLITE_DONE)
+		return sq_err(sw->s, rc, "list");
+	sqlite3_reset(sw->p);
+	return 0;
+}
+
+static int
+sq_walk(struct ds *ds, struct ds_walk *w, const char *after)
+{
+	struct sq_walk	 sw = { (struct sq *)ds, w, NULL };
+	char		*selj = NULL;
+	int		 r;
+
+	if ((r = walk_prepare(sw.s, w, &sw.p, &selj)) == 0)
+		r = ds_walk_run(w, after, SQ_CHUNK, walk_fetch, &sw);
+	sqlite3_finalize(sw.p);
 	free(selj);
-	free(last);
-	return r;
-}
-
-static int
-sq_entries_list(struct ds *ds, const struct ds_entry_filter *f,
-    const char *token, size_t limit, struct ds_entry_list *out)
-{
-	struct walk	w = { 1, f, NULL, NULL, 0, limit, 0 };
-	int		r;
-
-	if ((w.ev = out->v = calloc(limit, sizeof(*out->v))) == NULL)
-		return WICK_ERR_ALLOC;
-	r = walk((struct sq *)ds, &w, token);
-	out->n = w.n;
-	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
-	    1]->id)) == NULL)
-		r = WICK_ERR_ALLOC;
-	if (r != 0)
-		ds_entry_list_free(out);
-	return r;
-}
-
-static int
-sq_entries_count(struct ds *ds, const struct ds_entry_filter *f,
-    int64_t *count)
-{
-	struct walk	w = { 1, f, NULL, NULL, 0, SIZE_MAX, 0 };
-	int		r = walk((struct sq *)ds, &w, NULL);
-
-	*count = r == 0 ? (int64_t)w.n : 0;
 	return r;
 }
 
@@ -1048,7 +871,7 @@ sq_entries_prune(struct ds *ds, int64_t now, size_t *n)
 		r = sq_err(s, rc, "find expired entries");
 	/* One delete and one change row each, as a delete by ID does. */
 	for (i = 0; i < k && r == 0; i++)
-		r = delete_one(s, ids[i], now);
+		r = sq_delete_one(ds, ids[i], now);
 	if ((r = finish(s, r)) == 0)
 		*n = k;
 	for (i = 0; i < k; i++)
@@ -1249,35 +1072,6 @@ sq_node_delete(struct ds *ds, const char *id, int64_t now)
 		return r;
 	bind_text(p, 1, id);
 	return node_write(s, p, id, NULL, DS_OP_DELETE, now);
-}
-
-static int
-sq_nodes_list(struct ds *ds, const struct ds_node_filter *f,
-    const char *token, size_t limit, struct ds_node_list *out)
-{
-	struct walk	w = { 0, f, NULL, NULL, 0, limit, 0 };
-	int		r;
-
-	if ((w.nv = out->v = calloc(limit, sizeof(*out->v))) == NULL)
-		return WICK_ERR_ALLOC;
-	r = walk((struct sq *)ds, &w, token);
-	out->n = w.n;
-	if (r == 0 && w.more && (out->next_token = strdup(out->v[out->n -
-	    1]->spiffe_id)) == NULL)
-		r = WICK_ERR_ALLOC;
-	if (r != 0)
-		ds_node_list_free(out);
-	return r;
-}
-
-static int
-sq_nodes_count(struct ds *ds, const struct ds_node_filter *f, int64_t *count)
-{
-	struct walk	w = { 0, f, NULL, NULL, 0, SIZE_MAX, 0 };
-	int		r = walk((struct sq *)ds, &w, NULL);
-
-	*count = r == 0 ? (int64_t)w.n : 0;
-	return r;
 }
 
 /* ---- join tokens ------------------------------------------------------- */
@@ -1497,8 +1291,6 @@ sq_ca_journal_get(struct ds *ds, uint8_t **data, size_t *n)
 
 /* ---- audit ------------------------------------------------------------- */
 
-#define AUDIT_GENESIS \
-	"0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_COLS \
 	"id, seq, at, kind, actor, subject, ok, detail, prev_hash, hash"
 
@@ -1582,83 +1374,47 @@ audit_seq_hash(struct sq *s, const char *sql, const char *what,
 
 /* The anchor of the last prune; WICK_ERR_NOT_FOUND when none. */
 static int
-audit_anchor(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+audit_anchor(struct ds *ds, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 {
-	return audit_seq_hash(s, "SELECT seq, hash FROM audit_anchor"
-	    " WHERE id = 1", "audit anchor", seq, hash);
+	return audit_seq_hash((struct sq *)ds, "SELECT seq, hash FROM"
+	    " audit_anchor WHERE id = 1", "audit anchor", seq, hash);
 }
 
-/* The chain's head: the newest event, else the anchor, else genesis. */
+/* The newest chained event's seq and hash; WICK_ERR_NOT_FOUND when none. */
 static int
-audit_head(struct sq *s, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
+audit_last(struct ds *ds, int64_t *seq, char hash[DS_AUDIT_HASH_HEX])
 {
-	int	r;
-
-	if ((r = audit_seq_hash(s, "SELECT seq, hash FROM audit"
+	return audit_seq_hash((struct sq *)ds, "SELECT seq, hash FROM audit"
 	    " WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1", "audit head",
-	    seq, hash)) != WICK_ERR_NOT_FOUND)
-		return r;
-	if ((r = audit_anchor(s, seq, hash)) != WICK_ERR_NOT_FOUND)
-		return r;
-	*seq = 0;
-	snprintf(hash, DS_AUDIT_HASH_HEX, "%s", AUDIT_GENESIS);
-	return 0;
+	    seq, hash);
 }
 
-/* Chain a new event to the head: the caller holds the write lock. */
+/* Insert a chained event: the caller holds the write lock. */
 static int
-audit_insert(struct sq *s, int64_t at, const char *kind, const char *actor,
-    const char *subject, int ok, const char *detail)
+audit_put(struct ds *ds, const struct ds_audit *a)
 {
-	struct ds_audit	 a;
+	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
-	int64_t		 head;
 	int		 r;
 
-	memset(&a, 0, sizeof(a));
-	if ((r = audit_head(s, &head, a.prev_hash)) != 0)
-		return r;
-	a.seq = head + 1;
-	a.at = at;
-	a.kind = (char *)kind;
-	a.actor = (char *)actor;
-	a.subject = (char *)subject;
-	a.ok = ok != 0;
-	a.detail_json = (char *)detail;
-	if ((r = ds_audit_hash(&a, a.hash)) != 0) {
-		/* A head that is not a hash: the chain was damaged. */
-		log_error("audit: the chain's head (seq %lld) holds no valid "
-		    "hash", (long long)head);
-		return r == WICK_ERR_INVALID ? WICK_ERR_STATE : r;
-	}
 	if ((r = st(s, "INSERT INTO audit (seq, at, kind, actor, subject, ok,"
 	    " detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	    &p)) != 0)
 		return r;
-	sqlite3_bind_int64(p, 1, a.seq);
-	sqlite3_bind_int64(p, 2, at);
-	bind_text(p, 3, kind);
-	bind_text(p, 4, actor);
-	bind_text(p, 5, subject);
-	sqlite3_bind_int(p, 6, a.ok);
-	bind_text(p, 7, detail);
-	bind_text(p, 8, a.prev_hash);
-	bind_text(p, 9, a.hash);
+	sqlite3_bind_int64(p, 1, a->seq);
+	sqlite3_bind_int64(p, 2, a->at);
+	bind_text(p, 3, a->kind);
+	bind_text(p, 4, a->actor);
+	bind_text(p, 5, a->subject);
+	sqlite3_bind_int(p, 6, a->ok);
+	bind_text(p, 7, a->detail_json);
+	bind_text(p, 8, a->prev_hash);
+	bind_text(p, 9, a->hash);
 	return step_done(s, p, "audit");
 }
 
-static int
-sq_audit_append(struct ds *ds, int64_t at, const char *kind,
-    const char *actor, const char *subject, int ok, const char *detail)
-{
-	struct sq	*s = (struct sq *)ds;
-	int		 r;
 
-	if ((r = begin(s)) != 0)
-		return r;
-	return finish(s, audit_insert(s, at, kind, actor, subject, ok,
-	    detail));
-}
+
 
 /* Run fn over the rows of p (AUDIT_COLS); fn's non-zero is returned. */
 static int
@@ -1716,21 +1472,15 @@ sq_audit_list(struct ds *ds, const struct ds_audit_filter *f, size_t limit,
 	return audit_rows(s, p, fn, arg);
 }
 
-static int
-verify_cb(void *arg, const struct ds_audit *a)
-{
-	return ds_audit_verify_event(arg, a);
-}
-
 /*
  * A prune deletes the events up to its anchor in the transaction that
  * sets it, so an event still there at or below the anchor means the
- * anchor was edited to hide it from the walk: WICK_ERR_STATE, with v's
- * bad_seq and why set.
+ * anchor was edited to hide it from the walk.
  */
 static int
-anchor_check(struct sq *s, int64_t aseq, struct ds_audit_verify *v)
+audit_anchor_check(struct ds *ds, int64_t aseq, struct ds_audit_verify *v)
 {
+	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
 	int64_t		 seq = 0;
 	int		 rc, r;
@@ -1746,26 +1496,70 @@ anchor_check(struct sq *s, int64_t aseq, struct ds_audit_verify *v)
 		return 0;
 	if (rc != SQLITE_ROW)
 		return sq_err(s, rc, "audit anchor");
-	v->bad_seq = seq;
-	snprintf(v->why, sizeof(v->why), "anchor edited: seq %lld is still "
-	    "there but the anchor says events up to seq %lld were pruned",
-	    (long long)seq, (long long)aseq);
-	return WICK_ERR_STATE;
+	return ds_audit_anchor_edited(v, seq, aseq);
 }
 
-/*
- * One slice of a walk, in one read transaction.  A prune between two
- * slices may drop events the walk has not reached: then the walk goes on
- * from the new anchor, which must itself continue what was checked.
- */
+static int
+audit_chain_rows(struct ds *ds, int64_t after, size_t max, ds_audit_fn *fn,
+    void *arg)
+{
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
+
+	if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
+	    " WHERE seq > ? ORDER BY seq LIMIT ?", &p)) != 0)
+		return r;
+	sqlite3_bind_int64(p, 1, after);
+	sqlite3_bind_int64(p, 2, (int64_t)max);
+	return audit_rows(s, p, fn, arg);
+}
+
+static int
+audit_cut(struct ds *ds, int64_t seq, const char *hash, int64_t at)
+{
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
+
+	if ((r = st(s, "DELETE FROM audit WHERE seq <= ?", &p)) != 0)
+		return r;
+	sqlite3_bind_int64(p, 1, seq);
+	if ((r = step_done(s, p, "audit prune")) != 0)
+		return r;
+	if ((r = st(s, "INSERT OR REPLACE INTO audit_anchor (id, seq, hash, at)"
+	    " VALUES (1, ?, ?, ?)", &p)) != 0)
+		return r;
+	sqlite3_bind_int64(p, 1, seq);
+	bind_text(p, 2, hash);
+	sqlite3_bind_int64(p, 3, at);
+	return step_done(s, p, "audit anchor");
+}
+
+static const struct ds_audit_ops audit_ops = {
+	audit_last, audit_anchor, audit_anchor_check, audit_chain_rows,
+	audit_cut, audit_put
+};
+
+static int
+sq_audit_append(struct ds *ds, int64_t at, const char *kind,
+    const char *actor, const char *subject, int ok, const char *detail)
+{
+	struct sq	*s = (struct sq *)ds;
+	int		 r;
+
+	if ((r = begin(s)) != 0)
+		return r;
+	return finish(s, ds_audit_chain(ds, &audit_ops, at, kind, actor,
+	    subject, ok, detail));
+}
+
+/* One slice of a chain walk, in one read transaction. */
 static int
 sq_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
     size_t max_rows)
 {
 	struct sq	*s = (struct sq *)ds;
-	sqlite3_stmt	*p;
-	char		 ahash[DS_AUDIT_HASH_HEX];
-	int64_t		 aseq, before;
 	int		 r;
 
 	/* Its own read transaction: never inside a caller's. */
@@ -1773,134 +1567,24 @@ sq_audit_verify_step(struct ds *ds, struct ds_audit_verify *v,
 		return WICK_ERR_STATE;
 	if ((r = exec(s, "BEGIN")) != 0)
 		return r;
-	r = audit_anchor(s, &aseq, ahash);
-	if (r == WICK_ERR_NOT_FOUND) {
-		aseq = 0;
-		snprintf(ahash, sizeof(ahash), "%s", AUDIT_GENESIS);
-		r = 0;
-	}
-	if (r != 0)
-		goto out;
-	if (!v->started) {
-		v->started = 1;
-		v->anchor_seq = aseq;
-		v->next_seq = aseq + 1;
-		memcpy(v->prev_hash, ahash, sizeof(v->prev_hash));
-	} else if (aseq >= v->next_seq) {
-		v->anchor_seq = aseq;
-		v->next_seq = aseq + 1;
-		memcpy(v->prev_hash, ahash, sizeof(v->prev_hash));
-	}
-	if ((r = anchor_check(s, aseq, v)) == WICK_ERR_STATE) {
-		v->done = 1;
-		r = 0;
-		goto out;
-	}
-	if (r != 0 || (r = st(s, "SELECT " AUDIT_COLS " FROM audit"
-	    " WHERE seq >= ? ORDER BY seq LIMIT ?", &p)) != 0)
-		goto out;
-	sqlite3_bind_int64(p, 1, v->next_seq);
-	sqlite3_bind_int64(p, 2, (int64_t)max_rows);
-	before = v->count;
-	r = audit_rows(s, p, verify_cb, v);
-	if (r == WICK_ERR_STATE) {
-		v->done = 1;
-		r = 0;
-	} else if (r == 0 && v->count - before < (int64_t)max_rows)
-		v->done = 1;
-out:
+	r = ds_audit_verify_run(ds, &audit_ops, v, max_rows);
 	(void)sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	return r;
-}
-
-struct prune_walk {
-	struct ds_audit_verify	 v;
-	int64_t			 before;
-	int64_t			 last_at;
-	size_t			 n;
-};
-
-/* Events to drop: oldest first, while older than the cut-off. */
-static int
-prune_cb(void *arg, const struct ds_audit *a)
-{
-	struct prune_walk	*w = arg;
-	int			 r;
-
-	if (a->at >= w->before)
-		return 1;
-	if ((r = ds_audit_verify_event(&w->v, a)) != 0)
-		return r;
-	w->last_at = a->at;
-	w->n++;
-	return 0;
 }
 
 static int
 sq_audit_prune(struct ds *ds, int64_t before, size_t max_rows, int64_t now,
     size_t *n)
 {
-	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
-	struct sq			*s = (struct sq *)ds;
-	struct prune_walk		 w;
-	sqlite3_stmt			*p;
-	char				 detail[256];
-	int64_t				 aseq;
-	int				 r;
+	struct sq	*s = (struct sq *)ds;
+	size_t		 k;
+	int		 r;
 
-	memset(&w, 0, sizeof(w));
-	w.before = before;
 	if ((r = begin(s)) != 0)
 		return r;
-	r = audit_anchor(s, &aseq, w.v.prev_hash);
-	if (r == WICK_ERR_NOT_FOUND) {
-		aseq = 0;
-		snprintf(w.v.prev_hash, sizeof(w.v.prev_hash), "%s",
-		    AUDIT_GENESIS);
-		r = 0;
-	}
-	if (r != 0)
-		return finish(s, r);
-	w.v.next_seq = aseq + 1;
-	if ((r = anchor_check(s, aseq, &w.v)) == 0) {
-		if ((r = st(s, "SELECT " AUDIT_COLS " FROM audit"
-		    " WHERE seq > ? ORDER BY seq LIMIT ?", &p)) != 0)
-			return finish(s, r);
-		sqlite3_bind_int64(p, 1, aseq);
-		sqlite3_bind_int64(p, 2, (int64_t)max_rows);
-		if ((r = audit_rows(s, p, prune_cb, &w)) == 1)
-			r = 0;
-	}
-	if (r == WICK_ERR_STATE) {
-		/* Dropping them would destroy the evidence. */
-		log_error_rl(&rl, "audit: not pruning: the chain is broken at "
-		    "seq %lld: %s", (long long)w.v.bad_seq, w.v.why);
-		return finish(s, r);
-	}
-	if (r != 0 || w.n == 0)
-		return finish(s, r);
-	if ((r = st(s, "DELETE FROM audit WHERE seq <= ?", &p)) != 0)
-		return finish(s, r);
-	sqlite3_bind_int64(p, 1, w.v.next_seq - 1);
-	if ((r = step_done(s, p, "audit prune")) != 0)
-		return finish(s, r);
-	if ((r = st(s, "INSERT OR REPLACE INTO audit_anchor (id, seq, hash, at)"
-	    " VALUES (1, ?, ?, ?)", &p)) != 0)
-		return finish(s, r);
-	sqlite3_bind_int64(p, 1, w.v.next_seq - 1);
-	bind_text(p, 2, w.v.prev_hash);
-	sqlite3_bind_int64(p, 3, w.last_at);
-	if ((r = step_done(s, p, "audit anchor")) != 0)
-		return finish(s, r);
-	snprintf(detail, sizeof(detail), "{\"anchor_hash\":\"%s\","
-	    "\"anchor_seq\":%lld,\"before\":%lld,\"pruned\":%zu}",
-	    w.v.prev_hash, (long long)(w.v.next_seq - 1), (long long)before,
-	    w.n);
-	if ((r = audit_insert(s, now, "audit.prune", "server", "", 1,
-	    detail)) != 0)
-		return finish(s, r);
-	if ((r = finish(s, 0)) == 0)
-		*n = w.n;
+	r = ds_audit_prune_run(ds, &audit_ops, before, max_rows, now, &k);
+	if ((r = finish(s, r)) == 0)
+		*n = k;
 	return r;
 }
 
@@ -1917,7 +1601,7 @@ chain_existing(struct sq *s)
 	char		 prev[DS_AUDIT_HASH_HEX];
 	int		 rc, r = 0;
 
-	snprintf(prev, sizeof(prev), "%s", AUDIT_GENESIS);
+	snprintf(prev, sizeof(prev), "%s", DS_AUDIT_GENESIS);
 	if ((r = prepare(s, "SELECT id, kind, actor, subject, ok, detail, at"
 	    " FROM audit ORDER BY id", 0, &sel)) != 0 ||
 	    (r = prepare(s, "UPDATE audit SET seq = ?, prev_hash = ?,"
@@ -2203,12 +1887,9 @@ migrate(struct sq *s, const char **why)
 static const struct ds_ops sqlite_ops = {
 	"sqlite3",
 	sq_close,
-	sq_entries_create,
-	sq_entries_update,
-	sq_entries_delete,
+	&batch_ops,
 	sq_entry_get,
-	sq_entries_list,
-	sq_entries_count,
+	sq_walk,
 	sq_entries_prune,
 	sq_revision,
 	sq_changes_since,
@@ -2218,8 +1899,6 @@ static const struct ds_ops sqlite_ops = {
 	sq_node_set_selectors,
 	sq_node_ban,
 	sq_node_delete,
-	sq_nodes_list,
-	sq_nodes_count,
 	sq_join_token_create,
 	sq_join_token_consume,
 	sq_join_tokens_prune,
