@@ -1659,6 +1659,20 @@ cleanup(struct agent *a)
 	agent_metrics_free(a);
 }
 
+/* The first call to the server: sync with the stored SVID, or attest. */
+static void
+first_contact(void *arg)
+{
+	struct agent *a = arg;
+
+	if (a->stopping)
+		return;
+	if (a->svid != NULL)
+		sync_now(a);
+	else if (attest_start(a) != 0)
+		agent_stop(a, 1);
+}
+
 int
 agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 {
@@ -1731,12 +1745,10 @@ agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 		}
 		svcnotify_status(&a.notify, "syncing with %s as %s", addr,
 		    a.agent_id);
-		sync_now(&a);
-	} else {
+	} else
 		svcnotify_status(&a.notify, "attesting to %s", addr);
-		if ((r = attest_start(&a)) != 0)
-			agent_stop(&a, 1);
-	}
+	/* Once the server's name is resolved (off the loop). */
+	nodeclient_on_resolved(a.nc, first_contact, &a);
 	log_info("wick-agent started: trust domain %s, server %s, Workload "
 	    "API at %s once synced", cfg->trust_domain, addr, cfg->socket_path);
 	svcnotify_start(&a.notify, &loop);

@@ -198,15 +198,52 @@ on_message(struct rpc_ccall *call, const uint8_t *p, size_t n, void *arg)
 }
 
 static void
+restart_free_cb(uv_handle_t *h)
+{
+	free(h);
+}
+
+static void
+restart_cb(uv_timer_t *t)
+{
+	struct agent *a = t->data;
+
+	uv_close((uv_handle_t *)t, restart_free_cb);
+	if (!a->stopping && attest_start(a) != 0)
+		agent_stop(a, 1);
+}
+
+/*
+ * The connection never got through (the server saw nothing): attest
+ * again through the next of the server's addresses, from the loop.
+ */
+static int
+attest_elsewhere(struct attest *at, int status)
+{
+	uv_timer_t *t;
+
+	if (status != RPC_UNAVAILABLE || at->step != ST_CHALLENGE ||
+	    at->failed || !nodeclient_unreached(at->a->nc))
+		return 0;
+	at->failed = 1;
+	at->a->attesting = 0;
+	t = xcalloc(1, sizeof(*t));
+	uv_timer_init(at->a->loop, t);
+	t->data = at->a;
+	uv_timer_start(t, restart_cb, 0, 0);
+	return 1;
+}
+
+static void
 on_status(struct rpc_ccall *call, int status, const char *msg, void *arg)
 {
 	struct attest *at = arg;
 
 	enter(at);
 	at->call = NULL;
-	if (status != 0)
+	if (status != 0 && !attest_elsewhere(at, status))
 		attest_fail(at, "%s (%s)", msg, rpc_status_name(status));
-	else if (at->step != ST_DONE)
+	else if (status == 0 && at->step != ST_DONE)
 		attest_fail(at, "the server ended the exchange without a "
 		    "result");
 	leave(at);

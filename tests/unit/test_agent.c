@@ -24,6 +24,7 @@
 
 #include "attestor.h"
 #include "config.h"
+#include "nodeclient.h"
 
 /* Our own credentials, as the Workload API server would see them. */
 static void
@@ -492,6 +493,98 @@ test_agent_config(void **state)
 	agent_config_cleanup(&cfg);
 }
 
+/* The pause between rounds: 1 s doubling to 30 s, jittered down <= 1/5. */
+static void
+test_nodeclient_backoff(void **state)
+{
+	uint64_t	expect[] = { 0, 1000, 2000, 4000, 8000, 16000, 30000,
+			    30000 };
+	unsigned	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(expect) / sizeof(expect[0]); i++) {
+		assert_int_equal(nodeclient_backoff_ms(i, 0), expect[i]);
+		assert_int_equal(nodeclient_backoff_ms(i, 1000),
+		    expect[i] - expect[i] / 5);
+		assert_true(nodeclient_backoff_ms(i, 0xffffffffu) <=
+		    expect[i]);
+		assert_true(nodeclient_backoff_ms(i, 0xffffffffu) >=
+		    expect[i] - expect[i] / 5);
+	}
+	assert_int_equal(nodeclient_backoff_ms(64, 0),
+	    NODECLIENT_BACKOFF_MAX_MS);
+}
+
+/* Resolved addresses: both families, in order, deduplicated, bounded. */
+static void
+test_nodeclient_addrs(void **state)
+{
+	struct addrinfo		 ai[NODECLIENT_MAX_ADDRS + 4];
+	struct sockaddr_in	 v4[NODECLIENT_MAX_ADDRS + 4];
+	struct sockaddr_in6	 v6;
+	char			 out[NODECLIENT_MAX_ADDRS]
+				    [NODECLIENT_TARGET_LEN];
+	size_t			 i, n;
+
+	(void)state;
+	memset(ai, 0, sizeof(ai));
+	memset(v4, 0, sizeof(v4));
+	memset(&v6, 0, sizeof(v6));
+	v6.sin6_family = AF_INET6;
+	v6.sin6_addr = in6addr_loopback;
+	ai[0].ai_family = AF_INET6;
+	ai[0].ai_addr = (struct sockaddr *)&v6;
+	ai[0].ai_addrlen = sizeof(v6);
+	for (i = 1; i < NODECLIENT_MAX_ADDRS + 4; i++) {
+		v4[i].sin_family = AF_INET;
+		/* 127.0.0.1 twice (i = 1, 2), then 127.0.0.2, ... */
+		v4[i].sin_addr.s_addr = htonl(0x7f000000u |
+		    (uint32_t)(i < 2 ? 1 : i - 1));
+		ai[i].ai_family = AF_INET;
+		ai[i].ai_addr = (struct sockaddr *)&v4[i];
+		ai[i].ai_addrlen = sizeof(v4[i]);
+		ai[i - 1].ai_next = &ai[i];
+	}
+	n = nodeclient_addrs(ai, "8081", out, 3);
+	assert_int_equal(n, 3);
+	assert_string_equal(out[0], "::1:8081");
+	assert_string_equal(out[1], "127.0.0.1:8081");
+	assert_string_equal(out[2], "127.0.0.2:8081");
+	n = nodeclient_addrs(ai, "8081", out, NODECLIENT_MAX_ADDRS);
+	assert_int_equal(n, NODECLIENT_MAX_ADDRS);
+	assert_string_equal(out[NODECLIENT_MAX_ADDRS - 1], "127.0.0.15:8081");
+	assert_int_equal(nodeclient_addrs(NULL, "1", out, 4), 0);
+}
+
+/* "host:port", with IPv6 literals bracketed or not; a port is needed. */
+static void
+test_nodeclient_new(void **state)
+{
+	const char	*good[] = { "server.example.org:8081", "127.0.0.1:1",
+			    "[::1]:8081", "::1:8081" };
+	const char	*bad[] = { "server", "server:", ":8081",
+			    "server:1234567890" };
+	STACK_OF(X509)	*roots = sk_X509_new_null();
+	struct nodeclient *nc;
+	uv_loop_t	 loop;
+	size_t		 i;
+
+	(void)state;
+	assert_non_null(roots);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(nodeclient_new(&loop, bad[i], "example.org",
+		    roots, &nc), WICK_ERR_INVALID);
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(nodeclient_new(&loop, good[i], "example.org",
+		    roots, &nc), 0);
+		nodeclient_free(nc);
+		(void)uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	assert_int_equal(uv_loop_close(&loop), 0);
+	sk_X509_free(roots);
+}
+
 int
 main(void)
 {
@@ -503,6 +596,9 @@ main(void)
 		cmocka_unit_test(test_unix_attestor_ids_change_after_connect),
 		cmocka_unit_test(test_unix_attestor_exec_after_connect),
 		cmocka_unit_test(test_agent_config),
+		cmocka_unit_test(test_nodeclient_backoff),
+		cmocka_unit_test(test_nodeclient_addrs),
+		cmocka_unit_test(test_nodeclient_new),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
