@@ -1011,20 +1011,36 @@ ds_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 	return TIMED(ds, ds->ops->bundles_foreach(ds, fn, arg));
 }
 
-int
-ds_ca_journal_set(struct ds *ds, const uint8_t *p, size_t n, int64_t now)
+static int
+server_id_ok(const char *id)
 {
-	int r = blob_ok(p, n);
+	size_t n = id != NULL ? strlen(id) : 0;
 
-	return r != 0 ? r : TIMED(ds, ds->ops->ca_journal_set(ds, p, n, now));
+	return n > 0 && n <= DS_MAX_SERVER_ID ? 0 : WICK_ERR_INVALID;
 }
 
 int
-ds_ca_journal_get(struct ds *ds, uint8_t **p, size_t *n)
+ds_ca_journal_set(struct ds *ds, const char *server_id, const uint8_t *p,
+    size_t n, int64_t now)
 {
+	int r;
+
+	if ((r = server_id_ok(server_id)) != 0 || (r = blob_ok(p, n)) != 0)
+		return r;
+	return TIMED(ds, ds->ops->ca_journal_set(ds, server_id, p, n, now));
+}
+
+int
+ds_ca_journal_get(struct ds *ds, const char *server_id, uint8_t **p,
+    size_t *n)
+{
+	int r;
+
 	*p = NULL;
 	*n = 0;
-	return TIMED(ds, ds->ops->ca_journal_get(ds, p, n));
+	if ((r = server_id_ok(server_id)) != 0)
+		return r;
+	return TIMED(ds, ds->ops->ca_journal_get(ds, server_id, p, n));
 }
 
 int

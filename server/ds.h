@@ -310,12 +310,22 @@ typedef int ds_bundle_fn(void *arg, const char *td_id, const uint8_t *,
 /* Every bundle, ordered by trust domain ID. */
 int	 ds_bundles_foreach(struct ds *, ds_bundle_fn *, void *) WICK_WUR;
 
-/* ---- CA journal: one opaque blob ---- */
+/*
+ * ---- CA journal: one opaque blob per server ----
+ *
+ * Keyed by server ID (keymgr_server_id(): several servers share one
+ * datastore, each with its own authorities).  A journal stored before
+ * journals had an owner has the server ID "": get hands it to a server
+ * that has none of its own, and that server's first set replaces it.
+ */
 
-int	 ds_ca_journal_set(struct ds *, const uint8_t *, size_t, int64_t now)
-	    WICK_WUR;
+#define DS_MAX_SERVER_ID	64
+
+int	 ds_ca_journal_set(struct ds *, const char *server_id, const uint8_t *,
+	    size_t, int64_t now) WICK_WUR;
 /* WICK_ERR_NOT_FOUND before the first set. */
-int	 ds_ca_journal_get(struct ds *, uint8_t **data, size_t *len) WICK_WUR;
+int	 ds_ca_journal_get(struct ds *, const char *server_id, uint8_t **data,
+	    size_t *len) WICK_WUR;
 
 /* ---- transactions ---- */
 

@@ -71,9 +71,10 @@ struct ds_ops {
 	int	(*bundle_get)(struct ds *, const char *, uint8_t **, size_t *);
 	int	(*bundle_delete)(struct ds *, const char *, int64_t);
 	int	(*bundles_foreach)(struct ds *, ds_bundle_fn *, void *);
-	int	(*ca_journal_set)(struct ds *, const uint8_t *, size_t,
-		    int64_t);
-	int	(*ca_journal_get)(struct ds *, uint8_t **, size_t *);
+	int	(*ca_journal_set)(struct ds *, const char *, const uint8_t *,
+		    size_t, int64_t);
+	int	(*ca_journal_get)(struct ds *, const char *, uint8_t **,
+		    size_t *);
 	int	(*tx_begin)(struct ds *);
 	int	(*tx_end)(struct ds *, int);
 	int	(*audit_append)(struct ds *, int64_t, const char *,

@@ -121,6 +121,16 @@ static const char *const pg_migrations[] = {
 	" revision BIGINT PRIMARY KEY,"
 	" kind INTEGER NOT NULL, op INTEGER NOT NULL, object TEXT NOT NULL,"
 	" at BIGINT NOT NULL);",
+	/*
+	 * 2: one CA journal per server (ds.h); the single journal so far
+	 * gets the server ID '' until its server next saves it.
+	 */
+	"CREATE TABLE ca_journals ("
+	" server_id TEXT COLLATE \"C\" PRIMARY KEY, data BYTEA NOT NULL,"
+	" updated_at BIGINT NOT NULL);"
+	"INSERT INTO ca_journals (server_id, data, updated_at)"
+	" SELECT '', data, updated_at FROM ca_journal;"
+	"DROP TABLE ca_journal;",
 };
 #define PG_NMIGRATIONS	((int)(sizeof(pg_migrations) / \
 	sizeof(pg_migrations[0])))
@@ -1443,27 +1453,42 @@ pg_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 	return r;
 }
 
+/* The journal and the removal of the unowned one, together. */
 static int
-pg_ca_journal_set(struct ds *ds, const uint8_t *data, size_t n, int64_t now)
+pg_ca_journal_set(struct ds *ds, const char *server_id, const uint8_t *data,
+    size_t n, int64_t now)
 {
-	struct pgp p = { .n = 0 };
+	struct pg	*s = (struct pg *)ds;
+	struct pgp	 p = { .n = 0 };
+	int		 r;
 
+	if ((r = begin(s, LOCK_NONE)) != 0)
+		return r;
+	p_text(&p, server_id);
 	p_blob(&p, data, n);
 	p_int(&p, now);
-	return q((struct pg *)ds, "INSERT INTO ca_journal (id, data,"
-	    " updated_at) VALUES (1, $1, $2) ON CONFLICT (id) DO UPDATE SET"
+	if ((r = q(s, "INSERT INTO ca_journals (server_id, data, updated_at)"
+	    " VALUES ($1, $2, $3) ON CONFLICT (server_id) DO UPDATE SET"
 	    " data = excluded.data, updated_at = excluded.updated_at", &p, 0,
-	    NULL, "store CA journal");
+	    NULL, "store CA journal")) == 0)
+		r = q(s, "DELETE FROM ca_journals WHERE server_id = ''", NULL,
+		    0, NULL, "store CA journal");
+	return finish(s, r);
 }
 
 static int
-pg_ca_journal_get(struct ds *ds, uint8_t **data, size_t *n)
+pg_ca_journal_get(struct ds *ds, const char *server_id, uint8_t **data,
+    size_t *n)
 {
+	struct pgp	 p = { .n = 0 };
 	PGresult	*res;
 	int		 r;
 
-	if ((r = q((struct pg *)ds, "SELECT data FROM ca_journal WHERE id = 1",
-	    NULL, 1, &res, "get CA journal")) != 0)
+	/* Its own journal, else the unowned one ('' sorts first). */
+	p_text(&p, server_id);
+	if ((r = q((struct pg *)ds, "SELECT data FROM ca_journals WHERE"
+	    " server_id IN ($1, '') ORDER BY server_id DESC LIMIT 1", &p, 1,
+	    &res, "get CA journal")) != 0)
 		return r;
 	r = PQntuples(res) == 1 ? g_blob(res, 0, 0, data, n) :
 	    WICK_ERR_NOT_FOUND;

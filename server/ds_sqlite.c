@@ -109,6 +109,16 @@ static const char *const migrations[] = {
 	"CREATE TABLE audit_anchor ("
 	" id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL,"
 	" hash TEXT NOT NULL, at INTEGER NOT NULL);",
+	/*
+	 * 4: one CA journal per server (ds.h); the single journal so far
+	 * gets the server ID "" until its server next saves it.
+	 */
+	"CREATE TABLE ca_journals ("
+	" server_id TEXT PRIMARY KEY, data BLOB NOT NULL,"
+	" updated_at INTEGER NOT NULL);"
+	"INSERT INTO ca_journals (server_id, data, updated_at)"
+	" SELECT '', data, updated_at FROM ca_journal;"
+	"DROP TABLE ca_journal;",
 };
 #define NMIGRATIONS	((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1259,33 +1269,47 @@ sq_bundles_foreach(struct ds *ds, ds_bundle_fn *fn, void *arg)
 	return r;
 }
 
+/* The journal and the removal of the unowned one, together. */
 static int
-sq_ca_journal_set(struct ds *ds, const uint8_t *data, size_t n, int64_t now)
+sq_ca_journal_set(struct ds *ds, const char *server_id, const uint8_t *data,
+    size_t n, int64_t now)
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
 	int		 r;
 
-	if ((r = st(s, "INSERT INTO ca_journal (id, data, updated_at)"
-	    " VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+	if ((r = begin(s)) != 0)
+		return r;
+	if ((r = st(s, "INSERT INTO ca_journals (server_id, data, updated_at)"
+	    " VALUES (?, ?, ?) ON CONFLICT (server_id) DO UPDATE SET"
 	    " data = excluded.data, updated_at = excluded.updated_at",
 	    &p)) != 0)
-		return r;
-	sqlite3_bind_blob(p, 1, n > 0 ? (const void *)data : "", (int)n,
+		return finish(s, r);
+	sqlite3_bind_text(p, 1, server_id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(p, 2, n > 0 ? (const void *)data : "", (int)n,
 	    SQLITE_STATIC);
-	sqlite3_bind_int64(p, 2, now);
-	return step_done(s, p, "store CA journal");
+	sqlite3_bind_int64(p, 3, now);
+	if ((r = step_done(s, p, "store CA journal")) != 0)
+		return finish(s, r);
+	if ((r = st(s, "DELETE FROM ca_journals WHERE server_id = ''",
+	    &p)) == 0)
+		r = step_done(s, p, "store CA journal");
+	return finish(s, r);
 }
 
 static int
-sq_ca_journal_get(struct ds *ds, uint8_t **data, size_t *n)
+sq_ca_journal_get(struct ds *ds, const char *server_id, uint8_t **data,
+    size_t *n)
 {
 	struct sq	*s = (struct sq *)ds;
 	sqlite3_stmt	*p;
 	int		 r;
 
-	if ((r = st(s, "SELECT data FROM ca_journal WHERE id = 1", &p)) != 0)
+	/* Its own journal, else the unowned one ("" sorts first). */
+	if ((r = st(s, "SELECT data FROM ca_journals WHERE server_id IN"
+	    " (?, '') ORDER BY server_id DESC LIMIT 1", &p)) != 0)
 		return r;
+	sqlite3_bind_text(p, 1, server_id, -1, SQLITE_STATIC);
 	return step_blob(s, p, data, n, "get CA journal");
 }
 

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 
 #include "keymgr.h"
 #include "log.h"
@@ -28,7 +29,40 @@ struct keymgr {
 	char		*ids[KEYMGR_MAX_KEYS];
 	EVP_PKEY	*keys[KEYMGR_MAX_KEYS];
 	size_t		 n;
+	char		 server_id[KEYMGR_SERVER_ID_LEN + 1];
+	int		 need_id;	/* a file from before server IDs */
 };
+
+/* A random UUID (version 4) as the server ID. */
+static void
+new_server_id(struct keymgr *km)
+{
+	uint8_t	u[16];
+
+	if (RAND_bytes(u, sizeof(u)) != 1)
+		fatal("RAND_bytes failed");
+	u[6] = (u[6] & 0x0f) | 0x40;
+	u[8] = (u[8] & 0x3f) | 0x80;
+	snprintf(km->server_id, sizeof(km->server_id),
+	    "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+	    "%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2], u[3], u[4], u[5],
+	    u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+/* [0-9a-f-]{36} */
+static int
+server_id_ok(const char *s)
+{
+	size_t	i;
+
+	if (strlen(s) != KEYMGR_SERVER_ID_LEN)
+		return 0;
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f') || s[i] == '-'))
+			return 0;
+	return 1;
+}
 
 static int
 id_ok(const char *id)
@@ -167,6 +201,8 @@ load(struct keymgr *km, const char **why)
 	EVP_PKEY	*pk;
 	int		 r;
 
+	new_server_id(km);
+
 	buf_init(&b, KEYMGR_MAX_FILE + 1);
 	buf_set_secret(&b);
 	if ((r = read_file(km->path, &b, why)) != 0) {
@@ -181,6 +217,14 @@ load(struct keymgr *km, const char **why)
 	*why = "the key file has no \"keys\" object";
 	if (!json_is_object(keys = json_object_get(doc, "keys")))
 		goto out;
+	*why = "the key file's \"server_id\" is not a UUID";
+	if ((v = json_object_get(doc, "server_id")) != NULL) {
+		if (!json_is_string(v) || !server_id_ok(json_string_value(v)))
+			goto out;
+		snprintf(km->server_id, sizeof(km->server_id), "%s",
+		    json_string_value(v));
+	} else
+		km->need_id = 1;
 	*why = "the key file holds more than 64 keys";
 	if (json_object_size(keys) > KEYMGR_MAX_KEYS)
 		goto out;
@@ -220,7 +264,8 @@ serialize(struct keymgr *km, struct buf *out)
 	doc = json_object();
 	keys = json_object();
 	if (doc == NULL || keys == NULL || json_object_set_new(doc, "keys",
-	    keys) != 0) {
+	    keys) != 0 || json_object_set_new(doc, "server_id",
+	    json_string(km->server_id)) != 0) {
 		json_decref(doc);
 		return WICK_ERR_ALLOC;
 	}
@@ -361,6 +406,7 @@ int
 keymgr_open_memory(struct keymgr **out)
 {
 	*out = xcalloc(1, sizeof(**out));
+	new_server_id(*out);
 	return 0;
 }
 
@@ -378,6 +424,24 @@ keymgr_free(struct keymgr *km)
 	}
 	free(km->path);
 	free(km);
+}
+
+const char *
+keymgr_server_id(const struct keymgr *km)
+{
+	return km->server_id;
+}
+
+int
+keymgr_keep_server_id(struct keymgr *km)
+{
+	int r;
+
+	if (!km->need_id)
+		return 0;
+	if ((r = persist(km)) == 0)
+		km->need_id = 0;
+	return r;
 }
 
 const char *

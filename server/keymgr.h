@@ -7,6 +7,11 @@
  * every change, so a crash leaves the old or the new set, never a mix.
  * "memory": the same without the file; a restart loses every key.
  *
+ * The key file also names the server ("server_id", a random UUID made on
+ * first start): several servers share one datastore, each with its own
+ * keys, and the CA journal is stored under this ID.  A file from before
+ * server IDs gets one when opened, written by keymgr_keep_server_id().
+ *
  * Key IDs are short names the CA manager chooses ("x509-A", "jwt-B", ...).
  * Keys are wiped from memory when freed.
  */
@@ -21,6 +26,7 @@
 #define KEYMGR_MAX_FILE		(1024 * 1024)
 #define KEYMGR_MAX_KEYS		64
 #define KEYMGR_MAX_ID		64
+#define KEYMGR_SERVER_ID_LEN	36	/* a UUID */
 
 struct keymgr;
 
@@ -34,6 +40,11 @@ int	 keymgr_open_disk(const char *path, struct keymgr **out,
 	    const char **why) WICK_WUR;
 int	 keymgr_open_memory(struct keymgr **out) WICK_WUR;
 void	 keymgr_free(struct keymgr *);
+/* The server ID of the key file (random per start for "memory"). */
+const char *keymgr_server_id(const struct keymgr *);
+/* Write a server ID made at open into the key file, so that it does not
+ * change between starts (nothing to do when the file had one). */
+int	 keymgr_keep_server_id(struct keymgr *) WICK_WUR;
 /* "disk" or "memory". */
 const char *keymgr_name(const struct keymgr *);
 

@@ -283,6 +283,13 @@ out:
 	return r;
 }
 
+static int
+count_bundle(void *arg, const char *td_id, const uint8_t *data, size_t len)
+{
+	(*(int *)arg)++;
+	return 0;
+}
+
 /*
  * Every key the CA journal names is in the key file, and each X.509
  * authority's certificate is of its key: else the server would drop the
@@ -301,8 +308,19 @@ journal_matches(struct ds *ds, struct keymgr *km)
 	size_t		 len, i, blen;
 	int		 n, r, bad = 1;
 
-	if ((r = ds_ca_journal_get(ds, &data, &len)) == WICK_ERR_NOT_FOUND)
-		return 0;
+	if ((r = ds_ca_journal_get(ds, keymgr_server_id(km), &data,
+	    &len)) == WICK_ERR_NOT_FOUND) {
+		/* No journal of this key file's server: fine for a
+		 * datastore no server has run on (no bundle yet). */
+		n = 0;
+		if ((r = ds_bundles_foreach(ds, count_bundle, &n)) == 0 &&
+		    n == 0)
+			return 0;
+		fprintf(stderr, "restore: the backup's key file does not "
+		    "match its datastore (no CA journal of server %s)\n",
+		    keymgr_server_id(km));
+		return 1;
+	}
 	if (r != 0 || (j = json_loadb((const char *)data, len, 0,
 	    NULL)) == NULL || !json_is_array(json_object_get(j,
 	    "authorities"))) {

@@ -235,7 +235,8 @@ check_paths(const struct server_config *cfg)
 /* ---- authorities and bundle --------------------------------------------- */
 
 struct bundle_build {
-	struct server	*srv;
+	struct keymgr	*km;
+	STACK_OF(X509)	*upstream_roots;
 	struct bundle	*b;
 	int		 r;
 };
@@ -252,12 +253,10 @@ add_authority(void *arg, const struct ca_authority *a)
 	if (bb->r != 0)
 		return;
 	if (a->kind == CA_KIND_X509) {
-		if (bb->srv->upstream_roots != NULL) {
-			for (i = 0; i < sk_X509_num(bb->srv->upstream_roots);
-			    i++)
+		if (bb->upstream_roots != NULL) {
+			for (i = 0; i < sk_X509_num(bb->upstream_roots); i++)
 				if ((bb->r = bundle_add_x509(bb->b,
-				    sk_X509_value(bb->srv->upstream_roots,
-				    i))) != 0)
+				    sk_X509_value(bb->upstream_roots, i))) != 0)
 					return;
 			return;
 		}
@@ -267,7 +266,7 @@ add_authority(void *arg, const struct ca_authority *a)
 	if (key == NULL) {
 		snprintf(id, sizeof(id), "%s-%c", kind_names[a->kind],
 		    a->slot);
-		if ((bb->r = keymgr_get(bb->srv->km, id, &key)) != 0)
+		if ((bb->r = keymgr_get(bb->km, id, &key)) != 0)
 			return;
 		own = 1;
 	}
@@ -282,66 +281,114 @@ add_authority(void *arg, const struct ca_authority *a)
 		EVP_PKEY_free(key);
 }
 
+/*
+ * The trust domain's bundle is shared by every server on the datastore,
+ * each adding its own authorities.  In one transaction under the
+ * datastore's write lock (SQLite BEGIN IMMEDIATE, PostgreSQL's change-log
+ * lock), read the stored bundle, never a cached copy, add this server's
+ * authorities, prune expired ones (of any server) and store it when that
+ * changed anything: two servers never lose each other's updates.
+ */
 int
-server_bundle_refresh(struct server *srv, int64_t now)
+server_bundle_merge(struct ds *ds, const char *trust_domain,
+    struct ca_manager *cam, struct keymgr *km,
+    STACK_OF(X509) *upstream_roots, int64_t now, struct bundle **out,
+    int *stored)
 {
 	struct bundle_build	 bb;
+	struct bundle		*cur = NULL;
 	struct buf		 packed;
 	uint8_t			*data = NULL;
 	size_t			 len;
 	const char		*why;
-	int			 r, pruned = 0;
+	char			 td_id[SPIFFEID_MAX_TD_LEN + 16];
+	int			 r, c, pruned = 0;
 
+	*out = NULL;
+	*stored = 0;
+	snprintf(td_id, sizeof(td_id), "spiffe://%s", trust_domain);
 	memset(&bb, 0, sizeof(bb));
-	bb.srv = srv;
-	if (srv->bundle == NULL) {
-		r = ds_bundle_get(srv->ds, srv->td_id, &data, &len);
-		if (r == 0) {
-			r = bundle_unpack(data, len, &srv->bundle, &why);
-			free(data);
-			if (r != 0) {
-				log_error("stored bundle of %s: %s", srv->td_id,
-				    why);
-				return r;
-			}
-		} else if (r != WICK_ERR_NOT_FOUND)
-			return r;
-	}
-	if (srv->bundle != NULL)
-		r = bundle_dup(srv->bundle, &bb.b);
-	else
-		r = bundle_new(srv->cfg->trust_domain, &bb.b);
-	if (r != 0)
+	bb.km = km;
+	bb.upstream_roots = upstream_roots;
+	if ((r = ds_tx_begin(ds)) != 0)
 		return r;
-	ca_manager_foreach(srv->cam, add_authority, &bb);
+	r = ds_bundle_get(ds, td_id, &data, &len);
+	if (r == 0) {
+		r = bundle_unpack(data, len, &cur, &why);
+		free(data);
+		if (r != 0)
+			log_error("stored bundle of %s: %s", td_id, why);
+	} else if (r == WICK_ERR_NOT_FOUND)
+		r = 0;
+	if (r != 0)
+		goto out;
+	if (cur != NULL)
+		r = bundle_dup(cur, &bb.b);
+	else
+		r = bundle_new(trust_domain, &bb.b);
+	if (r != 0)
+		goto out;
+	ca_manager_foreach(cam, add_authority, &bb);
 	if ((r = bb.r) != 0)
 		goto out;
 	bundle_prune(bb.b, now - SERVER_BUNDLE_KEEP, &pruned);
 	bb.b->refresh_hint = BUNDLE_REFRESH_HINT;
-	if (srv->bundle != NULL && bundle_same_content(srv->bundle, bb.b))
+	if (cur != NULL && bundle_same_content(cur, bb.b))
 		goto out;
-	bb.b->sequence = srv->bundle != NULL ? srv->bundle->sequence + 1 : 1;
+	bb.b->sequence = cur != NULL ? cur->sequence + 1 : 1;
 	buf_init(&packed, BUNDLE_MAX_DOC);
 	if ((r = bundle_pack(bb.b, &packed)) == 0)
-		r = ds_bundle_set(srv->ds, srv->td_id, buf_ptr(&packed),
+		r = ds_bundle_set(ds, td_id, buf_ptr(&packed),
 		    buf_len(&packed), now);
 	buf_cleanup(&packed);
 	if (r != 0)
 		goto out;
-	log_info("bundle of %s is now at sequence %llu (%d X.509 "
-	    "authorities, %zu JWT and %zu WIT keys)", srv->td_id,
-	    (unsigned long long)bb.b->sequence, sk_X509_num(bb.b->x509),
-	    bb.b->nkeys[BUNDLE_USE_JWT], bb.b->nkeys[BUNDLE_USE_WIT]);
-	bundle_free(srv->bundle);
-	srv->bundle = bb.b;
+	*stored = 1;
+	bundle_free(cur);
+	cur = bb.b;
 	bb.b = NULL;
+out:
+	if ((c = ds_tx_end(ds, r == 0)) != 0 && r == 0)
+		r = c;
+	bundle_free(bb.b);
+	if (r != 0) {
+		bundle_free(cur);
+		return r;
+	}
+	*out = cur;
+	return 0;
+}
+
+/*
+ * The cache served to agents follows the stored bundle: what another
+ * server changed reaches this server's agents on the next tick.
+ */
+int
+server_bundle_refresh(struct server *srv, int64_t now)
+{
+	struct bundle	*cur;
+	int		 r, stored;
+
+	if ((r = server_bundle_merge(srv->ds, srv->cfg->trust_domain,
+	    srv->cam, srv->km, srv->upstream_roots, now, &cur, &stored)) != 0)
+		return r;
+	if (srv->bundle != NULL && srv->bundle->sequence == cur->sequence &&
+	    bundle_same_content(srv->bundle, cur)) {
+		bundle_free(cur);
+		return 0;
+	}
+	log_info("bundle of %s is now at sequence %llu (%d X.509 "
+	    "authorities, %zu JWT and %zu WIT keys)%s", srv->td_id,
+	    (unsigned long long)cur->sequence, sk_X509_num(cur->x509),
+	    cur->nkeys[BUNDLE_USE_JWT], cur->nkeys[BUNDLE_USE_WIT],
+	    stored ? "" : ", as another server stored it");
+	bundle_free(srv->bundle);
+	srv->bundle = cur;
 	if (srv->tls != NULL && (r = tls_ctx_set_roots(srv->tls,
 	    srv->bundle->x509)) != 0)
 		log_error("cannot update the agent API trust roots: %s",
 		    wick_strerror(r));
-out:
-	bundle_free(bb.b);
-	return r;
+	return 0;
 }
 
 static int
@@ -352,7 +399,8 @@ save_journal(struct server *srv, int64_t now)
 
 	buf_init(&j, CA_MANAGER_MAX_JOURNAL);
 	if ((r = ca_manager_journal(srv->cam, &j)) == 0)
-		r = ds_ca_journal_set(srv->ds, buf_ptr(&j), buf_len(&j), now);
+		r = ds_ca_journal_set(srv->ds, keymgr_server_id(srv->km),
+		    buf_ptr(&j), buf_len(&j), now);
 	buf_cleanup(&j);
 	return r;
 }
@@ -751,7 +799,7 @@ start_ca(struct server *srv, int64_t now)
 	mc.upstream_key = srv->upstream_key;
 	mc.upstream_chain = srv->upstream_chain;
 	mc.upstream_roots = srv->upstream_roots;
-	r = ds_ca_journal_get(srv->ds, &j, &jlen);
+	r = ds_ca_journal_get(srv->ds, keymgr_server_id(srv->km), &j, &jlen);
 	if (r != 0 && r != WICK_ERR_NOT_FOUND)
 		return r;
 	r = ca_manager_new(&mc, srv->km, j, jlen, &srv->cam);
@@ -882,6 +930,8 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 		    "lost on restart; agents will need new trust bundles");
 		r = keymgr_open_memory(&srv.km);
 	}
+	if (r == 0 && (r = keymgr_keep_server_id(srv.km)) != 0)
+		why = "cannot write the server ID into the key file";
 	if (r != 0) {
 		log_error("KeyManager: %s", why != NULL ? why :
 		    wick_strerror(r));

@@ -123,8 +123,20 @@ int	 server_tx_end(struct server *, int tx) WICK_WUR;
 /* Roll back what server_tx_begin() opened (tx 0: nothing to do). */
 void	 server_tx_abort(struct server *, int tx);
 
-/* Re-read the bundle from the authorities and store it when changed. */
+/* Merge this server's authorities into the stored bundle (shared with
+ * the other servers on the datastore) and cache what is stored. */
 int	 server_bundle_refresh(struct server *, int64_t now) WICK_WUR;
+
+/*
+ * The merge alone: in one locked transaction, the stored bundle of
+ * trust_domain plus cam's authorities (upstream_roots for the X.509 CA
+ * when not NULL), expired ones pruned, stored when that changed it
+ * (*stored 1).  *out gets the bundle as now stored.
+ */
+int	 server_bundle_merge(struct ds *, const char *trust_domain,
+	    struct ca_manager *, struct keymgr *,
+	    STACK_OF(X509) *upstream_roots, int64_t now, struct bundle **out,
+	    int *stored) WICK_WUR;
 
 /*
  * Sign an X.509-SVID for pub.  *chain gets leaf first then the chain

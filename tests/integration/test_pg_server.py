@@ -7,15 +7,19 @@ against a scratch PostgreSQL started by pg.py.
 - a server creates and migrates the database, answers the admin API
   from it (tokens, entries), and finds everything again after a restart;
 - two servers started together on a fresh database (the migration runs
-  once, under its lock) read the same entries;
+  once, under its lock) read the same entries; each keeps its own CA
+  (its own key file) and the shared bundle, served by either, holds
+  both, so the SVID of each verifies against the other's bundle;
 - audit verify reads the stopped server's database; backup says to use
   pg_dump;
 - the password in the connection string appears in no log line and no
   error, not even when the server cannot be reached.
 """
 import os
+import re
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -152,6 +156,40 @@ class PgServer(unittest.TestCase):
                              "spiffe://%s/agent" % H.TD, ["unix:uid:7"])
         self.assertIn("spiffe://%s/db" % H.TD,
                       str(b.cli_json("entry", "show", "-entryID", eid)))
+
+        # Both CAs in the bundle from either server: the other's reaches
+        # a server's cache on its next tick (10 s).
+        def cas(s):
+            return s.cli("bundle", "show").stdout.count("BEGIN CERTIFICATE")
+        deadline = time.time() + 40
+        while time.time() < deadline and (cas(a) < 2 or cas(b) < 2):
+            time.sleep(1)
+        self.assertEqual(cas(a), 2)
+        self.assertEqual(cas(b), 2)
+        self.assertEqual(a.cli("bundle", "show").stdout,
+                         b.cli("bundle", "show").stdout)
+        # Each server's own SVID (signed by its own CA), verified against
+        # the bundle the other server serves.
+        for s, other in ((a, b), (b, a)):
+            p = subprocess.run(
+                ["openssl", "s_client", "-connect", s.addr, "-alpn", "h2",
+                 "-servername", "localhost"], input="",
+                capture_output=True, text=True, timeout=30)
+            m = re.search(r"-----BEGIN CERTIFICATE-----.*?"
+                          r"-----END CERTIFICATE-----", p.stdout, re.S)
+            self.assertIsNotNone(m, p.stdout + p.stderr)
+            leaf = os.path.join(s.tmp, "server-svid.pem")
+            bundle = os.path.join(s.tmp, "other-bundle.pem")
+            with open(leaf, "w") as f:
+                f.write(m.group(0) + "\n")
+            with open(bundle, "w") as f:
+                f.write(other.cli("bundle", "show").stdout)
+            v = subprocess.run(["openssl", "verify", "-CAfile", bundle,
+                                leaf], capture_output=True, text=True)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+            # Not a CA both happen to share: each server signs its own.
+            with open(os.path.join(s.data, "keys.json")) as f:
+                self.assertIn("server_id", f.read())
 
 
 if __name__ == "__main__":

@@ -26,7 +26,11 @@
 #include <openssl/evp.h>
 #include <sqlite3.h>
 
+#include "bundle.h"
+#include "ca_manager.h"
 #include "ds.h"
+#include "keymgr.h"
+#include "server.h"
 
 struct backend {
 	const char		*type;
@@ -1127,8 +1131,8 @@ test_change_log(void **state)
 
 	/* Neither the journal, the audit trail nor tokens are logged. */
 	rev = revision();
-	assert_int_equal(ds_ca_journal_set(t.ds, (const uint8_t *)"j", 1, 12),
-	    0);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1", (const uint8_t *)"j", 1,
+	    12), 0);
 	assert_int_equal(ds_audit_append(t.ds, 12, "k", "a", 1, NULL), 0);
 	assert_int_equal(ds_join_token_create(t.ds, "tok", 100), 0);
 	assert_int_equal(ds_join_token_consume(t.ds, "tok", 13), 0);
@@ -1589,21 +1593,199 @@ test_ca_journal(void **state)
 	size_t	 n = 5;
 
 	fresh();
-	assert_int_equal(ds_ca_journal_get(t.ds, &p, &n), WICK_ERR_NOT_FOUND);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &n),
+	    WICK_ERR_NOT_FOUND);
 	assert_null(p);
 	assert_int_equal(n, 0);
-	assert_int_equal(ds_ca_journal_set(t.ds, (const uint8_t *)"{}", 2, 1),
-	    0);
-	assert_int_equal(ds_ca_journal_get(t.ds, &p, &n), 0);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1", (const uint8_t *)"{}",
+	    2, 1), 0);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &n), 0);
 	assert_int_equal(n, 2);
 	assert_memory_equal(p, "{}", 2);
 	free(p);
-	assert_int_equal(ds_ca_journal_set(t.ds, (const uint8_t *)"{\"a\":1}",
-	    7, 2), 0);
-	assert_int_equal(ds_ca_journal_get(t.ds, &p, &n), 0);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1",
+	    (const uint8_t *)"{\"a\":1}", 7, 2), 0);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &n), 0);
 	assert_int_equal(n, 7);
 	assert_memory_equal(p, "{\"a\":1}", 7);
 	free(p);
+	/* Another server on the same store: its own journal. */
+	assert_int_equal(ds_ca_journal_get(t.ds, "s2", &p, &n),
+	    WICK_ERR_NOT_FOUND);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s2", (const uint8_t *)"[2]",
+	    3, 3), 0);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s2", &p, &n), 0);
+	assert_memory_equal(p, "[2]", 3);
+	free(p);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &n), 0);
+	assert_memory_equal(p, "{\"a\":1}", 7);
+	free(p);
+	assert_int_equal(ds_ca_journal_get(t.ds, "", &p, &n),
+	    WICK_ERR_INVALID);
+	assert_int_equal(ds_ca_journal_set(t.ds, NULL, (const uint8_t *)"x",
+	    1, 3), WICK_ERR_INVALID);
+}
+
+/* SQLite: the single journal of schema 3 goes to the first server. */
+/*
+ * For the migration cases, SQLite only: a fresh store, closed, so that
+ * its schema can be put back to an older build's.  0 on another backend.
+ */
+static int
+fresh_sqlite_closed(void)
+{
+	if (t.b->sql == NULL || strcmp(t.b->type, "sqlite3") != 0)
+		return 0;
+	fresh();
+	ds_close(t.ds);
+	t.ds = NULL;
+	return 1;
+}
+
+static void
+test_ca_journal_migration(void **state)
+{
+	uint8_t	*p = NULL;
+	size_t	 n = 0;
+
+	if (!fresh_sqlite_closed())
+		return;
+	assert_int_equal(t.b->sql(t.conn,
+	    "DROP TABLE ca_journals; CREATE TABLE ca_journal ("
+	    " id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL,"
+	    " updated_at INTEGER NOT NULL);"
+	    "INSERT INTO ca_journal VALUES (1, X'6f6c64', 5);"
+	    "DELETE FROM schema_migrations WHERE version > 3;"), 0);
+	reopen();
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &n), 0);
+	assert_int_equal(n, 3);
+	assert_memory_equal(p, "old", 3);
+	free(p);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1", (const uint8_t *)"new",
+	    3, 6), 0);
+	/* Claimed: no other server gets it any more. */
+	assert_int_equal(ds_ca_journal_get(t.ds, "s2", &p, &n),
+	    WICK_ERR_NOT_FOUND);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &n), 0);
+	assert_memory_equal(p, "new", 3);
+	free(p);
+}
+
+/* ---- two servers' authorities in one trust bundle ---- */
+
+#define MC_DAY	86400
+#define MC_T0	1700000000
+
+static int
+bundle_has_cert(const struct bundle *b, const struct ca_manager *m,
+    enum ca_kind kind)
+{
+	const struct ca_authority	*a = ca_manager_active(m, kind);
+	size_t				 i;
+	int				 j;
+
+	assert_non_null(a);
+	if (kind == CA_KIND_X509) {
+		for (j = 0; j < sk_X509_num(b->x509); j++)
+			if (X509_cmp(sk_X509_value(b->x509, j), a->cert) == 0)
+				return 1;
+		return 0;
+	}
+	for (i = 0; i < b->nkeys[BUNDLE_USE_JWT]; i++)
+		if (strcmp(b->keys[BUNDLE_USE_JWT][i].kid, a->kid) == 0)
+			return 1;
+	return 0;
+}
+
+static struct bundle *
+merge(struct ca_manager *m, struct keymgr *km, int64_t now)
+{
+	struct bundle	*b = NULL;
+	int		 stored;
+
+	assert_int_equal(server_bundle_merge(t.ds, "example.org", m, km,
+	    NULL, now, &b, &stored), 0);
+	assert_non_null(b);
+	return b;
+}
+
+static void
+test_bundle_two_servers(void **state)
+{
+	struct ca_manager_config	 c;
+	struct ca_manager		*m1, *m2;
+	struct keymgr			*k1, *k2;
+	struct bundle			*b;
+	X509				*old1;
+	int				 changed;
+
+	fresh();
+	memset(&c, 0, sizeof(c));
+	c.trust_domain = "example.org";
+	c.ca_key_type = PKEY_EC_P256;
+	c.jwt_key_type = PKEY_EC_P256;
+	c.ca_ttl = MC_DAY;
+	assert_int_equal(keymgr_open_memory(&k1), 0);
+	assert_int_equal(keymgr_open_memory(&k2), 0);
+	assert_string_not_equal(keymgr_server_id(k1), keymgr_server_id(k2));
+	assert_int_equal(ca_manager_new(&c, k1, NULL, 0, &m1), 0);
+	assert_int_equal(ca_manager_new(&c, k2, NULL, 0, &m2), 0);
+	assert_int_equal(ca_manager_tick(m1, MC_T0, &changed), 0);
+	assert_int_equal(ca_manager_tick(m2, MC_T0 + 10, &changed), 0);
+
+	/* Both servers' authorities, whichever stores last. */
+	bundle_free(merge(m1, k1, MC_T0));
+	b = merge(m2, k2, MC_T0 + 10);
+	assert_int_equal(sk_X509_num(b->x509), 2);
+	assert_int_equal(b->nkeys[BUNDLE_USE_JWT], 2);
+	assert_int_equal(b->nkeys[BUNDLE_USE_WIT], 2);
+	assert_int_equal(b->sequence, 2);
+	bundle_free(b);
+	b = merge(m1, k1, MC_T0 + 20);
+	assert_int_equal(sk_X509_num(b->x509), 2);
+	assert_int_equal(b->sequence, 2);	/* nothing new */
+	assert_true(bundle_has_cert(b, m2, CA_KIND_X509));
+	assert_true(bundle_has_cert(b, m2, CA_KIND_JWT));
+	bundle_free(b);
+
+	/* Server 1 rotates: its new CA joins, server 2's stays. */
+	old1 = X509_dup(ca_manager_active(m1, CA_KIND_X509)->cert);
+	assert_non_null(old1);
+	assert_int_equal(ca_manager_tick(m1, MC_T0 + MC_DAY / 2 + 60,
+	    &changed), 0);
+	bundle_free(merge(m1, k1, MC_T0 + MC_DAY / 2 + 60));
+	assert_int_equal(ca_manager_tick(m1, MC_T0 + MC_DAY * 5 / 6 + 60,
+	    &changed), 0);
+	assert_int_equal(changed, 1);
+	assert_int_not_equal(X509_cmp(old1,
+	    ca_manager_active(m1, CA_KIND_X509)->cert), 0);
+	b = merge(m1, k1, MC_T0 + MC_DAY * 5 / 6 + 60);
+	assert_int_equal(sk_X509_num(b->x509), 3);
+	assert_int_equal(b->nkeys[BUNDLE_USE_JWT], 3);
+	assert_true(bundle_has_cert(b, m1, CA_KIND_X509));
+	assert_true(bundle_has_cert(b, m2, CA_KIND_X509));
+	assert_true(bundle_has_cert(b, m2, CA_KIND_JWT));
+	bundle_free(b);
+	/* Server 2 storing again keeps server 1's rotation. */
+	b = merge(m2, k2, MC_T0 + MC_DAY * 5 / 6 + 70);
+	assert_int_equal(sk_X509_num(b->x509), 3);
+	bundle_free(b);
+
+	/* Past expiry and the grace: the retired authority of server 1
+	 * and the expired one of server 2 (not rotated) are pruned; server
+	 * 1's current CA stays. */
+	b = merge(m1, k1, MC_T0 + 2 * MC_DAY + 120);
+	assert_int_equal(sk_X509_num(b->x509), 1);
+	assert_true(bundle_has_cert(b, m1, CA_KIND_X509));
+	assert_int_not_equal(X509_cmp(sk_X509_value(b->x509, 0), old1), 0);
+	assert_int_equal(b->nkeys[BUNDLE_USE_JWT], 1);
+	bundle_free(b);
+
+	X509_free(old1);
+	ca_manager_free(m1);
+	ca_manager_free(m2);
+	keymgr_free(k1);
+	keymgr_free(k2);
 }
 
 struct seen_audit {
@@ -1956,11 +2138,8 @@ test_audit_migration(void **state)
 	struct chain_seen	c;
 
 	/* SQLite only: PostgreSQL's first schema has the chain. */
-	if (t.b->sql == NULL || strcmp(t.b->type, "sqlite3") != 0)
+	if (!fresh_sqlite_closed())
 		return;
-	fresh();
-	ds_close(t.ds);
-	t.ds = NULL;
 	/* Back to schema 2 as an older build left it. */
 	assert_int_equal(t.b->sql(t.conn,
 	    "DROP TABLE audit_anchor; DROP INDEX audit_seq;"
@@ -1968,6 +2147,9 @@ test_audit_migration(void **state)
 	    "ALTER TABLE audit DROP COLUMN subject;"
 	    "ALTER TABLE audit DROP COLUMN prev_hash;"
 	    "ALTER TABLE audit DROP COLUMN hash;"
+	    "DROP TABLE ca_journals; CREATE TABLE ca_journal ("
+	    " id INTEGER PRIMARY KEY CHECK (id = 1), data BLOB NOT NULL,"
+	    " updated_at INTEGER NOT NULL);"
 	    "DELETE FROM schema_migrations WHERE version > 2;"
 	    "INSERT INTO audit (at, kind, actor, ok, detail) VALUES"
 	    " (1, 'entry.create', 'uid:0', 1, '{\"n\":1}'),"
@@ -2307,7 +2489,7 @@ test_limits(void **state)
 	/* Blobs past DS_MAX_BLOB are refused unread. */
 	assert_int_equal(ds_bundle_set(t.ds, "spiffe://a.org", small,
 	    (size_t)DS_MAX_BLOB + 1, 1), WICK_ERR_LIMIT);
-	assert_int_equal(ds_ca_journal_set(t.ds, small,
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1", small,
 	    (size_t)DS_MAX_BLOB + 1, 1), WICK_ERR_LIMIT);
 	assert_int_equal(ds_audit_append(t.ds, 1, "k", "a", 1, big),
 	    WICK_ERR_LIMIT);
@@ -2335,7 +2517,7 @@ test_limits(void **state)
 
 		assert_int_equal(ds_bundle_get(t.ds, "spiffe://a.org", &p,
 		    &len), WICK_ERR_NOT_FOUND);
-		assert_int_equal(ds_ca_journal_get(t.ds, &p, &len),
+		assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &len),
 		    WICK_ERR_NOT_FOUND);
 	}
 	free(big);
@@ -2363,8 +2545,8 @@ test_reopen(void **state)
 	assert_int_equal(ds_join_token_create(t.ds, "keep-me", 100), 0);
 	assert_int_equal(ds_bundle_set(t.ds, "spiffe://td",
 	    (const uint8_t *)"bundle", 6, 7), 0);
-	assert_int_equal(ds_ca_journal_set(t.ds, (const uint8_t *)"jj", 2, 7),
-	    0);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1", (const uint8_t *)"jj", 2,
+	    7), 0);
 	assert_int_equal(ds_audit_append(t.ds, 7, "k", "a", 1, "{}"), 0);
 	rev = revision();
 
@@ -2382,7 +2564,7 @@ test_reopen(void **state)
 	assert_int_equal(ds_bundle_get(t.ds, "spiffe://td", &p, &len), 0);
 	assert_memory_equal(p, "bundle", 6);
 	free(p);
-	assert_int_equal(ds_ca_journal_get(t.ds, &p, &len), 0);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &len), 0);
 	assert_memory_equal(p, "jj", 2);
 	free(p);
 	memset(&s, 0, sizeof(s));
@@ -2637,14 +2819,14 @@ test_tx_survives_failed_call(void **state)
 	    WICK_ERR_NOT_FOUND);
 	assert_int_equal(ds_bundle_delete(t.ds, "spiffe://none", 1),
 	    WICK_ERR_NOT_FOUND);
-	assert_int_equal(ds_ca_journal_set(t.ds, (const uint8_t *)"j", 1, 1),
-	    0);
+	assert_int_equal(ds_ca_journal_set(t.ds, "s1", (const uint8_t *)"j", 1,
+	    1), 0);
 	assert_int_equal(ds_audit_record(t.ds, 1, "entry.create", "uid:0",
 	    "spiffe://td/f", 1, "{}"), 0);
 	assert_int_equal(ds_tx_end(t.ds, 1), 0);
 	assert_int_equal(ds_entry_get(t.ds, "txf-1", &e), 0);
 	ds_entry_free(e);
-	assert_int_equal(ds_ca_journal_get(t.ds, &p, &len), 0);
+	assert_int_equal(ds_ca_journal_get(t.ds, "s1", &p, &len), 0);
 	free(p);
 	verify_all(&v, 0);
 	assert_int_equal(v.bad_seq, 0);
@@ -2798,6 +2980,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_audit_tamper),
 		cmocka_unit_test(test_audit_prune),
 		cmocka_unit_test(test_audit_migration),
+		cmocka_unit_test(test_ca_journal_migration),
+		cmocka_unit_test(test_bundle_two_servers),
 		cmocka_unit_test(test_audit_concurrent_and_kill9),
 		cmocka_unit_test(test_audit_tx),
 		cmocka_unit_test(test_backup),

@@ -272,6 +272,38 @@ test_memory(void **state)
 	assert_int_equal(dir_entries(), 0);	/* nothing written */
 }
 
+/* The key file names its server, the same on every open. */
+static void
+test_server_id(void **state)
+{
+	struct keymgr	*km;
+	const char	*why;
+	char		 id[KEYMGR_SERVER_ID_LEN + 1];
+
+	assert_int_equal(keymgr_open_disk(path, &km, &why), 0);
+	assert_int_equal(strlen(keymgr_server_id(km)), KEYMGR_SERVER_ID_LEN);
+	snprintf(id, sizeof(id), "%s", keymgr_server_id(km));
+	assert_int_equal(keymgr_generate(km, "x509-A", PKEY_EC_P256, NULL), 0);
+	keymgr_free(km);
+	assert_int_equal(keymgr_open_disk(path, &km, &why), 0);
+	assert_string_equal(keymgr_server_id(km), id);
+	keymgr_free(km);
+
+	/* A file from before server IDs: one is made and kept. */
+	put_file("{\"keys\":{}}", 0600);
+	assert_int_equal(keymgr_open_disk(path, &km, &why), 0);
+	snprintf(id, sizeof(id), "%s", keymgr_server_id(km));
+	assert_int_equal(keymgr_keep_server_id(km), 0);
+	keymgr_free(km);
+	assert_int_equal(keymgr_open_disk(path, &km, &why), 0);
+	assert_string_equal(keymgr_server_id(km), id);
+	keymgr_free(km);
+
+	put_file("{\"keys\":{},\"server_id\":\"../x\"}", 0600);
+	assert_int_equal(keymgr_open_disk(path, &km, &why), WICK_ERR_INVALID);
+	assert_non_null(why);
+}
+
 int
 main(void)
 {
@@ -281,6 +313,7 @@ main(void)
 		cmocka_unit_test_setup(test_disk_limits, fresh),
 		cmocka_unit_test_setup(test_disk_write_fails, fresh),
 		cmocka_unit_test_setup(test_memory, fresh),
+		cmocka_unit_test_setup(test_server_id, fresh),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
