@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "encode.h"
 #include "spiffeid.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -301,18 +302,6 @@ is_digit(int c)
 	return c >= '0' && c <= '9';
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Length of the valid UTF-8 sequence at s (at most avail bytes), or 0.
  * Rejects overlong forms, surrogates and code points above U+10FFFF.
@@ -430,7 +419,7 @@ read_hex4(struct parser *ps, uint32_t *out)
 
 	*out = 0;
 	for (i = 0; i < 4; i++) {
-		if (ps->p >= ps->end || (h = hexval(*ps->p)) < 0)
+		if (ps->p >= ps->end || (h = hex_digit(*ps->p)) < 0)
 			return -1;
 		*out = (*out << 4) | (uint32_t)h;
 		adv(ps);
@@ -897,7 +886,7 @@ parse_number(struct parser *ps, json_t **out)
 	} else if (e - s > 1 && s[0] == '0' && is_digit(s[1]))
 		base = 8;
 	for (q = s; q < e; q++) {
-		dig = hexval(*q);
+		dig = hex_digit(*q);
 		if (dig < 0 || dig >= base)
 			break;
 		if (v > (lim - dig) / base)

@@ -23,6 +23,36 @@ hex_encode(const uint8_t *p, size_t n, char *out)
 }
 
 int
+hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+hex_decode(const char *s, size_t n, uint8_t *out)
+{
+	size_t	i;
+	int	hi, lo;
+
+	for (i = 0; i < n; i++) {
+		/* Upper case is refused: one value, one spelling. */
+		if ((hi = hex_digit((unsigned char)s[2 * i])) < 0 ||
+		    (lo = hex_digit((unsigned char)s[2 * i + 1])) < 0 ||
+		    (s[2 * i] >= 'A' && s[2 * i] <= 'F') ||
+		    (s[2 * i + 1] >= 'A' && s[2 * i + 1] <= 'F'))
+			return WICK_ERR_INVALID;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int
 sha256_hex(const void *p, size_t n, char out[SHA256_HEX_LEN + 1])
 {
 	uint8_t		md[32];

@@ -15,6 +15,11 @@
 
 /* n bytes as 2n lower-case hex digits and a NUL into out. */
 void	 hex_encode(const uint8_t *, size_t n, char *out);
+/* The value of one hex digit, either case, or -1. */
+int	 hex_digit(int c);
+/* 2n lower-case hex digits (hex_encode()'s form, nothing else) into n
+ * bytes of out: 0, or WICK_ERR_INVALID. */
+int	 hex_decode(const char *, size_t n, uint8_t *out) WICK_WUR;
 /* SHA-256 of the bytes as hex; the digest is wiped. */
 int	 sha256_hex(const void *, size_t, char out[SHA256_HEX_LEN + 1])
 	    WICK_WUR;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "rpc.h"
 #include "rpc_int.h"
 
@@ -134,18 +135,6 @@ rpc_percent_encode(const char *s, char **out)
 	return 0;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 rpc_percent_decode(const char *s, char **out)
 {
@@ -159,8 +148,8 @@ rpc_percent_decode(const char *s, char **out)
 	for (i = 0; i < n; i++) {
 		/* A malformed escape is kept as it is (gRPC's rule). */
 		if (s[i] == '%' && i + 2 < n &&
-		    (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+		    (hi = hex_digit((unsigned char)s[i + 1])) >= 0 &&
+		    (lo = hex_digit((unsigned char)s[i + 2])) >= 0) {
 			p[o++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else

@@ -262,22 +262,9 @@ hash_field(EVP_MD_CTX *ctx, const char *v)
 static int
 unhex(const char *h, uint8_t out[32])
 {
-	int	i, hi, lo;
-
 	if (h == NULL || strlen(h) != 64)
 		return WICK_ERR_INVALID;
-	for (i = 0; i < 32; i++) {
-		hi = h[2 * i];
-		lo = h[2 * i + 1];
-		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' &&
-		    hi <= 'f' ? hi - 'a' + 10 : -1;
-		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' &&
-		    lo <= 'f' ? lo - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0)
-			return WICK_ERR_INVALID;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return 0;
+	return hex_decode(h, 32, out);
 }
 
 int

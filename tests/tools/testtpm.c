@@ -124,18 +124,6 @@ hex_json(const uint8_t *p, size_t n)
 	return j;
 }
 
-static int
-hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* A JSON string of hex into out (replacing its content). */
 static int
 hex_get(json_t *obj, const char *key, struct buf *out)
@@ -150,8 +138,8 @@ hex_get(json_t *obj, const char *key, struct buf *out)
 	if ((n = strlen(s)) % 2 != 0)
 		return WICK_ERR_INVALID;
 	for (i = 0; i < n; i += 2) {
-		if ((hi = hex_nibble(s[i])) < 0 ||
-		    (lo = hex_nibble(s[i + 1])) < 0)
+		if ((hi = hex_digit((unsigned char)s[i])) < 0 ||
+		    (lo = hex_digit((unsigned char)s[i + 1])) < 0)
 			return WICK_ERR_INVALID;
 		if (buf_put_u8(out, (uint8_t)(hi << 4 | lo)) != 0)
 			return WICK_ERR_LIMIT;

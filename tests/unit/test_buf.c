@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "buf.h"
+#include "encode.h"
 
 static void
 test_put_get_roundtrip(void **state)
@@ -90,11 +91,36 @@ test_grows_across_many_writes(void **state)
 	buf_cleanup(&b);
 }
 
+/* hex_encode() and hex_decode() are inverses; only the lower-case
+ * spelling decodes, so one value has one text form. */
+static void
+test_hex_roundtrip_and_spelling(void **state)
+{
+	uint8_t	in[256], out[256];
+	char	h[513];
+	size_t	i;
+
+	(void)state;
+	for (i = 0; i < sizeof(in); i++)
+		in[i] = (uint8_t)i;
+	hex_encode(in, sizeof(in), h);
+	assert_int_equal(hex_decode(h, sizeof(in), out), 0);
+	assert_memory_equal(in, out, sizeof(in));
+	assert_int_equal(hex_decode("0aFf", 2, out), WICK_ERR_INVALID);
+	assert_int_equal(hex_decode("0g", 1, out), WICK_ERR_INVALID);
+	assert_int_equal(hex_decode("0a\0b", 2, out), WICK_ERR_INVALID);
+	assert_int_equal(hex_digit('F'), 15);
+	assert_int_equal(hex_digit('a'), 10);
+	assert_int_equal(hex_digit('/'), -1);
+	assert_int_equal(hex_digit(0xff), -1);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_put_get_roundtrip),
+		cmocka_unit_test(test_hex_roundtrip_and_spelling),
 		cmocka_unit_test(test_limit_is_enforced),
 		cmocka_unit_test(test_putf_and_steal),
 		cmocka_unit_test(test_grows_across_many_writes),
