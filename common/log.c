@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #define LOG_MAX_ESCAPED	(LOG_MAX_LINE * 4 + 1)
 
 static const char	*log_role = "wick";
+static pthread_mutex_t	 rl_mu = PTHREAD_MUTEX_INITIALIZER;
 static enum log_level	 log_level = LOG_LEVEL_INFO;
 static enum log_format	 log_format = LOG_FORMAT_TEXT;
 static FILE		*log_stream;
@@ -497,12 +499,18 @@ log_msg_rl(struct log_ratelimit *rl, enum log_level level, const char *func,
 	struct timespec	 now;
 	unsigned	 dropped;
 	va_list		 ap;
+	int		 pass;
 
 	if (level > log_level)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!log_ratelimit_pass(rl, (uint64_t)now.tv_sec * 1000 +
-	    (uint64_t)now.tv_nsec / 1000000, &dropped))
+	/* One call site's limiter may be reached from two threads (a
+	 * server's loop and its state thread). */
+	pthread_mutex_lock(&rl_mu);
+	pass = log_ratelimit_pass(rl, (uint64_t)now.tv_sec * 1000 +
+	    (uint64_t)now.tv_nsec / 1000000, &dropped);
+	pthread_mutex_unlock(&rl_mu);
+	if (!pass)
 		return;
 	if (dropped > 0)
 		log_msg(level, NULL, "(%u lines like the next suppressed by "

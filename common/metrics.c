@@ -2,10 +2,12 @@
  * metrics.c: the registry and the Prometheus text exposition format.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "xmalloc.h"
 
@@ -34,6 +36,7 @@ struct metric {
 	uint64_t		*buckets;
 	double			*sums;
 	uint64_t		*counts;
+	pthread_mutex_t		*mu;		/* the registry's */
 };
 
 struct metrics {
@@ -44,12 +47,19 @@ struct metrics {
 		void			*arg;
 	}			 collect[METRICS_MAX_COLLECT];
 	size_t			 ncollect;
+	/* Updates may come from a daemon's other threads (a server's
+	 * state thread): every value is read and written under it. */
+	pthread_mutex_t		 mu;
 };
 
 struct metrics *
 metrics_new(void)
 {
-	return xcalloc(1, sizeof(struct metrics));
+	struct metrics *reg = xcalloc(1, sizeof(struct metrics));
+
+	if (pthread_mutex_init(&reg->mu, NULL) != 0)
+		fatal("cannot initialise a mutex");
+	return reg;
 }
 
 static void
@@ -72,6 +82,7 @@ metrics_free(struct metrics *reg)
 		return;
 	for (i = 0; i < reg->nfamilies; i++)
 		metric_free(reg->families[i]);
+	pthread_mutex_destroy(&reg->mu);
 	free(reg);
 }
 
@@ -152,6 +163,7 @@ metrics_add(struct metrics *reg, enum metric_type type, const char *name,
 	m = xcalloc(1, sizeof(*m));
 	m->type = type;
 	m->name = xstrdup(name);
+	m->mu = &reg->mu;
 	m->help = help;
 	for (i = 0; i < nlabels; i++)
 		m->labels[i] = labels[i];
@@ -215,7 +227,9 @@ metric_add(struct metric *m, size_t s, double v)
 {
 	if (!scalar(m, s) || isnan(v) || (m->type == METRIC_COUNTER && v < 0))
 		return;
+	pthread_mutex_lock(m->mu);
 	m->values[s] += v;
+	pthread_mutex_unlock(m->mu);
 }
 
 void
@@ -223,7 +237,9 @@ metric_set(struct metric *m, size_t s, double v)
 {
 	if (!scalar(m, s) || m->type != METRIC_GAUGE)
 		return;
+	pthread_mutex_lock(m->mu);
 	m->values[s] = v;
+	pthread_mutex_unlock(m->mu);
 }
 
 void
@@ -231,8 +247,10 @@ metric_set_max(struct metric *m, size_t s, double v)
 {
 	if (!scalar(m, s) || m->type != METRIC_GAUGE)
 		return;
+	pthread_mutex_lock(m->mu);
 	if (v > m->values[s])
 		m->values[s] = v;
+	pthread_mutex_unlock(m->mu);
 }
 
 void
@@ -247,23 +265,37 @@ metric_observe(struct metric *m, size_t s, double v)
 	for (i = 0; i < m->nbounds; i++)
 		if (v <= m->bounds[i])
 			break;
+	pthread_mutex_lock(m->mu);
 	m->buckets[s * (m->nbounds + 1) + i]++;
 	m->sums[s] += v;
 	m->counts[s]++;
+	pthread_mutex_unlock(m->mu);
 }
 
 double
 metric_value(const struct metric *m, size_t s)
 {
-	return scalar(m, s) ? m->values[s] : 0;
+	double v;
+
+	if (!scalar(m, s))
+		return 0;
+	pthread_mutex_lock(m->mu);
+	v = m->values[s];
+	pthread_mutex_unlock(m->mu);
+	return v;
 }
 
 uint64_t
 metric_count(const struct metric *m, size_t s)
 {
+	uint64_t n;
+
 	if (m == NULL || m->type != METRIC_HISTOGRAM || s >= m->nseries)
 		return 0;
-	return m->counts[s];
+	pthread_mutex_lock(m->mu);
+	n = m->counts[s];
+	pthread_mutex_unlock(m->mu);
+	return n;
 }
 
 /* ---- rendering -------------------------------------------------------- */
@@ -421,11 +453,16 @@ metrics_render(struct metrics *reg, struct buf *out)
 
 	for (i = 0; i < reg->ncollect; i++)
 		reg->collect[i].fn(reg->collect[i].arg);
+	r = 0;
+	pthread_mutex_lock(&reg->mu);
 	for (i = 0; i < reg->nfamilies; i++) {
 		if ((r = render_family(out, reg->families[i])) != 0)
-			return r;
-		if (buf_len(out) - start > METRICS_MAX_OUTPUT)
-			return WICK_ERR_LIMIT;
+			break;
+		if (buf_len(out) - start > METRICS_MAX_OUTPUT) {
+			r = WICK_ERR_LIMIT;
+			break;
+		}
 	}
-	return 0;
+	pthread_mutex_unlock(&reg->mu);
+	return r;
 }

@@ -131,6 +131,7 @@ struct rpc_md {
 };
 
 struct rpc_server;
+struct rpc_job;
 struct rpc_call;
 
 struct rpc_method {
@@ -206,7 +207,26 @@ struct rpc_server_opts {
 	void		(*observe)(void *arg, size_t method, int status,
 			    uint64_t ns);
 	void		*observe_arg;
+	/*
+	 * With offload set, every method hands each on_message and
+	 * on_half_close to another thread: offload(offload_arg, job) is
+	 * called on the loop and must arrange for rpc_job_run(job) to run
+	 * on that thread and then rpc_job_done(job) on the loop.  Until
+	 * then the call is busy: the handler's rpc_call_*() functions
+	 * record what it does and the loop applies it in rpc_job_done();
+	 * nothing else of the call is touched, a stream reset, a deadline
+	 * or a closed connection waits for the job, and the next message
+	 * or half-close is queued.  A handler that answers later (a timer,
+	 * another job) does so on the loop, as usual.  offload returns 0,
+	 * or an error and the call ends with RESOURCE_EXHAUSTED.
+	 */
+	int		(*offload)(void *arg, struct rpc_job *);
+	void		*offload_arg;
 };
+
+/* The handler step of a busy call (opts.offload). */
+void	 rpc_job_run(struct rpc_job *);		/* the other thread */
+void	 rpc_job_done(struct rpc_job *);	/* the loop thread */
 
 /* The method table is borrowed and must outlive the server. */
 int	 rpc_server_new(uv_loop_t *, const struct rpc_server_opts *,

@@ -109,6 +109,46 @@ struct rpc_call {
 	size_t			 wake_below;	/* on_writable once the queue
 						   is shorter */
 	int			 counted_end;
+
+	/*
+	 * Offloaded handler steps (opts.offload).  While busy, the other
+	 * thread runs the handler and writes only the pend_* fields (and
+	 * data, out_hdrs, out_trls, which the loop leaves alone then);
+	 * the loop records what happens to the call meanwhile (dead,
+	 * abort_*) and queues further steps, then applies both in
+	 * rpc_job_done().
+	 */
+	int			 busy;
+	int			 dead;		/* stream or connection gone */
+	enum rpc_end		 dead_why;
+	struct rpc_offload	*off;		/* made at the first step */
+	uint64_t		 deadline_ns;	/* uv_hrtime(), 0: none */
+};
+
+/* What an offloaded call keeps besides (struct rpc_call's comment). */
+struct rpc_offload {
+	struct rpc_job		*inbox;		/* steps waiting, FIFO */
+	struct rpc_job		*inbox_tail;
+	int			 aborted;	/* the layer ended it */
+	int			 abort_status;
+	char			*abort_msg;
+	enum rpc_end		 abort_why;
+	struct buf		 pend_out;
+	int			 pend_finish;
+	int			 pend_status;
+	char			*pend_msg;
+	size_t			 pend_hold;
+	int			 pend_await;
+};
+
+/* One handler step of an offloaded call. */
+struct rpc_job {
+	struct rpc_call		*call;
+	struct rpc_job		*next;
+	int			 half_close;	/* else a message */
+	uint8_t			*msg;		/* a copy, wiped on free */
+	size_t			 len;
+	size_t			 charged;	/* to the call's budgets */
 };
 
 TAILQ_HEAD(rpc_call_list, rpc_call);
@@ -155,6 +195,7 @@ struct rpc_conn {
 	char			*peer_id;
 	struct rpc_call_list	 calls;
 	size_t			 ncalls;
+	size_t			 busy_calls;	/* offloaded, not yet back */
 	int			 closing;
 	int			 pending_closes;
 	int			 goaway_sent;
@@ -211,12 +252,17 @@ struct rpc_server {
 };
 
 static void	conn_close(struct rpc_conn *);
+static void	conn_maybe_free(struct rpc_conn *);
 static void	conn_schedule_flush(struct rpc_conn *);
 static void	conn_idle_cb(uv_timer_t *);
 static void	conn_alloc_cb(uv_handle_t *, size_t, uv_buf_t *);
 static void	conn_read_cb(uv_stream_t *, ssize_t, const uv_buf_t *);
 static void	conn_flush(struct rpc_conn *);
 static void	call_end_handler(struct rpc_call *, enum rpc_end);
+static void	call_queue_step(struct rpc_call *, int, const uint8_t *,
+		    size_t);
+static void	call_abort(struct rpc_call *, enum rpc_status, const char *,
+		    enum rpc_end);
 static void	server_check_done(struct rpc_server *);
 static int	conn_admit(struct rpc_conn *, const char *, int);
 
@@ -364,11 +410,32 @@ call_stop_timer(struct rpc_call *call)
 }
 
 static void
+job_free(struct rpc_job *job)
+{
+	if (job == NULL)
+		return;
+	if (job->msg != NULL)
+		freezero(job->msg, job->len);
+	free(job);
+}
+
+static void
 call_free(struct rpc_call *call)
 {
 	struct rpc_conn *c = call->conn;
+	struct rpc_job	*job;
 
 	call_stop_timer(call);
+	if (call->off != NULL) {
+		while ((job = call->off->inbox) != NULL) {
+			call->off->inbox = job->next;
+			job_free(job);
+		}
+		buf_cleanup(&call->off->pend_out);
+		free(call->off->pend_msg);
+		free(call->off->abort_msg);
+		free(call->off);
+	}
 	if (call->observed && c->srv->opts.observe != NULL)
 		c->srv->opts.observe(c->srv->opts.observe_arg,
 		    call->method != NULL ? (size_t)(call->method -
@@ -510,6 +577,8 @@ rpc_call_add_trailer(struct rpc_call *call, const char *name,
 size_t
 rpc_call_queued(const struct rpc_call *call)
 {
+	if (call->busy)
+		return buf_len(&call->off->pend_out);
 	return buf_len(&call->out);
 }
 
@@ -519,6 +588,13 @@ rpc_call_hold(struct rpc_call *call, size_t n, const char **what)
 	int r;
 
 	*what = NULL;
+	if (call->busy) {
+		/* Charged when the step is back (rpc_job_done()). */
+		if (call->off->pend_finish || n > SIZE_MAX - call->off->pend_hold)
+			return WICK_ERR_STATE;
+		call->off->pend_hold += n;
+		return 0;
+	}
 	if (call->finished || call->handler_gone)
 		return WICK_ERR_STATE;
 	if ((r = conn_charge(call->conn, n, what)) != 0) {
@@ -532,6 +608,10 @@ rpc_call_hold(struct rpc_call *call, size_t n, const char **what)
 void
 rpc_call_await_message(struct rpc_call *call)
 {
+	if (call->busy) {
+		call->off->pend_await = 1;
+		return;
+	}
 	if (!call->finished && !call->handler_gone && call->msg_since == 0)
 		call->msg_since = uv_now(call->conn->srv->loop);
 }
@@ -668,6 +748,19 @@ rpc_call_send_message(struct rpc_call *call, const uint8_t *p, size_t n)
 {
 	int r;
 
+	if (call->busy) {
+		if (call->off->pend_finish || call->finished)
+			return WICK_ERR_STATE;
+		/* As below, one message of any size fits an empty queue. */
+		if (n > UINT32_MAX || (buf_len(&call->off->pend_out) > 0 &&
+		    buf_len(&call->off->pend_out) + n > RPC_MAX_CALL_QUEUE))
+			return WICK_ERR_LIMIT;
+		if ((r = buf_put_u8(&call->off->pend_out, 0)) != 0 ||
+		    (r = buf_put_u32be(&call->off->pend_out, (uint32_t)n)) != 0 ||
+		    (r = buf_put(&call->off->pend_out, p, n)) != 0)
+			return r;
+		return 0;
+	}
 	if (call->finished || call->handler_gone)
 		return WICK_ERR_STATE;
 	if (n > UINT32_MAX)
@@ -694,6 +787,10 @@ rpc_call_send_message(struct rpc_call *call, const uint8_t *p, size_t n)
 int
 rpc_call_send_latest(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	if (call->busy && buf_len(&call->off->pend_out) > 0)
+		return WICK_ERR_AGAIN;
+	if (call->busy)
+		return rpc_call_send_message(call, p, n);
 	if (call->finished || call->handler_gone)
 		return WICK_ERR_STATE;
 	if (buf_len(&call->out) > 0) {
@@ -725,6 +822,15 @@ rpc_call_finish(struct rpc_call *call, enum rpc_status st, const char *msg)
 {
 	int r;
 
+	if (call->busy) {
+		if (call->off->pend_finish || call->finished)
+			return WICK_ERR_STATE;
+		call->off->pend_finish = 1;
+		call->off->pend_status = st;
+		if (msg != NULL && (call->off->pend_msg = strdup(msg)) == NULL)
+			return WICK_ERR_ALLOC;
+		return 0;
+	}
 	if (call->finished || call->handler_gone)
 		return WICK_ERR_STATE;
 	call_stop_timer(call);
@@ -739,9 +845,20 @@ call_abort(struct rpc_call *call, enum rpc_status st, const char *msg,
     enum rpc_end why)
 {
 	call_stop_timer(call);
-	call_end_handler(call, why);
-	if (!call->finished)
-		(void)call_set_status(call, st, msg);
+	if (call->busy) {
+		/* The handler's step is still running: the end waits for
+		 * it (rpc_job_done()); the first reason wins. */
+		if (!call->off->aborted) {
+			call->off->aborted = 1;
+			call->off->abort_status = st;
+			call->off->abort_why = why;
+			call->off->abort_msg = msg != NULL ? strdup(msg) : NULL;
+		}
+	} else {
+		call_end_handler(call, why);
+		if (!call->finished)
+			(void)call_set_status(call, st, msg);
+	}
 	/* Nothing more is read: what a partial message held goes now. */
 	rpc_frame_cleanup(&call->dec);
 	conn_release(call->conn, call->msg_held);
@@ -793,10 +910,12 @@ rpc_call_deadline_left(const struct rpc_call *call)
 {
 	uint64_t now;
 
-	if (call->deadline == 0)
+	/* Either thread: the monotonic clock, not the loop's. */
+	if (call->deadline_ns == 0)
 		return -1;
-	now = uv_now(call->conn->srv->loop);
-	return call->deadline > now ? (int64_t)(call->deadline - now) : 0;
+	now = uv_hrtime();
+	return call->deadline_ns > now ? (int64_t)((call->deadline_ns - now) /
+	    1000000) : 0;
 }
 
 size_t
@@ -953,7 +1072,10 @@ call_over_budget(struct rpc_call *call, const char *what, size_t n)
 	    "the %s budget of %zu bytes", n, what, budget_limit(c, what));
 	log_warn_rl(&rl_budget, "call %s from %s refused: %s",
 	    call->path != NULL ? call->path : "?", conn_who(c), msg);
-	if (!call->finished)
+	if (call->busy)
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, msg,
+		    RPC_END_CANCELLED);
+	else if (!call->finished)
 		(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED, msg);
 }
 
@@ -1030,6 +1152,8 @@ call_start(struct rpc_call *call)
 		call->msg_since = uv_now(srv->loop);
 	if (call->timeout_ms >= 0) {
 		call->deadline = uv_now(srv->loop) + (uint64_t)call->timeout_ms;
+		call->deadline_ns = uv_hrtime() + (uint64_t)call->timeout_ms *
+		    1000000;
 		if ((call->timer = malloc(sizeof(*call->timer))) == NULL) {
 			(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED,
 			    "out of memory");
@@ -1044,6 +1168,208 @@ call_start(struct rpc_call *call)
 	srv->stats.calls_active++;
 	if (m->on_start != NULL)
 		m->on_start(call, m->arg);
+}
+
+/* ---- offloaded handler steps (opts.offload) ---------------------------- */
+
+static void
+job_release(struct rpc_call *call, struct rpc_job *job)
+{
+	conn_release(call->conn, job->charged);
+	call->held -= job->charged;
+	job_free(job);
+}
+
+static void
+call_start_step(struct rpc_call *call, struct rpc_job *job)
+{
+	struct rpc_conn *c = call->conn;
+
+	call->busy = 1;
+	c->busy_calls++;
+	if (c->srv->opts.offload(c->srv->opts.offload_arg, job) != 0) {
+		call->busy = 0;
+		c->busy_calls--;
+		job_release(call, job);
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, "cannot queue the call",
+		    RPC_END_CANCELLED);
+	}
+}
+
+/*
+ * A message (a copy, charged like the call's other state) or the
+ * half-close for the handler: run now, or after the step under way.
+ */
+static void
+call_queue_step(struct rpc_call *call, int half_close, const uint8_t *p,
+    size_t n)
+{
+	struct rpc_conn	*c = call->conn;
+	struct rpc_job	*job;
+	const char	*what;
+	size_t		 charge = sizeof(*job) + n;
+
+	if (call->off == NULL) {
+		if ((call->off = calloc(1, sizeof(*call->off))) == NULL) {
+			call_abort(call, RPC_RESOURCE_EXHAUSTED,
+			    "out of memory", RPC_END_CANCELLED);
+			return;
+		}
+		buf_init(&call->off->pend_out, 0);
+		buf_set_secret(&call->off->pend_out);
+	}
+	if (conn_charge(c, charge, &what) != 0) {
+		call_over_budget(call, what, charge);
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, NULL,
+		    RPC_END_CANCELLED);
+		return;
+	}
+	call->held += charge;
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (n > 0 && (job->msg = malloc(n)) == NULL)) {
+		free(job);
+		conn_release(c, charge);
+		call->held -= charge;
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, "out of memory",
+		    RPC_END_CANCELLED);
+		return;
+	}
+	job->call = call;
+	job->half_close = half_close;
+	if (n > 0)
+		memcpy(job->msg, p, n);
+	job->len = n;
+	job->charged = charge;
+	if (call->busy) {
+		if (call->off->inbox_tail != NULL)
+			call->off->inbox_tail->next = job;
+		else
+			call->off->inbox = job;
+		call->off->inbox_tail = job;
+		return;
+	}
+	call_start_step(call, job);
+}
+
+void
+rpc_job_run(struct rpc_job *job)
+{
+	struct rpc_call		*call = job->call;
+	const struct rpc_method	*m = call->method;
+
+	if (job->half_close) {
+		if (m->on_half_close != NULL)
+			m->on_half_close(call);
+	} else if (m->on_message != NULL)
+		m->on_message(call, job->msg != NULL ? job->msg :
+		    (const uint8_t *)"", job->len);
+}
+
+static void
+call_drop_pending(struct rpc_call *call)
+{
+	buf_reset(&call->off->pend_out);
+	call->off->pend_finish = 0;
+	free(call->off->pend_msg);
+	call->off->pend_msg = NULL;
+	call->off->pend_hold = 0;
+	call->off->pend_await = 0;
+}
+
+void
+rpc_job_done(struct rpc_job *job)
+{
+	struct rpc_call	*call = job->call;
+	struct rpc_conn	*c = call->conn;
+	const char	*what;
+	char		*msg;
+	size_t		 hold;
+	int		 r;
+
+	call->busy = 0;
+	c->busy_calls--;
+	job_release(call, job);
+	if (call->dead) {
+		call_drop_pending(call);
+		call_end_handler(call, call->dead_why);
+		call_free(call);
+		if (c->closing && c->busy_calls == 0 &&
+		    c->pending_closes == 0 && c->io.pending == 0) {
+			/* The connection only waited for this call. */
+			c->pending_closes = 1;
+			conn_maybe_free(c);
+		}
+		return;
+	}
+	if (call->off->aborted) {
+		/* The layer ended the call meanwhile: that end stands and
+		 * what the handler did is dropped. */
+		call_drop_pending(call);
+		call->off->aborted = 0;
+		msg = call->off->abort_msg;
+		call->off->abort_msg = NULL;
+		call_abort(call, call->off->abort_status, msg, call->off->abort_why);
+		free(msg);
+		conn_flush(c);
+		return;
+	}
+	hold = call->off->pend_hold;
+	call->off->pend_hold = 0;
+	if (hold > 0 && conn_charge(c, hold, &what) != 0) {
+		call_drop_pending(call);
+		call_over_budget(call, what, hold);
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, NULL,
+		    RPC_END_CANCELLED);
+		conn_flush(c);
+		return;
+	}
+	call->held += hold;
+	if (call->off->pend_await) {
+		call->off->pend_await = 0;
+		rpc_call_await_message(call);
+	}
+	if (buf_len(&call->off->pend_out) > 0 && !call->finished) {
+		r = buf_put(&call->out, buf_ptr(&call->off->pend_out),
+		    buf_len(&call->off->pend_out));
+		buf_reset(&call->off->pend_out);
+		if (r == 0) {
+			if (!call->headers_sent)
+				r = call_submit_headers(call, 0);
+			else
+				call_resume(call);
+		}
+		if (r != 0) {
+			call_drop_pending(call);
+			call_abort(call, RPC_RESOURCE_EXHAUSTED, "cannot queue "
+			    "the reply", RPC_END_CANCELLED);
+			conn_flush(c);
+			return;
+		}
+	}
+	if (call->off->pend_finish) {
+		call->off->pend_finish = 0;
+		msg = call->off->pend_msg;
+		call->off->pend_msg = NULL;
+		(void)rpc_call_finish(call, call->off->pend_status, msg);
+		free(msg);
+	}
+	/* The next step, unless the call is over. */
+	if ((job = call->off->inbox) != NULL) {
+		call->off->inbox = job->next;
+		if (call->off->inbox == NULL)
+			call->off->inbox_tail = NULL;
+		job->next = NULL;
+		if (call->finished || call->handler_gone) {
+			job_release(call, job);
+			while ((job = call->off->inbox) != NULL) {
+				call->off->inbox = job->next;
+				job_release(call, job);
+			}
+			call->off->inbox_tail = NULL;
+		} else
+			call_start_step(call, job);
+	}
+	conn_flush(c);
 }
 
 /* One complete request message: hand it to the handler. */
@@ -1065,6 +1391,12 @@ call_message_cb(const uint8_t *p, size_t n, void *arg)
 	call->held -= call->msg_held;
 	call->msg_held = 0;
 	call->msg_since = 0;
+	if (m->on_message != NULL && call->conn->srv->opts.offload != NULL) {
+		call_queue_step(call, 0, p, n);
+		return call->finished || call->handler_gone ||
+		    (call->off != NULL && call->off->aborted) ?
+		    WICK_ERR_STATE : 0;
+	}
 	if (m->on_message != NULL)
 		m->on_message(call, p, n);
 	/* The handler may have finished, or been told to stop. */
@@ -1078,7 +1410,8 @@ call_data(struct rpc_call *call, const uint8_t *p, size_t n)
 	char	 msg[128];
 	int	 r;
 
-	if (call->finished || call->handler_gone)
+	if (call->finished || call->handler_gone ||
+	    (call->off != NULL && call->off->aborted))
 		return;
 	r = rpc_frame_feed(&call->dec, p, n, call_message_cb, call);
 	switch (r) {
@@ -1115,7 +1448,8 @@ call_half_close(struct rpc_call *call)
 {
 	const struct rpc_method *m = call->method;
 
-	if (call->finished || call->handler_gone || m == NULL)
+	if (call->finished || call->handler_gone || m == NULL ||
+	    (call->off != NULL && call->off->aborted))
 		return;
 	if (rpc_frame_partial(&call->dec)) {
 		call_abort(call, RPC_INTERNAL, "truncated request message",
@@ -1126,6 +1460,11 @@ call_half_close(struct rpc_call *call)
 	    call->nmsgs != 1) {
 		call_abort(call, RPC_UNIMPLEMENTED,
 		    "expected exactly one request message", RPC_END_CANCELLED);
+		return;
+	}
+	if (m->on_half_close != NULL &&
+	    call->conn->srv->opts.offload != NULL) {
+		call_queue_step(call, 1, NULL, 0);
 		return;
 	}
 	if (m->on_half_close != NULL)
@@ -1231,6 +1570,13 @@ on_stream_close_cb(nghttp2_session *ngh, int32_t stream_id, uint32_t err,
 	if (call->recv > call->acked)
 		(void)nghttp2_session_consume_connection(ngh,
 		    (size_t)(call->recv - call->acked));
+	if (call->busy) {
+		/* Freed when its step is back. */
+		call->dead = 1;
+		call->dead_why = call->finished && err == NGHTTP2_NO_ERROR ?
+		    RPC_END_FINISHED : RPC_END_CANCELLED;
+		return 0;
+	}
 	call_end_handler(call, call->finished && err == NGHTTP2_NO_ERROR ?
 	    RPC_END_FINISHED : RPC_END_CANCELLED);
 	call_free(call);
@@ -1244,7 +1590,8 @@ conn_maybe_free(struct rpc_conn *c)
 {
 	struct rpc_server *srv = c->srv;
 
-	if (--c->pending_closes > 0 || c->io.pending > 0)
+	if (--c->pending_closes > 0 || c->io.pending > 0 ||
+	    c->busy_calls > 0)
 		return;
 	TAILQ_REMOVE(&srv->conns, c, entry);
 	srv->stats.connections_active--;
@@ -1263,12 +1610,19 @@ conn_handle_close_cb(uv_handle_t *h)
 static void
 conn_close(struct rpc_conn *c)
 {
-	struct rpc_call *call;
+	struct rpc_call *call, *next;
 
 	if (c->closing)
 		return;
 	c->closing = 1;
-	while ((call = TAILQ_FIRST(&c->calls)) != NULL) {
+	TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
+		if (call->busy) {
+			/* Freed when its step is back; the connection
+			 * waits for it (conn_maybe_free()). */
+			call->dead = 1;
+			call->dead_why = RPC_END_CANCELLED;
+			continue;
+		}
 		call_end_handler(call, RPC_END_CANCELLED);
 		call_free(call);
 	}
@@ -1392,7 +1746,8 @@ conn_flush(struct rpc_conn *c)
 		}
 		/* Tell handlers whose send queue drained. */
 		TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
-			if (call->data_deferred != 2 || call->handler_gone)
+			if (call->data_deferred != 2 || call->handler_gone ||
+			    call->busy)
 				continue;
 			call->data_deferred = 1;
 			if (call->method != NULL &&

@@ -10,6 +10,7 @@
  * Everything here runs on one thread (the loop's).
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +40,9 @@ struct tls_ctx {
 	STACK_OF(X509)		*roots;
 	tls_verify_fn		 verify;
 	void			*verify_arg;
+	/* Guards ssl_ctx: a server sets its identity and roots on its
+	 * state thread while the loop makes connections from it. */
+	pthread_mutex_t		 mu;
 };
 
 struct tls_conn {
@@ -325,12 +329,15 @@ tls_ctx_new(enum tls_role role, enum tls_peer_cert peer_cert,
 	    peer_cert != TLS_PEER_CERT_REQUIRED)
 		return WICK_ERR_INVALID;
 	ctx = xcalloc(1, sizeof(*ctx));
+	if (pthread_mutex_init(&ctx->mu, NULL) != 0)
+		fatal("cannot initialise a mutex");
 	ctx->refs = 1;
 	ctx->role = role;
 	/* A client always verifies the server. */
 	ctx->peer_cert = role == TLS_ROLE_CLIENT ? TLS_PEER_CERT_REQUIRED :
 	    peer_cert;
 	if ((r = ctx_build(ctx, NULL, NULL, NULL, &ctx->ssl_ctx)) != 0) {
+		pthread_mutex_destroy(&ctx->mu);
 		free(ctx);
 		return r;
 	}
@@ -347,6 +354,7 @@ ctx_unref(struct tls_ctx *ctx)
 	sk_X509_pop_free(ctx->chain, X509_free);
 	EVP_PKEY_free(ctx->key);
 	sk_X509_pop_free(ctx->roots, X509_free);
+	pthread_mutex_destroy(&ctx->mu);
 	free(ctx);
 }
 
@@ -386,8 +394,10 @@ tls_ctx_set_identity(struct tls_ctx *ctx, STACK_OF(X509) *chain,
 	ctx->chain = nchain;
 	ctx->key = key;
 	/* Live SSLs hold their own reference to the old SSL_CTX. */
+	pthread_mutex_lock(&ctx->mu);
 	SSL_CTX_free(ctx->ssl_ctx);
 	ctx->ssl_ctx = sc;
+	pthread_mutex_unlock(&ctx->mu);
 	return 0;
 }
 
@@ -411,8 +421,10 @@ tls_ctx_set_roots(struct tls_ctx *ctx, STACK_OF(X509) *roots)
 	}
 	sk_X509_pop_free(ctx->roots, X509_free);
 	ctx->roots = nroots;
+	pthread_mutex_lock(&ctx->mu);
 	SSL_CTX_free(ctx->ssl_ctx);
 	ctx->ssl_ctx = sc;
+	pthread_mutex_unlock(&ctx->mu);
 	return 0;
 }
 
@@ -470,7 +482,10 @@ tls_conn_new(struct tls_ctx *ctx, const char *sni, struct tls_conn **out)
 	c->ctx = ctx;
 	ctx->refs++;			/* dropped in tls_conn_free */
 	/* SSL_new takes a reference on the current SSL_CTX. */
-	if ((c->ssl = SSL_new(ctx->ssl_ctx)) == NULL)
+	pthread_mutex_lock(&ctx->mu);
+	c->ssl = SSL_new(ctx->ssl_ctx);
+	pthread_mutex_unlock(&ctx->mu);
+	if (c->ssl == NULL)
 		goto out;
 	if ((c->rbio = BIO_new(BIO_s_mem())) == NULL)
 		goto out;

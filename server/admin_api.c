@@ -1229,6 +1229,7 @@ m_health_check(struct rpc_call *call, const uint8_t *p, size_t n)
 	grpc__health__v1__health_check_request__free_unpacked(req, NULL);
 }
 
+/* Every handler runs on the state thread (worker.h, server_offload()). */
 #define UNARY(path, fn) { path, RPC_KIND_UNARY, admin_start, fn, NULL, NULL, \
 	NULL, NULL, 0 }
 /* Calls with state of their own (admin_audit.c). */

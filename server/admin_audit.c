@@ -2,12 +2,14 @@
  * admin_audit.c: the admin API's audit trail (list, verify) and backup.
  *
  * Two of these calls may be long: walking a large chain and copying the
- * datastore.  Neither holds the loop.  Verify walks the chain in slices of
- * AUDIT_VERIFY_SLICE events, one slice per loop iteration (the store's
- * connection belongs to the loop thread).  Backup pins a snapshot of the
- * datastore and exports the keys on the loop, in the same instant, so the
- * two agree (the CA journal names only keys the export holds), then copies
- * the snapshot and writes the files on the thread pool.
+ * datastore.  Neither holds the loop: both run on the state thread
+ * (worker.h), which owns the store's connection.  Verify walks the chain
+ * in slices of AUDIT_VERIFY_SLICE events, each slice a task of its own,
+ * so that other calls queued meanwhile run between slices.  Backup pins a
+ * snapshot of the datastore and exports the keys in the same step, so the
+ * two agree (the CA journal names only keys the export holds), then
+ * copies the snapshot and writes the files; calls queued behind it wait
+ * for the copy.
  */
 #include <sys/stat.h>
 
@@ -46,10 +48,8 @@ struct audit_job {
 	struct server		*srv;
 	struct rpc_call		*call;	/* NULL: call over */
 	char			 actor[128];
-	uv_timer_t		 timer;
-	int			 timer_on;	/* initialised: close it */
-	uv_work_t		 work;
-	int			 queued;	/* work on the thread pool */
+	struct worker_task	 task;		/* a verify slice */
+	int			 queued;	/* the task is queued */
 	struct ds_audit_verify	 v;
 	char			*dir;
 	int			 dirfd;		/* dir as made; -1: none */
@@ -63,12 +63,6 @@ struct audit_job {
 };
 
 static void
-job_closed_cb(uv_handle_t *h)
-{
-	free(h->data);
-}
-
-static void
 job_free(struct audit_job *j)
 {
 	ds_backup_free(j->bk);
@@ -78,11 +72,7 @@ job_free(struct audit_job *j)
 	free(j->dir);
 	free(j->dbfile);
 	free(j->keyfile);
-	if (j->timer_on) {
-		uv_timer_stop(&j->timer);
-		uv_close((uv_handle_t *)&j->timer, job_closed_cb);
-	} else
-		free(j);
+	free(j);
 }
 
 void
@@ -250,25 +240,37 @@ out:
 
 /* ---- VerifyAudit ------------------------------------------------------- */
 
+/* State thread: one slice of the walk.  j->call is the loop's to read:
+ * a call gone meanwhile is seen when the slice is back. */
 static void
-verify_slice_cb(uv_timer_t *t)
+verify_slice_run(struct worker_task *t)
 {
-	struct audit_job			*j = t->data;
+	struct audit_job *j = t->arg;
+
+	j->r = ds_audit_verify_step(j->srv->ds, &j->v, AUDIT_VERIFY_SLICE);
+}
+
+static void
+verify_slice_done(struct worker_task *t)
+{
+	struct audit_job			*j = t->arg;
 	Wick__Admin__VerifyAuditResponse	 resp =
 	    WICK__ADMIN__VERIFY_AUDIT_RESPONSE__INIT;
-	int					 r;
 
-	if (j->call == NULL)
+	j->queued = 0;
+	if (j->call == NULL) {
+		job_free(j);
 		return;
-	if ((r = ds_audit_verify_step(j->srv->ds, &j->v,
-	    AUDIT_VERIFY_SLICE)) != 0) {
-		svc_fail(j->call, rpc_status_from_err(r), "cannot read the "
-		    "audit trail: %s", wick_strerror(r));
+	}
+	if (j->r != 0) {
+		svc_fail(j->call, rpc_status_from_err(j->r), "cannot read the "
+		    "audit trail: %s", wick_strerror(j->r));
 		return;
 	}
 	if (!j->v.done) {
-		/* The next slice after the loop has polled for I/O. */
-		uv_timer_start(&j->timer, verify_slice_cb, 0, 0);
+		/* The next slice after what was queued meanwhile. */
+		j->queued = 1;
+		worker_submit(j->srv->worker, &j->task);
 		return;
 	}
 	resp.ok = j->v.bad_seq == 0;
@@ -295,13 +297,13 @@ admin_m_verify_audit(struct rpc_call *call, const uint8_t *p, size_t n)
 		return;
 	}
 	wick__admin__empty__free_unpacked(req, NULL);
-	if (uv_timer_init(j->srv->loop, &j->timer) != 0) {
-		svc_fail(call, RPC_INTERNAL, "cannot start a timer");
-		return;
-	}
-	j->timer_on = 1;
-	j->timer.data = j;
-	uv_timer_start(&j->timer, verify_slice_cb, 0, 0);
+	/* This step runs on the state thread; the slices follow it there,
+	 * each answered on the loop.  The call stays open meanwhile. */
+	j->task.run = verify_slice_run;
+	j->task.done = verify_slice_done;
+	j->task.arg = j;
+	j->queued = 1;
+	worker_submit(j->srv->worker, &j->task);
 }
 
 /* ---- Backup ------------------------------------------------------------ */
@@ -332,11 +334,10 @@ write_file(int dirfd, const char *name, const uint8_t *p, size_t len)
 	return r;
 }
 
-/* On the thread pool: nothing here touches the server. */
+/* The copy and the files, after the snapshot. */
 static void
-backup_work_cb(uv_work_t *w)
+backup_write(struct audit_job *j)
 {
-	struct audit_job	*j = w->data;
 	struct stat		 sb;
 
 	if ((j->r = ds_backup_run(j->bk, &j->why)) != 0)
@@ -365,21 +366,15 @@ backup_work_cb(uv_work_t *w)
 }
 
 static void
-backup_after_cb(uv_work_t *w, int status)
+backup_finish(struct rpc_call *call, struct audit_job *j)
 {
-	struct audit_job		*j = w->data;
 	Wick__Admin__BackupResponse	 resp =
 	    WICK__ADMIN__BACKUP_RESPONSE__INIT;
 
-	j->queued = 0;
 	ds_backup_free(j->bk);
 	j->bk = NULL;
 	/* The keys leave memory now, whatever happens to the call. */
 	buf_cleanup(&j->keys);
-	if (status != 0 && j->r == 0) {
-		j->r = WICK_ERR_INTERNAL;
-		j->why = "the backup was cancelled";
-	}
 	if (j->r != 0) {
 		log_error("backup into %s failed: %s", j->dir, j->why != NULL ?
 		    j->why : wick_strerror(j->r));
@@ -397,12 +392,8 @@ backup_after_cb(uv_work_t *w, int status)
 	    "{s:s,s:s,s:s?}", "path", j->dir, "result", j->r == 0 ? "ok" :
 	    j->why != NULL ? j->why : wick_strerror(j->r), "keys",
 	    j->keyfile != NULL ? BACKUP_KEYS_FILE : NULL));
-	if (j->call == NULL) {
-		job_free(j);
-		return;
-	}
 	if (j->r != 0) {
-		svc_fail(j->call, j->r == WICK_ERR_EXISTS ?
+		svc_fail(call, j->r == WICK_ERR_EXISTS ?
 		    RPC_ALREADY_EXISTS : RPC_INTERNAL, "backup into %.300s "
 		    "failed: %s", j->dir, j->why != NULL ? j->why :
 		    wick_strerror(j->r));
@@ -412,7 +403,7 @@ backup_after_cb(uv_work_t *w, int status)
 	resp.datastore_file = BACKUP_DS_FILE;
 	resp.keys_file = j->keyfile != NULL ? BACKUP_KEYS_FILE : "";
 	resp.created_at = server_now();
-	svc_reply(j->call, &resp.base);
+	svc_reply(call, &resp.base);
 }
 
 /* Only an absolute path without "." or ".." components: the server's
@@ -493,14 +484,8 @@ admin_m_backup(struct rpc_call *call, const uint8_t *p, size_t n)
 		free(j->keyfile);
 		j->keyfile = NULL;
 	}
-	j->work.data = j;
-	if (uv_queue_work(srv->loop, &j->work, backup_work_cb,
-	    backup_after_cb) != 0) {
-		(void)rmdir(req->path);
-		svc_fail(call, RPC_INTERNAL, "cannot start the backup");
-		goto out;
-	}
-	j->queued = 1;
+	backup_write(j);
+	backup_finish(call, j);
 out:
 	wick__admin__backup_request__free_unpacked(req, NULL);
 }

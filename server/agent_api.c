@@ -1339,6 +1339,8 @@ out:
 	ds_node_free(node);
 }
 
+/* Every handler step runs on the state thread (worker.h,
+ * server_offload()). */
 static struct rpc_method agent_methods[] = {
 	{ "/wick.agent.Node/AttestAgent", RPC_KIND_BIDI, attest_call_start,
 	    m_attest, attest_half_close, NULL, attest_call_done, NULL, 1 },

@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 #include <libpq-fe.h>
@@ -41,6 +42,14 @@
 #define PG_CHUNK	512	/* rows per query while walking */
 #define PG_MAX_PARAMS	16
 #define PG_LOCK_WAIT	"5s"	/* lock_timeout */
+/* A statement that runs longer is cancelled by the server: a stuck query
+ * holds the state thread (and the calls behind it) no longer. */
+#define PG_STATEMENT_WAIT "30s"	/* statement_timeout */
+/* Unless the connection string says otherwise: how long a connection
+ * attempt may take, and TCP keepalives that find a server gone. */
+#define PG_CONNECT_TIMEOUT "5"
+#define PG_RETRY_MIN_MS	1000	/* reconnection backoff, doubling */
+#define PG_RETRY_MAX_MS	30000
 /* Advisory lock keys: "wick" and a number. */
 #define PG_LOCK_MIGRATE	"7165064483209216001"
 #define PG_LOCK_CHANGES	"7165064483209216002"
@@ -145,6 +154,8 @@ struct pg {
 	int		 readonly;	/* ds_open_readonly() */
 	int		 unset;		/* a new session not yet set up */
 	int		 calls;		/* begin()s not yet finish()ed */
+	uint64_t	 retry_at;	/* no reconnection before (ms) */
+	uint64_t	 retry_ms;	/* the next backoff */
 };
 
 /* The parameters of one statement. */
@@ -242,30 +253,57 @@ session_setup(struct pg *s)
 	int		 ok;
 
 	res = PQexec(s->conn, s->readonly ? "SET lock_timeout = '"
-	    PG_LOCK_WAIT "'; SET default_transaction_read_only = on" :
-	    "SET lock_timeout = '" PG_LOCK_WAIT "'");
+	    PG_LOCK_WAIT "'; SET statement_timeout = '" PG_STATEMENT_WAIT
+	    "'; SET default_transaction_read_only = on" :
+	    "SET lock_timeout = '" PG_LOCK_WAIT "'; SET statement_timeout = '"
+	    PG_STATEMENT_WAIT "'");
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	PQclear(res);
 	return ok ? 0 : WICK_ERR_UNAVAILABLE;
 }
 
-/* A broken connection, outside any transaction: reset it once. */
+static uint64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * A broken connection, outside any transaction: reset it, at most once
+ * per backoff (1 s doubling to 30 s): in between, calls fail at once
+ * with WICK_ERR_UNAVAILABLE instead of each waiting for a connection
+ * attempt to time out.
+ */
 static int
 reconnect(struct pg *s)
 {
 	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
 	char				msg[256];
+	uint64_t			now = mono_ms();
 
+	if (now < s->retry_at)
+		return WICK_ERR_UNAVAILABLE;
 	PQreset(s->conn);
 	if (PQstatus(s->conn) == CONNECTION_OK) {
 		log_info_rl(&rl, "postgres %s: reconnected", s->where);
 		/* A new session: set up again, or not used at all. */
 		s->unset = session_setup(s) != 0;
-		if (!s->unset)
+		if (!s->unset) {
+			s->retry_ms = 0;
+			s->retry_at = 0;
 			return 0;
+		}
 	}
+	s->retry_ms = s->retry_ms == 0 ? PG_RETRY_MIN_MS :
+	    s->retry_ms * 2 > PG_RETRY_MAX_MS ? PG_RETRY_MAX_MS :
+	    s->retry_ms * 2;
+	s->retry_at = mono_ms() + s->retry_ms;
 	one_line(PQerrorMessage(s->conn), msg, sizeof(msg));
-	log_error_rl(&rl, "postgres %s: cannot reconnect: %s", s->where, msg);
+	log_error_rl(&rl, "postgres %s: cannot reconnect (next attempt in "
+	    "%llu ms): %s", s->where, (unsigned long long)s->retry_ms, msg);
 	return WICK_ERR_UNAVAILABLE;
 }
 
@@ -2005,9 +2043,13 @@ pg_connect(const char *conninfo, int readonly, struct pg **out,
 	 * session (later keywords win); PQreset() keeps them all.
 	 */
 	{
-		static const char *const kw[] = { "dbname", "client_encoding",
+		/* Defaults first, so that the caller's string wins. */
+		static const char *const kw[] = { "connect_timeout",
+		    "keepalives", "keepalives_idle", "keepalives_interval",
+		    "keepalives_count", "dbname", "client_encoding",
 		    "fallback_application_name", NULL };
-		const char *val[] = { conninfo, "UTF8", "wick-server", NULL };
+		const char *val[] = { PG_CONNECT_TIMEOUT, "1", "10", "5", "3",
+		    conninfo, "UTF8", "wick-server", NULL };
 
 		s->conn = PQconnectdbParams(kw, val, 1);
 	}

@@ -487,9 +487,13 @@ notify_serving(struct server *srv, int ready)
 {
 	char	s[SVCNOTIFY_MAX_STATUS];
 
+	size_t	n;
+
+	pthread_mutex_lock(&srv->pub_mu);
+	n = srv->pub.entries;
+	pthread_mutex_unlock(&srv->pub_mu);
 	snprintf(s, sizeof(s), "serving: %zu registration entries, agent API "
-	    "on %s:%d", entry_cache_count(srv->cache), srv->cfg->bind_address,
-	    srv->agent_port);
+	    "on %s:%d", n, srv->cfg->bind_address, srv->agent_port);
 	if (ready)
 		svcnotify_ready(&srv->notify, "%s", s);
 	else
@@ -589,13 +593,16 @@ prune_audit(struct server *srv, int64_t now)
 		    (long long)srv->cfg->audit_retention);
 }
 
+/* The periodic work, on the state thread. */
 static void
-tick(struct server *srv)
+tick_run(struct worker_task *t)
 {
+	struct server			*srv = t->arg;
 	const struct ca_authority	*before, *after;
 	int64_t				 now = server_now();
 	size_t				 n;
 	int				 changed = 0, r;
+
 
 	before = ca_manager_active(srv->cam, CA_KIND_X509);
 	X509 *before_cert = before != NULL ? before->cert : NULL;
@@ -617,13 +624,71 @@ tick(struct server *srv)
 	prune_audit(srv, now);
 	if ((r = entry_cache_refresh(srv->cache)) != 0)
 		log_error("entry cache refresh failed: %s", wick_strerror(r));
-	notify_serving(srv, 0);
+	srv_metrics_publish(srv, 1);
 }
 
 static void
+tick_done(struct worker_task *t)
+{
+	struct server *srv = t->arg;
+
+	srv->tick_busy = 0;
+	if (!srv->stopping)
+		notify_serving(srv, 0);
+}
+
+/* A tick still running when the next is due: the next is skipped. */
+static void
 on_tick(uv_timer_t *t)
 {
-	tick(t->data);
+	struct server *srv = t->data;
+
+	if (srv->tick_busy || srv->stopping)
+		return;
+	srv->tick_busy = 1;
+	srv->tick_task.run = tick_run;
+	srv->tick_task.done = tick_done;
+	srv->tick_task.arg = srv;
+	worker_submit(srv->worker, &srv->tick_task);
+}
+
+/* rpc_server_opts.offload: every admin and agent API handler step runs
+ * on the state thread. */
+struct offload_task {
+	struct worker_task	 t;
+	struct rpc_job		*job;
+};
+
+static void
+offload_run(struct worker_task *t)
+{
+	rpc_job_run(((struct offload_task *)t)->job);
+	srv_metrics_publish(t->arg, 0);
+}
+
+static void
+offload_done(struct worker_task *t)
+{
+	struct offload_task *o = (struct offload_task *)t;
+
+	rpc_job_done(o->job);
+	free(o);
+}
+
+static int
+server_offload(void *arg, struct rpc_job *job)
+{
+	struct server		*srv = arg;
+	struct offload_task	*o;
+
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return WICK_ERR_ALLOC;
+	o->t.run = offload_run;
+	o->t.done = offload_done;
+	o->t.arg = srv;
+	o->job = job;
+	worker_submit(srv->worker, &o->t);
+	return 0;
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -700,13 +765,32 @@ on_signal(uv_signal_t *s, int signum)
 	stop(s->data);
 }
 
+/* SIGHUP: the configuration is read and applied on the state thread,
+ * where what it changes is read. */
+static void
+reload_run(struct worker_task *t)
+{
+	server_reload(t->arg);
+}
+
+static void
+reload_done(struct worker_task *t)
+{
+	((struct server *)t->arg)->reload_busy = 0;
+}
+
 static void
 on_sighup(uv_signal_t *s, int signum)
 {
 	struct server *srv = s->data;
 
-	if (!srv->stopping)
-		server_reload(srv);
+	if (srv->stopping || srv->reload_busy)
+		return;
+	srv->reload_busy = 1;
+	srv->reload_task.run = reload_run;
+	srv->reload_task.done = reload_done;
+	srv->reload_task.arg = srv;
+	worker_submit(srv->worker, &srv->reload_task);
 }
 
 /* Only agents of our trust domain may speak to the agent API. */
@@ -835,6 +919,8 @@ start_rpc(struct server *srv)
 	srv->rpc_budget.max = RPC_DEFAULT_BUDGET;
 	memset(&opts, 0, sizeof(opts));
 	opts.budget = &srv->rpc_budget;
+	opts.offload = server_offload;
+	opts.offload_arg = srv;
 	if ((r = admin_api_methods(srv, &m, &n)) != 0 ||
 	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->admin)) != 0)
 		return r;
@@ -903,6 +989,10 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	int		 r;
 
 	memset(&srv, 0, sizeof(srv));
+	if (pthread_mutex_init(&srv.pub_mu, NULL) != 0) {
+		log_error("cannot initialise a mutex");
+		return 1;
+	}
 	srv.cfg = cfg;
 	srv.flags = flags;
 	srv.loop = &loop;
@@ -958,6 +1048,10 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 		log_error("cannot set up the metrics: %s", wick_strerror(r));
 		goto out;
 	}
+	/* Still alone: published before the state thread takes over. */
+	srv_metrics_publish(&srv, 1);
+	if ((r = worker_start(&loop, &srv.worker)) != 0)
+		goto out;
 	if ((r = start_rpc(&srv)) != 0 ||
 	    (r = telemetry_start(&loop, &cfg->telemetry, srv.metrics,
 	    "wick_server_", srv_ready, &srv, &srv.telemetry)) != 0)
@@ -975,12 +1069,15 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	log_info("wick-server started: trust domain %s, agent API on %s:%d, "
 	    "admin API on %s, %zu registration entries", cfg->trust_domain,
 	    cfg->bind_address, srv.agent_port, cfg->socket_path,
-	    entry_cache_count(srv.cache));
+	    srv.pub.entries);
 	/* Both sockets listen (start_rpc()): clients may connect now. */
 	notify_serving(&srv, 1);
 	svcnotify_start(&srv.notify, &loop);
 	uv_run(&loop, UV_RUN_DEFAULT);
-	/* Drained: the signals kept for a second SIGTERM go too. */
+	/* Drained: no call is left, so the state thread goes, then the
+	 * signals kept for a second SIGTERM. */
+	worker_stop(srv.worker);
+	srv.worker = NULL;
 	uv_close((uv_handle_t *)&srv.sigint, closed_cb);
 	uv_close((uv_handle_t *)&srv.sigterm, closed_cb);
 	srv.pending_close += 2;
@@ -1000,7 +1097,13 @@ out:
 			rpc_server_shutdown(srv.agent, 0, NULL, NULL);
 		uv_run(&loop, UV_RUN_DEFAULT);
 	}
+	if (srv.worker != NULL) {
+		worker_stop(srv.worker);
+		srv.worker = NULL;
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
 	cleanup(&srv);
+	pthread_mutex_destroy(&srv.pub_mu);
 	if (uv_loop_close(&loop) != 0) {
 		uv_run(&loop, UV_RUN_DEFAULT);
 		(void)uv_loop_close(&loop);

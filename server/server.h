@@ -9,11 +9,13 @@
 #ifndef WICK_SERVER_H
 #define WICK_SERVER_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+
 #include <uv.h>
 
 #include "bundle.h"
@@ -25,6 +27,7 @@
 #include "rpc.h"
 #include "spiffeid.h"
 #include "svcnotify.h"
+#include "worker.h"
 
 #define SERVER_TICK_MS		10000
 #define SERVER_GRACE_MS		5000
@@ -81,6 +84,21 @@ struct server {
 	int			 stopping;
 	int			 pending_close;
 	int			 exit_code;
+	/* The state thread (worker.h) and its periodic tasks. */
+	struct worker		*worker;
+	struct worker_task	 tick_task;
+	int			 tick_busy;
+	struct worker_task	 reload_task;
+	int			 reload_busy;
+	/* What the loop reads of the state (/ready, STATUS=), written by
+	 * the state thread (srv_metrics_publish()). */
+	pthread_mutex_t		 pub_mu;
+	struct {
+		int		 ds_ok;
+		char		 ds_why[160];
+		int64_t		 ca_not_after;
+		size_t		 entries;
+	}			 pub;
 };
 
 /* Wall clock, unix seconds: the one place time is read. */

@@ -10,6 +10,7 @@
 #include "server.h"
 #include "srv_metrics.h"
 #include "telemetry.h"
+#include "worker.h"
 #include "x509.h"
 #include "xmalloc.h"
 
@@ -29,7 +30,10 @@ struct srv_metrics {
 	struct metric	*ca_expiry;
 	struct metric	*svid_expiry;
 	struct metric	*ds_seconds;
+	struct metric	*queue_wait;
+	struct metric	*queued;
 	int64_t		 agents_at;	/* when last counted */
+	int		 agents_dirty;	/* count again at the next step */
 };
 
 static void
@@ -40,32 +44,68 @@ ds_timed(void *arg, uint64_t ns)
 	metric_observe(m->ds_seconds, 0, (double)ns / 1e9);
 }
 
-/* At each scrape: what is cheaper to read than to track. */
+/* At each scrape, on the loop: what the loop itself knows.  What the
+ * state thread knows it sets itself (srv_metrics_publish()). */
 static void
 collect(void *arg)
 {
 	struct server			*srv = arg;
 	struct srv_metrics		*m = srv->m;
-	const struct ca_authority	*ca;
 	struct rpc_server_stats		 st;
-	int64_t				 now = server_now(), n;
 
 	if (srv->agent != NULL) {
 		rpc_server_get_stats(srv->agent, &st);
 		metric_set(m->conns, 0, (double)st.connections_active);
 		metric_set(m->streams, 0, (double)st.calls_active);
 	}
-	if (srv->cache != NULL)
-		metric_set(m->entries, 0,
-		    (double)entry_cache_count(srv->cache));
-	/* A query, so not at every scrape. */
-	if (srv->ds != NULL && now - m->agents_at >= AGENTS_EVERY &&
-	    ds_nodes_count(srv->ds, NULL, &n) == 0) {
+	if (srv->worker != NULL) {
+		metric_set(m->queue_wait, 0,
+		    (double)worker_take_max_wait(srv->worker) / 1e9);
+		metric_set(m->queued, 0, (double)worker_queued(srv->worker));
+	}
+}
+
+/*
+ * On the state thread (or before it starts): the gauges read from the
+ * state, and what /ready and the service manager's STATUS= line show.
+ */
+void
+srv_metrics_publish(struct server *srv, int probe)
+{
+	struct srv_metrics		*m = srv->m;
+	const struct ca_authority	*ca;
+	int64_t				 now = server_now(), n, rev;
+	size_t				 entries;
+	int				 r = 0;
+
+	/* The datastore is asked at ticks only; a step publishes what is
+	 * in memory. */
+	if (probe)
+		r = ds_revision(srv->ds, &rev);
+	ca = ca_manager_active(srv->cam, CA_KIND_X509);
+	entries = entry_cache_count(srv->cache);
+	pthread_mutex_lock(&srv->pub_mu);
+	if (probe) {
+		srv->pub.ds_ok = r == 0;
+		if (r != 0)
+			snprintf(srv->pub.ds_why, sizeof(srv->pub.ds_why),
+			    "the datastore does not answer: %s",
+			    wick_strerror(r));
+	}
+	srv->pub.ca_not_after = ca != NULL ? ca->not_after : 0;
+	srv->pub.entries = entries;
+	pthread_mutex_unlock(&srv->pub_mu);
+	if (m == NULL)
+		return;
+	metric_set(m->entries, 0, (double)entries);
+	/* A query, so at most every AGENTS_EVERY, or after a change. */
+	if ((m->agents_dirty || (probe && now - m->agents_at >=
+	    AGENTS_EVERY)) && ds_nodes_count(srv->ds, NULL, &n) == 0) {
+		m->agents_dirty = 0;
 		metric_set(m->agents, 0, (double)n);
 		m->agents_at = now;
 	}
-	if (srv->cam != NULL &&
-	    (ca = ca_manager_active(srv->cam, CA_KIND_X509)) != NULL)
+	if (ca != NULL)
 		metric_set(m->ca_expiry, 0, (double)ca->not_after);
 	if (srv->svid != NULL)
 		metric_set(m->svid_expiry, 0,
@@ -129,8 +169,15 @@ srv_metrics_init(struct server *srv)
 	    &m->svid_expiry)) != 0 ||
 	    (r = metrics_add(reg, METRIC_HISTOGRAM,
 	    "wick_server_datastore_call_duration_seconds", "Datastore calls, "
-	    "run on the event loop.", NULL, 0, metrics_latency_buckets,
+	    "run on the state thread.", NULL, 0, metrics_latency_buckets,
 	    metrics_nlatency_buckets, &m->ds_seconds)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE,
+	    "wick_server_state_queue_wait_max_seconds", "The longest a call "
+	    "or task waited for the state thread since the last scrape.",
+	    NULL, 0, NULL, 0, &m->queue_wait)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE, "wick_server_state_queue",
+	    "Calls and tasks waiting for the state thread.", NULL, 0, NULL, 0,
+	    &m->queued)) != 0 ||
 	    (r = metrics_on_collect(reg, collect, srv)) != 0)
 		return r;
 	if (srv->ds != NULL)
@@ -159,9 +206,12 @@ srv_metrics_svids(struct server *srv, enum telemetry_svid_type t,
 void
 srv_metrics_attest(struct server *srv, const char *type, int ok)
 {
-	if (srv->m != NULL)
-		metric_inc(srv->m->attest, metric_series(srv->m->attest,
-		    telemetry_attest_type(type), ok ? 0 : 1));
+	if (srv->m == NULL)
+		return;
+	metric_inc(srv->m->attest, metric_series(srv->m->attest,
+	    telemetry_attest_type(type), ok ? 0 : 1));
+	if (ok)
+		srv->m->agents_dirty = 1;
 }
 
 void
@@ -183,20 +233,18 @@ srv_metrics_api_call(void *arg, size_t method, int status, uint64_t ns)
 int
 srv_ready(void *arg, char *why, size_t whylen)
 {
-	struct server			*srv = arg;
-	const struct ca_authority	*ca;
-	int64_t				 rev;
-	int				 r;
+	struct server	*srv = arg;
+	int		 ok = 1;
 
-	if ((r = ds_revision(srv->ds, &rev)) != 0) {
-		snprintf(why, whylen, "the datastore does not answer: %s",
-		    wick_strerror(r));
-		return 0;
-	}
-	if ((ca = ca_manager_active(srv->cam, CA_KIND_X509)) == NULL ||
-	    ca->not_after <= server_now()) {
+	/* As the state thread last saw it (every tick, SERVER_TICK_MS). */
+	pthread_mutex_lock(&srv->pub_mu);
+	if (!srv->pub.ds_ok) {
+		snprintf(why, whylen, "%s", srv->pub.ds_why);
+		ok = 0;
+	} else if (srv->pub.ca_not_after <= server_now()) {
 		snprintf(why, whylen, "no active X.509 CA");
-		return 0;
+		ok = 0;
 	}
-	return 1;
+	pthread_mutex_unlock(&srv->pub_mu);
+	return ok;
 }

@@ -4,8 +4,9 @@
  *
  * The families are registered once at start; services update them by
  * index through the helpers below, which cost a few stores and never
- * allocate.  Gauges that are cheaper to read when scraped (entries,
- * open connections, expiry times) are set by a collect callback.
+ * allocate.  Gauges the loop knows (open connections, its lag) are set
+ * by a collect callback at each scrape; those read from the state
+ * (entries, agents, expiry times) by the state thread at each tick.
  */
 #ifndef WICK_SRV_METRICS_H
 #define WICK_SRV_METRICS_H
@@ -32,7 +33,12 @@ void	 srv_metrics_ca_rotated(struct server *);
 void	 srv_metrics_api_call(void *srv, size_t method, int status,
 	    uint64_t ns);
 
-/* telemetry_ready_fn: the datastore answers and an X.509 CA is active. */
+/* State thread: the gauges read from the state, and what /ready and
+ * STATUS= show (struct server's pub); probe: ask the datastore too
+ * (ticks), else what is in memory (after each call's step). */
+void	 srv_metrics_publish(struct server *, int probe);
+/* telemetry_ready_fn: the datastore answers and an X.509 CA is active,
+ * as the state thread last published. */
 int	 srv_ready(void *srv, char *why, size_t whylen);
 
 #endif /* WICK_SRV_METRICS_H */
