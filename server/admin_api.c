@@ -1096,7 +1096,7 @@ m_set_federated(struct rpc_call *call, const uint8_t *p, size_t n)
 	struct buf		 out;
 	const char		*why;
 	char			 tdid[SPIFFEID_MAX_TD_LEN + 16], actor[128];
-	int			 r;
+	int			 r, tx;
 
 	if ((r = bundle_unpack(p, n, &b, &why)) != 0) {
 		svc_fail(call, RPC_INVALID_ARGUMENT, "invalid bundle: %s", why);
@@ -1115,11 +1115,14 @@ m_set_federated(struct rpc_call *call, const uint8_t *p, size_t n)
 		goto out;
 	}
 	buf_init(&out, BUNDLE_MAX_DOC);
+	/* The bundle and its audit record: both or neither. */
+	tx = server_tx_begin(srv);
 	if ((r = bundle_pack(b, &out)) == 0)
 		r = ds_bundle_set(srv->ds, tdid, buf_ptr(&out), buf_len(&out),
 		    server_now());
 	buf_cleanup(&out);
 	if (r != 0) {
+		server_tx_abort(srv, tx);
 		svc_fail(call, rpc_status_from_err(r), "cannot store the "
 		    "bundle: %s", wick_strerror(r));
 		goto out;
@@ -1127,6 +1130,11 @@ m_set_federated(struct rpc_call *call, const uint8_t *p, size_t n)
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, "bundle.set", actor, 1, json_pack("{s:s,s:i}",
 	    "trust_domain", tdid, "x509_authorities", sk_X509_num(b->x509)));
+	if ((r = server_tx_end(srv, tx)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot store the "
+		    "bundle: %s", wick_strerror(r));
+		goto out;
+	}
 	svc_reply(call, &resp.base);
 out:
 	bundle_free(b);
@@ -1143,7 +1151,7 @@ m_delete_federated(struct rpc_call *call, const uint8_t *p, size_t n)
 	char			 tdid[SPIFFEID_MAX_TD_LEN + 16], actor[128];
 	const char		*why, *fw[1];
 	int64_t			 users = 0;
-	int			 r;
+	int			 r, tx = 0;
 
 	UNPACK(DeleteFederatedBundleRequest,
 	    wick__admin__delete_federated_bundle_request, call, p, n, req);
@@ -1169,9 +1177,13 @@ m_delete_federated(struct rpc_call *call, const uint8_t *p, size_t n)
 		    (long long)users, tdid);
 		goto out;
 	}
-	if (r == 0)
+	/* The deletion and its audit record: both or neither. */
+	if (r == 0) {
+		tx = server_tx_begin(srv);
 		r = ds_bundle_delete(srv->ds, tdid, server_now());
+	}
 	if (r != 0) {
+		server_tx_abort(srv, tx);
 		svc_fail(call, r == WICK_ERR_NOT_FOUND ? RPC_NOT_FOUND :
 		    rpc_status_from_err(r), "bundle for %s: %s", tdid,
 		    r == WICK_ERR_NOT_FOUND ? "not found" : wick_strerror(r));
@@ -1180,6 +1192,11 @@ m_delete_federated(struct rpc_call *call, const uint8_t *p, size_t n)
 	svc_actor(call, actor, sizeof(actor));
 	server_audit(srv, "bundle.delete", actor, 1, json_pack("{s:s}",
 	    "trust_domain", tdid));
+	if ((r = server_tx_end(srv, tx)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "bundle for %s: "
+		    "datastore: %s", tdid, wick_strerror(r));
+		goto out;
+	}
 	svc_reply(call, &resp.base);
 out:
 	wick__admin__delete_federated_bundle_request__free_unpacked(req, NULL);

@@ -1827,7 +1827,8 @@ pg_backup_begin(struct ds *ds, const char *dest, struct ds_backup **out,
     const char **why)
 {
 	*why = "a PostgreSQL datastore is backed up with pg_dump "
-	    "(or the database's own backup), not by wick";
+	    "(or the database's own backup), not by wick: save that and "
+	    "each server's key file (keys_path)";
 	return WICK_ERR_UNSUPPORTED;
 }
 

@@ -11,6 +11,10 @@
  * are both renamed into place, so a bad backup leaves what was there.
  * What a restore would replace is refused unless -force is given, and a
  * datastore some process holds open always is.
+ *
+ * With PostgreSQL the database is restored with the engine's own tools
+ * first; restore then checks it and puts the key file in place
+ * (restore_pg()).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -48,6 +52,8 @@ restore_usage(FILE *f)
 	fprintf(f,
 "usage: wick-server restore -from DIR [-config FILE] [-force]\n"
 "  -from DIR           a directory written by 'wick-server backup'\n"
+"                      (PostgreSQL: the directory holding the saved\n"
+"                      keys.json; restore the database first)\n"
 "  -config FILE        the server's configuration: where its datastore\n"
 "                      and key file go\n"
 "  -expandEnv          expand $VAR and ${VAR} in the configuration file\n"
@@ -386,26 +392,20 @@ out:
 }
 
 /*
- * Before anything is replaced: open the copy in tmp as the server would
- * (migrating it), check it, walk its audit chain, and check that it is a
- * datastore of this trust domain whose CA the key file holds.
+ * The datastore ds checked before anything is replaced: its audit chain
+ * walked, and it is a datastore of this trust domain whose CA the key
+ * file holds.  ds stays open.
  */
 static int
-check_backup(const struct server_config *cfg, const char *tmp,
-    struct keymgr *km, struct ds_audit_verify *v)
+check_ds(const struct server_config *cfg, struct ds *ds, struct keymgr *km,
+    struct ds_audit_verify *v)
 {
-	struct ds	*ds;
 	uint8_t		*data = NULL;
 	size_t		 len;
 	const char	*why = NULL;
 	char		 td[512];
-	int		 r, bad = 1;
+	int		 r;
 
-	if ((r = ds_open(cfg->ds_type, tmp, &ds, &why)) != 0) {
-		fprintf(stderr, "restore: the backup's datastore does not "
-		    "open: %s\n", why != NULL ? why : wick_strerror(r));
-		return 1;
-	}
 	memset(v, 0, sizeof(*v));
 	if ((r = ds_check(ds, &why)) == 0)
 		while (!v->done && (r = ds_audit_verify_step(ds, v, 0)) == 0)
@@ -413,25 +413,128 @@ check_backup(const struct server_config *cfg, const char *tmp,
 	if (r != 0) {
 		fprintf(stderr, "restore: the backup's datastore fails its "
 		    "check: %s\n", why != NULL ? why : wick_strerror(r));
-		goto out;
+		return 1;
 	}
 	if (v->bad_seq != 0) {
 		fprintf(stderr, "restore: the backup's audit trail is broken "
 		    "at seq %lld: %s\n", (long long)v->bad_seq, v->why);
-		goto out;
+		return 1;
 	}
 	snprintf(td, sizeof(td), "spiffe://%s", cfg->trust_domain);
 	if ((r = ds_bundle_get(ds, td, &data, &len)) != 0) {
 		fprintf(stderr, "restore: the backup holds no bundle of %s: "
 		    "%s\n", td, r == WICK_ERR_NOT_FOUND ? "a datastore of "
-		    "another trust domain?" : wick_strerror(r));
-		goto out;
+		    "another trust domain, or an empty one?" :
+		    wick_strerror(r));
+		return 1;
 	}
 	free(data);
-	bad = journal_matches(ds, km);
-out:
+	return journal_matches(ds, km);
+}
+
+/* The copy in tmp opened as the server would (migrating it), checked. */
+static int
+check_backup(const struct server_config *cfg, const char *tmp,
+    struct keymgr *km, struct ds_audit_verify *v)
+{
+	struct ds	*ds;
+	const char	*why = NULL;
+	int		 r, bad;
+
+	if ((r = ds_open(cfg->ds_type, tmp, &ds, &why)) != 0) {
+		fprintf(stderr, "restore: the backup's datastore does not "
+		    "open: %s\n", why != NULL ? why : wick_strerror(r));
+		return 1;
+	}
+	bad = check_ds(cfg, ds, km, v);
 	ds_close(ds);
 	return bad;
+}
+
+/*
+ * PostgreSQL: the database is the engine's to back up and restore
+ * (pg_dump, then pg_restore or psql into an empty database); what wick
+ * adds is the server's key file.  The restored database is read, never
+ * written (nothing is created in a database not restored yet), checked
+ * against the key file as a SQLite backup is, and only then is the key
+ * file put in place.
+ */
+static int
+restore_pg(const struct server_config *cfg, const char *from, int force)
+{
+	struct ds_audit_verify	 v;
+	struct keymgr		*km = NULL;
+	struct ds		*ds = NULL;
+	const char		*why = NULL;
+	char			 keyfile[4096], keytmp[4096], msg[512];
+	int			 r, rc = 1;
+
+	if ((size_t)snprintf(keyfile, sizeof(keyfile), "%s/%s", from,
+	    RESTORE_KEYS_FILE) >= sizeof(keyfile) || (size_t)snprintf(keytmp,
+	    sizeof(keytmp), "%s.restore", cfg->keys_path != NULL ?
+	    cfg->keys_path : "") >= sizeof(keytmp)) {
+		fprintf(stderr, "restore: path too long\n");
+		return 1;
+	}
+	if (strcmp(cfg->keymgr, "disk") != 0 || cfg->keys_path == NULL) {
+		fprintf(stderr, "restore: the KeyManager must be \"disk\": "
+		    "the CA keys go into its keys_path\n");
+		return 1;
+	}
+	if (access(keyfile, R_OK) != 0) {
+		fprintf(stderr, "restore: %s: %s (with PostgreSQL, -from names "
+		    "the directory holding the server's saved key file; the "
+		    "database itself is restored with pg_restore or psql)\n",
+		    keyfile, strerror(errno));
+		return 1;
+	}
+	if (server_running(cfg->socket_path)) {
+		fprintf(stderr, "restore: a server answers on %s: stop it "
+		    "first\n", cfg->socket_path);
+		return 1;
+	}
+	if (!force && has_data(cfg->keys_path)) {
+		fprintf(stderr, "restore: %s already holds keys; stop the "
+		    "server and give -force to replace them\n", cfg->keys_path);
+		return 1;
+	}
+	if (secpath_mkdir_parent(cfg->keys_path, 0700, msg, sizeof(msg)) !=
+	    0) {
+		fprintf(stderr, "restore: %s\n", msg);
+		return 1;
+	}
+	if (copy_keys(keyfile, keytmp, &km) != 0)
+		return 1;
+	if ((r = ds_open_readonly(cfg->ds_type, cfg->ds_conn, &ds, &why)) !=
+	    0) {
+		fprintf(stderr, "restore: the PostgreSQL database cannot be "
+		    "read: %s (restore it first: pg_restore or psql into an "
+		    "empty database, then run this again)\n", why != NULL ?
+		    why : wick_strerror(r));
+		goto out;
+	}
+	if (check_ds(cfg, ds, km, &v) != 0)
+		goto out;
+	if (rename(keytmp, cfg->keys_path) != 0) {
+		fprintf(stderr, "restore: %s: %s\n", cfg->keys_path,
+		    strerror(errno));
+		goto out;
+	}
+	sync_parent(cfg->keys_path);
+	printf("Restored the keys into %s (server ID %s)\n", cfg->keys_path,
+	    keymgr_server_id(km));
+	printf("The PostgreSQL database holds their CA journal\n");
+	printf("Audit trail OK: %lld events verified; head seq %lld, hash "
+	    "%s\n", (long long)v.count, (long long)v.next_seq - 1,
+	    v.prev_hash);
+	rc = 0;
+out:
+	if (rc != 0)
+		(void)unlink(keytmp);
+	if (ds != NULL)
+		ds_close(ds);
+	keymgr_free(km);
+	return rc;
 }
 
 int
@@ -481,11 +584,15 @@ server_restore(int argc, char **argv)
 		    err.msg : wick_strerror(r));
 		goto out;
 	}
+	if (strcmp(cfg.ds_type, "postgres") == 0) {
+		rc = restore_pg(&cfg, from, force);
+		goto out;
+	}
 	if (strcmp(cfg.ds_type, "sqlite3") != 0 ||
 	    strncmp(cfg.ds_conn, "file:", 5) == 0 ||
 	    strcmp(cfg.ds_conn, ":memory:") == 0) {
 		fprintf(stderr, "restore: the DataStore must be a sqlite3 file "
-		    "named by its path\n");
+		    "named by its path, or postgres\n");
 		goto out;
 	}
 	snprintf(dsfile, sizeof(dsfile), "%s/%s", from, RESTORE_DS_FILE);

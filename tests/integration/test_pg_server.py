@@ -12,11 +12,20 @@ against a scratch PostgreSQL started by pg.py.
   both, so the SVID of each verifies against the other's bundle;
 - audit verify reads the stopped server's database; backup says to use
   pg_dump;
+- backup and restore: pg_dump of a running server's database and a copy
+  of its key file, pg_restore into an empty database on a new server,
+  where wick-server restore checks the database against the key file
+  (refusing before the database is restored, a key file of another
+  server, and replacing keys without -force) and puts the key file in
+  place; the restored server has the same CA, entries, agents and audit
+  chain, and an agent attested to the old server gets SVIDs from it
+  without attesting again;
 - the password in the connection string appears in no log line and no
   error, not even when the server cannot be reached.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +33,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server_harness as H  # noqa: E402
-from pg import PostgresServer  # noqa: E402
+from pg import PostgresServer, pg_bin  # noqa: E402
 
 SECRET = "s3cret-in-the-conninfo"
 SQLITE_DS = """            database_type = "sqlite3"
@@ -140,6 +149,110 @@ class PgServer(unittest.TestCase):
                            capture_output=True, text=True, timeout=60)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("pg_dump", p.stdout + p.stderr)
+
+    def test_backup_and_restore(self):
+        psql(self.pg, "postgres", "CREATE DATABASE orig")
+        a = self.server("orig").start()
+        bundle = a.bundle_pem(os.path.join(a.tmp, "bundle.pem"))
+        tok = a.token()
+        agent = H.Agent(a)
+        agent.attest(tok, bundle)
+        aid = H.agent_spiffe_id(tok)
+        eid = a.create_entry("spiffe://%s/kept" % H.TD, aid,
+                             ["unix:uid:1234"])
+        _, out = agent.run("x509", eid)
+        self.assertEqual(out["results"][0]["code"], 0)
+        before = a.cli("bundle", "show").stdout
+        # wick's own backup names what to save instead.
+        p = subprocess.run([H.SERVER, "backup", "-socketPath", a.sock,
+                            "-path", os.path.join(a.tmp, "bk0")],
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("pg_dump", p.stderr + p.stdout)
+        self.assertIn("key file", p.stderr + p.stdout)
+        # What the admin saves: the database, with the server running,
+        # and the key file, modes kept.
+        bk = os.path.join(a.tmp, "backup")
+        os.mkdir(bk, 0o700)
+        dump = os.path.join(bk, "wick.dump")
+        subprocess.run([pg_bin("pg_dump"), "-Fc", "-f", dump,
+                        self.pg.conninfo("orig")], check=True,
+                       capture_output=True, text=True, timeout=120)
+        shutil.copy2(os.path.join(a.data, "keys.json"), bk)
+        a.kill9()	# the machine is lost
+
+        # A new machine: another data directory, port and database.
+        psql(self.pg, "postgres", "CREATE DATABASE restored")
+        b = self.server("restored")
+        restore = [H.SERVER, "restore", "-from", bk, "-config", b.conf]
+        # Before the database is restored: refused, and nothing is
+        # created in it (pg_restore wants it empty).
+        p = subprocess.run(restore, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("pg_restore", p.stderr)
+        self.assertNotIn(SECRET, p.stdout + p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(b.data, "keys.json")))
+        tables = subprocess.run(
+            ["psql", "-X", "-A", "-t", self.pg.conninfo("restored"), "-c",
+             "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"],
+            capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(tables, "0")
+        subprocess.run([pg_bin("pg_restore"), "--exit-on-error", "-d",
+                        self.pg.conninfo("restored"), dump], check=True,
+                       capture_output=True, text=True, timeout=120)
+        # Another server's key file does not match the database.
+        psql(self.pg, "postgres", "CREATE DATABASE scratch")
+        c = self.server("scratch").start()
+        c.stop()
+        other_keys = os.path.join(c.tmp, "elsewhere")
+        os.mkdir(other_keys, 0o700)
+        shutil.copy2(os.path.join(c.data, "keys.json"), other_keys)
+        p = subprocess.run([H.SERVER, "restore", "-from", other_keys,
+                            "-config", b.conf], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("does not match", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(b.data, "keys.json")))
+        # The saved key file: checked against the restored database and
+        # put in place.
+        p = subprocess.run(restore, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("Audit trail OK", p.stdout)
+        self.assertNotIn(SECRET, p.stdout + p.stderr)
+        keys = os.path.join(b.data, "keys.json")
+        self.assertEqual(os.stat(keys).st_mode & 0o777, 0o600)
+        with open(keys) as f, open(os.path.join(bk, "keys.json")) as g:
+            self.assertEqual(f.read(), g.read())
+        p = subprocess.run(restore, capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("-force", p.stderr)
+        p = subprocess.run(restore + ["-force"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+
+        b.start()
+        self.assertEqual(b.cli("bundle", "show").stdout, before)
+        self.assertIn("spiffe://%s/kept" % H.TD,
+                      str(b.cli_json("entry", "show", "-entryID", eid)))
+        self.assertIn(aid, str(b.cli_json("agent", "show", "-spiffeID",
+                                          aid)))
+        p = b.cli("audit", "verify")
+        self.assertIn("OK", p.stdout)
+        # The agent of the old server carries on with the new one: its
+        # SVID chains to the same CA and its serial is known.
+        moved = H.Agent(b, tmpdir=agent.dir)
+        _, out = moved.run("x509", eid)
+        self.assertEqual(out["results"][0]["code"], 0)
+        self.assertEqual(out["results"][0]["svid"]["spiffe_id"],
+                         "spiffe://%s/kept" % H.TD)
+        # Still the old server's CA: its bundle verifies the new SVID.
+        v = subprocess.run(["openssl", "verify", "-CAfile", bundle,
+                            moved.path("svid.0.pem")], capture_output=True,
+                           text=True)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
     def test_two_servers_one_database(self):
         psql(self.pg, "postgres", "CREATE DATABASE shared")
