@@ -9,7 +9,9 @@
  * (1 s doubling to 30 s, jittered, reset by a handshake).  A unary call
  * whose connection never got through is sent again to the next address:
  * the server never saw it.  Whichever address answers, it must present
- * the server's SVID.
+ * the server's SVID.  A new identity of the agent's (a renewed SVID) is
+ * presented from the next connection on; calls in flight on the current
+ * one finish there, and it closes after the last of them.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -54,6 +56,7 @@ struct nodeclient {
 	char			 server_id[SPIFFEID_MAX_TD_LEN + 32];
 	struct tls_ctx		*tls;
 	struct rpc_channel	*ch;
+	struct rpc_channel	*retiring;	/* old identity, calls on it */
 	int			 ch_stale;	/* never connected: replace */
 	int			 ch_up;		/* ch answered (logged) */
 	size_t			 ch_idx;	/* address of ch */
@@ -318,6 +321,27 @@ nc_call_free(struct nc_call *c)
 
 static void	call_done(int, const char *, const uint8_t *, size_t, void *);
 
+static int
+channel_busy(struct nodeclient *nc, struct rpc_channel *ch)
+{
+	struct nc_call *c;
+
+	TAILQ_FOREACH(c, &nc->live, entry)
+		if (c->ch == ch)
+			return 1;
+	return 0;
+}
+
+static void
+close_retiring(struct nodeclient *nc)
+{
+	struct rpc_channel *ch = nc->retiring;
+
+	nc->retiring = NULL;
+	if (ch != NULL)
+		rpc_channel_close(ch, NULL, NULL);
+}
+
 /* To the end of the retry list: calls go in the order they were made. */
 static void
 retry_later(struct nodeclient *nc, struct nc_call *c)
@@ -378,6 +402,10 @@ call_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 
 	if (nc != NULL)
 		TAILQ_REMOVE(&nc->live, c, entry);
+	/* The last call on a connection with the old identity: close it. */
+	if (nc != NULL && nc->retiring != NULL && c->ch == nc->retiring &&
+	    !channel_busy(nc, nc->retiring))
+		close_retiring(nc);
 	if (nc != NULL && c->ch == nc->ch &&
 	    rpc_channel_peer_id(c->ch) != NULL) {
 		nc->rounds = nc->tried = 0;	/* this address answers */
@@ -438,6 +466,7 @@ nodeclient_free(struct nodeclient *nc)
 		rpc_channel_close(nc->ch, NULL, NULL);
 		nc->ch = NULL;
 	}
+	close_retiring(nc);
 	tls_ctx_free(nc->tls);
 	free(nc->addr);
 	free(nc);
@@ -479,13 +508,29 @@ nodeclient_set_identity(struct nodeclient *nc, STACK_OF(X509) *chain,
 
 	if ((r = tls_ctx_set_identity(nc->tls, chain, key)) != 0)
 		return r;
-	if (nc->ch != NULL) {	/* the next connection presents it */
-		if (rpc_channel_peer_id(nc->ch) != NULL)
-			nc->rounds = nc->tried = 0;
-		rpc_channel_close(nc->ch, NULL, NULL);
-		nc->ch = NULL;
-		nc->ch_stale = 0;
+	if (nc->ch == NULL)
+		return 0;
+	/*
+	 * The next connection presents it.  Calls in flight on this one
+	 * (a sync, an SVID batch) finish there first: it closes with the
+	 * last of them (call_done).  One that never got through closes at
+	 * once (its calls are sent again elsewhere), and so does one still
+	 * retiring from an earlier renewal.
+	 */
+	close_retiring(nc);
+	if (rpc_channel_peer_id(nc->ch) != NULL) {
+		nc->rounds = nc->tried = 0;
+		if (channel_busy(nc, nc->ch)) {
+			nc->retiring = nc->ch;
+			log_debug("server %s: new identity; the connection to "
+			    "%s closes after its calls in flight", nc->addr,
+			    nc->targets[nc->ch_idx]);
+		}
 	}
+	if (nc->retiring != nc->ch)
+		rpc_channel_close(nc->ch, NULL, NULL);
+	nc->ch = NULL;
+	nc->ch_stale = 0;
 	return 0;
 }
 

@@ -55,7 +55,8 @@ void	 nodeclient_on_resolved(struct nodeclient *, void (*cb)(void *),
  */
 int	 nodeclient_unreached(struct nodeclient *);
 int	 nodeclient_set_roots(struct nodeclient *, STACK_OF(X509) *) WICK_WUR;
-/* Use this SVID (leaf first) from the next connection on. */
+/* Use this SVID (leaf first) from the next connection on; calls in flight
+ * finish on the current one, which then closes. */
 int	 nodeclient_set_identity(struct nodeclient *, STACK_OF(X509) *chain,
 	    EVP_PKEY *key) WICK_WUR;
 /*

@@ -26,6 +26,14 @@ debs=(
 	# (tests/integration/pg.py) from Debian's binaries; the package's own
 	# "main" cluster is kept from running (below)
 	postgresql
+	# bench/run: h2load drives the Workload API, and nginx (the light
+	# flavour has HTTP/2) answers h2c on a Unix socket as the transport's
+	# ceiling; the package's own nginx service is kept from running (below)
+	nghttp2-client nginx-light
+	# the failover test (tests/integration/test_failover.py) puts its own
+	# haproxy, in TCP mode on a loopback port, in front of two servers; the
+	# package's own haproxy service is kept from running (below)
+	haproxy
 )
 
 sudo=""
@@ -65,12 +73,20 @@ if [ ${#missing[@]} -gt 0 ]; then
 		$sudo rm -f /usr/sbin/policy-rc.d
 	fi
 fi
-# Only promtool is wanted from the prometheus package: its server stays off.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-	$sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-elif [ -x /etc/init.d/prometheus ]; then
-	$sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-fi
+# Only the binaries are wanted of these packages: promtool (checks
+# /metrics), nginx (bench/run starts its own) and haproxy (the failover
+# test starts its own). Their packaged services stay stopped and are not
+# started at boot.
+for svc in prometheus nginx haproxy; do
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		$sudo systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+	elif [ -x "/etc/init.d/$svc" ]; then
+		$sudo "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+		if command -v systemctl >/dev/null 2>&1; then
+			$sudo systemctl disable "$svc.service" >/dev/null 2>&1 || true
+		fi
+	fi
+done
 
 # Only the PostgreSQL binaries are wanted: the package's "main" cluster
 # stays stopped and is not started at boot (start.conf "manual").
