@@ -788,6 +788,7 @@ stored_bundle(struct server *srv, const char *td_id,
 static void
 m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 {
+	static struct log_ratelimit	 sync_rl = LOG_RATELIMIT_DEFAULT;
 	Wick__Agent__SyncAuthorizedRequest	*req = NULL;
 	Wick__Agent__SyncAuthorizedResponse	 resp =
 	    WICK__AGENT__SYNC_AUTHORIZED_RESPONSE__INIT;
@@ -853,6 +854,13 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	resp.n_unchanged_ids = nids;
 	resp.revision = entry_cache_revision(srv->cache);
 	resp.next_page_token = i < nv ? v[i - 1]->id : "";
+	/* An agent that saw a newer bundle through another server gets it
+	 * from the datastore, not from this server's older copy (which
+	 * may lack a CA the other server has prepared). */
+	if (req->bundle_sequence > srv->bundle->sequence &&
+	    (r = server_bundle_refresh(srv, server_now())) != 0)
+		log_warn_rl(&sync_rl, "cannot refresh the bundle for %s: %s",
+		    node->spiffe_id, wick_strerror(r));
 	if (req->bundle_sequence != srv->bundle->sequence) {
 		if ((r = bundle_pack(srv->bundle, &bb)) != 0) {
 			svc_fail(call, rpc_status_from_err(r), "cannot encode "

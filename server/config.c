@@ -29,11 +29,11 @@ static const char *const server_unimpl[] = {
 	"allow_unsafe_ids", NULL
 };
 static const char *const experimental_known[] = {
-	"wit_issuer", NULL
+	"wit_issuer", "prune_events_older_than", NULL
 };
 static const char *const experimental_unimpl[] = {
 	"cache_reload_interval", "events_based_cache", "feature_flags",
-	"prune_events_older_than", "event_timeout", "auth_opa_policy_engine",
+	"event_timeout", "auth_opa_policy_engine",
 	"named_pipe_name", "require_pq_kem", "sql_transaction_timeout",
 	NULL
 };
@@ -211,8 +211,16 @@ load_server_block(const struct conf *c, const json_t *s,
 	if ((ex = json_object_get(s, "experimental")) != NULL &&
 	    ((r = conf_check_keys(c, ex, "experimental", experimental_known,
 	    experimental_unimpl, NULL, NULL, err)) != 0 ||
-	    (r = get_str(c, ex, "wit_issuer", "", &cfg->wit_issuer, err)) != 0))
+	    (r = get_str(c, ex, "wit_issuer", "", &cfg->wit_issuer, err)) != 0 ||
+	    (r = conf_get_duration(c, ex, "prune_events_older_than",
+	    SERVER_EVENTS_RETENTION, &cfg->events_retention, err)) != 0))
 		return r;
+	if (ex == NULL)
+		cfg->events_retention = SERVER_EVENTS_RETENTION;
+	if (cfg->events_retention < 60)
+		return conf_error_at(c, ex, "prune_events_older_than", err,
+		    "\"prune_events_older_than\" must be at least 1m: servers "
+		    "that fall further behind read every entry again");
 	if ((uids = json_object_get(s, "admin_uids")) != NULL) {
 		if (!json_is_array(uids) || json_array_size(uids) >
 		    SERVER_MAX_ADMIN_UIDS)

@@ -24,6 +24,7 @@
 #define SERVER_DEFAULT_DATA_DIR		".data"
 #define SERVER_MAX_ADMIN_UIDS		64
 #define SERVER_MAX_SUBJECT_ITEMS	8
+#define SERVER_EVENTS_RETENTION		(12 * 3600)	/* as SPIRE's */
 
 struct server_config {
 	char		*trust_domain;
@@ -51,6 +52,9 @@ struct server_config {
 	uid_t		 admin_uids[SERVER_MAX_ADMIN_UIDS];
 	size_t		 nadmin_uids;
 	int64_t		 audit_retention; /* seconds; 0 = keep forever */
+	/* experimental.prune_events_older_than: the change log's retention
+	 * (seconds), as SPIRE's events table. */
+	int64_t		 events_retention;
 	/* plugins */
 	char		*ds_type;	/* "sqlite3" */
 	char		*ds_conn;

@@ -801,6 +801,20 @@ ds_changes_since(struct ds *ds, int64_t since, size_t limit, ds_change_fn *fn,
 }
 
 int
+ds_changes_prune(struct ds *ds, int64_t before, size_t *n)
+{
+	*n = 0;
+	return TIMED(ds, ds->ops->changes_prune(ds, before, n));
+}
+
+int
+ds_changes_floor(struct ds *ds, int64_t *rev)
+{
+	*rev = 0;
+	return TIMED(ds, ds->ops->changes_floor(ds, rev));
+}
+
+int
 ds_node_create(struct ds *ds, const struct ds_node *n, int64_t now)
 {
 	if (n == NULL || n->spiffe_id == NULL || *n->spiffe_id == '\0' ||

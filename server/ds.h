@@ -255,6 +255,16 @@ int	 ds_revision(struct ds *, int64_t *rev) WICK_WUR;
  * limit (0 = all); stops early when fn returns non-zero (returned). */
 int	 ds_changes_since(struct ds *, int64_t since, size_t limit,
 	    ds_change_fn *fn, void *arg) WICK_WUR;
+/*
+ * Prune the change log: the newest change recorded before `before` (unix
+ * s) stays as the floor and every change below it goes; *n gets how
+ * many.  The newest change of all always stays (the revision counter).
+ * A reader whose revision is below ds_changes_floor() - 1 may have
+ * missed some and must read everything again.
+ */
+int	 ds_changes_prune(struct ds *, int64_t before, size_t *n) WICK_WUR;
+/* The oldest revision still recorded; 0 when there is none. */
+int	 ds_changes_floor(struct ds *, int64_t *rev) WICK_WUR;
 
 /* ---- attested agents ---- */
 

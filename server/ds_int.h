@@ -55,6 +55,8 @@ struct ds_ops {
 	int	(*revision)(struct ds *, int64_t *);
 	int	(*changes_since)(struct ds *, int64_t, size_t, ds_change_fn *,
 		    void *);
+	int	(*changes_prune)(struct ds *, int64_t, size_t *);
+	int	(*changes_floor)(struct ds *, int64_t *);
 	int	(*node_create)(struct ds *, const struct ds_node *, int64_t);
 	int	(*node_get)(struct ds *, const char *, struct ds_node **);
 	int	(*node_set_serials)(struct ds *, const char *, const char *,

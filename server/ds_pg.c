@@ -1153,6 +1153,37 @@ pg_changes_since(struct ds *ds, int64_t since, size_t limit,
 	return r;
 }
 
+static int
+pg_changes_prune(struct ds *ds, int64_t before, size_t *n)
+{
+	struct pgp	 p = { .n = 0 };
+	PGresult	*res;
+	int		 r;
+
+	p_int(&p, before);
+	if ((r = q((struct pg *)ds, "DELETE FROM changes WHERE revision <"
+	    " (SELECT max(revision) FROM changes WHERE at < $1)", &p, 0, &res,
+	    "prune changes")) != 0)
+		return r;
+	*n = (size_t)affected(res);
+	PQclear(res);
+	return 0;
+}
+
+static int
+pg_changes_floor(struct ds *ds, int64_t *rev)
+{
+	PGresult	*res;
+	int		 r;
+
+	if ((r = q((struct pg *)ds, "SELECT coalesce(min(revision), 0) FROM"
+	    " changes", NULL, 0, &res, "changes floor")) != 0)
+		return r;
+	*rev = g_int(res, 0, 0);
+	PQclear(res);
+	return 0;
+}
+
 /* ---- nodes ------------------------------------------------------------- */
 
 static const char SQL_INS_NSEL[] = "INSERT INTO node_selectors"
@@ -1879,6 +1910,8 @@ static const struct ds_ops pg_ops = {
 	pg_entries_prune,
 	pg_revision,
 	pg_changes_since,
+	pg_changes_prune,
+	pg_changes_floor,
 	pg_node_create,
 	pg_node_get,
 	pg_node_set_serials,

@@ -935,6 +935,35 @@ sq_changes_since(struct ds *ds, int64_t since, size_t limit,
 	return rc == SQLITE_DONE ? 0 : sq_err(s, rc, "changes");
 }
 
+static int
+sq_changes_prune(struct ds *ds, int64_t before, size_t *n)
+{
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
+
+	if ((r = st(s, "DELETE FROM changes WHERE revision <"
+	    " (SELECT max(revision) FROM changes WHERE at < ?)", &p)) != 0)
+		return r;
+	sqlite3_bind_int64(p, 1, before);
+	r = step_done(s, p, "prune changes");
+	*n = r == 0 ? (size_t)sqlite3_changes(s->db) : 0;
+	return r;
+}
+
+static int
+sq_changes_floor(struct ds *ds, int64_t *rev)
+{
+	struct sq	*s = (struct sq *)ds;
+	sqlite3_stmt	*p;
+	int		 r;
+
+	if ((r = st(s, "SELECT coalesce(min(revision), 0) FROM changes",
+	    &p)) != 0)
+		return r;
+	return step_int(s, p, rev, "changes floor");
+}
+
 /* ---- nodes ------------------------------------------------------------- */
 
 static int
@@ -1917,6 +1946,8 @@ static const struct ds_ops sqlite_ops = {
 	sq_entries_prune,
 	sq_revision,
 	sq_changes_since,
+	sq_changes_prune,
+	sq_changes_floor,
 	sq_node_create,
 	sq_node_get,
 	sq_node_set_serials,

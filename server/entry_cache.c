@@ -4,7 +4,12 @@
  * Two sorted arrays of the same pointers: by entry ID (lookups, updates)
  * and by parent ID (the authorization crawl).  A refresh reads the change
  * log, re-reads each changed entry and re-sorts; with no change it costs
- * one indexed query.
+ * one indexed query.  A prune removes every change below the one it
+ * keeps as the log's floor (ds_changes_prune()), so a cache whose revision
+ * is below floor - 1 has lost changes (its server stopped or cut off for
+ * longer than the retention) and reads everything again.  The floor is
+ * asked only when the first change read is not the next revision (a gap
+ * that may as well be a transaction rolled back).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +34,9 @@ struct entry_cache {
 	size_t		  capchanged;
 	size_t		  nrows;
 	int64_t		  seen;
+	int		  gap;		/* the first change read skipped */
+	int64_t		  gap_ok;	/* a revision whose gap was checked */
+	uint64_t	  resyncs;
 	/* The last authorized sets, so that the pages of one sync (and
 	 * agents syncing with nothing changed) do not crawl again. */
 	struct memo {
@@ -201,6 +209,10 @@ collect_change(void *arg, int64_t rev, enum ds_change_kind kind,
 	char			**v;
 	size_t			  cap;
 
+	if (ec->nrows == 0 && rev > ec->rev + 1 && ec->gap_ok != ec->rev) {
+		ec->gap = 1;
+		return WICK_ERR_STATE;
+	}
 	ec->nrows++;
 	ec->seen = rev;
 	if (kind != DS_CHANGE_ENTRY)
@@ -289,19 +301,72 @@ apply_changes(struct entry_cache *ec)
  * The revision moves on only once its changes are applied, so a refresh
  * that failed (a busy datastore, no memory) is done again by the next.
  */
+/* Everything again: the revision first, as at start. */
+static int
+resync(struct entry_cache *ec)
+{
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+	struct ds_entry			**old = ec->byid;
+	size_t				  i, n = ec->n;
+	int64_t				  rev;
+	int				  r;
+
+	if ((r = ds_revision(ec->ds, &rev)) != 0)
+		return r;
+	log_warn_rl(&rl, "entry cache: the change log no longer holds the "
+	    "changes after revision %lld: reading all entries again",
+	    (long long)ec->rev);
+	ec->byid = NULL;
+	ec->n = ec->cap = 0;
+	free(ec->byparent);
+	ec->byparent = NULL;
+	if ((r = load_all(ec)) != 0) {
+		/* Keep serving what we had. */
+		for (i = 0; i < ec->n; i++)
+			ds_entry_free(ec->byid[i]);
+		free(ec->byid);
+		free(ec->byparent);
+		ec->byid = old;
+		ec->n = ec->cap = n;
+		if ((ec->byparent = reallocarray(NULL, n + 1,
+		    sizeof(*old))) == NULL)
+			return WICK_ERR_ALLOC;
+		resort(ec);
+		return r;
+	}
+	for (i = 0; i < n; i++)
+		ds_entry_free(old[i]);
+	free(old);
+	ec->rev = rev;
+	ec->resyncs++;
+	return 0;
+}
+
 int
 entry_cache_refresh(struct entry_cache *ec)
 {
 	size_t	i, rows;
+	int64_t	floor;
 	int	r;
 
 	do {
 		ec->nchanged = 0;
 		ec->nrows = 0;
 		ec->seen = ec->rev;
+		ec->gap = 0;
 		r = ds_changes_since(ec->ds, ec->rev, ENTRY_CACHE_BATCH,
 		    collect_change, ec);
 		rows = ec->nrows;
+		if (ec->gap) {
+			if ((r = ds_changes_floor(ec->ds, &floor)) != 0)
+				return r;
+			if (ec->rev < floor - 1)
+				return resync(ec);
+			/* Rolled back, not pruned: read on. */
+			ec->gap_ok = ec->rev;
+			rows = ENTRY_CACHE_BATCH;
+			continue;
+		}
 		if (r == 0)
 			r = apply_changes(ec);
 		for (i = 0; i < ec->nchanged; i++)
@@ -312,6 +377,12 @@ entry_cache_refresh(struct entry_cache *ec)
 		ec->rev = ec->seen;
 	} while (rows == ENTRY_CACHE_BATCH);
 	return 0;
+}
+
+uint64_t
+entry_cache_resyncs(const struct entry_cache *ec)
+{
+	return ec->resyncs;
 }
 
 int64_t

@@ -24,6 +24,8 @@ int	 entry_cache_new(struct ds *, struct entry_cache **) WICK_WUR;
 void	 entry_cache_free(struct entry_cache *);
 /* Apply the change log since the last refresh. */
 int	 entry_cache_refresh(struct entry_cache *) WICK_WUR;
+/* Full reloads after the change log was pruned past the cache. */
+uint64_t entry_cache_resyncs(const struct entry_cache *);
 /* The change-log revision the cache reflects. */
 int64_t	 entry_cache_revision(const struct entry_cache *);
 size_t	 entry_cache_count(const struct entry_cache *);

@@ -621,6 +621,12 @@ tick_run(struct worker_task *t)
 		log_info("pruned %zu expired join tokens", n);
 	if (ds_entries_prune(srv->ds, now, &n) == 0 && n > 0)
 		log_info("pruned %zu expired registration entries", n);
+	/* Every server of a shared datastore prunes; the newest change
+	 * always stays (the revision counter). */
+	if (ds_changes_prune(srv->ds, now - srv->cfg->events_retention,
+	    &n) == 0 && n > 0)
+		log_debug("pruned %zu changes older than %lld s", n,
+		    (long long)srv->cfg->events_retention);
 	prune_audit(srv, now);
 	if ((r = entry_cache_refresh(srv->cache)) != 0)
 		log_error("entry cache refresh failed: %s", wick_strerror(r));

@@ -29,6 +29,7 @@
 #include "bundle.h"
 #include "ca_manager.h"
 #include "ds.h"
+#include "entry_cache.h"
 #include "keymgr.h"
 #include "server.h"
 
@@ -2957,6 +2958,93 @@ test_pg_reconnect(void **state)
 	assert_int_equal(ds_check(t.ds, NULL), 0);
 }
 
+/*
+ * The change log is pruned below a floor, the newest change always kept;
+ * an entry cache that fell below the floor reads everything again, and
+ * one that sees a gap left by a rolled-back transaction (PostgreSQL's
+ * sequence) does not.
+ */
+static void
+test_changes_prune_and_resync(void **state)
+{
+	struct entry_cache	*ec;
+	struct ds_entry		*e;
+	const char		*id;
+	int64_t			 floor, r5, r6;
+	size_t			 n;
+	int			 res;
+
+	fresh();
+	e = mk("cp-1", "spiffe://td/1", "spiffe://td/p", "x:1");
+	create_ok(e, 10);
+	ds_entry_free(e);
+	e = mk("cp-2", "spiffe://td/2", "spiffe://td/p", "x:2");
+	create_ok(e, 20);
+	ds_entry_free(e);
+	e = mk("cp-3", "spiffe://td/3", "spiffe://td/p", "x:3");
+	create_ok(e, 30);
+	ds_entry_free(e);
+	assert_int_equal(entry_cache_new(t.ds, &ec), 0);
+	assert_int_equal(entry_cache_count(ec), 3);
+
+	/* Nothing older than 5: nothing goes. */
+	assert_int_equal(ds_changes_prune(t.ds, 5, &n), 0);
+	assert_int_equal(n, 0);
+	e = mk("cp-4", "spiffe://td/4", "spiffe://td/p", "x:4");
+	create_ok(e, 40);
+	ds_entry_free(e);
+	id = "cp-1";
+	assert_int_equal(ds_entries_delete(t.ds, &id, 1, &res, 50), 0);
+	assert_int_equal(res, 0);
+	r5 = revision();
+	e = mk("cp-5", "spiffe://td/5", "spiffe://td/p", "x:5");
+	create_ok(e, 60);
+	ds_entry_free(e);
+	r6 = revision();
+
+	/* Before 55: the delete (at 50) is the floor, the four below go. */
+	assert_int_equal(ds_changes_prune(t.ds, 55, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(ds_changes_floor(t.ds, &floor), 0);
+	assert_int_equal(floor, r5);
+	assert_int_equal(revision(), r6);
+
+	/* The cache saw revision r3 only: it reads everything again. */
+	assert_int_equal(entry_cache_refresh(ec), 0);
+	assert_int_equal(entry_cache_resyncs(ec), 1);
+	assert_int_equal(entry_cache_revision(ec), r6);
+	assert_int_equal(entry_cache_count(ec), 4);
+	assert_null(entry_cache_get(ec, "cp-1"));
+	assert_non_null(entry_cache_get(ec, "cp-4"));
+	assert_non_null(entry_cache_get(ec, "cp-5"));
+
+	/* A transaction rolled back, then a change: no reload for a gap
+	 * above the floor. */
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	e = mk("cp-x", "spiffe://td/x", "spiffe://td/p", "x:x");
+	create_ok(e, 70);
+	ds_entry_free(e);
+	assert_int_equal(ds_tx_end(t.ds, 0), 0);
+	e = mk("cp-6", "spiffe://td/6", "spiffe://td/p", "x:6");
+	create_ok(e, 80);
+	ds_entry_free(e);
+	assert_int_equal(entry_cache_refresh(ec), 0);
+	assert_int_equal(entry_cache_resyncs(ec), 1);
+	assert_null(entry_cache_get(ec, "cp-x"));
+	assert_non_null(entry_cache_get(ec, "cp-6"));
+	assert_int_equal(entry_cache_count(ec), 5);
+
+	/* Everything is old: the newest change stays, the counter too. */
+	assert_int_equal(ds_changes_prune(t.ds, 1000, &n), 0);
+	assert_int_equal(ds_changes_floor(t.ds, &floor), 0);
+	assert_int_equal(floor, revision());
+	assert_true(revision() > r6);
+	/* Up to date: the prune costs the cache nothing. */
+	assert_int_equal(entry_cache_refresh(ec), 0);
+	assert_int_equal(entry_cache_resyncs(ec), 1);
+	entry_cache_free(ec);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -2970,6 +3058,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_entry_paging),
 		cmocka_unit_test(test_entry_prune),
 		cmocka_unit_test(test_change_log),
+		cmocka_unit_test(test_changes_prune_and_resync),
 		cmocka_unit_test(test_nodes),
 		cmocka_unit_test(test_node_lists),
 		cmocka_unit_test(test_join_tokens),
