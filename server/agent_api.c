@@ -23,6 +23,7 @@
 #include "jose.h"
 #include "log.h"
 #include "tpmv.h"
+#include "par.h"
 #include "pbconv.h"
 #include "pkey.h"
 #include "server.h"
@@ -936,6 +937,70 @@ out:
 
 /* ---- BatchNewX509SVID --------------------------------------------------- */
 
+/* One CSR of a batch: what the signing threads read and write. */
+struct x509_item {
+	const struct ds_entry	 *e;		/* NULL: not authorized */
+	const ProtobufCBinaryData *csr;
+	int			  r;
+	int			  stage;	/* failed: 1 CSR, 2 sign, 3 encode */
+	const char		 *why;		/* static, for stage 1 */
+	ProtobufCBinaryData	 *svid;
+	size_t			  n_svid;
+	char			 *serial;
+	int64_t			  expires;
+};
+
+struct x509_batch {
+	struct server		*srv;
+	struct x509_item	*it;
+	int64_t			 now;
+};
+
+/*
+ * Parse, sign and encode one CSR (par_run(): the signing threads and the
+ * state thread at once).  Reads the entry cache's entries and the active
+ * CA, which nothing changes while the batch runs; writes only its item.
+ */
+static void
+x509_sign_one(void *arg, size_t i)
+{
+	struct x509_batch	*b = arg;
+	struct x509_item	*it = &b->it[i];
+	STACK_OF(X509)		*chain = NULL;
+	EVP_PKEY		*pub;
+
+	if (it->e == NULL)
+		return;
+	if ((it->r = csr_parse(it->csr->data, it->csr->len, &pub,
+	    &it->why)) != 0) {
+		it->stage = 1;
+		return;
+	}
+	it->r = server_sign_x509(b->srv, pub, it->e->spiffe_id,
+	    (const char *const *)it->e->dns_names, it->e->ndns_names,
+	    it->e->x509_svid_ttl, b->now, 1, &chain);
+	EVP_PKEY_free(pub);
+	if (it->r != 0) {
+		it->stage = 2;
+		return;
+	}
+	if ((it->r = chain_to_pb(chain, &it->svid, &it->n_svid)) != 0 ||
+	    (it->r = ca_serial_hex(sk_X509_value(chain, 0),
+	    &it->serial)) != 0) {
+		it->stage = 3;
+		chain_pb_free(it->svid, it->n_svid);
+		it->svid = NULL;
+		it->n_svid = 0;
+	} else
+		it->expires = x509_not_after(sk_X509_value(chain, 0));
+	sk_X509_pop_free(chain, X509_free);
+}
+
+/*
+ * The CSRs are signed by the state thread and the signing threads
+ * together (par.h); the results, log lines and audit record are then
+ * put together here, in order.
+ */
 static void
 m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 {
@@ -949,12 +1014,10 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	const struct ds_entry	**v = NULL, *e;
 	Wick__Agent__X509SVIDResult *res = NULL, **rv = NULL;
 	Wick__Types__Status	*st = NULL;
-	STACK_OF(X509)		*chain;
-	EVP_PKEY		*pub;
-	char			**msgs = NULL, *serial;
-	const char		*why;
+	struct x509_item	*it = NULL;
+	struct x509_batch	 b;
+	char			**msgs = NULL;
 	json_t			*issued = NULL, *item;
-	int64_t			 now = server_now();
 	size_t			 nv = 0, i;
 	int			 r;
 
@@ -980,11 +1043,20 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	    (rv = calloc(req->n_params + 1, sizeof(*rv))) == NULL ||
 	    (st = calloc(req->n_params + 1, sizeof(*st))) == NULL ||
 	    (msgs = calloc(req->n_params + 1, sizeof(*msgs))) == NULL ||
+	    (it = calloc(req->n_params + 1, sizeof(*it))) == NULL ||
 	    (issued = json_array()) == NULL) {
 		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for a "
 		    "batch of %zu CSRs", req->n_params);
 		goto out;
 	}
+	for (i = 0; i < req->n_params; i++) {
+		it[i].e = find_entry(v, nv, req->params[i]->entry_id);
+		it[i].csr = &req->params[i]->csr;
+	}
+	b.srv = srv;
+	b.it = it;
+	b.now = server_now();
+	par_run(srv->par, req->n_params, x509_sign_one, &b);
 	for (i = 0; i < req->n_params; i++) {
 		wick__agent__x509_svidresult__init(&res[i]);
 		wick__types__status__init(&st[i]);
@@ -992,64 +1064,54 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		res[i].status = &st[i];
 		res[i].entry_id = req->params[i]->entry_id;
 		st[i].message = "";
-		if ((e = find_entry(v, nv, req->params[i]->entry_id)) ==
-		    NULL) {
+		if ((e = it[i].e) == NULL) {
 			st[i].code = RPC_NOT_FOUND;
 			st[i].message = "entry not found or not authorized for "
 			    "this agent";
 			continue;
 		}
-		if ((r = csr_parse(req->params[i]->csr.data,
-		    req->params[i]->csr.len, &pub, &why)) != 0) {
+		if (it[i].stage == 1) {
 			svc_log_rl(&csr_rl, LOG_LEVEL_WARN, call, "invalid CSR "
-			    "for entry %s: %s", e->id, why);
+			    "for entry %s: %s", e->id, it[i].why);
 			st[i].code = RPC_INVALID_ARGUMENT;
 			st[i].message = "invalid CSR";
-			if (asprintf(&msgs[i], "invalid CSR: %s", why) >= 0)
+			if (asprintf(&msgs[i], "invalid CSR: %s",
+			    it[i].why) >= 0)
 				st[i].message = msgs[i];
 			else
 				msgs[i] = NULL;
 			continue;
 		}
-		r = server_sign_x509(srv, pub, e->spiffe_id,
-		    (const char *const *)e->dns_names, e->ndns_names,
-		    e->x509_svid_ttl, now, 1, &chain);
-		EVP_PKEY_free(pub);
-		if (r != 0) {
+		if (it[i].stage == 2) {
 			svc_log_rl(&sign_rl, LOG_LEVEL_ERROR, call, "cannot "
 			    "sign an X.509-SVID for entry %s: %s", e->id,
-			    wick_strerror(r));
-			st[i].code = rpc_status_from_err(r);
+			    wick_strerror(it[i].r));
+			st[i].code = rpc_status_from_err(it[i].r);
 			st[i].message = "signing failed";
 			continue;
 		}
-		serial = NULL;
+		r = it[i].r;
 		item = NULL;
-		if ((r = chain_to_pb(chain, &res[i].svid,
-		    &res[i].n_svid)) != 0 ||
-		    (r = ca_serial_hex(sk_X509_value(chain, 0),
-		    &serial)) != 0 ||
-		    (item = json_pack("{s:s,s:s,s:s,s:I}", "serial", serial,
-		    "entry_id", e->id, "spiffe_id", e->spiffe_id,
-		    "expires_at", (json_int_t)
-		    x509_not_after(sk_X509_value(chain, 0)))) == NULL ||
-		    json_array_append_new(issued, item) != 0) {
+		if (r == 0 && ((item = json_pack("{s:s,s:s,s:s,s:I}", "serial",
+		    it[i].serial, "entry_id", e->id, "spiffe_id",
+		    e->spiffe_id, "expires_at", (json_int_t)it[i].expires)) ==
+		    NULL || json_array_append_new(issued, item) != 0))
+			r = WICK_ERR_ALLOC;
+		if (r != 0) {
 			/* Never an SVID that the audit record would miss. */
-			if (r == 0)
-				r = WICK_ERR_ALLOC;
 			svc_log_rl(&sign_rl, LOG_LEVEL_ERROR, call, "cannot "
 			    "encode the X.509-SVID for entry %s: %s", e->id,
 			    wick_strerror(r));
 			st[i].code = rpc_status_from_err(r);
 			st[i].message = "cannot encode the SVID";
-			chain_pb_free(res[i].svid, res[i].n_svid);
-			res[i].svid = NULL;
-			res[i].n_svid = 0;
-		} else
-			res[i].expires_at = x509_not_after(sk_X509_value(chain,
-			    0));
-		free(serial);
-		sk_X509_pop_free(chain, X509_free);
+			continue;
+		}
+		/* The result owns the chain now. */
+		res[i].svid = it[i].svid;
+		res[i].n_svid = it[i].n_svid;
+		res[i].expires_at = it[i].expires;
+		it[i].svid = NULL;
+		it[i].n_svid = 0;
 	}
 	resp.results = rv;
 	resp.n_results = req->n_params;
@@ -1061,10 +1123,15 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	svc_reply(call, &resp.base);
 out:
 	json_decref(issued);
+	for (i = 0; it != NULL && i < req->n_params; i++) {
+		chain_pb_free(it[i].svid, it[i].n_svid);
+		free(it[i].serial);
+	}
 	for (i = 0; res != NULL && i < req->n_params; i++)
 		chain_pb_free(res[i].svid, res[i].n_svid);
 	for (i = 0; msgs != NULL && i < req->n_params; i++)
 		free(msgs[i]);
+	free(it);
 	free(res);
 	free(rv);
 	free(st);

@@ -992,6 +992,7 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	uv_loop_t	 loop;
 	const char	*why = NULL;
 	int64_t		 now = server_now();
+	long		 ncpu;
 	int		 r;
 
 	memset(&srv, 0, sizeof(srv));
@@ -1058,6 +1059,10 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	srv_metrics_publish(&srv, 1);
 	if ((r = worker_start(&loop, &srv.worker)) != 0)
 		goto out;
+	/* One signing thread per other core: batches use every core. */
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	if ((r = par_new(ncpu > 1 ? (int)ncpu - 1 : 0, &srv.par)) != 0)
+		goto out;
 	if ((r = start_rpc(&srv)) != 0 ||
 	    (r = telemetry_start(&loop, &cfg->telemetry, srv.metrics,
 	    "wick_server_", srv_ready, &srv, &srv.telemetry)) != 0)
@@ -1109,6 +1114,7 @@ out:
 		uv_run(&loop, UV_RUN_DEFAULT);
 	}
 	cleanup(&srv);
+	par_free(srv.par);
 	pthread_mutex_destroy(&srv.pub_mu);
 	if (uv_loop_close(&loop) != 0) {
 		uv_run(&loop, UV_RUN_DEFAULT);

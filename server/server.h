@@ -24,6 +24,7 @@
 #include "ds.h"
 #include "keymgr.h"
 #include "log.h"
+#include "par.h"
 #include "rpc.h"
 #include "spiffeid.h"
 #include "svcnotify.h"
@@ -84,8 +85,10 @@ struct server {
 	int			 stopping;
 	int			 pending_close;
 	int			 exit_code;
-	/* The state thread (worker.h) and its periodic tasks. */
+	/* The state thread (worker.h) and its periodic tasks; the threads
+	 * that sign batches beside it (par.h). */
 	struct worker		*worker;
+	struct par		*par;
 	struct worker_task	 tick_task;
 	int			 tick_busy;
 	struct worker_task	 reload_task;
