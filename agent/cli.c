@@ -1115,6 +1115,8 @@ api_usage(FILE *f)
 "  fetch wit      fetch WIT-SVIDs and WIT bundles (-spiffeID, -write DIR)\n"
 "  validate jwt   validate a JWT-SVID (-audience, -svid)\n"
 "  watch          print X.509-SVID updates as they arrive\n"
+"  wpt sign       print WIT and WPT headers for a request (-method, -url)\n"
+"  wpt verify     verify a WIT and WPT pair (-wit, -wpt, -bundle, -audience)\n"
 "\n"
 "Every command takes -socketPath PATH and -timeout DURATION; "
 "'-h' after a\ncommand lists its flags.\n");
@@ -1157,6 +1159,8 @@ cmd_api(struct cli *cli, int argc, char **argv)
 			return cmd_validate_jwt(cli, argc - 3, argv + 3);
 	} else if (strcmp(c, "watch") == 0)
 		return cmd_watch(cli, argc - 2, argv + 2);
+	else if (strcmp(c, "wpt") == 0)
+		return cli_wpt_run(cli->out, cli->err, argc - 2, argv + 2);
 	fprintf(cli->err, "unknown command \"api %s%s%s\"\n", c,
 	    sub != NULL ? " " : "", sub != NULL ? sub : "");
 	api_usage(cli->err);

@@ -76,6 +76,9 @@ void	 cli_flags_usage(FILE *, const char *synopsis,
 	    const struct cli_flag *, size_t nflags);
 void	 cli_list_clear(struct cli_list *);
 
+/* "api wpt sign|verify" (cli_wpt.c): argv after "wpt". */
+int	 cli_wpt_run(FILE *out, FILE *err, int argc, char **argv);
+
 /* ---- the endpoint -------------------------------------------------------- */
 
 /*
