@@ -766,6 +766,21 @@ sync_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 		sync_schedule(a, 0);
 		return;
 	}
+	if (a->page_token == NULL && resp->unchanged) {
+		/* Nothing changed since our revision: what we hold stands,
+		 * federated bundles included. */
+		if (resp->bundle != NULL)
+			set_bundle_pb(a, resp->bundle, 1);
+		wick__agent__sync_authorized_response__free_unpacked(resp,
+		    NULL);
+		a->syncing = 0;
+		agent_metrics_sync(a, 1);
+		svid_upkeep(a);
+		if (a->synced && !a->stopping)
+			notify_synced(a, 0);
+		sync_schedule(a, 1);
+		return;
+	}
 	if (a->page_token == NULL) {
 		a->sync_rev = resp->revision;
 		for (i = 0; i < a->nfed; i++)
@@ -817,6 +832,7 @@ sync_page(struct agent *a)
 	int r;
 
 	req.since_revision = a->synced && !a->need_full ? a->revision : 0;
+	req.accept_unchanged = 1;
 	if (a->page_token == NULL)
 		a->sync_full = req.since_revision == 0;
 	req.page_token = a->page_token != NULL ? a->page_token : "";

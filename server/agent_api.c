@@ -125,11 +125,9 @@ fail:
 	return NULL;
 }
 
-/* The agent's authorized entries (sorted by ID), after a cache refresh;
- * a failed refresh serves what the cache has. */
-static int
-authorized(struct server *srv, const struct ds_node *node,
-    const struct ds_entry ***v, size_t *n)
+/* The cache, up to date; a failed refresh serves what the cache has. */
+static void
+refresh_cache(struct server *srv)
 {
 	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
 	int				r;
@@ -137,6 +135,14 @@ authorized(struct server *srv, const struct ds_node *node,
 	if ((r = entry_cache_refresh(srv->cache)) != 0)
 		log_warn_rl(&rl, "entry cache refresh failed: %s",
 		    wick_strerror(r));
+}
+
+/* The agent's authorized entries (sorted by ID), after a cache refresh. */
+static int
+authorized(struct server *srv, const struct ds_node *node,
+    const struct ds_entry ***v, size_t *n)
+{
+	refresh_cache(srv);
 	return entry_cache_authorized(srv->cache, node->spiffe_id,
 	    &node->selectors, srv->server_id, v, n);
 }
@@ -786,10 +792,38 @@ stored_bundle(struct server *srv, const char *td_id,
 	return *out != NULL ? 0 : WICK_ERR_ALLOC;
 }
 
+/*
+ * The agent's bundle when its sequence differs.  An agent that saw a
+ * newer one through another server gets it from the datastore, not from
+ * this server's older copy (which may lack a CA the other server has
+ * prepared).
+ */
+static int
+sync_bundle(struct server *srv, const struct ds_node *node,
+    const Wick__Agent__SyncAuthorizedRequest *req,
+    Wick__Agent__SyncAuthorizedResponse *resp, struct buf *bb)
+{
+	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
+	int				r;
+
+	if (req->bundle_sequence > srv->bundle->sequence &&
+	    (r = server_bundle_refresh(srv, server_now())) != 0)
+		log_warn_rl(&rl, "cannot refresh the bundle for %s: %s",
+		    node->spiffe_id, wick_strerror(r));
+	if (req->bundle_sequence == srv->bundle->sequence)
+		return 0;
+	if ((r = bundle_pack(srv->bundle, bb)) != 0)
+		return r;
+	/* Our own encoding: only memory can fail to decode it. */
+	if ((resp->bundle = wick__types__bundle__unpack(NULL, buf_len(bb),
+	    buf_ptr(bb))) == NULL)
+		return WICK_ERR_ALLOC;
+	return 0;
+}
+
 static void
 m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 {
-	static struct log_ratelimit	 sync_rl = LOG_RATELIMIT_DEFAULT;
 	Wick__Agent__SyncAuthorizedRequest	*req = NULL;
 	Wick__Agent__SyncAuthorizedResponse	 resp =
 	    WICK__AGENT__SYNC_AUTHORIZED_RESPONSE__INIT;
@@ -816,6 +850,25 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 		svc_fail(call, RPC_INVALID_ARGUMENT, "page_size and "
 		    "since_revision must not be negative");
 		goto out;
+	}
+	/* Nothing changed anywhere since the agent's last sync (entries,
+	 * agents and bundles all move the revision): say so in O(1)
+	 * instead of listing every entry again. */
+	if (req->accept_unchanged && req->since_revision > 0 &&
+	    *req->page_token == '\0') {
+		refresh_cache(srv);
+		if (req->since_revision == entry_cache_revision(srv->cache)) {
+			resp.unchanged = 1;
+			resp.revision = req->since_revision;
+			if ((r = sync_bundle(srv, node, req, &resp,
+			    &bb)) != 0) {
+				svc_fail(call, rpc_status_from_err(r), "cannot "
+				    "encode the bundle: %s", wick_strerror(r));
+				goto out;
+			}
+			svc_reply(call, &resp.base);
+			goto out;
+		}
 	}
 	lim = req->page_size == 0 ? SERVER_SYNC_PAGE :
 	    (size_t)req->page_size > SERVER_SYNC_PAGE_MAX ?
@@ -855,26 +908,10 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	resp.n_unchanged_ids = nids;
 	resp.revision = entry_cache_revision(srv->cache);
 	resp.next_page_token = i < nv ? v[i - 1]->id : "";
-	/* An agent that saw a newer bundle through another server gets it
-	 * from the datastore, not from this server's older copy (which
-	 * may lack a CA the other server has prepared). */
-	if (req->bundle_sequence > srv->bundle->sequence &&
-	    (r = server_bundle_refresh(srv, server_now())) != 0)
-		log_warn_rl(&sync_rl, "cannot refresh the bundle for %s: %s",
-		    node->spiffe_id, wick_strerror(r));
-	if (req->bundle_sequence != srv->bundle->sequence) {
-		if ((r = bundle_pack(srv->bundle, &bb)) != 0) {
-			svc_fail(call, rpc_status_from_err(r), "cannot encode "
-			    "the bundle: %s", wick_strerror(r));
-			goto out;
-		}
-		/* Our own encoding: only memory can fail to decode it. */
-		if ((resp.bundle = wick__types__bundle__unpack(NULL,
-		    buf_len(&bb), buf_ptr(&bb))) == NULL) {
-			svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory "
-			    "for the bundle");
-			goto out;
-		}
+	if ((r = sync_bundle(srv, node, req, &resp, &bb)) != 0) {
+		svc_fail(call, rpc_status_from_err(r), "cannot encode the "
+		    "bundle: %s", wick_strerror(r));
+		goto out;
 	}
 	if (*req->page_token == '\0') {
 		/* Federated bundles the entries need, each once. */

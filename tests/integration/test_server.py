@@ -316,6 +316,36 @@ class ServerTest(unittest.TestCase):
         self.assertIn(aid, shown)
         self.assertIn("join_token", shown)
 
+    def test_sync_unchanged(self):
+        """An agent that says it understands it is told "unchanged", with
+        no entry and no ID, when nothing changed since its revision; any
+        change (here a new entry elsewhere) brings the full answer."""
+        agent, tok, _ = self.attested()
+        aid = "spiffe://%s/spire/agent/join_token/%s" % (TD, tok)
+        for i in range(3):
+            self.srv.create_entry("spiffe://%s/idle%d" % (TD, i), aid,
+                                  ["unix:uid:%d" % (5000 + i)])
+        _, full = agent.run("sync")
+        self.assertEqual(len(full["entries"]), 3)
+        rev = str(full["revision"])
+        _, same = agent.run("sync", "-r", rev, "-u", "-q",
+                            str(full["bundle_sequence"]))
+        self.assertTrue(same["unchanged"])
+        self.assertEqual((same["entries"], same["unchanged_ids"]), ([], []))
+        self.assertEqual(same["revision"], full["revision"])
+        # Without -u the same request lists every ID, as before.
+        _, old = agent.run("sync", "-r", rev)
+        self.assertFalse(old["unchanged"])
+        self.assertEqual(len(old["unchanged_ids"]), 3)
+        # A change anywhere: the full answer again.
+        self.srv.create_entry("spiffe://%s/elsewhere" % TD,
+                              "spiffe://%s/spire/agent/x" % TD,
+                              ["unix:uid:6000"])
+        _, moved = agent.run("sync", "-r", rev, "-u")
+        self.assertFalse(moved["unchanged"])
+        self.assertEqual(len(moved["unchanged_ids"]), 3)
+        self.assertGreater(moved["revision"], full["revision"])
+
     def test_attest_failures(self):
         agent = H.Agent(self.srv)
         rc, out = agent.run("attest", "-t", "no-such-token",

@@ -396,7 +396,7 @@ cmd_sync(int argc, char **argv)
 	json_int_t				 seq = -1, rev = 0;
 	char					*tok = NULL;
 	size_t					 i;
-	int					 pages = 0;
+	int					 pages = 0, unchanged = 0;
 
 	for (i = 1; i < (size_t)argc; i++) {
 		if (strcmp(argv[i], "-r") == 0 && i + 1 < (size_t)argc)
@@ -405,6 +405,8 @@ cmd_sync(int argc, char **argv)
 			req.page_size = atoi(argv[++i]);
 		else if (strcmp(argv[i], "-q") == 0 && i + 1 < (size_t)argc)
 			req.bundle_sequence = strtoull(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "-u") == 0)
+			req.accept_unchanged = 1;
 	}
 	load_identity();
 	do {
@@ -427,8 +429,10 @@ cmd_sync(int argc, char **argv)
 			seq = (json_int_t)resp->bundle->sequence_number;
 			write_bundle(resp->bundle);
 		}
-		if (pages == 1)
+		if (pages == 1) {
 			rev = resp->revision;
+			unchanged = resp->unchanged;
+		}
 		free(tok);
 		tok = *resp->next_page_token != '\0' ?
 		    xstrdup(resp->next_page_token) : NULL;
@@ -436,9 +440,9 @@ cmd_sync(int argc, char **argv)
 		    NULL);
 		free(r.resp);
 	} while (tok != NULL);
-	print_json(json_pack("{s:I,s:o,s:o,s:o,s:I,s:i}", "revision", rev,
+	print_json(json_pack("{s:I,s:o,s:o,s:o,s:I,s:i,s:b}", "revision", rev,
 	    "entries", entries, "unchanged_ids", ids, "federated", fed,
-	    "bundle_sequence", seq, "pages", pages));
+	    "bundle_sequence", seq, "pages", pages, "unchanged", unchanged));
 	return 0;
 }
 
