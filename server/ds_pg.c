@@ -4,8 +4,9 @@
  *
  * One connection per struct ds, used by one thread at a time; nothing
  * here is global, so a worker thread can own a store.  Every value is a
- * parameter (PQexecParams), never formatted into SQL.  A connection found
- * broken outside a transaction is reset once before the call fails.
+ * parameter, never formatted into SQL; queries are prepared once per
+ * session (prepared()).  A connection found broken outside a transaction
+ * is reset once before the call fails.
  *
  * Concurrency between servers:
  *  - Change log: every transaction that logs a change takes the
@@ -48,6 +49,9 @@
 /* Unless the connection string says otherwise: how long a connection
  * attempt may take, and TCP keepalives that find a server gone. */
 #define PG_CONNECT_TIMEOUT "5"
+/* Statements prepared per session, by their text: the fixed ones and the
+ * few shapes the filters make.  Past it a statement is sent unprepared. */
+#define PG_MAX_PREPARED	256
 #define PG_RETRY_MIN_MS	1000	/* reconnection backoff, doubling */
 #define PG_RETRY_MAX_MS	30000
 /* Advisory lock keys: "wick" and a number. */
@@ -156,6 +160,12 @@ struct pg {
 	int		 calls;		/* begin()s not yet finish()ed */
 	uint64_t	 retry_at;	/* no reconnection before (ms) */
 	uint64_t	 retry_ms;	/* the next backoff */
+	/* This session's prepared statements, named s<index>. */
+	struct pg_stmt {
+		char		*sql;
+		uint64_t	 hash;
+	}		 stmts[PG_MAX_PREPARED];
+	size_t		 nstmts;
 };
 
 /* The parameters of one statement. */
@@ -271,6 +281,59 @@ mono_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* A new session has none of the old one's prepared statements. */
+static void
+forget_prepared(struct pg *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nstmts; i++)
+		free(s->stmts[i].sql);
+	s->nstmts = 0;
+}
+
+/*
+ * The name of sql prepared in this session, preparing it the first time
+ * (statements are not transactional: one prepared in a transaction that
+ * rolls back stays).  NULL with *r == 0: not to be prepared (not a
+ * query, or the table is full); NULL with *r set: preparing failed.
+ */
+static const char *
+prepared(struct pg *s, const char *sql, int nparams, char name[16], int *r)
+{
+	PGresult	*res;
+	uint64_t	 h = 1469598103934665603ULL;
+	const char	*c;
+	size_t		 i;
+
+	*r = 0;
+	if (strncmp(sql, "SELECT", 6) != 0 && strncmp(sql, "INSERT", 6) != 0 &&
+	    strncmp(sql, "UPDATE", 6) != 0 && strncmp(sql, "DELETE", 6) != 0)
+		return NULL;
+	for (c = sql; *c != '\0'; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+	for (i = 0; i < s->nstmts; i++)
+		if (s->stmts[i].hash == h && strcmp(s->stmts[i].sql, sql) == 0) {
+			snprintf(name, 16, "s%zu", i);
+			return name;
+		}
+	if (s->nstmts == PG_MAX_PREPARED)
+		return NULL;
+	if ((s->stmts[s->nstmts].sql = strdup(sql)) == NULL)
+		return NULL;
+	snprintf(name, 16, "s%zu", s->nstmts);
+	res = PQprepare(s->conn, name, sql, nparams, NULL);
+	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+		*r = pg_err(s, res, "prepare");
+		PQclear(res);
+		free(s->stmts[s->nstmts].sql);
+		return NULL;
+	}
+	PQclear(res);
+	s->stmts[s->nstmts++].hash = h;
+	return name;
+}
+
 /*
  * A broken connection, outside any transaction: reset it, at most once
  * per backoff (1 s doubling to 30 s): in between, calls fail at once
@@ -286,6 +349,7 @@ reconnect(struct pg *s)
 
 	if (now < s->retry_at)
 		return WICK_ERR_UNAVAILABLE;
+	forget_prepared(s);
 	PQreset(s->conn);
 	if (PQstatus(s->conn) == CONNECTION_OK) {
 		log_info_rl(&rl, "postgres %s: reconnected", s->where);
@@ -318,6 +382,8 @@ q_raw(struct pg *s, const char *sql, const struct pgp *p, int binary,
 {
 	PGresult	*res;
 	ExecStatusType	 st;
+	const char	*name;
+	char		 buf[16];
 	int		 tries, r;
 
 	if (out != NULL)
@@ -326,8 +392,19 @@ q_raw(struct pg *s, const char *sql, const struct pgp *p, int binary,
 		if (!s->intx && (PQstatus(s->conn) == CONNECTION_BAD ||
 		    s->unset) && (r = reconnect(s)) != 0)
 			return r;
-		res = PQexecParams(s->conn, sql, p != NULL ? p->n : 0, NULL,
-		    p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
+		name = prepared(s, sql, p != NULL ? p->n : 0, buf, &r);
+		if (name == NULL && r != 0) {
+			/* Nothing was under way: the one retry is safe. */
+			if (tries == 0 && !s->intx &&
+			    PQstatus(s->conn) == CONNECTION_BAD)
+				continue;
+			return r;
+		}
+		res = name != NULL ? PQexecPrepared(s->conn, name,
+		    p != NULL ? p->n : 0, p != NULL ? p->v : NULL,
+		    p != NULL ? p->len : NULL, p != NULL ? p->fmt : NULL,
+		    binary) : PQexecParams(s->conn, sql, p != NULL ? p->n : 0,
+		    NULL, p != NULL ? p->v : NULL, p != NULL ? p->len : NULL,
 		    p != NULL ? p->fmt : NULL, binary);
 		st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 		if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -1893,6 +1970,7 @@ pg_close(struct ds *ds)
 	struct pg *s = (struct pg *)ds;
 
 	PQfinish(s->conn);
+	forget_prepared(s);
 	if (s->conninfo != NULL) {
 		OPENSSL_cleanse(s->conninfo, strlen(s->conninfo));
 		free(s->conninfo);
