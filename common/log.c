@@ -28,8 +28,12 @@
 
 static const char	*log_role = "wick";
 static pthread_mutex_t	 rl_mu = PTHREAD_MUTEX_INITIALIZER;
+/* Read and set with atomics: a server's state thread may change them
+ * (reload, SetLogLevel) while its loop logs. */
 static enum log_level	 log_level = LOG_LEVEL_INFO;
 static enum log_format	 log_format = LOG_FORMAT_TEXT;
+#define LEVEL()		__atomic_load_n(&log_level, __ATOMIC_RELAXED)
+#define FORMAT()	__atomic_load_n(&log_format, __ATOMIC_RELAXED)
 static FILE		*log_stream;
 /* log_file's descriptor, or -1 for stderr before one was opened.  Its
  * file is replaced under the same number with dup3(), never closed, so
@@ -49,26 +53,26 @@ void
 log_init(const char *role, enum log_level level, enum log_format format)
 {
 	log_role = role;
-	log_level = level;
-	log_format = format;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+	__atomic_store_n(&log_format, format, __ATOMIC_RELAXED);
 }
 
 void
 log_set_level(enum log_level level)
 {
-	log_level = level;
+	__atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
 }
 
 enum log_level
 log_get_level(void)
 {
-	return log_level;
+	return LEVEL();
 }
 
 void
 log_set_format(enum log_format format)
 {
-	log_format = format;
+	__atomic_store_n(&log_format, format, __ATOMIC_RELAXED);
 }
 
 const char *
@@ -279,7 +283,7 @@ log_vmsg(enum log_level level, const char *func, const char *fmt, va_list ap)
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000);
 
-	if (log_format == LOG_FORMAT_JSON) {
+	if (FORMAT() == LOG_FORMAT_JSON) {
 		o = func != NULL ?
 		    json_pack("{s:s, s:s, s:s, s:s, s:s}", "time", ts,
 		    "level", level_names[level], "role", log_role, "src", func,
@@ -464,7 +468,7 @@ log_msg(enum log_level level, const char *func, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (level > log_level)
+	if (level > LEVEL())
 		return;
 	va_start(ap, fmt);
 	log_vmsg(level, func, fmt, ap);
@@ -501,7 +505,7 @@ log_msg_rl(struct log_ratelimit *rl, enum log_level level, const char *func,
 	va_list		 ap;
 	int		 pass;
 
-	if (level > log_level)
+	if (level > LEVEL())
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	/* One call site's limiter may be reached from two threads (a

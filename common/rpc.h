@@ -70,6 +70,11 @@
 #define RPC_DEFAULT_MAX_OUTPUT	(1024u * 1024)	/* queued on the socket */
 #define RPC_DEFAULT_STALL_MS	(10 * 1000)
 #define RPC_MAX_CALL_QUEUE	(1024 * 1024)	/* queued per call, beyond one message */
+/* Handler steps of one peer waiting for (or running on) opts.offload's
+ * thread; past it a call ends RESOURCE_EXHAUSTED.  Anonymous peers are
+ * addresses, and may only attest. */
+#define RPC_MAX_PEER_QUEUED	64
+#define RPC_MAX_ANON_QUEUED	8
 #define RPC_MAX_LISTENERS	8
 #define RPC_LISTEN_BACKLOG	1024
 #define RPC_SHUTDOWN_FLUSH_MS	1000	/* to write the last statuses */

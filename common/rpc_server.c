@@ -119,6 +119,7 @@ struct rpc_call {
 	 * rpc_job_done().
 	 */
 	int			 busy;
+	int			 cancelled;	/* atomic: its step need not run */
 	int			 dead;		/* stream or connection gone */
 	enum rpc_end		 dead_why;
 	struct rpc_offload	*off;		/* made at the first step */
@@ -217,6 +218,7 @@ struct peer_acct {
 	struct rpc_conn_list	 conns;
 	uint32_t		 nconns;
 	size_t			 held;
+	uint32_t		 queued;	/* busy calls (offload) */
 	int			 anon;
 	char			 key[];
 };
@@ -848,6 +850,7 @@ call_abort(struct rpc_call *call, enum rpc_status st, const char *msg,
 	if (call->busy) {
 		/* The handler's step is still running: the end waits for
 		 * it (rpc_job_done()); the first reason wins. */
+		__atomic_store_n(&call->cancelled, 1, __ATOMIC_RELEASE);
 		if (!call->off->aborted) {
 			call->off->aborted = 1;
 			call->off->abort_status = st;
@@ -1184,12 +1187,25 @@ static void
 call_start_step(struct rpc_call *call, struct rpc_job *job)
 {
 	struct rpc_conn *c = call->conn;
+	char		 msg[128];
+	uint32_t	 cap = c->anon ? RPC_MAX_ANON_QUEUED : RPC_MAX_PEER_QUEUED;
 
+	if (c->acct == NULL || c->acct->queued >= cap) {
+		job_release(call, job);
+		snprintf(msg, sizeof(msg), "%u calls of this peer are waiting "
+		    "for the server already (the limit)", cap);
+		c->srv->stats.budget_refusals++;
+		call_abort(call, RPC_RESOURCE_EXHAUSTED, msg,
+		    RPC_END_CANCELLED);
+		return;
+	}
+	c->acct->queued++;
 	call->busy = 1;
 	c->busy_calls++;
 	if (c->srv->opts.offload(c->srv->opts.offload_arg, job) != 0) {
 		call->busy = 0;
 		c->busy_calls--;
+		c->acct->queued--;
 		job_release(call, job);
 		call_abort(call, RPC_RESOURCE_EXHAUSTED, "cannot queue the call",
 		    RPC_END_CANCELLED);
@@ -1257,6 +1273,11 @@ rpc_job_run(struct rpc_job *job)
 	struct rpc_call		*call = job->call;
 	const struct rpc_method	*m = call->method;
 
+	/* Nobody waits for it any more: a reset, a closed connection, a
+	 * deadline passed while the step was queued. */
+	if (__atomic_load_n(&call->cancelled, __ATOMIC_ACQUIRE) ||
+	    (call->deadline_ns != 0 && uv_hrtime() >= call->deadline_ns))
+		return;
 	if (job->half_close) {
 		if (m->on_half_close != NULL)
 			m->on_half_close(call);
@@ -1288,16 +1309,20 @@ rpc_job_done(struct rpc_job *job)
 
 	call->busy = 0;
 	c->busy_calls--;
+	if (c->acct != NULL)
+		c->acct->queued--;
 	job_release(call, job);
 	if (call->dead) {
 		call_drop_pending(call);
 		call_end_handler(call, call->dead_why);
 		call_free(call);
-		if (c->closing && c->busy_calls == 0 &&
-		    c->pending_closes == 0 && c->io.pending == 0) {
-			/* The connection only waited for this call. */
-			c->pending_closes = 1;
-			conn_maybe_free(c);
+		if (c->closing && c->busy_calls == 0) {
+			conn_detach(c);
+			if (c->pending_closes == 0 && c->io.pending == 0) {
+				/* The connection only waited for this call. */
+				c->pending_closes = 1;
+				conn_maybe_free(c);
+			}
 		}
 		return;
 	}
@@ -1572,6 +1597,7 @@ on_stream_close_cb(nghttp2_session *ngh, int32_t stream_id, uint32_t err,
 		    (size_t)(call->recv - call->acked));
 	if (call->busy) {
 		/* Freed when its step is back. */
+		__atomic_store_n(&call->cancelled, 1, __ATOMIC_RELEASE);
 		call->dead = 1;
 		call->dead_why = call->finished && err == NGHTTP2_NO_ERROR ?
 		    RPC_END_FINISHED : RPC_END_CANCELLED;
@@ -1618,7 +1644,11 @@ conn_close(struct rpc_conn *c)
 	TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
 		if (call->busy) {
 			/* Freed when its step is back; the connection
-			 * waits for it (conn_maybe_free()). */
+			 * waits for it (conn_maybe_free()), and keeps its
+			 * peer's account until then, so that what the call
+			 * holds goes back to it (rpc_job_done()). */
+			__atomic_store_n(&call->cancelled, 1,
+			    __ATOMIC_RELEASE);
 			call->dead = 1;
 			call->dead_why = RPC_END_CANCELLED;
 			continue;
@@ -1626,7 +1656,8 @@ conn_close(struct rpc_conn *c)
 		call_end_handler(call, RPC_END_CANCELLED);
 		call_free(call);
 	}
-	conn_detach(c);
+	if (c->busy_calls == 0)
+		conn_detach(c);
 	if (c->ngh != NULL) {
 		nghttp2_session_del(c->ngh);
 		c->ngh = NULL;
@@ -2389,7 +2420,8 @@ rpc_server_listen_unix(struct rpc_server *srv, const char *path, int mode)
 	srv->listeners_open++;
 	l->open = 1;
 	if ((r = uv_pipe_bind(&l->h.pipe, path)) != 0 ||
-	    (r = uv_listen(&l->h.stream, 128, listener_accept_cb)) != 0) {
+	    (r = uv_listen(&l->h.stream, RPC_LISTEN_BACKLOG,
+	    listener_accept_cb)) != 0) {
 		log_error("listen on %s: %s", path, uv_strerror(r));
 		return err_from_uv(r);
 	}
@@ -2427,7 +2459,8 @@ rpc_server_listen_tcp(struct rpc_server *srv, const char *host, int port,
 	srv->listeners_open++;
 	l->open = 1;
 	if ((r = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0)) != 0 ||
-	    (r = uv_listen(&l->h.stream, 128, listener_accept_cb)) != 0) {
+	    (r = uv_listen(&l->h.stream, RPC_LISTEN_BACKLOG,
+	    listener_accept_cb)) != 0) {
 		log_error("listen on %s:%d: %s", host, port, uv_strerror(r));
 		return err_from_uv(r);
 	}

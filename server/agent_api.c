@@ -835,6 +835,7 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	size_t			 nv = 0, start = 0, i, lim, nfull = 0, nids = 0;
 	size_t			 nfed = 0, j, k;
 	struct buf		 bb;
+	int64_t			 since;
 	int			 r;
 
 	buf_init(&bb, BUNDLE_MAX_DOC);
@@ -888,9 +889,12 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "page of %zu entries", lim);
 		goto out;
 	}
+	/* An agent ahead of the datastore (restored from a backup since)
+	 * gets every entry in full. */
+	since = req->since_revision > entry_cache_revision(srv->cache) ? 0 :
+	    req->since_revision;
 	for (i = start; i < nv && i - start < lim; i++) {
-		if (req->since_revision == 0 || v[i]->change_rev >
-		    req->since_revision) {
+		if (since == 0 || v[i]->change_rev > since) {
 			if ((r = pb_from_entry(v[i], &pbs[nfull])) != 0) {
 				svc_fail(call, rpc_status_from_err(r), "cannot "
 				    "encode entry %s: %s", v[i]->id,

@@ -299,7 +299,7 @@ forget_prepared(struct pg *s)
  * query, or the table is full); NULL with *r set: preparing failed.
  */
 static const char *
-prepared(struct pg *s, const char *sql, int nparams, char name[16], int *r)
+prepared(struct pg *s, const char *sql, int nparams, char name[24], int *r)
 {
 	PGresult	*res;
 	uint64_t	 h = 1469598103934665603ULL;
@@ -314,14 +314,14 @@ prepared(struct pg *s, const char *sql, int nparams, char name[16], int *r)
 		h = (h ^ (uint8_t)*c) * 1099511628211ULL;
 	for (i = 0; i < s->nstmts; i++)
 		if (s->stmts[i].hash == h && strcmp(s->stmts[i].sql, sql) == 0) {
-			snprintf(name, 16, "s%zu", i);
+			snprintf(name, 24, "s%zu", i);
 			return name;
 		}
 	if (s->nstmts == PG_MAX_PREPARED)
 		return NULL;
 	if ((s->stmts[s->nstmts].sql = strdup(sql)) == NULL)
 		return NULL;
-	snprintf(name, 16, "s%zu", s->nstmts);
+	snprintf(name, 24, "s%zu", s->nstmts);
 	res = PQprepare(s->conn, name, sql, nparams, NULL);
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		*r = pg_err(s, res, "prepare");
@@ -383,7 +383,7 @@ q_raw(struct pg *s, const char *sql, const struct pgp *p, int binary,
 	PGresult	*res;
 	ExecStatusType	 st;
 	const char	*name;
-	char		 buf[16];
+	char		 buf[24];
 	int		 tries, r;
 
 	if (out != NULL)

@@ -35,7 +35,10 @@ struct entry_cache {
 	size_t		  nrows;
 	int64_t		  seen;
 	int		  gap;		/* the first change read skipped */
-	int64_t		  gap_ok;	/* a revision whose gap was checked */
+	int64_t		  gap_first;	/* ... to this revision */
+	/* A gap found above the floor: from gap_rev to gap_to exactly. */
+	int64_t		  gap_rev;
+	int64_t		  gap_to;
 	uint64_t	  resyncs;
 	/* The last authorized sets, so that the pages of one sync (and
 	 * agents syncing with nothing changed) do not crawl again. */
@@ -174,6 +177,7 @@ entry_cache_new(struct ds *ds, struct entry_cache **out)
 	if ((ec = calloc(1, sizeof(*ec))) == NULL)
 		return WICK_ERR_ALLOC;
 	ec->ds = ds;
+	ec->gap_rev = -1;
 	/* Revision first: a change racing the load is applied again. */
 	if ((r = ds_revision(ds, &ec->rev)) != 0 || (r = load_all(ec)) != 0) {
 		entry_cache_free(ec);
@@ -209,8 +213,10 @@ collect_change(void *arg, int64_t rev, enum ds_change_kind kind,
 	char			**v;
 	size_t			  cap;
 
-	if (ec->nrows == 0 && rev > ec->rev + 1 && ec->gap_ok != ec->rev) {
+	if (ec->nrows == 0 && rev > ec->rev + 1 &&
+	    !(ec->gap_rev == ec->rev && ec->gap_to == rev)) {
 		ec->gap = 1;
+		ec->gap_first = rev;
 		return WICK_ERR_STATE;
 	}
 	ec->nrows++;
@@ -306,8 +312,8 @@ static int
 resync(struct entry_cache *ec)
 {
 	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
-	struct ds_entry			**old = ec->byid;
-	size_t				  i, n = ec->n;
+	struct ds_entry			**byid = ec->byid, **byparent = ec->byparent;
+	size_t				  i, n = ec->n, cap = ec->cap;
 	int64_t				  rev;
 	int				  r;
 
@@ -316,28 +322,26 @@ resync(struct entry_cache *ec)
 	log_warn_rl(&rl, "entry cache: the change log no longer holds the "
 	    "changes after revision %lld: reading all entries again",
 	    (long long)ec->rev);
-	ec->byid = NULL;
+	ec->byid = ec->byparent = NULL;
 	ec->n = ec->cap = 0;
-	free(ec->byparent);
-	ec->byparent = NULL;
 	if ((r = load_all(ec)) != 0) {
-		/* Keep serving what we had. */
+		/* Keep serving what we had, as it was. */
 		for (i = 0; i < ec->n; i++)
 			ds_entry_free(ec->byid[i]);
 		free(ec->byid);
 		free(ec->byparent);
-		ec->byid = old;
-		ec->n = ec->cap = n;
-		if ((ec->byparent = reallocarray(NULL, n + 1,
-		    sizeof(*old))) == NULL)
-			return WICK_ERR_ALLOC;
-		resort(ec);
+		ec->byid = byid;
+		ec->byparent = byparent;
+		ec->n = n;
+		ec->cap = cap;
 		return r;
 	}
 	for (i = 0; i < n; i++)
-		ds_entry_free(old[i]);
-	free(old);
+		ds_entry_free(byid[i]);
+	free(byid);
+	free(byparent);
 	ec->rev = rev;
+	ec->gap_rev = -1;
 	ec->resyncs++;
 	return 0;
 }
@@ -362,8 +366,11 @@ entry_cache_refresh(struct entry_cache *ec)
 				return r;
 			if (ec->rev < floor - 1)
 				return resync(ec);
-			/* Rolled back, not pruned: read on. */
-			ec->gap_ok = ec->rev;
+			/* Rolled back, not pruned: read on, accepting this
+			 * gap only (a prune meanwhile moves the first change
+			 * read, and the floor is asked again). */
+			ec->gap_rev = ec->rev;
+			ec->gap_to = ec->gap_first;
 			rows = ENTRY_CACHE_BATCH;
 			continue;
 		}

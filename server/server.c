@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -713,6 +714,9 @@ rpc_down(struct rpc_server *rs, void *arg)
 	struct server *srv = arg;
 
 	srv->pending_close--;
+	/* Both APIs closed: no call is left for the state thread. */
+	if (--srv->rpc_open == 0)
+		worker_release(srv->worker);
 }
 
 /* The drain took too long: whatever holds it, the process goes.  SQLite's
@@ -755,6 +759,9 @@ stop(struct server *srv)
 	uv_timer_start(&srv->drain_limit, drain_limit_cb, SERVER_DRAIN_MAX_MS,
 	    0);
 	uv_unref((uv_handle_t *)&srv->drain_limit);
+	srv->rpc_open = (srv->admin != NULL) + (srv->agent != NULL);
+	if (srv->rpc_open == 0)
+		worker_release(srv->worker);
 	if (srv->admin != NULL) {
 		srv->pending_close++;
 		rpc_server_shutdown(srv->admin, SERVER_GRACE_MS, rpc_down, srv);
@@ -992,6 +999,7 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	uv_loop_t	 loop;
 	const char	*why = NULL;
 	int64_t		 now = server_now();
+	cpu_set_t	 cpus;
 	long		 ncpu;
 	int		 r;
 
@@ -1059,8 +1067,10 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	srv_metrics_publish(&srv, 1);
 	if ((r = worker_start(&loop, &srv.worker)) != 0)
 		goto out;
-	/* One signing thread per other core: batches use every core. */
-	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	/* One signing thread per other core the process may run on (its
+	 * affinity, not the machine's count): batches use every core. */
+	ncpu = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ?
+	    CPU_COUNT(&cpus) : sysconf(_SC_NPROCESSORS_ONLN);
 	if ((r = par_new(ncpu > 1 ? (int)ncpu - 1 : 0, &srv.par)) != 0)
 		goto out;
 	if ((r = start_rpc(&srv)) != 0 ||
@@ -1099,6 +1109,8 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	r = 0;
 out:
+	if (!srv.stopping)
+		worker_release(srv.worker);
 	if (!srv.stopping && (srv.admin != NULL || srv.agent != NULL)) {
 		telemetry_stop(srv.telemetry);
 		srv.telemetry = NULL;

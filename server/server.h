@@ -91,6 +91,7 @@ struct server {
 	struct par		*par;
 	struct worker_task	 tick_task;
 	int			 tick_busy;
+	int			 rpc_open;	/* APIs not yet shut down */
 	struct worker_task	 reload_task;
 	int			 reload_busy;
 	/* What the loop reads of the state (/ready, STATUS=), written by

@@ -101,9 +101,6 @@ worker_start(uv_loop_t *loop, struct worker **out)
 		return WICK_ERR_INTERNAL;
 	}
 	w->async.data = w;
-	/* The loop's life is its listeners' and connections'; what is
-	 * left queued at the end runs in worker_stop(). */
-	uv_unref((uv_handle_t *)&w->async);
 	if ((r = pthread_create(&w->thread, NULL, worker_main, w)) != 0) {
 		log_error("cannot start the state thread: error %d", r);
 		/* The handle is closed by the caller's worker_stop(). */
@@ -153,6 +150,13 @@ worker_take_max_wait(struct worker *w)
 	w->max_wait = 0;
 	pthread_mutex_unlock(&w->mu);
 	return v;
+}
+
+void
+worker_release(struct worker *w)
+{
+	if (w != NULL)
+		uv_unref((uv_handle_t *)&w->async);
 }
 
 static void

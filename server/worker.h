@@ -45,6 +45,12 @@ size_t	 worker_queued(struct worker *);
 /* The longest a task waited in the queue since the last call, in ns. */
 uint64_t worker_take_max_wait(struct worker *);
 /*
+ * Loop thread: the completions' handle stops keeping the loop running.
+ * Until then a server draining with a step stuck on the state thread
+ * keeps its loop, so the drain's time limit and a second signal act.
+ */
+void	 worker_release(struct worker *);
+/*
  * Loop thread: run what is queued, join the thread, run the last
  * completions and close the handle; the loop must then be run once more
  * for the close.  No task may be submitted after this.

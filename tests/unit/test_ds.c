@@ -2967,7 +2967,7 @@ test_pg_reconnect(void **state)
 static void
 test_changes_prune_and_resync(void **state)
 {
-	struct entry_cache	*ec;
+	struct entry_cache	*ec, *ec0;
 	struct ds_entry		*e;
 	const char		*id;
 	int64_t			 floor, r5, r6;
@@ -2975,6 +2975,8 @@ test_changes_prune_and_resync(void **state)
 	int			 res;
 
 	fresh();
+	/* A cache of the empty store, not refreshed until the end. */
+	assert_int_equal(entry_cache_new(t.ds, &ec0), 0);
 	e = mk("cp-1", "spiffe://td/1", "spiffe://td/p", "x:1");
 	create_ok(e, 10);
 	ds_entry_free(e);
@@ -3042,6 +3044,13 @@ test_changes_prune_and_resync(void **state)
 	/* Up to date: the prune costs the cache nothing. */
 	assert_int_equal(entry_cache_refresh(ec), 0);
 	assert_int_equal(entry_cache_resyncs(ec), 1);
+	/* The cache from revision 0 lost everything: it reads it all. */
+	assert_int_equal(entry_cache_refresh(ec0), 0);
+	assert_int_equal(entry_cache_resyncs(ec0), 1);
+	assert_int_equal(entry_cache_count(ec0), 5);
+	assert_non_null(entry_cache_get(ec0, "cp-6"));
+	assert_null(entry_cache_get(ec0, "cp-1"));
+	entry_cache_free(ec0);
 	entry_cache_free(ec);
 }
 
