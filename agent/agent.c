@@ -1,6 +1,9 @@
 /*
  * agent.c: wick-agent's life: node attestation or the stored SVID, the
- * sync loop with the server, and the upkeep of every SVID it serves.
+ * sync loop with the server, and the upkeep of every SVID it serves.  It is
+ * the manager: what it gets from the server goes into the cache (cache.h),
+ * which the Workload API (workload.h) reads.  Keys are made and files
+ * written on the thread pool; the loop only sends and receives.
  *
  * Files in data_dir (0700): agent_svid.pem (the agent's SVID chain),
  * bundle.json (the trust bundle, SPIFFE format); the agent's key is
@@ -11,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,18 +88,6 @@ check_file(const char *what, const char *path)
 	return r;
 }
 
-int
-agent_socket_dir(const char *socket_path)
-{
-	char	why[SECPATH_MAX_WHY];
-	int	r;
-
-	if ((r = secpath_mkdir_parent(socket_path, AGENT_SOCKET_DIR_MODE, why,
-	    sizeof(why))) != 0)
-		log_error("refusing socket_path %s: %s", socket_path, why);
-	return r;
-}
-
 static char *
 data_path(struct agent *a, const char *name)
 {
@@ -116,9 +108,10 @@ key_path(struct agent *a)
 	return p;
 }
 
-/* Write atomically with mode. */
+/* Write atomically with mode (any thread: says why, logs nothing). */
 static int
-write_file(const char *path, const void *p, size_t n, mode_t mode)
+write_file(const char *path, const void *p, size_t n, mode_t mode, char *why,
+    size_t whylen)
 {
 	char	*tmp;
 	int	 fd, r = 0;
@@ -128,13 +121,18 @@ write_file(const char *path, const void *p, size_t n, mode_t mode)
 	(void)unlink(tmp);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)) <
 	    0 || write(fd, p, n) != (ssize_t)n || fsync(fd) != 0) {
-		log_error("cannot write %s: %s", tmp, strerror(errno));
+		snprintf(why, whylen, "cannot write %s: %s", tmp,
+		    strerror(errno));
 		r = WICK_ERR_IO;
 	}
-	if (fd >= 0 && close(fd) != 0)
+	if (fd >= 0 && close(fd) != 0 && r == 0) {
+		snprintf(why, whylen, "cannot write %s: %s", tmp,
+		    strerror(errno));
 		r = WICK_ERR_IO;
+	}
 	if (r == 0 && rename(tmp, path) != 0) {
-		log_error("cannot rename %s: %s", tmp, strerror(errno));
+		snprintf(why, whylen, "cannot rename %s: %s", tmp,
+		    strerror(errno));
 		r = WICK_ERR_IO;
 	}
 	if (r != 0)
@@ -143,68 +141,199 @@ write_file(const char *path, const void *p, size_t n, mode_t mode)
 	return r;
 }
 
-/* The bundle changed: refresh its DER, which every X.509 answer sends. */
+/*
+ * Files are written (fsync: milliseconds) and removed on the thread pool,
+ * one at a time in the order asked, so a later state never lands before
+ * an earlier one.
+ */
+struct file_job {
+	struct file_job	*next;
+	uv_work_t	 req;
+	struct agent	*a;
+	char		*path;
+	uint8_t		*data;		/* wiped; NULL: remove */
+	size_t		 len;
+	mode_t		 mode;
+	int		 after_ok;	/* only if the one before was */
+	const char	*fail;		/* said when it fails */
+	int		 r;
+	char		 why[256];
+};
+
+static void	file_next(struct agent *);
+
+/*
+ * Free pages in the heaps go back to the system (after a sync or a batch
+ * of SVIDs, thousands of allocations are freed).  malloc_trim() walks
+ * every heap (up to 20 ms for 10,000 SVIDs): on the thread pool, once at
+ * a time; it takes the allocator's locks, so it is safe beside the loop.
+ */
 static void
-bundle_changed(struct agent *a)
+trim_work_cb(uv_work_t *req)
 {
-	buf_reset(&a->bundle_der);
-	if (bundle_x509_der(a->bundle, &a->bundle_der) != 0)
-		log_error("cannot encode the trust bundle");
+	(void)malloc_trim(0);
 }
 
-static int
+static void
+trim_after_cb(uv_work_t *req, int status)
+{
+	struct agent *a = req->data;
+
+	a->trimming = 0;
+}
+
+static void
+trim_memory(struct agent *a)
+{
+	if (a->trimming)
+		return;
+	a->trim_req.data = a;
+	if (uv_queue_work(a->loop, &a->trim_req, trim_work_cb,
+	    trim_after_cb) == 0)
+		a->trimming = 1;
+}
+
+static void
+file_job_free(struct file_job *j)
+{
+	free(j->path);
+	if (j->data != NULL)
+		freezero(j->data, j->len);
+	free(j);
+}
+
+static void
+file_work_cb(uv_work_t *req)
+{
+	struct file_job *j = req->data;
+
+	if (j->data != NULL)
+		j->r = write_file(j->path, j->data, j->len, j->mode, j->why,
+		    sizeof(j->why));
+	else
+		(void)unlink(j->path);
+}
+
+static void
+file_after_cb(uv_work_t *req, int status)
+{
+	struct file_job	*j = req->data;
+	struct agent	*a = j->a;
+
+	a->file_busy = 0;
+	a->file_failed = j->r != 0;
+	if (j->r != 0) {
+		log_error("%s", j->why);
+		if (j->fail != NULL)
+			log_warn("%s", j->fail);
+	}
+	file_job_free(j);
+	file_next(a);
+}
+
+static void
+file_next(struct agent *a)
+{
+	struct file_job *j;
+
+	while (!a->file_busy && (j = a->files) != NULL) {
+		if ((a->files = j->next) == NULL)
+			a->files_tail = NULL;
+		if (j->after_ok && a->file_failed) {
+			file_job_free(j);
+			continue;
+		}
+		j->req.data = j;
+		if (uv_queue_work(a->loop, &j->req, file_work_cb,
+		    file_after_cb) == 0) {
+			a->file_busy = 1;
+			return;
+		}
+		/* No pool: here and now. */
+		file_work_cb(&j->req);
+		file_after_cb(&j->req, 0);
+		return;
+	}
+}
+
+/* Queue a write of a copy of p (or, p NULL, the removal of path); path
+ * is taken. */
+static void
+file_queue(struct agent *a, char *path, const void *p, size_t n,
+    mode_t mode, int after_ok, const char *fail)
+{
+	struct file_job *j = xcalloc(1, sizeof(*j));
+
+	j->a = a;
+	j->path = path;
+	if (p != NULL) {
+		j->data = xmalloc(n + 1);
+		memcpy(j->data, p, n);
+		j->len = n;
+	}
+	j->mode = mode;
+	j->after_ok = after_ok;
+	j->fail = fail;
+	if (a->files_tail != NULL)
+		a->files_tail->next = j;
+	else
+		a->files = j;
+	a->files_tail = j;
+	if (!after_ok)
+		a->file_failed = 0;
+	file_next(a);
+}
+
+static void
 save_bundle(struct agent *a)
 {
-	char	*json, *path = data_path(a, "bundle.json");
-	int	 r;
+	char	*json;
 
-	bundle_changed(a);
-	if ((r = bundle_to_spiffe_json(a->bundle, &json)) == 0) {
-		r = write_file(path, json, strlen(json), 0644);
-		free(json);
+	if (bundle_to_spiffe_json(cache_bundle(a->cache), &json) != 0) {
+		log_warn("cannot store the trust bundle: cannot encode it");
+		return;
 	}
-	free(path);
-	return r;
+	file_queue(a, data_path(a, "bundle.json"), json, strlen(json), 0644, 0,
+	    "cannot store the trust bundle");
+	free(json);
 }
 
-static int
-save_svid(struct agent *a)
+static void
+save_svid(struct agent *a, const char *fail)
 {
 	struct buf	 key;
 	BIO		*bio = BIO_new(BIO_s_mem());
-	char		*pem, *path;
+	char		*pem;
 	long		 n;
-	int		 i, r = 0;
+	int		 i;
 
+	if (bio == NULL) {
+		log_warn("%s", fail);
+		return;
+	}
 	for (i = 0; i < sk_X509_num(a->svid); i++)
 		PEM_write_bio_X509(bio, sk_X509_value(a->svid, i));
 	n = BIO_get_mem_data(bio, &pem);
-	path = data_path(a, "agent_svid.pem");
-	r = write_file(path, pem, (size_t)n, 0644);
-	free(path);
+	file_queue(a, data_path(a, "agent_svid.pem"), pem, (size_t)n, 0644, 0,
+	    fail);
 	BIO_free(bio);
-	if (r != 0 || strcmp(a->cfg->keymgr, "disk") != 0)
-		return r;
+	if (strcmp(a->cfg->keymgr, "disk") != 0)
+		return;
 	buf_init(&key, PKEY_MAX_DER * 2);
-	path = key_path(a);
-	if ((r = pkey_to_pkcs8_pem(a->svid_key, &key)) == 0)
-		r = write_file(path, buf_ptr(&key), buf_len(&key), 0600);
+	buf_set_secret(&key);
+	if (pkey_to_pkcs8_pem(a->svid_key, &key) == 0)
+		file_queue(a, key_path(a), buf_ptr(&key), buf_len(&key),
+		    0600, 1, fail);
+	else
+		log_warn("%s", fail);
 	buf_cleanup(&key);
-	free(path);
-	return r;
 }
 
 static void
 forget_svid(struct agent *a)
 {
-	char *p;
-
-	p = data_path(a, "agent_svid.pem");
-	(void)unlink(p);
-	free(p);
-	p = key_path(a);
-	(void)unlink(p);
-	free(p);
+	file_queue(a, data_path(a, "agent_svid.pem"), NULL, 0, 0, 0, NULL);
+	file_queue(a, key_path(a), NULL, 0, 0, 0, NULL);
 }
 
 static void
@@ -270,6 +399,7 @@ load_bundle(struct agent *a)
 {
 	const char	*path = a->cfg->trust_bundle_path, *why = "";
 	char		*stored = data_path(a, "bundle.json");
+	struct bundle	*b = NULL;
 	struct stat	 st;
 	uint8_t		*p = NULL;
 	FILE		*f = NULL;
@@ -297,15 +427,18 @@ load_bundle(struct agent *a)
 	if (fread(p, 1, (size_t)st.st_size, f) != (size_t)st.st_size)
 		goto out;
 	r = spiffe ? bundle_from_spiffe_json(a->cfg->trust_domain,
-	    (const char *)p, (size_t)st.st_size, &a->bundle, &why) :
+	    (const char *)p, (size_t)st.st_size, &b, &why) :
 	    bundle_from_pem(a->cfg->trust_domain, p, (size_t)st.st_size,
-	    &a->bundle, &why);
-	if (r == 0 && sk_X509_num(a->bundle->x509) == 0) {
+	    &b, &why);
+	if (r == 0 && sk_X509_num(b->x509) == 0) {
 		why = "no X.509 authorities";
 		r = WICK_ERR_INVALID;
 	}
-	if (r != 0)
+	if (r != 0) {
 		log_error("trust bundle %s: %s", path, why);
+		bundle_free(b);
+	} else
+		cache_set_bundle(a->cache, b);
 out:
 	if (f != NULL)
 		fclose(f);
@@ -396,11 +529,10 @@ agent_attested(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key,
 		packed = xmalloc(len + 1);
 		wick__types__bundle__pack(pb, packed);
 		if (bundle_unpack(packed, len, &b, &why) == 0) {
-			bundle_free(a->bundle);
-			a->bundle = b;
-			if (nodeclient_set_roots(a->nc, b->x509) != 0 ||
-			    save_bundle(a) != 0)
-				log_warn("cannot store the trust bundle");
+			cache_set_bundle(a->cache, b);
+			if (nodeclient_set_roots(a->nc, b->x509) != 0)
+				log_warn("cannot use the trust bundle for TLS");
+			save_bundle(a);
 		}
 		free(packed);
 	}
@@ -413,18 +545,34 @@ agent_attested(struct agent *a, STACK_OF(X509) *chain, EVP_PKEY *key,
 	a->attesting = 0;
 	agent_metrics_attest(a, a->cfg->tpm ? "tpm" : "join_token", 1);
 	agent_metrics_svids(a, TELEMETRY_SVID_AGENT, 1, 0);
-	if (save_svid(a) != 0)
-		log_warn("cannot store the agent SVID: a restart will need "
-		    "to attest again");
+	save_svid(a, "cannot store the agent SVID: a restart will need to "
+	    "attest again");
 	log_info("node attestation succeeded: this agent is %s", a->agent_id);
 	svcnotify_status(&a->notify, "attested as %s, syncing", a->agent_id);
 	sync_now(a);
 }
 
+/*
+ * Key generation runs on the thread pool (an RSA key takes tens of
+ * milliseconds): the work touches only its own request; the answer is
+ * used on the loop.
+ */
 struct renew {
+	uv_work_t	 req;
 	struct agent	*a;
+	int		 type;		/* enum pkey_type */
 	EVP_PKEY	*key;
+	struct buf	 csr;
+	int		 r;
 };
+
+static void
+renew_free(struct renew *rn)
+{
+	EVP_PKEY_free(rn->key);
+	buf_cleanup(&rn->csr);
+	free(rn);
+}
 
 static void
 renew_done(int status, const char *msg, const uint8_t *p, size_t n,
@@ -438,8 +586,7 @@ renew_done(int status, const char *msg, const uint8_t *p, size_t n,
 	a->renewing = 0;
 	if (status != 0) {
 		log_warn("agent SVID renewal failed: %s", msg);
-		EVP_PKEY_free(rn->key);
-		free(rn);
+		renew_free(rn);
 		if (revoked(status, msg))
 			agent_revoked(a, msg);
 		return;
@@ -450,83 +597,80 @@ renew_done(int status, const char *msg, const uint8_t *p, size_t n,
 		if (resp != NULL)
 			wick__agent__renew_agent_response__free_unpacked(resp,
 			    NULL);
-		EVP_PKEY_free(rn->key);
-		free(rn);
+		renew_free(rn);
 		return;
 	}
 	wick__agent__renew_agent_response__free_unpacked(resp, NULL);
 	set_svid(a, chain, rn->key);
-	free(rn);
+	rn->key = NULL;
+	renew_free(rn);
 	agent_metrics_svids(a, TELEMETRY_SVID_AGENT, 1, 1);
-	if (save_svid(a) != 0)
-		log_warn("cannot store the renewed agent SVID");
+	save_svid(a, "cannot store the renewed agent SVID");
 	log_info("agent SVID renewed; next renewal at %lld",
 	    (long long)a->svid_renew_at);
 }
 
 static void
+renew_keygen_cb(uv_work_t *req)
+{
+	struct renew *rn = req->data;
+
+	if ((rn->r = pkey_generate((enum pkey_type)rn->type,
+	    &rn->key)) == 0)
+		rn->r = csr_make(rn->key, &rn->csr);
+}
+
+static void
+renew_keygen_after_cb(uv_work_t *req, int status)
+{
+	Wick__Agent__RenewAgentRequest	 rq =
+	    WICK__AGENT__RENEW_AGENT_REQUEST__INIT;
+	struct renew			*rn = req->data;
+	struct agent			*a = rn->a;
+
+	if (status != 0 || rn->r != 0 || a->stopping || a->nc == NULL) {
+		if (status == 0 && rn->r != 0)
+			log_error("agent SVID renewal: cannot make a key and "
+			    "CSR: %s", wick_strerror(rn->r));
+		a->renewing = 0;
+		renew_free(rn);
+		return;
+	}
+	rq.csr.data = (uint8_t *)buf_ptr(&rn->csr);
+	rq.csr.len = buf_len(&rn->csr);
+	if (nodeclient_call(a->nc, NODE_PATH_RENEW, &rq.base,
+	    AGENT_CALL_TIMEOUT_MS, renew_done, rn) != 0) {
+		a->renewing = 0;
+		renew_free(rn);
+	}
+}
+
+static void
 renew_svid(struct agent *a)
 {
-	Wick__Agent__RenewAgentRequest	 req =
-	    WICK__AGENT__RENEW_AGENT_REQUEST__INIT;
-	struct renew			*rn;
-	struct buf			 csr;
+	struct renew *rn;
 
 	if (a->renewing || a->svid == NULL || agent_now() < a->svid_renew_at)
 		return;
 	rn = xcalloc(1, sizeof(*rn));
 	rn->a = a;
-	buf_init(&csr, PKEY_MAX_DER);
-	if (pkey_generate(a->cfg->svid_key_type, &rn->key) != 0 ||
-	    csr_make(rn->key, &csr) != 0) {
-		EVP_PKEY_free(rn->key);
-		free(rn);
-		buf_cleanup(&csr);
+	rn->type = (int)a->cfg->svid_key_type;
+	rn->req.data = rn;
+	buf_init(&rn->csr, PKEY_MAX_DER);
+	if (uv_queue_work(a->loop, &rn->req, renew_keygen_cb,
+	    renew_keygen_after_cb) != 0) {
+		renew_free(rn);
 		return;
 	}
-	req.csr.data = (uint8_t *)buf_ptr(&csr);
-	req.csr.len = buf_len(&csr);
-	if (nodeclient_call(a->nc, NODE_PATH_RENEW, &req.base,
-	    AGENT_CALL_TIMEOUT_MS, renew_done, rn) == 0)
-		a->renewing = 1;
-	else {
-		EVP_PKEY_free(rn->key);
-		free(rn);
-	}
-	buf_cleanup(&csr);
+	a->renewing = 1;
 }
 
 /* ---- entries ------------------------------------------------------------ */
 
-static void
-entry_free(struct agent_entry *e)
-{
-	size_t i;
-
-	if (e == NULL)
-		return;
-	free(e->id);
-	free(e->spiffe_id);
-	free(e->hint);
-	selector_set_cleanup(&e->selectors);
-	for (i = 0; i < e->nfederates_with; i++)
-		free(e->federates_with[i]);
-	free(e->federates_with);
-	free(e->chain_der);
-	if (e->key_der != NULL)
-		freezero(e->key_der, e->key_len);
-	free(e->wit);
-	if (e->wit_key != NULL) {
-		wipe(e->wit_key, strlen(e->wit_key));
-		free(e->wit_key);
-	}
-	free(e);
-}
-
-static struct agent_entry *
+static struct cache_entry *
 entry_from_pb(const Wick__Types__Entry *pb)
 {
-	struct agent_entry	*e = xcalloc(1, sizeof(*e));
+	struct cache_entry	*e = xcalloc(1, sizeof(*e));
 	const char		*why;
 	size_t			 i;
 
@@ -541,6 +685,9 @@ entry_from_pb(const Wick__Types__Entry *pb)
 		    pb->selectors[i]->value, &why) != 0) {
 			log_warn("entry %s: selector dropped: %s", e->id, why);
 		}
+	/* Held as long as the entry: no room for more (an entry of one
+	 * selector would keep eight). */
+	selector_set_shrink(&e->selectors);
 	if (pb->n_federates_with > 0) {
 		e->federates_with = xcalloc(pb->n_federates_with,
 		    sizeof(*e->federates_with));
@@ -551,34 +698,9 @@ entry_from_pb(const Wick__Types__Entry *pb)
 	return e;
 }
 
-static ssize_t
-find_entry(struct agent_entry **v, size_t n, const char *id)
-{
-	size_t	lo = 0, hi = n, mid;
-	int	c;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if ((c = strcmp(v[mid]->id, id)) == 0)
-			return (ssize_t)mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return -1;
-}
-
-static int
-cmp_entry(const void *x, const void *y)
-{
-	return strcmp((*(struct agent_entry *const *)x)->id,
-	    (*(struct agent_entry *const *)y)->id);
-}
-
 /* Move what the agent holds for an entry into its new version. */
 static void
-carry_over(struct agent_entry *to, struct agent_entry *from)
+carry_over(struct cache_entry *to, struct cache_entry *from)
 {
 	if (strcmp(to->spiffe_id, from->spiffe_id) != 0)
 		return;		/* a new identity needs new SVIDs */
@@ -604,7 +726,6 @@ carry_over(struct agent_entry *to, struct agent_entry *from)
 }
 
 static void	svid_upkeep(struct agent *);
-static void	index_entries(struct agent *);
 
 /* READY=1 (once) or the STATUS= line after a sync (svcnotify.h). */
 static void
@@ -614,7 +735,7 @@ notify_synced(struct agent *a, int ready)
 
 	snprintf(s, sizeof(s), "synced at revision %lld: %zu authorized "
 	    "entries, Workload API on %s", (long long)a->revision,
-	    a->nentries, a->cfg->socket_path);
+	    cache_count(a->cache), a->cfg->socket_path);
 	if (ready)
 		svcnotify_ready(&a->notify, "%s", s);
 	else
@@ -625,17 +746,16 @@ notify_synced(struct agent *a, int ready)
 static void
 sync_apply(struct agent *a)
 {
-	struct agent_entry	**v;
-	uint8_t			 *taken;
-	size_t			  n = 0, i;
-	ssize_t			  at;
+	struct cache_entry	**v, *e;
+	size_t			  n = 0, i, nold = cache_count(a->cache);
 
 	if (a->sync_full)
 		a->need_full = 0;
 	/* Nothing changed (the common case): keep everything as it is. */
-	if (a->synced && a->npending == 0 && a->nkeep == a->nentries) {
+	if (a->synced && a->npending == 0 && a->nkeep == nold) {
 		for (i = 0; i < a->nkeep; i++)
-			if (strcmp(a->keep[i], a->entries[i]->id) != 0)
+			if (strcmp(a->keep[i], cache_entry_at(a->cache,
+			    i)->id) != 0)
 				break;
 		if (i == a->nkeep) {
 			for (i = 0; i < a->nkeep; i++)
@@ -647,34 +767,26 @@ sync_apply(struct agent *a)
 		}
 	}
 	v = xcalloc(a->npending + a->nkeep + 1, sizeof(*v));
-	taken = xcalloc(a->nentries + 1, 1);
+	for (i = 0; i < nold; i++)
+		cache_entry_at(a->cache, i)->kept = 0;
 	for (i = 0; i < a->npending; i++) {
-		if ((at = find_entry(a->entries, a->nentries,
-		    a->pending[i]->id)) >= 0)
-			carry_over(a->pending[i], a->entries[at]);
+		if ((e = cache_find(a->cache, a->pending[i]->id)) != NULL)
+			carry_over(a->pending[i], e);
 		v[n++] = a->pending[i];
 	}
 	for (i = 0; i < a->nkeep; i++) {
-		if ((at = find_entry(a->entries, a->nentries, a->keep[i])) < 0 ||
-		    taken[at]) {
+		if ((e = cache_find(a->cache, a->keep[i])) == NULL ||
+		    e->kept) {
 			/* Newly authorized without a change of its own (a
 			 * node alias or parent moved): fetch everything. */
 			a->need_full = 1;
 			continue;
 		}
-		v[n++] = a->entries[at];
-		taken[at] = 1;
+		v[n++] = e;
+		e->kept = 1;
 	}
-	for (i = 0; i < a->nentries; i++)
-		if (!taken[i])
-			entry_free(a->entries[i]);
-	free(taken);
-	free(a->entries);
-	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_entry);
-	a->entries = v;
-	a->nentries = n;
-	index_entries(a);
+	/* What is not in v goes (carried-over SVIDs moved out first). */
+	cache_set_entries(a->cache, v, n);
 	a->npending = 0;
 	for (i = 0; i < a->nkeep; i++)
 		free(a->keep[i]);
@@ -683,15 +795,19 @@ sync_apply(struct agent *a)
 	if (!a->synced) {
 		a->synced = 1;
 		log_info("first sync: %zu authorized entries", n);
-		if (workload_start(a) != 0) {
+		if (workload_start(a->loop, &a->wl_opts, a->cache, &a->wl_ops,
+		    &a->wl) != 0) {
 			agent_stop(a, 1);
 			return;
 		}
 		/* Synced and listening: workloads get their SVIDs now. */
 		notify_synced(a, 1);
 	}
-	workload_notify(a);
+	cache_notify(a->cache);
 	svid_upkeep(a);
+	/* A sync's pages and the entries replaced leave holes in the heap:
+	 * give their pages back. */
+	trim_memory(a);
 }
 
 static void
@@ -718,19 +834,15 @@ set_bundle_pb(struct agent *a, const Wick__Types__Bundle *pb, int own)
 			bundle_free(b);
 			return;
 		}
-		bundle_free(a->bundle);
-		a->bundle = b;
-		if (nodeclient_set_roots(a->nc, b->x509) != 0 ||
-		    save_bundle(a) != 0)
-			log_warn("cannot store the new trust bundle");
+		cache_set_bundle(a->cache, b);
+		if (nodeclient_set_roots(a->nc, b->x509) != 0)
+			log_warn("cannot use the new trust bundle for TLS");
+		save_bundle(a);
 		log_info("trust bundle updated to sequence %llu",
 		    (unsigned long long)b->sequence);
 		return;
 	}
-	if (a->nfed < AGENT_MAX_FEDERATED)
-		a->fed[a->nfed++] = b;
-	else
-		bundle_free(b);
+	cache_add_federated(a->cache, b);
 }
 
 static void	sync_page(struct agent *);
@@ -783,9 +895,7 @@ sync_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	}
 	if (a->page_token == NULL) {
 		a->sync_rev = resp->revision;
-		for (i = 0; i < a->nfed; i++)
-			bundle_free(a->fed[i]);
-		a->nfed = 0;
+		cache_clear_federated(a->cache);
 		for (i = 0; i < resp->n_federated_bundles; i++)
 			set_bundle_pb(a, resp->federated_bundles[i], 0);
 	}
@@ -836,7 +946,8 @@ sync_page(struct agent *a)
 	if (a->page_token == NULL)
 		a->sync_full = req.since_revision == 0;
 	req.page_token = a->page_token != NULL ? a->page_token : "";
-	req.bundle_sequence = a->bundle != NULL ? a->bundle->sequence : 0;
+	req.bundle_sequence = cache_bundle(a->cache) != NULL ?
+	    cache_bundle(a->cache)->sequence : 0;
 	if ((r = nodeclient_call(a->nc, NODE_PATH_SYNC, &req.base,
 	    AGENT_CALL_TIMEOUT_MS, sync_done, a)) != 0) {
 		a->syncing = 0;
@@ -855,7 +966,7 @@ sync_now(struct agent *a)
 	renew_svid(a);
 	a->syncing = 1;
 	for (i = 0; i < a->npending; i++)
-		entry_free(a->pending[i]);
+		cache_entry_free(a->pending[i]);
 	a->npending = 0;
 	for (i = 0; i < a->nkeep; i++)
 		free(a->keep[i]);
@@ -897,143 +1008,344 @@ sync_schedule(struct agent *a, int ok)
 
 /* ---- X.509-SVIDs -------------------------------------------------------- */
 
+/* One result of a batch, made ready on the thread pool. */
+enum x509_ready_state {
+	X509_READY_NONE = 0,	/* no answer for it */
+	X509_READY_OK,
+	X509_READY_REFUSED,	/* msg says why */
+	X509_READY_BAD,		/* not a certificate for its key */
+	X509_READY_ENCODE,	/* could not be encoded */
+};
+
+struct x509_ready {
+	enum x509_ready_state	 state;
+	char			*msg;
+	uint8_t			*chain_der;
+	size_t			 chain_len;
+	uint8_t			*key_der;	/* wiped */
+	size_t			 key_len;
+	int64_t			 not_before;
+	int64_t			 not_after;
+};
+
+/*
+ * A batch: its keys and CSRs are made on the thread pool, the call goes
+ * from the loop, and the answer is parsed, checked and encoded on the
+ * thread pool again (500 certificates and keys take hundreds of
+ * milliseconds); only putting the results in the cache is left to the
+ * loop.  The work touches nothing but the batch.
+ */
 struct x509_batch {
+	uv_work_t	  req;
 	struct agent	 *a;
+	int		  type;		/* enum pkey_type */
 	char		**ids;
+	char		**spiffe_ids;	/* as asked: an entry changed since
+					   gets no SVID of its old identity */
 	EVP_PKEY	**keys;
+	struct buf	 *csrs;
 	size_t		  n;
+	size_t		  nmade;	/* keys and CSRs made */
+	int		  r;
+	uint8_t		 *answer;	/* the server's, to parse */
+	size_t		  nanswer;
+	int		  malformed;
+	struct x509_ready *ready;	/* by index of ids */
 };
 
 static void
 x509_batch_free(struct x509_batch *b)
 {
-	size_t i;
+	struct x509_ready	*r;
+	size_t			 i;
 
 	for (i = 0; i < b->n; i++) {
 		free(b->ids[i]);
+		free(b->spiffe_ids[i]);
 		EVP_PKEY_free(b->keys[i]);
+		buf_cleanup(&b->csrs[i]);
+		if (b->ready == NULL)
+			continue;
+		r = &b->ready[i];
+		free(r->msg);
+		free(r->chain_der);
+		if (r->key_der != NULL)
+			freezero(r->key_der, r->key_len);
 	}
 	free(b->ids);
+	free(b->spiffe_ids);
 	free(b->keys);
+	free(b->csrs);
+	free(b->answer);
+	free(b->ready);
 	free(b);
 }
 
-/* Keep a new SVID as the DER the Workload API sends. */
-static int
-store_svid(struct agent_entry *e, STACK_OF(X509) *chain, EVP_PKEY *key)
+/* An answer's certificate for key i, checked, in the encodings kept. */
+static void
+x509_ready_one(struct x509_batch *b, size_t i, Wick__Agent__X509SVIDResult *x)
 {
-	struct buf	c, k;
-	uint8_t		*cp = NULL, *kp = NULL;
-	size_t		 cl = 0, kl = 0;
-	int		 r;
+	struct x509_ready	*r = &b->ready[i];
+	STACK_OF(X509)		*chain = NULL;
+	struct buf		 c, k;
+	size_t			 n;
 
+	if (x->status == NULL || x->status->code != 0) {
+		r->state = X509_READY_REFUSED;
+		r->msg = strdup(x->status != NULL ? x->status->message : "");
+		return;
+	}
+	if (agent_chain_from_pb(x->svid, x->n_svid, &chain) != 0 ||
+	    X509_check_private_key(sk_X509_value(chain, 0),
+	    b->keys[i]) != 1) {
+		r->state = X509_READY_BAD;
+		sk_X509_pop_free(chain, X509_free);
+		return;
+	}
 	buf_init(&c, 1024 * 1024);
 	buf_init(&k, PKEY_MAX_DER);
-	if ((r = x509_chain_to_der(chain, &c)) == 0 &&
-	    (r = pkey_to_pkcs8_der(key, &k)) == 0 &&
-	    (r = buf_steal(&c, &cp, &cl)) == 0)
-		r = buf_steal(&k, &kp, &kl);
+	buf_set_secret(&k);
+	r->state = X509_READY_ENCODE;
+	if (x509_chain_to_der(chain, &c) == 0 &&
+	    pkey_to_pkcs8_der(b->keys[i], &k) == 0 &&
+	    buf_steal(&c, &r->chain_der, &r->chain_len) == 0) {
+		if (buf_steal(&k, &r->key_der, &n) == 0) {
+			r->key_len = n;
+			r->not_before = x509_not_before(sk_X509_value(chain,
+			    0));
+			r->not_after = x509_not_after(sk_X509_value(chain, 0));
+			r->state = X509_READY_OK;
+		} else {
+			free(r->chain_der);
+			r->chain_der = NULL;
+		}
+	}
 	buf_cleanup(&c);
 	buf_cleanup(&k);
-	if (r != 0) {
-		free(cp);
-		return r;
-	}
-	free(e->chain_der);
-	if (e->key_der != NULL)
-		freezero(e->key_der, e->key_len);
-	e->chain_der = cp;
-	e->chain_len = cl;
-	e->key_der = kp;
-	e->key_len = kl;
-	return 0;
+	sk_X509_pop_free(chain, X509_free);
 }
+
+static void
+x509_parse_cb(uv_work_t *req)
+{
+	struct x509_batch			*b = req->data;
+	Wick__Agent__BatchNewX509SVIDResponse	*resp;
+	Wick__Agent__X509SVIDResult		*x;
+	size_t					 i, j;
+
+	if ((resp = wick__agent__batch_new_x509_svidresponse__unpack(NULL,
+	    b->nanswer, b->answer)) == NULL) {
+		b->malformed = 1;
+		return;
+	}
+	for (i = 0; i < resp->n_results; i++) {
+		x = resp->results[i];
+		/* In the order asked, usually. */
+		if (i < b->n && b->keys[i] != NULL &&
+		    strcmp(b->ids[i], x->entry_id) == 0)
+			j = i;
+		else
+			for (j = 0; j < b->n; j++)
+				if (b->keys[j] != NULL &&
+				    strcmp(b->ids[j], x->entry_id) == 0)
+					break;
+		if (j < b->n && b->ready[j].state == X509_READY_NONE)
+			x509_ready_one(b, j, x);
+	}
+	wick__agent__batch_new_x509_svidresponse__free_unpacked(resp, NULL);
+}
+
+static void
+x509_parse_after_cb(uv_work_t *req, int status)
+{
+	struct x509_batch	*b = req->data;
+	struct agent		*a = b->a;
+	struct x509_ready	*r;
+	struct cache_entry	*e;
+	size_t			 i, issued = 0, rot = 0;
+
+	for (i = 0; i < b->n; i++)
+		if ((e = cache_find(a->cache, b->ids[i])) != NULL)
+			e->x509_pending = 0;
+	if (status != 0 || b->malformed) {
+		log_warn("X.509-SVID batch: malformed answer");
+		x509_batch_free(b);
+		return;
+	}
+	for (i = 0; i < b->n; i++) {
+		r = &b->ready[i];
+		if (r->state == X509_READY_NONE ||
+		    (e = cache_find(a->cache, b->ids[i])) == NULL)
+			continue;
+		switch (r->state) {
+		case X509_READY_REFUSED:
+			log_warn("X.509-SVID for entry %s refused: %s", e->id,
+			    r->msg != NULL ? r->msg : "");
+			continue;
+		case X509_READY_BAD:
+			log_warn("X.509-SVID for entry %s: bad certificate",
+			    e->id);
+			continue;
+		case X509_READY_ENCODE:
+			log_warn("X.509-SVID for entry %s: cannot encode it",
+			    e->id);
+			continue;
+		default:
+			break;
+		}
+		if (strcmp(e->spiffe_id, b->spiffe_ids[i]) != 0)
+			continue;	/* a new identity: asked for again */
+		rot += e->chain_der != NULL;
+		free(e->chain_der);
+		if (e->key_der != NULL)
+			freezero(e->key_der, e->key_len);
+		e->chain_der = r->chain_der;
+		e->chain_len = r->chain_len;
+		e->key_der = r->key_der;
+		e->key_len = r->key_len;
+		r->chain_der = r->key_der = NULL;
+		e->not_after = r->not_after;
+		e->rotate_at = rotate_time(r->not_before, r->not_after);
+		issued++;
+	}
+	x509_batch_free(b);
+	log_debug("%zu X.509-SVIDs issued", issued);
+	/* The batch's answer and keys are freed: their pages go back. */
+	trim_memory(a);
+	agent_metrics_svids(a, TELEMETRY_SVID_X509, issued, rot);
+	if (issued > 0)
+		cache_notify(a->cache);
+	svid_upkeep(a);
+}
+
+static void	x509_unmark(struct x509_batch *, size_t);
 
 static void
 x509_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 {
-	struct x509_batch			*b = arg;
-	struct agent				*a = b->a;
-	Wick__Agent__BatchNewX509SVIDResponse	*resp = NULL;
-	Wick__Agent__X509SVIDResult		*x;
-	struct agent_entry			*e;
-	STACK_OF(X509)				*chain;
-	size_t					 i, j, issued = 0, rot = 0;
-	ssize_t					 at;
+	struct x509_batch	*b = arg;
+	struct agent		*a = b->a;
 
-	for (i = 0; i < b->n; i++)
-		if ((at = find_entry(a->entries, a->nentries, b->ids[i])) >= 0)
-			a->entries[at]->x509_pending = 0;
+	a->x509_inflight--;
 	if (status != 0) {
+		x509_unmark(b, 0);
 		log_warn("X.509-SVID batch of %zu failed: %s", b->n, msg);
 		x509_batch_free(b);
 		if (revoked(status, msg))
 			agent_revoked(a, msg);
 		return;
 	}
-	if ((resp = wick__agent__batch_new_x509_svidresponse__unpack(NULL, n,
-	    p)) == NULL) {
-		log_warn("X.509-SVID batch: malformed answer");
+	/* Its entries stay pending until the results are in the cache. */
+	if ((b->answer = malloc(n + 1)) == NULL ||
+	    (b->ready = calloc(b->n, sizeof(*b->ready))) == NULL) {
+		x509_unmark(b, 0);
+		log_warn("X.509-SVID batch of %zu: out of memory", b->n);
 		x509_batch_free(b);
 		return;
 	}
-	for (i = 0; i < resp->n_results; i++) {
-		x = resp->results[i];
-		for (j = 0; j < b->n; j++)
-			if (b->keys[j] != NULL && strcmp(b->ids[j],
-			    x->entry_id) == 0)
-				break;
-		if (j == b->n || (at = find_entry(a->entries, a->nentries,
-		    x->entry_id)) < 0)
-			continue;
-		e = a->entries[at];
-		if (x->status == NULL || x->status->code != 0) {
-			log_warn("X.509-SVID for entry %s refused: %s", e->id,
-			    x->status != NULL ? x->status->message : "");
-			continue;
-		}
-		if (agent_chain_from_pb(x->svid, x->n_svid, &chain) != 0 ||
-		    X509_check_private_key(sk_X509_value(chain, 0),
-		    b->keys[j]) != 1) {
-			log_warn("X.509-SVID for entry %s: bad certificate",
-			    e->id);
-			continue;
-		}
-		rot += e->chain_der != NULL;
-		if (store_svid(e, chain, b->keys[j]) != 0) {
-			log_warn("X.509-SVID for entry %s: cannot encode it",
-			    e->id);
-			sk_X509_pop_free(chain, X509_free);
-			continue;
-		}
-		e->not_after = x509_not_after(sk_X509_value(chain, 0));
-		e->rotate_at = rotate_time(x509_not_before(sk_X509_value(
-		    chain, 0)), e->not_after);
-		sk_X509_pop_free(chain, X509_free);
-		issued++;
+	if (n > 0)
+		memcpy(b->answer, p, n);
+	b->nanswer = n;
+	b->req.data = b;
+	if (uv_queue_work(a->loop, &b->req, x509_parse_cb,
+	    x509_parse_after_cb) != 0) {
+		/* No pool: here and now. */
+		x509_parse_cb(&b->req);
+		x509_parse_after_cb(&b->req, 0);
 	}
-	wick__agent__batch_new_x509_svidresponse__free_unpacked(resp, NULL);
-	x509_batch_free(b);
-	log_debug("%zu X.509-SVIDs issued", issued);
-	agent_metrics_svids(a, TELEMETRY_SVID_X509, issued, rot);
-	if (issued > 0)
-		workload_notify(a);
-	svid_upkeep(a);
+}
+
+static void	x509_upkeep(struct agent *, int64_t);
+
+/* Entries from i on of a batch get no SVID now: the next upkeep asks. */
+static void
+x509_unmark(struct x509_batch *b, size_t from)
+{
+	struct cache_entry	*e;
+	size_t			 i;
+
+	for (i = from; i < b->n; i++)
+		if ((e = cache_find(b->a->cache, b->ids[i])) != NULL)
+			e->x509_pending = 0;
+}
+
+/* On the thread pool: the batch's keys and CSRs, nothing else. */
+static void
+x509_keygen_cb(uv_work_t *req)
+{
+	struct x509_batch	*b = req->data;
+	size_t			 i;
+
+	for (i = 0; i < b->n; i++) {
+		if ((b->r = pkey_generate((enum pkey_type)b->type,
+		    &b->keys[i])) != 0 ||
+		    (b->r = csr_make(b->keys[i], &b->csrs[i])) != 0)
+			break;
+		b->nmade = i + 1;
+	}
+}
+
+static void
+x509_keygen_after_cb(uv_work_t *req, int status)
+{
+	Wick__Agent__BatchNewX509SVIDRequest	 rq =
+	    WICK__AGENT__BATCH_NEW_X509_SVIDREQUEST__INIT;
+	Wick__Agent__NewX509SVIDParams		*pv, **pp;
+	struct x509_batch			*b = req->data;
+	struct agent				*a = b->a;
+	size_t					 i;
+
+	a->x509_keygen = 0;
+	if (status != 0)
+		b->nmade = 0;
+	if (b->r != 0)
+		log_error("cannot make a key and CSR: %s", wick_strerror(b->r));
+	if (b->nmade == 0 || a->stopping || a->nc == NULL) {
+		x509_unmark(b, 0);
+		x509_batch_free(b);
+		return;
+	}
+	x509_unmark(b, b->nmade);
+	pv = xcalloc(b->nmade, sizeof(*pv));
+	pp = xcalloc(b->nmade, sizeof(*pp));
+	for (i = 0; i < b->nmade; i++) {
+		wick__agent__new_x509_svidparams__init(&pv[i]);
+		pv[i].entry_id = b->ids[i];
+		pv[i].csr.data = (uint8_t *)buf_ptr(&b->csrs[i]);
+		pv[i].csr.len = buf_len(&b->csrs[i]);
+		pp[i] = &pv[i];
+	}
+	rq.params = pp;
+	rq.n_params = b->nmade;
+	a->x509_inflight++;
+	if (nodeclient_call(a->nc, NODE_PATH_X509, &rq.base,
+	    AGENT_CALL_TIMEOUT_MS, x509_done, b) != 0) {
+		a->x509_inflight--;
+		log_warn("cannot ask for X.509-SVIDs: server unreachable");
+		x509_unmark(b, 0);
+		x509_batch_free(b);
+		b = NULL;
+	}
+	free(pv);
+	free(pp);
+	/* While the server signs, the next batch's keys are made. */
+	if (b != NULL)
+		x509_upkeep(a, agent_now());
 }
 
 static void
 x509_upkeep(struct agent *a, int64_t now)
 {
-	Wick__Agent__BatchNewX509SVIDRequest	 req =
-	    WICK__AGENT__BATCH_NEW_X509_SVIDREQUEST__INIT;
-	Wick__Agent__NewX509SVIDParams		*pv, **pp;
-	struct x509_batch			*b;
-	struct buf				*csr;
-	struct agent_entry			*e;
-	size_t					 i, n = 0;
+	struct x509_batch	*b;
+	struct cache_entry	*e;
+	size_t			 i, n = 0;
 
-	for (i = 0; i < a->nentries && n < AGENT_MAX_CSRS; i++) {
-		e = a->entries[i];
+	/* One batch's keys at a time, and few batches at the server: the
+	 * next takes what is still due. */
+	if (a->x509_keygen || a->x509_inflight >= AGENT_X509_INFLIGHT)
+		return;
+	for (i = 0; i < cache_count(a->cache) && n < AGENT_MAX_CSRS; i++) {
+		e = cache_entry_at(a->cache, i);
 		if (!e->x509_pending && (e->chain_der == NULL || now >=
 		    e->rotate_at))
 			n++;
@@ -1042,50 +1354,30 @@ x509_upkeep(struct agent *a, int64_t now)
 		return;
 	b = xcalloc(1, sizeof(*b));
 	b->a = a;
+	b->type = (int)a->cfg->svid_key_type;
 	b->ids = xcalloc(n, sizeof(*b->ids));
+	b->spiffe_ids = xcalloc(n, sizeof(*b->spiffe_ids));
 	b->keys = xcalloc(n, sizeof(*b->keys));
-	pv = xcalloc(n, sizeof(*pv));
-	pp = xcalloc(n, sizeof(*pp));
-	csr = xcalloc(n, sizeof(*csr));
-	for (i = 0; i < a->nentries && b->n < n; i++) {
-		e = a->entries[i];
+	b->csrs = xcalloc(n, sizeof(*b->csrs));
+	b->req.data = b;
+	for (i = 0; i < cache_count(a->cache) && b->n < n; i++) {
+		e = cache_entry_at(a->cache, i);
 		if (e->x509_pending || (e->chain_der != NULL &&
 		    now < e->rotate_at))
 			continue;
-		buf_init(&csr[b->n], PKEY_MAX_DER);
-		if (pkey_generate(a->cfg->svid_key_type, &b->keys[b->n]) !=
-		    0 || csr_make(b->keys[b->n], &csr[b->n]) != 0) {
-			log_error("cannot make a key and CSR");
-			break;
-		}
-		wick__agent__new_x509_svidparams__init(&pv[b->n]);
-		pv[b->n].entry_id = e->id;
-		pv[b->n].csr.data = (uint8_t *)buf_ptr(&csr[b->n]);
-		pv[b->n].csr.len = buf_len(&csr[b->n]);
-		pp[b->n] = &pv[b->n];
+		buf_init(&b->csrs[b->n], PKEY_MAX_DER);
 		b->ids[b->n] = xstrdup(e->id);
+		b->spiffe_ids[b->n] = xstrdup(e->spiffe_id);
 		e->x509_pending = 1;
 		b->n++;
 	}
-	req.params = pp;
-	req.n_params = b->n;
-	if (b->n > 0 && nodeclient_call(a->nc, NODE_PATH_X509, &req.base,
-	    AGENT_CALL_TIMEOUT_MS, x509_done, b) != 0) {
-		log_warn("cannot ask for X.509-SVIDs: server unreachable");
-		for (i = 0; i < b->n; i++) {
-			ssize_t at = find_entry(a->entries, a->nentries,
-			    b->ids[i]);
-			if (at >= 0)
-				a->entries[at]->x509_pending = 0;
-		}
+	if (uv_queue_work(a->loop, &b->req, x509_keygen_cb,
+	    x509_keygen_after_cb) != 0) {
+		x509_unmark(b, 0);
 		x509_batch_free(b);
-	} else if (b->n == 0)
-		x509_batch_free(b);
-	for (i = 0; i < n; i++)
-		buf_cleanup(&csr[i]);
-	free(csr);
-	free(pv);
-	free(pp);
+		return;
+	}
+	a->x509_keygen = 1;
 }
 
 /* ---- WIT-SVIDs ---------------------------------------------------------- */
@@ -1102,11 +1394,9 @@ wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	struct wit_call			*w = arg;
 	struct agent			*a = w->a;
 	Wick__Agent__NewWITSVIDResponse	*resp;
-	struct agent_entry		*e;
-	ssize_t				 at;
+	struct cache_entry		*e;
 
-	at = find_entry(a->entries, a->nentries, w->id);
-	e = at >= 0 ? a->entries[at] : NULL;
+	e = cache_find(a->cache, w->id);
 	if (e != NULL)
 		e->wit_pending = 0;
 	if (status != 0)
@@ -1128,7 +1418,7 @@ wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 		e->wit_exp = resp->expires_at;
 		e->wit_rotate_at = rotate_time(agent_now(), resp->expires_at);
 		wick__agent__new_witsvidresponse__free_unpacked(resp, NULL);
-		workload_notify(a);
+		cache_notify(a->cache);
 	}
 	if (w->key != NULL) {
 		wipe(w->key, strlen(w->key));
@@ -1141,7 +1431,7 @@ wit_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 }
 
 static void
-wit_fetch(struct agent *a, struct agent_entry *e)
+wit_fetch(struct agent *a, struct cache_entry *e)
 {
 	Wick__Agent__NewWITSVIDRequest	 req =
 	    WICK__AGENT__NEW_WITSVIDREQUEST__INIT;
@@ -1188,8 +1478,8 @@ out:
 	EVP_PKEY_free(key);
 }
 
-void
-agent_want_wit(struct agent *a, struct agent_entry *e)
+static void
+agent_want_wit(struct agent *a, struct cache_entry *e)
 {
 	e->wit_wanted = 1;
 	if (!e->wit_pending && (e->wit == NULL || agent_now() >=
@@ -1206,111 +1496,21 @@ svid_upkeep(struct agent *a)
 	if (a->stopping || a->svid == NULL)
 		return;
 	x509_upkeep(a, now);
-	for (i = 0; i < a->nentries; i++)
-		if (a->entries[i]->wit_wanted)
-			agent_want_wit(a, a->entries[i]);
+	for (i = 0; i < cache_count(a->cache); i++)
+		if (cache_entry_at(a->cache, i)->wit_wanted)
+			agent_want_wit(a, cache_entry_at(a->cache, i));
 }
 
 /* ---- JWT-SVIDs ---------------------------------------------------------- */
 
-static int
-cmp_str(const void *x, const void *y)
-{
-	return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-/* The sorted audiences, newline-joined; NULL when memory is short. */
-static char *
-aud_key(char **aud, size_t n)
-{
-	char		**s;
-	struct buf	  b;
-	char		 *out = NULL;
-	size_t		  i, len;
-	uint8_t		 *p;
-
-	if ((s = calloc(n + 1, sizeof(*s))) == NULL)
-		return NULL;
-	if (n > 0)
-		memcpy(s, aud, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_str);
-	buf_init(&b, 1024 * 1024);
-	for (i = 0; i < n; i++)
-		if (buf_put_cstr(&b, s[i]) != 0 || buf_put_u8(&b, '\n') != 0)
-			goto out;
-	if (buf_put_u8(&b, 0) == 0 && buf_steal(&b, &p, &len) == 0)
-		out = (char *)p;
-out:
-	buf_cleanup(&b);
-	free(s);
-	return out;
-}
-
-static void
-jwt_cached_free(struct jwt_cached *j)
-{
-	free(j->entry_id);
-	free(j->aud_key);
-	if (j->token != NULL)
-		freezero(j->token, strlen(j->token));
-	free(j);
-}
-
 struct jwt_call {
-	struct agent	*a;
-	char		*entry_id;
-	char		*aud_key;
-	agent_jwt_fn	*fn;
-	void		*arg;
-	char		*fallback;	/* cached, still valid token */
+	struct agent		*a;
+	char			*entry_id;
+	char			*aud_key;
+	workload_jwt_done_fn	*fn;
+	void			*arg;
+	char			*fallback;	/* a still valid token */
 };
-
-static void
-jwt_cache_put(struct agent *a, const char *entry_id, const char *key,
-    const char *token, int64_t exp)
-{
-	struct jwt_cached	*j, **pp;
-	int64_t			 now = agent_now();
-
-	for (pp = &a->jwts; (j = *pp) != NULL; pp = &j->next)
-		if (strcmp(j->entry_id, entry_id) == 0 && strcmp(j->aud_key,
-		    key) == 0)
-			break;
-	if (j == NULL) {
-		if (a->njwts >= AGENT_JWT_CACHE_MAX && a->jwts != NULL) {
-			/* Full: drop the oldest (the list's tail). */
-			for (pp = &a->jwts; (*pp)->next != NULL;
-			    pp = &(*pp)->next)
-				;
-			j = *pp;
-			*pp = NULL;
-			jwt_cached_free(j);
-			a->njwts--;
-		}
-		/* Short of memory: the token is served, not cached. */
-		if ((j = calloc(1, sizeof(*j))) == NULL ||
-		    (j->entry_id = strdup(entry_id)) == NULL ||
-		    (j->aud_key = strdup(key)) == NULL ||
-		    (j->token = strdup(token)) == NULL) {
-			if (j != NULL)
-				jwt_cached_free(j);
-			return;
-		}
-		j->next = a->jwts;
-		a->jwts = j;
-		a->njwts++;
-	} else {
-		freezero(j->token, strlen(j->token));
-		if ((j->token = strdup(token)) == NULL) {
-			/* Keep the list whole: an expired entry is skipped. */
-			j->token = NULL;
-			j->exp = j->rotate_at = 0;
-			return;
-		}
-	}
-	j->exp = exp;
-	j->rotate_at = now + (exp - now) / 2;
-}
 
 /* protobuf-c's copies of a JWT-SVID are wiped too. */
 static void *
@@ -1347,8 +1547,8 @@ jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 
 	if (status == 0 && (resp = wick__agent__new_jwtsvidresponse__unpack(
 	    &wiping_pb, n, p)) != NULL) {
-		jwt_cache_put(jc->a, jc->entry_id, jc->aud_key, resp->token,
-		    resp->expires_at);
+		cache_jwt_put(jc->a->cache, jc->entry_id, jc->aud_key,
+		    resp->token, resp->expires_at, agent_now());
 		agent_metrics_svids(jc->a, TELEMETRY_SVID_JWT, 1, 0);
 		jc->fn(jc->arg, 0, NULL, resp->token);
 		wick__agent__new_jwtsvidresponse__free_unpacked(resp,
@@ -1363,34 +1563,33 @@ jwt_done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 	jwt_call_free(jc);
 }
 
-void
-agent_jwt(struct agent *a, const struct agent_entry *e, char **audience,
-    size_t naudience, agent_jwt_fn *fn, void *arg)
+/* A JWT-SVID for an entry and audiences: from the cache, or from the
+ * server (then done runs later).  done gets the token or an error. */
+static void
+agent_jwt(void *arg0, const struct cache_entry *e, char **audience,
+    size_t naudience, workload_jwt_done_fn *fn, void *arg)
 {
 	Wick__Agent__NewJWTSVIDRequest	 req =
 	    WICK__AGENT__NEW_JWTSVIDREQUEST__INIT;
-	struct jwt_cached		*j;
+	struct agent			*a = arg0;
 	struct jwt_call			*jc;
+	const char			*token;
 	char				*key;
-	int64_t				 now = agent_now();
+	int				 fresh;
 
-	if ((key = aud_key(audience, naudience)) == NULL) {
+	if ((key = cache_aud_key(audience, naudience)) == NULL) {
 		fn(arg, RPC_RESOURCE_EXHAUSTED, "out of memory", NULL);
 		return;
 	}
-	for (j = a->jwts; j != NULL; j = j->next)
-		if (j->token != NULL && strcmp(j->entry_id, e->id) == 0 &&
-		    strcmp(j->aud_key, key) == 0)
-			break;
-	if (j != NULL && now < j->rotate_at) {
+	token = cache_jwt_get(a->cache, e->id, key, agent_now(), &fresh);
+	if (token != NULL && fresh) {
 		free(key);
-		fn(arg, 0, NULL, j->token);
+		fn(arg, 0, NULL, token);
 		return;
 	}
 	if ((jc = calloc(1, sizeof(*jc))) == NULL ||
 	    (jc->entry_id = strdup(e->id)) == NULL ||
-	    (j != NULL && now < j->exp &&
-	    (jc->fallback = strdup(j->token)) == NULL)) {
+	    (token != NULL && (jc->fallback = strdup(token)) == NULL)) {
 		free(key);
 		if (jc != NULL)
 			jwt_call_free(jc);
@@ -1410,147 +1609,24 @@ agent_jwt(struct agent *a, const struct agent_entry *e, char **audience,
 		    jc);
 }
 
-/* ---- matching ----------------------------------------------------------- */
-
-/* Order of the match index: an entry's first (smallest) selector. */
-static int
-cmp_first_sel(const void *x, const void *y)
-{
-	const struct selector *a = &(*(struct agent_entry *const *)x)->
-	    selectors.sel[0];
-	const struct selector *b = &(*(struct agent_entry *const *)y)->
-	    selectors.sel[0];
-	int c;
-
-	if ((c = strcmp(a->type, b->type)) != 0)
-		return c;
-	return strcmp(a->value, b->value);
-}
-
-/*
- * An entry applies when all its selectors are the workload's, so its
- * first selector is one of them: index entries by their first selector
- * and look up only the workload's own selectors, not every entry.
- */
 static void
-index_entries(struct agent *a)
+agent_want_wit_cb(void *arg, struct cache_entry *e)
 {
-	size_t i;
-
-	free(a->by_first);
-	a->by_first = xcalloc(a->nentries + 1, sizeof(*a->by_first));
-	a->nby_first = 0;
-	for (i = 0; i < a->nentries; i++)
-		if (a->entries[i]->selectors.n > 0)
-			a->by_first[a->nby_first++] = a->entries[i];
-	if (a->nby_first > 1)
-		qsort(a->by_first, a->nby_first, sizeof(*a->by_first),
-		    cmp_first_sel);
+	agent_want_wit(arg, e);
 }
 
-/* First index in by_first whose first selector is (type, value). */
-static size_t
-first_with(struct agent *a, const char *type, const char *value)
+static int
+agent_serving(void *arg)
 {
-	const struct selector	*f;
-	size_t			 lo = 0, hi = a->nby_first, mid;
-	int			 c;
+	struct agent *a = arg;
 
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		f = &a->by_first[mid]->selectors.sel[0];
-		if ((c = strcmp(f->type, type)) == 0)
-			c = strcmp(f->value, value);
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return a->synced && a->svid != NULL;
 }
 
-int
-agent_match(struct agent *a, const struct selector_set *sel, int with_svid,
-    struct agent_entry ***out, size_t *n)
+static void
+agent_attested_workload(void *arg, int ok)
 {
-	static struct log_ratelimit	  rl_hint = LOG_RATELIMIT_DEFAULT;
-	struct agent_entry		**v = NULL, **nv, *e;
-	const struct selector		 *ws, *f;
-	size_t				  i, j, s, k = 0, cap = 0;
-
-	*out = NULL;
-	*n = 0;
-	for (s = 0; s < sel->n; s++) {
-		ws = &sel->sel[s];
-		for (i = first_with(a, ws->type, ws->value);
-		    i < a->nby_first; i++) {
-			e = a->by_first[i];
-			f = &e->selectors.sel[0];
-			if (strcmp(f->type, ws->type) != 0 ||
-			    strcmp(f->value, ws->value) != 0)
-				break;
-			if (!selector_set_is_subset(&e->selectors, sel) ||
-			    (with_svid && e->chain_der == NULL))
-				continue;
-			if (k == cap) {
-				cap = cap == 0 ? 16 : cap * 2;
-				if ((nv = reallocarray(v, cap + 1,
-				    sizeof(*v))) == NULL) {
-					free(v);
-					return WICK_ERR_ALLOC;
-				}
-				v = nv;
-			}
-			v[k++] = e;
-		}
-	}
-	if (v == NULL && (v = calloc(1, sizeof(*v))) == NULL)
-		return WICK_ERR_ALLOC;
-	/* Duplicate hints: keep the oldest entry (then the lower ID). */
-	for (i = 0; i < k; i++) {
-		if (v[i] == NULL || *v[i]->hint == '\0')
-			continue;
-		for (j = i + 1; j < k; j++) {
-			if (v[j] == NULL || strcmp(v[i]->hint, v[j]->hint) != 0)
-				continue;
-			if (v[j]->created_at < v[i]->created_at ||
-			    (v[j]->created_at == v[i]->created_at &&
-			    strcmp(v[j]->id, v[i]->id) < 0)) {
-				log_warn_rl(&rl_hint, "entries %s and %s "
-				    "share the hint \"%s\"; serving the older",
-				    v[i]->id, v[j]->id, v[i]->hint);
-				v[i] = v[j];
-			}
-			v[j] = NULL;
-		}
-	}
-	for (i = j = 0; i < k; i++)
-		if (v[i] != NULL)
-			v[j++] = v[i];
-	if (j > 1)
-		qsort(v, j, sizeof(*v), cmp_entry);
-	*out = v;
-	*n = j;
-	return 0;
-}
-
-struct bundle *
-agent_bundle_for(struct agent *a, const char *td_id)
-{
-	char	id[SPIFFEID_MAX_TD_LEN + 16];
-	size_t	i;
-
-	if (a->bundle == NULL)
-		return NULL;
-	bundle_td_id(a->bundle, id, sizeof(id));
-	if (strcmp(id, td_id) == 0)
-		return a->bundle;
-	for (i = 0; i < a->nfed; i++) {
-		bundle_td_id(a->fed[i], id, sizeof(id));
-		if (strcmp(id, td_id) == 0)
-			return a->fed[i];
-	}
-	return NULL;
+	agent_metrics_workload_attest(arg, ok);
 }
 
 /* ---- start and stop ----------------------------------------------------- */
@@ -1566,8 +1642,11 @@ handle_closed(uv_handle_t *h)
  * flight (a JWT-SVID being signed) could still finish.
  */
 static void
-workload_drained(struct agent *a)
+workload_drained(void *arg)
 {
+	struct agent *a = arg;
+
+	a->wl = NULL;
 	nodeclient_free(a->nc);
 	a->nc = NULL;
 	if (a->docker != NULL) {
@@ -1594,7 +1673,7 @@ on_stop_timer(uv_timer_t *t)
 	 * closed once it has stopped (agent_run()). */
 	uv_unref((uv_handle_t *)&a->sigint);
 	uv_unref((uv_handle_t *)&a->sigterm);
-	workload_stop(a, workload_drained);
+	workload_stop(a->wl, workload_drained, a);
 }
 
 /* The drain took too long (an engine or the server that does not
@@ -1630,7 +1709,8 @@ on_signal(uv_signal_t *s, int signum)
 
 	if (a->stopping) {
 		log_warn("second signal: closing every connection now");
-		workload_stop_now(a);
+		if (a->wl != NULL)
+			workload_stop_now(a->wl);
 		return;
 	}
 	agent_stop(a, 0);
@@ -1648,30 +1728,19 @@ on_sighup(uv_signal_t *s, int signum)
 static void
 cleanup(struct agent *a)
 {
-	struct jwt_cached	*j;
-	size_t			 i;
+	size_t i;
 
-	for (i = 0; i < a->nentries; i++)
-		entry_free(a->entries[i]);
-	free(a->entries);
-	free(a->by_first);
 	for (i = 0; i < a->npending; i++)
-		entry_free(a->pending[i]);
+		cache_entry_free(a->pending[i]);
 	free(a->pending);
 	for (i = 0; i < a->nkeep; i++)
 		free(a->keep[i]);
 	free(a->keep);
 	free(a->page_token);
-	for (i = 0; i < a->nfed; i++)
-		bundle_free(a->fed[i]);
-	bundle_free(a->bundle);
-	buf_cleanup(&a->bundle_der);
-	while ((j = a->jwts) != NULL) {
-		a->jwts = j->next;
-		jwt_cached_free(j);
-	}
+	cache_free(a->cache);
 	sk_X509_pop_free(a->svid, X509_free);
 	EVP_PKEY_free(a->svid_key);
+	attestor_unix_cache_free(a->unix_opts.cache);
 	agent_metrics_free(a);
 }
 
@@ -1702,7 +1771,7 @@ agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 	a.flags = flags;
 	a.loop = &loop;
 	snprintf(a.td_id, sizeof(a.td_id), "spiffe://%s", cfg->trust_domain);
-	buf_init(&a.bundle_der, BUNDLE_MAX_DOC);
+	a.cache = cache_new();
 	umask(027);
 	if (uv_loop_init(&loop) != 0)
 		return 1;
@@ -1712,6 +1781,7 @@ agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 	}
 	a.unix_opts.discover_workload_path = cfg->discover_workload_path;
 	a.unix_opts.workload_size_limit = cfg->workload_size_limit;
+	a.unix_opts.cache = attestor_unix_cache_new();
 	if (cfg->unix_attestor) {
 		a.attestors[a.nattestors].name = "unix";
 		a.attestors[a.nattestors].attest = attestor_unix;
@@ -1722,16 +1792,32 @@ agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 		log_error("WorkloadAttestor \"docker\": %s", wick_strerror(r));
 		goto out;
 	}
+	a.wl_opts.socket_path = cfg->socket_path;
+	a.wl_opts.allow_unauthenticated_verifiers =
+	    cfg->allow_unauthenticated_verifiers;
+	a.wl_opts.foreign_claims = cfg->foreign_claims;
+	a.wl_opts.nforeign_claims = cfg->nforeign_claims;
+	a.wl_opts.td_id = a.td_id;
+	a.wl_opts.attestors = a.attestors;
+	a.wl_opts.nattestors = a.nattestors;
+	a.wl_opts.docker = a.docker;
+	a.wl_opts.observe = agent_metrics_wl_call;
+	a.wl_opts.observe_arg = &a;
+	a.wl_ops.jwt = agent_jwt;
+	a.wl_ops.want_wit = agent_want_wit_cb;
+	a.wl_ops.serving = agent_serving;
+	a.wl_ops.attested = agent_attested_workload;
+	a.wl_ops.arg = &a;
 	if ((r = check_dir("data_dir", cfg->data_dir)) != 0 ||
 	    (strcmp(cfg->keymgr, "disk") == 0 && (r = check_dir(
 	    "KeyManager directory", cfg->keys_dir)) != 0) ||
-	    (r = agent_socket_dir(cfg->socket_path)) != 0 ||
+	    (r = workload_socket_dir(cfg->socket_path)) != 0 ||
 	    (r = load_bundle(&a)) != 0)
 		goto out;
-	bundle_changed(&a);
 	snprintf(addr, sizeof(addr), "%s:%d", cfg->server_address,
 	    cfg->server_port);
-	if ((r = nodeclient_new(&loop, addr, cfg->trust_domain, a.bundle->x509,
+	if ((r = nodeclient_new(&loop, addr, cfg->trust_domain,
+	    cache_bundle(a.cache)->x509,
 	    &a.nc)) != 0 ||
 	    (r = telemetry_start(&loop, &cfg->telemetry, a.metrics,
 	    "wick_agent_", agent_ready, &a, &a.telemetry)) != 0)

@@ -38,22 +38,24 @@ collect(void *arg)
 	struct agent		*a = arg;
 	struct agent_metrics	*m = a->m;
 	struct rpc_server_stats	 st;
+	struct cache_entry	*e;
 	int64_t			 now = agent_now(), min = 0;
 	size_t			 i;
 
 	if (a->wl != NULL) {
-		rpc_server_get_stats(a->wl, &st);
+		workload_stats(a->wl, &st);
 		metric_set(m->conns, 0, (double)st.connections_active);
 		metric_set(m->streams, 0, (double)st.calls_active);
 	}
-	metric_set(m->entries, 0, (double)a->nentries);
+	metric_set(m->entries, 0, (double)cache_count(a->cache));
 	if (a->svid != NULL && sk_X509_num(a->svid) > 0)
 		metric_set(m->svid_expiry, 0,
 		    (double)x509_not_after(sk_X509_value(a->svid, 0)));
-	for (i = 0; i < a->nentries; i++)
-		if (a->entries[i]->chain_der != NULL && (min == 0 ||
-		    a->entries[i]->not_after < min))
-			min = a->entries[i]->not_after;
+	for (i = 0; i < cache_count(a->cache); i++) {
+		e = cache_entry_at(a->cache, i);
+		if (e->chain_der != NULL && (min == 0 || e->not_after < min))
+			min = e->not_after;
+	}
 	metric_set(m->wl_expiry, 0, (double)min);
 	/* Before the first sync: how long the agent has waited for it. */
 	metric_set(m->sync_lag, 0, (double)(now - (m->synced_at != 0 ?
@@ -81,7 +83,7 @@ agent_metrics_init(struct agent *a)
 	a->m = m;
 	a->metrics = reg;
 	m->started = agent_now();
-	workload_methods(a, &tab, &ntab);
+	workload_methods(&tab, &ntab);
 	if ((r = metrics_add(reg, METRIC_COUNTER,
 	    "wick_agent_svids_issued_total", "SVIDs the server issued to this "
 	    "agent, by type (agent: its own X.509-SVID).", &l_type, 1, NULL, 0,

@@ -4,10 +4,12 @@
  * Every call under /SpiffeWorkloadAPI/ must carry "workload.spiffe.io:
  * true" (INVALID_ARGUMENT otherwise).  The caller is attested at the
  * start of each call from its SO_PEERCRED credentials, and the process
- * must still be the same one afterwards.  Streams get their complete
- * state at once and again whenever it changes (rotation, entry or bundle
- * change); a stream whose caller no longer has an identity ends with
- * PERMISSION_DENIED.  gRPC health checking runs on the same socket.
+ * must still be the same one afterwards (a binary not hashed before is
+ * hashed on the thread pool while the call waits).  Streams get their
+ * complete state at once and again whenever it changes (rotation, entry
+ * or bundle change); a stream whose caller no longer has an identity ends
+ * with PERMISSION_DENIED.  gRPC health checking runs on the same socket.
+ * What it serves it reads from the cache (cache.h) through its functions.
  */
 #include <sys/stat.h>
 
@@ -18,13 +20,18 @@
 
 #include <openssl/evp.h>
 
-#include "agent.h"
-#include "agent_metrics.h"
+#include <jansson.h>
+
 #include "attestor_docker.h"
+#include "buf.h"
+#include "bundle.h"
 #include "health.pb-c.h"
 #include "jose.h"
 #include "log.h"
 #include "pkey.h"
+#include "secpath.h"
+#include "spiffeid.h"
+#include "workload.h"
 #include "workload.pb-c.h"
 #include "x509.h"
 #include "xmalloc.h"
@@ -36,6 +43,10 @@
 #define WL_UID_CONNS		256		/* connections per uid */
 #define WL_MAX_OUTPUT		(64 * 1024)	/* queued per connection */
 #define WL_BUDGET		(16 * 1024 * 1024) /* ... in all */
+#define WL_HASH_ROUNDS		3	/* hashings for one call */
+#define WL_SOCKET_DIR_MODE	0755	/* the socket's directory */
+#define WL_NMETHODS		8
+#define WL_JWT_FAST		16	/* identities from the cache */
 
 enum wl_kind {
 	WL_X509 = 0,
@@ -47,21 +58,39 @@ enum wl_kind {
 };
 
 struct jwt_req;
+struct wl_hash;
 struct wl_stream;
 
 /* A method's handler of its request message. */
 typedef void wl_handler_fn(struct rpc_call *, const uint8_t *, size_t);
 
-/* Per-call state: the caller's selectors, and for streams the list. */
+struct workload {
+	uv_loop_t			*loop;
+	const struct workload_opts	*o;
+	struct cache			*cache;
+	const struct workload_ops	*ops;
+	struct rpc_server		*rs;
+	struct rpc_budget		 budget;
+	struct rpc_method		 methods[WL_NMETHODS];
+	void				(*drained)(void *);
+	void				*drained_arg;
+	struct wl_hash			*hashing;	/* binaries */
+	int				 down;		/* server gone */
+};
+
+/* Per-call state: the caller's selectors; a stream subscribes to the
+ * cache. */
 struct wl_stream {
-	struct wl_stream	*next;
-	struct agent		*a;
+	struct cache_sub	 sub;		/* first: stream_changed() */
+	struct workload		*w;
 	struct rpc_call		*call;
 	enum wl_kind		 kind;
 	struct selector_set	 sel;
 	int			 attested;
 	int			 attesting;	/* the docker attestor works */
 	struct docker_req	*dreq;
+	struct wl_hash		*hash;		/* its binary being hashed */
+	int			 hash_rounds;
 	/* The request message that came while attesting, and its handler
 	 * (may hold a token: wiped). */
 	wl_handler_fn		*handler;
@@ -181,15 +210,20 @@ send_msg(struct wl_stream *s, const ProtobufCMessage *m)
 	if ((p = malloc(len + 1)) == NULL)
 		return WICK_ERR_ALLOC;
 	protobuf_c_message_pack(m, p);
+	if (s->kind == WL_UNARY) {
+		/* One answer: nothing to compare it with. */
+		r = rpc_call_send_message(s->call, p, len);
+		freezero(p, len + 1);
+		if (r == WICK_ERR_AGAIN)
+			s->again = 1;
+		return r == WICK_ERR_AGAIN ? 0 : r;
+	}
 	(void)EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL);
-	if (s->kind != WL_UNARY && s->sent && memcmp(md, s->last, 32) == 0) {
+	if (s->sent && memcmp(md, s->last, 32) == 0) {
 		freezero(p, len + 1);
 		return 0;
 	}
-	if (s->kind != WL_UNARY)
-		r = rpc_call_send_latest(s->call, p, len);
-	else
-		r = rpc_call_send_message(s->call, p, len);
+	r = rpc_call_send_latest(s->call, p, len);
 	freezero(p, len + 1);	/* may hold private keys */
 	if (r == WICK_ERR_AGAIN) {
 		s->again = 1;
@@ -205,17 +239,17 @@ send_msg(struct wl_stream *s, const ProtobufCMessage *m)
 /* The caller's own trust domain bundle and those its entries federate
  * with, each once. */
 static size_t
-caller_bundles(struct agent *a, struct agent_entry **v, size_t n,
+caller_bundles(struct workload *w, struct cache_entry **v, size_t n,
     struct bundle **out, size_t max)
 {
 	struct bundle	*b;
 	size_t		 i, j, k, nb = 0;
 
-	if (a->bundle != NULL)
-		out[nb++] = a->bundle;
+	if ((b = cache_bundle(w->cache)) != NULL)
+		out[nb++] = b;
 	for (i = 0; i < n; i++)
 		for (j = 0; j < v[i]->nfederates_with; j++) {
-			if ((b = agent_bundle_for(a,
+			if ((b = cache_bundle_for(w->cache,
 			    v[i]->federates_with[j])) == NULL)
 				continue;
 			for (k = 0; k < nb && out[k] != b; k++)
@@ -253,11 +287,11 @@ ar_bundle_der(struct arena *ar, struct bundle *bundle,
 /* ---- X.509 -------------------------------------------------------------- */
 
 static int
-x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
+x509_response(struct wl_stream *s, struct cache_entry **v, size_t n)
 {
 	X509SVIDResponse			 resp = X509_SVIDRESPONSE__INIT;
 	X509SVIDResponse__FederatedBundlesEntry	*fe;
-	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
+	struct bundle				*bundles[CACHE_MAX_FEDERATED + 1];
 	struct arena				 ar;
 	X509SVID				*x;
 	size_t					 i, nb;
@@ -277,11 +311,11 @@ x509_response(struct wl_stream *s, struct agent_entry **v, size_t n)
 		x->x509_svid.len = v[i]->chain_len;
 		x->x509_svid_key.data = v[i]->key_der;
 		x->x509_svid_key.len = v[i]->key_len;
-		x->bundle.data = (uint8_t *)buf_ptr(&s->a->bundle_der);
-		x->bundle.len = buf_len(&s->a->bundle_der);
+		x->bundle.data = (uint8_t *)cache_bundle_der(s->w->cache,
+		    &x->bundle.len);
 		resp.svids[resp.n_svids++] = x;
 	}
-	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
+	nb = caller_bundles(s->w, v, n, bundles, CACHE_MAX_FEDERATED + 1);
 	if ((resp.federated_bundles = ar_alloc(&ar, nb *
 	    sizeof(*resp.federated_bundles))) == NULL)
 		goto out;
@@ -301,17 +335,17 @@ out:
 }
 
 static int
-x509_bundles_response(struct wl_stream *s, struct agent_entry **v, size_t n)
+x509_bundles_response(struct wl_stream *s, struct cache_entry **v, size_t n)
 {
 	X509BundlesResponse			 resp = X509_BUNDLES_RESPONSE__INIT;
 	X509BundlesResponse__BundlesEntry	*be;
-	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
+	struct bundle				*bundles[CACHE_MAX_FEDERATED + 1];
 	struct arena				 ar;
 	size_t					 i, nb;
 	int					 r = WICK_ERR_ALLOC;
 
 	memset(&ar, 0, sizeof(ar));
-	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
+	nb = caller_bundles(s->w, v, n, bundles, CACHE_MAX_FEDERATED + 1);
 	if ((resp.bundles = ar_alloc(&ar, nb * sizeof(*resp.bundles))) == NULL)
 		goto out;
 	for (i = 0; i < nb; i++) {
@@ -330,21 +364,21 @@ out:
 }
 
 static int
-jwks_response(struct wl_stream *s, struct agent_entry **v, size_t n,
+jwks_response(struct wl_stream *s, struct cache_entry **v, size_t n,
     enum bundle_use use)
 {
 	JWTBundlesResponse			 jr = JWTBUNDLES_RESPONSE__INIT;
 	WITBundlesResponse			 wr = WITBUNDLES_RESPONSE__INIT;
 	JWTBundlesResponse__BundlesEntry	*je;
 	WITBundlesResponse__BundlesEntry	*we;
-	struct bundle				*bundles[AGENT_MAX_FEDERATED + 1];
+	struct bundle				*bundles[CACHE_MAX_FEDERATED + 1];
 	struct arena				 ar;
 	char					*jwks;
 	size_t					 i, nb;
 	int					 r = WICK_ERR_ALLOC;
 
 	memset(&ar, 0, sizeof(ar));
-	nb = caller_bundles(s->a, v, n, bundles, AGENT_MAX_FEDERATED + 1);
+	nb = caller_bundles(s->w, v, n, bundles, CACHE_MAX_FEDERATED + 1);
 	if ((jr.bundles = ar_alloc(&ar, nb * sizeof(*jr.bundles))) == NULL ||
 	    (wr.bundles = ar_alloc(&ar, nb * sizeof(*wr.bundles))) == NULL)
 		goto out;
@@ -387,7 +421,7 @@ out:
 }
 
 static int
-wit_response(struct wl_stream *s, struct agent_entry **v, size_t n)
+wit_response(struct wl_stream *s, struct cache_entry **v, size_t n)
 {
 	WITSVIDResponse	 resp = WITSVIDRESPONSE__INIT;
 	struct arena	 ar;
@@ -423,19 +457,19 @@ out:
 static void
 stream_update(struct wl_stream *s)
 {
-	struct agent		 *a = s->a;
-	struct agent_entry	**v = NULL, **w;
+	struct workload		 *wl = s->w;
+	struct cache_entry	**v = NULL, **w;
 	size_t			  n = 0, i, k;
 	int			  r = 0;
 
 	if (!s->active || s->call == NULL)
 		return;
-	if (agent_match(a, &s->sel, 0, &v, &n) != 0) {
+	if (cache_match(wl->cache, &s->sel, 0, &v, &n) != 0) {
 		(void)rpc_call_finish(s->call, RPC_RESOURCE_EXHAUSTED,
 		    "out of memory");
 		return;
 	}
-	if (n == 0 && !(a->cfg->allow_unauthenticated_verifiers &&
+	if (n == 0 && !(wl->o->allow_unauthenticated_verifiers &&
 	    (s->kind == WL_X509_BUNDLES || s->kind == WL_JWT_BUNDLES ||
 	    s->kind == WL_WIT_BUNDLES))) {
 		free(v);
@@ -474,7 +508,7 @@ stream_update(struct wl_stream *s)
 		for (i = k = 0; i < n; i++)
 			if (s->spiffe_id == NULL || strcmp(s->spiffe_id,
 			    v[i]->spiffe_id) == 0) {
-				agent_want_wit(a, v[i]);
+				wl->ops->want_wit(wl->ops->arg, v[i]);
 				w[k++] = v[i];
 			}
 		/* The first answer waits for every WIT asked for at once
@@ -509,68 +543,249 @@ stream_update(struct wl_stream *s)
 		    "could not serialize response");
 }
 
-void
-workload_notify(struct agent *a)
+/* The cache changed: the stream gets its new state. */
+static void
+stream_changed(struct cache_sub *sub)
 {
-	struct wl_stream *s, *next;
-
-	for (s = a->streams; s != NULL; s = next) {
-		next = s->next;
-		stream_update(s);
-	}
+	stream_update((struct wl_stream *)sub);
 }
 
 /* ---- call start and end ------------------------------------------------- */
+
+static void	wl_attest_rest(struct wl_stream *);
+
+/* Attestation failed: say why (rate-limited) and end the call. */
+static void
+wl_attest_failed(struct wl_stream *s, const char *attestor, int r,
+    const char *why)
+{
+	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
+
+	log_warn_rl(&rl, "workload attestation of pid %ld failed (%s): %s",
+	    (long)rpc_call_peer(s->call)->pid, attestor, why);
+	s->w->ops->attested(s->w->ops->arg, 0);
+	/* The caller is not who connected: refuse it. */
+	if (r == WICK_ERR_PERM)
+		(void)rpc_call_finish(s->call, RPC_PERMISSION_DENIED, "caller "
+		    "no longer matches the credentials it connected with");
+	else
+		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
+		    "workload attestation failed");
+}
+
+/*
+ * A binary being hashed off the loop, and the calls that wait for it: a
+ * burst of new workloads running one binary hashes it once.  A call that
+ * ends while waiting leaves a NULL in waiters.
+ */
+struct wl_hash {
+	uv_work_t		 req;
+	struct wl_hash		*next;		/* in the workload's list */
+	struct workload		*w;
+	const struct attestor	*at;
+	struct attestor_hash	*job;
+	struct wl_stream	**waiters;
+	size_t			 nwaiters;
+	size_t			 capwaiters;
+};
+
+/* Every connection closed and no work out: the workload goes. */
+static void
+wl_finish(struct workload *w)
+{
+	void	(*drained)(void *) = w->drained;
+	void	*darg = w->drained_arg;
+
+	free(w);
+	if (drained != NULL)
+		drained(darg);
+}
+
+static void
+wl_hash_work_cb(uv_work_t *req)
+{
+	struct wl_hash *h = req->data;
+
+	attestor_unix_hash_run(h->job);
+}
+
+/* A call no longer waits for its binary's digest. */
+static void
+wl_hash_leave(struct wl_stream *s)
+{
+	struct wl_hash	*h = s->hash;
+	size_t		 i;
+
+	for (i = 0; i < h->nwaiters; i++)
+		if (h->waiters[i] == s)
+			h->waiters[i] = NULL;
+	s->hash = NULL;
+}
+
+static int
+wl_hash_wait(struct wl_hash *h, struct wl_stream *s)
+{
+	struct wl_stream	**v;
+	size_t			  cap;
+
+	if (h->nwaiters == h->capwaiters) {
+		cap = h->capwaiters == 0 ? 4 : h->capwaiters * 2;
+		if ((v = reallocarray(h->waiters, cap, sizeof(*v))) == NULL)
+			return WICK_ERR_ALLOC;
+		h->waiters = v;
+		h->capwaiters = cap;
+	}
+	h->waiters[h->nwaiters++] = s;
+	s->hash = h;
+	s->attesting = 1;
+	return 0;
+}
+
+static void
+wl_hash_after_cb(uv_work_t *req, int status)
+{
+	struct wl_hash		*h = req->data, **pp;
+	struct workload		*w = h->w;
+	struct wl_stream	*s;
+	const struct attestor	*at = h->at;
+	char			 why[256] = "";
+	size_t			 i;
+	int			 r;
+
+	for (pp = &w->hashing; *pp != h; pp = &(*pp)->next)
+		;
+	*pp = h->next;
+	if (status != 0) {
+		attestor_unix_hash_free(h->job);
+		snprintf(why, sizeof(why), "hashing cancelled");
+		r = WICK_ERR_CANCELLED;
+	} else
+		r = attestor_unix_hash_done(at, h->job, why, sizeof(why));
+	/* A waiter's call may end in what follows (and leave h). */
+	for (i = 0; i < h->nwaiters; i++) {
+		if ((s = h->waiters[i]) == NULL)
+			continue;
+		h->waiters[i] = NULL;
+		s->hash = NULL;
+		if (r != 0) {
+			s->attesting = 0;
+			if (s->pending != NULL)
+				freezero(s->pending, s->npending + 1);
+			s->pending = NULL;
+			s->handler = NULL;
+			wl_attest_failed(s, at->name, r, why);
+		} else
+			wl_attest_rest(s);
+	}
+	free(h->waiters);
+	free(h);
+	if (w->down && w->hashing == NULL)
+		wl_finish(w);
+}
+
+/* Hash the caller's binary on the thread pool (or wait for it being
+ * hashed already), then attest again. */
+static int
+wl_hash_start(struct wl_stream *s, const struct attestor *at, char *why,
+    size_t whylen)
+{
+	struct workload		*w = s->w;
+	struct attestor_hash	*job;
+	struct wl_hash		*h;
+	int			 r;
+
+	if (++s->hash_rounds > WL_HASH_ROUNDS) {
+		snprintf(why, whylen, "the workload's binary keeps changing");
+		return WICK_ERR_STATE;
+	}
+	if ((r = attestor_unix_hash_new(at, &rpc_call_peer(s->call)->cred,
+	    &job, why, whylen)) != 0)
+		return r;
+	for (h = w->hashing; h != NULL; h = h->next)
+		if (h->at == at && attestor_unix_hash_same(h->job, job))
+			break;
+	if (h != NULL) {
+		attestor_unix_hash_free(job);
+		if ((r = wl_hash_wait(h, s)) != 0)
+			snprintf(why, whylen, "out of memory");
+		return r;
+	}
+	if ((h = calloc(1, sizeof(*h))) == NULL ||
+	    wl_hash_wait(h, s) != 0) {
+		if (h != NULL)
+			free(h);
+		attestor_unix_hash_free(job);
+		s->hash = NULL;
+		snprintf(why, whylen, "out of memory");
+		return WICK_ERR_ALLOC;
+	}
+	h->req.data = h;
+	h->w = w;
+	h->at = at;
+	h->job = job;
+	if (uv_queue_work(w->loop, &h->req, wl_hash_work_cb,
+	    wl_hash_after_cb) != 0) {
+		attestor_unix_hash_free(job);
+		free(h->waiters);
+		free(h);
+		s->hash = NULL;
+		snprintf(why, whylen, "cannot queue the hashing");
+		return WICK_ERR_INTERNAL;
+	}
+	h->next = w->hashing;
+	w->hashing = h;
+	log_debug("pid %ld: hashing its binary off the loop",
+	    (long)rpc_call_peer(s->call)->pid);
+	return 0;
+}
 
 /* Run the synchronous attestors; then serve what waited. */
 static void
 wl_attest_rest(struct wl_stream *s)
 {
 	static struct log_ratelimit	 rl = LOG_RATELIMIT_DEFAULT;
-	struct agent			*a = s->a;
+	const struct workload_opts	*o = s->w->o;
 	const struct rpc_peer		*p = rpc_call_peer(s->call);
-	wl_handler_fn			*fn = s->handler;
-	uint8_t				*msg = s->pending;
-	size_t				 i, n = s->npending;
+	wl_handler_fn			*fn;
+	uint8_t				*msg;
+	size_t				 i, n;
 	char				 why[256] = "";
 	int				 r;
 
+	for (i = 0; i < o->nattestors; i++) {
+		r = o->attestors[i].attest(&o->attestors[i], &p->cred, &s->sel,
+		    why, sizeof(why));
+		/* A binary not hashed yet: on the thread pool, then again. */
+		if (r == WICK_ERR_AGAIN && (r = wl_hash_start(s,
+		    &o->attestors[i], why, sizeof(why))) == 0)
+			return;
+		if (r != 0)
+			break;
+	}
+	/* What waited is taken before the call may end (and s go). */
+	fn = s->handler;
+	msg = s->pending;
+	n = s->npending;
 	s->attesting = 0;
 	s->handler = NULL;
 	s->pending = NULL;
-	for (i = 0; i < a->nattestors; i++) {
-		r = a->attestors[i].attest(&a->attestors[i], &p->cred, &s->sel,
-		    why, sizeof(why));
-		if (r != 0) {
-			log_warn_rl(&rl, "workload attestation of pid %ld "
-			    "failed (%s): %s", (long)p->pid,
-			    a->attestors[i].name, why);
-			agent_metrics_workload_attest(a, 0);
-			/* The caller is not who connected: refuse it. */
-			if (r == WICK_ERR_PERM)
-				(void)rpc_call_finish(s->call,
-				    RPC_PERMISSION_DENIED, "caller no longer "
-				    "matches the credentials it connected "
-				    "with");
-			else
-				(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
-				    "workload attestation failed");
-			goto out;
-		}
+	if (i < o->nattestors) {
+		wl_attest_failed(s, o->attestors[i].name, r, why);
+		goto out;
 	}
 	/* Without the unix attestor nothing else checked that the caller
 	 * is still the process that connected (the docker attestor read its
 	 * cgroup while it was). */
-	if (a->nattestors == 0 && peercred_check_alive(&p->cred) != 0) {
+	if (o->nattestors == 0 && peercred_check_alive(&p->cred) != 0) {
 		log_warn_rl(&rl, "workload attestation of pid %ld failed: the "
 		    "process is gone or was replaced", (long)p->pid);
-		agent_metrics_workload_attest(a, 0);
+		s->w->ops->attested(s->w->ops->arg, 0);
 		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
 		    "workload attestation failed");
 		goto out;
 	}
 	s->attested = 1;
-	agent_metrics_workload_attest(a, 1);
+	s->w->ops->attested(s->w->ops->arg, 1);
 	if (fn != NULL)
 		fn(s->call, msg, n);
 out:
@@ -646,7 +861,7 @@ wl_defer(struct rpc_call *call, const uint8_t *p, size_t n,
 static void
 wl_start(struct rpc_call *call, void *arg)
 {
-	struct agent			*a = arg;
+	struct workload			*w = arg;
 	const struct rpc_peer		*p = rpc_call_peer(call);
 	const struct rpc_md		*md;
 	const char			*path = rpc_call_path(call);
@@ -657,7 +872,8 @@ wl_start(struct rpc_call *call, void *arg)
 		    "out of memory");
 		return;
 	}
-	s->a = a;
+	s->w = w;
+	s->sub.changed = stream_changed;
 	s->call = call;
 	s->kind = WL_UNARY;
 	selector_set_init(&s->sel);
@@ -681,10 +897,10 @@ wl_start(struct rpc_call *call, void *arg)
 	 * the others run when it has (so their check that the caller is
 	 * still the process that connected covers the wait).
 	 */
-	if (a->docker != NULL) {
+	if (w->o->docker != NULL) {
 		s->attesting = 1;
-		if (docker_attest(a->docker, &p->cred, &s->sel, wl_docker_done,
-		    s, &s->dreq) == 0)
+		if (docker_attest(w->o->docker, &p->cred, &s->sel,
+		    wl_docker_done, s, &s->dreq) == 0)
 			return;
 		/* Could not even ask: as if the engine had failed. */
 		s->dreq = NULL;
@@ -697,17 +913,16 @@ wl_start(struct rpc_call *call, void *arg)
 static void
 wl_done(struct rpc_call *call, enum rpc_end why)
 {
-	struct wl_stream *s = rpc_call_data(call), **pp;
+	struct wl_stream *s = rpc_call_data(call);
 
 	if (s == NULL)
 		return;
-	for (pp = &s->a->streams; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
+	if (s->active)
+		cache_unsubscribe(s->w->cache, &s->sub);
 	if (s->dreq != NULL)
 		docker_cancel(s->dreq);
+	if (s->hash != NULL)
+		wl_hash_leave(s);	/* the digest is still kept */
 	if (s->pending != NULL)
 		freezero(s->pending, s->npending + 1);
 	selector_set_cleanup(&s->sel);
@@ -737,8 +952,7 @@ stream_begin(struct rpc_call *call, enum wl_kind kind)
 		return;
 	s->kind = kind;
 	s->active = 1;
-	s->next = s->a->streams;
-	s->a->streams = s;
+	cache_subscribe(s->w->cache, &s->sub);
 	stream_update(s);
 }
 
@@ -856,7 +1070,7 @@ jwt_req_free(struct jwt_req *jr)
 
 /* A request for the JWT-SVIDs of k entries; NULL when memory is short. */
 static struct jwt_req *
-jwt_req_new(struct rpc_call *call, struct agent_entry **v, size_t k)
+jwt_req_new(struct rpc_call *call, struct cache_entry **v, size_t k)
 {
 	struct jwt_req	*jr;
 	size_t		 i;
@@ -956,11 +1170,57 @@ jwt_one_done(void *arg, int status, const char *msg, const char *token)
 	jwt_req_free(jr);
 }
 
+/*
+ * Every token already kept and not due for renewal (the usual case):
+ * answer from the cache at once, without the state a fetch from the
+ * server needs.  0 when answered, -1 to take the longer way.
+ */
+static int
+jwt_from_cache(struct wl_stream *s, struct cache_entry **v, size_t k,
+    char **aud, size_t naud)
+{
+	JWTSVIDResponse	  resp = JWTSVIDRESPONSE__INIT;
+	JWTSVID		  one[WL_JWT_FAST], *pone[WL_JWT_FAST];
+	const char	 *tok;
+	char		 *key;
+	int64_t		  now = (int64_t)time(NULL);
+	size_t		  i;
+	int		  fresh, r;
+
+	if (k > WL_JWT_FAST || (key = cache_aud_key(aud, naud)) == NULL)
+		return -1;
+	for (i = 0; i < k; i++) {
+		if ((tok = cache_jwt_get(s->w->cache, v[i]->id, key, now,
+		    &fresh)) == NULL || !fresh)
+			break;
+		/* Borrowed: nothing changes the cache until the send. */
+		jwtsvid__init(&one[i]);
+		one[i].spiffe_id = v[i]->spiffe_id;
+		one[i].svid = (char *)tok;
+		one[i].hint = v[i]->hint;
+		pone[i] = &one[i];
+	}
+	free(key);
+	if (i < k)
+		return -1;
+	resp.n_svids = k;
+	resp.svids = pone;
+	if ((r = send_msg(s, &resp.base)) == WICK_ERR_ALLOC)
+		(void)rpc_call_finish(s->call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+	else if (r != 0)
+		(void)rpc_call_finish(s->call, RPC_UNAVAILABLE,
+		    "could not serialize response");
+	else
+		(void)rpc_call_finish(s->call, RPC_OK, NULL);
+	return 0;
+}
+
 static void
 m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 {
 	struct wl_stream	 *s = rpc_call_data(call);
-	struct agent_entry	**v = NULL;
+	struct cache_entry	**v = NULL;
 	struct jwt_req		 *jr;
 	JWTSVIDRequest		 *req;
 	size_t			  nv = 0, i, k, naud = 0;
@@ -983,7 +1243,7 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	if (check_spiffe_id(call, req->spiffe_id) != 0)
 		goto out;
-	if (agent_match(s->a, &s->sel, 0, &v, &nv) != 0) {
+	if (cache_match(s->w->cache, &s->sel, 0, &v, &nv) != 0) {
 		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
 		    "out of memory");
 		goto out;
@@ -997,6 +1257,8 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "no identity issued");
 		goto out;
 	}
+	if (jwt_from_cache(s, v, k, req->audience, req->n_audience) == 0)
+		goto out;
 	if ((jr = jwt_req_new(call, v, k)) == NULL) {
 		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
 		    "out of memory");
@@ -1004,10 +1266,11 @@ m_fetch_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	/* The pending request hangs off the call so on_done can detach.
 	 * Answers may come at once (cached tokens): the last one frees jr,
-	 * so jr is not touched after the last agent_jwt(). */
+	 * so jr is not touched after the last jwt(). */
 	s->jwt = jr;
 	for (i = 0; i < k; i++)
-		agent_jwt(s->a, v[i], req->audience, req->n_audience,
+		s->w->ops->jwt(s->w->ops->arg, v[i], req->audience,
+		    req->n_audience,
 		    jwt_one_done, &jr->slots[i]);
 out:
 	free(v);
@@ -1195,7 +1458,7 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, why);
 		goto out;
 	}
-	if ((b = agent_bundle_for(s->a, td)) == NULL) {
+	if ((b = cache_bundle_for(s->w->cache, td)) == NULL) {
 		snprintf(msg, sizeof(msg), "no keys for trust domain \"%s\"",
 		    td);
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
@@ -1207,13 +1470,13 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	if ((r = jose_verify(req->svid, &ks, &opts, &claims, NULL, msg,
 	    sizeof(msg))) != 0 || (r = jose_check_jwt_claims(claims,
-	    req->audience, agent_now(), msg, sizeof(msg))) != 0) {
+	    req->audience, (int64_t)time(NULL), msg, sizeof(msg))) != 0) {
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
 		goto out;
 	}
 	/* Another trust domain's token: only sub, aud, exp and the claims
 	 * allowed_foreign_jwt_claims names pass, as SPIRE does. */
-	if (strcmp(td, s->a->td_id) != 0) {
+	if (strcmp(td, s->w->o->td_id) != 0) {
 		const char	*k;
 		json_t		*v, *kept = json_object();
 		size_t		 i;
@@ -1222,9 +1485,9 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 			int keep = strcmp(k, "sub") == 0 ||
 			    strcmp(k, "aud") == 0 || strcmp(k, "exp") == 0;
 
-			for (i = 0; !keep && i < s->a->cfg->nforeign_claims;
+			for (i = 0; !keep && i < s->w->o->nforeign_claims;
 			    i++)
-				keep = strcmp(k, s->a->cfg->foreign_claims[i]) ==
+				keep = strcmp(k, s->w->o->foreign_claims[i]) ==
 				    0;
 			if (keep)
 				json_object_set(kept, k, v);
@@ -1273,7 +1536,7 @@ m_health(struct rpc_call *call, const uint8_t *p, size_t n)
 
 	if (wl_defer(call, p, n, m_health))
 		return;
-	resp.status = s->a->synced && s->a->svid != NULL ?
+	resp.status = s->w->ops->serving(s->w->ops->arg) ?
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING :
 	    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
 	if ((r = send_msg(s, &resp.base)) != 0)
@@ -1288,7 +1551,7 @@ m_health(struct rpc_call *call, const uint8_t *p, size_t n)
 #define UNARY(path, fn, done) { path, RPC_KIND_UNARY, wl_start, fn, NULL, \
 	NULL, done, NULL, 0 }
 
-static struct rpc_method wl_methods[] = {
+static const struct rpc_method wl_methods[WL_NMETHODS] = {
 	STREAM("/SpiffeWorkloadAPI/FetchX509SVID", m_fetch_x509),
 	STREAM("/SpiffeWorkloadAPI/FetchX509Bundles", m_fetch_x509_bundles),
 	UNARY("/SpiffeWorkloadAPI/FetchJWTSVID", m_fetch_jwt, wl_jwt_done),
@@ -1299,32 +1562,55 @@ static struct rpc_method wl_methods[] = {
 	UNARY("/grpc.health.v1.Health/Check", m_health, wl_done),
 };
 
-/*
- * The socket's directory, checked again (or made) as the socket is bound:
- * see agent_socket_dir().
- */
-static int
-socket_dir(const char *path)
+int
+workload_socket_dir(const char *socket_path)
 {
-	return agent_socket_dir(path);
+	char	why[SECPATH_MAX_WHY];
+	int	r;
+
+	if ((r = secpath_mkdir_parent(socket_path, WL_SOCKET_DIR_MODE, why,
+	    sizeof(why))) != 0)
+		log_error("refusing socket_path %s: %s", socket_path, why);
+	return r;
 }
 
 void
-workload_methods(struct agent *a, const struct rpc_method **m, size_t *n)
+workload_methods(const struct rpc_method **m, size_t *n)
 {
 	*m = wl_methods;
 	*n = sizeof(wl_methods) / sizeof(wl_methods[0]);
 }
 
-int
-workload_start(struct agent *a)
+void
+workload_stats(struct workload *w, struct rpc_server_stats *st)
 {
-	struct rpc_server_opts	opts;
-	size_t			i, n = sizeof(wl_methods) / sizeof(wl_methods[0]);
-	int			r;
+	if (w->rs != NULL)
+		rpc_server_get_stats(w->rs, st);
+	else
+		memset(st, 0, sizeof(*st));
+}
 
-	for (i = 0; i < n; i++)
-		wl_methods[i].arg = a;
+int
+workload_start(uv_loop_t *loop, const struct workload_opts *o,
+    struct cache *cache, const struct workload_ops *ops,
+    struct workload **out)
+{
+	struct rpc_server_opts	 opts;
+	struct workload		*w;
+	size_t			 i, n = WL_NMETHODS;
+	int			 r;
+
+	*out = NULL;
+	w = xcalloc(1, sizeof(*w));
+	w->loop = loop;
+	w->o = o;
+	w->cache = cache;
+	w->ops = ops;
+	/* The table is shared; this server's copy carries its state. */
+	for (i = 0; i < n; i++) {
+		w->methods[i] = wl_methods[i];
+		w->methods[i].arg = w;
+	}
 	/* Workload API requests are small (an audience list, a token to
 	 * validate); the budgets bound what one uid can make us hold. */
 	memset(&opts, 0, sizeof(opts));
@@ -1333,56 +1619,61 @@ workload_start(struct agent *a)
 	opts.known.peer_budget = WL_UID_BUDGET;
 	opts.known.max_conns = WL_UID_CONNS;
 	opts.known.max_output = WL_MAX_OUTPUT;
-	a->wl_budget.max = WL_BUDGET;
-	opts.budget = &a->wl_budget;
-	opts.observe = agent_metrics_wl_call;
-	opts.observe_arg = a;
+	w->budget.max = WL_BUDGET;
+	opts.budget = &w->budget;
+	opts.observe = o->observe;
+	opts.observe_arg = o->observe_arg;
 	opts.streams_are_watches = 1;
-	if ((r = socket_dir(a->cfg->socket_path)) != 0 ||
-	    (r = rpc_server_new(a->loop, &opts, wl_methods, n, &a->wl)) != 0)
-		return r;
-	if ((r = rpc_server_listen_unix(a->wl, a->cfg->socket_path,
-	    0777)) != 0) {
-		log_error("cannot listen on %s: %s", a->cfg->socket_path,
-		    wick_strerror(r));
+	/* Each call reads the caller's status: one pread, not a path. */
+	opts.hold_peer_status = 1;
+	if ((r = workload_socket_dir(o->socket_path)) != 0 ||
+	    (r = rpc_server_new(loop, &opts, w->methods, n, &w->rs)) != 0) {
+		free(w);
 		return r;
 	}
-	log_info("Workload API listening on %s", a->cfg->socket_path);
+	if ((r = rpc_server_listen_unix(w->rs, o->socket_path, 0777)) != 0) {
+		log_error("cannot listen on %s: %s", o->socket_path,
+		    wick_strerror(r));
+		rpc_server_free(w->rs);
+		free(w);
+		return r;
+	}
+	log_info("Workload API listening on %s", o->socket_path);
+	*out = w;
 	return 0;
 }
 
 static void
 wl_down(struct rpc_server *rs, void *arg)
 {
-	struct agent	*a = arg;
-	void		(*drained)(struct agent *) = a->wl_drained;
+	struct workload	*w = arg;
 
-	a->wl_draining = NULL;
-	a->wl_drained = NULL;
 	rpc_server_free(rs);
-	if (drained != NULL)
-		drained(a);
+	w->rs = NULL;
+	w->down = 1;
+	/* A binary still being hashed comes back to w: it goes after. */
+	if (w->hashing == NULL)
+		wl_finish(w);
 }
 
 void
-workload_stop(struct agent *a, void (*drained)(struct agent *))
+workload_stop(struct workload *w, void (*drained)(void *), void *arg)
 {
-	if (a->wl == NULL) {
+	if (w == NULL) {
 		if (drained != NULL)
-			drained(a);
+			drained(arg);
 		return;
 	}
 	/* No new workload finds the socket while the open calls drain. */
-	(void)unlink(a->cfg->socket_path);
-	a->wl_draining = a->wl;
-	a->wl_drained = drained;
-	a->wl = NULL;
-	rpc_server_shutdown(a->wl_draining, AGENT_WL_GRACE_MS, wl_down, a);
+	(void)unlink(w->o->socket_path);
+	w->drained = drained;
+	w->drained_arg = arg;
+	rpc_server_shutdown(w->rs, WL_GRACE_MS, wl_down, w);
 }
 
 void
-workload_stop_now(struct agent *a)
+workload_stop_now(struct workload *w)
 {
-	if (a->wl_draining != NULL)
-		rpc_server_shutdown_now(a->wl_draining);
+	if (w->rs != NULL)
+		rpc_server_shutdown_now(w->rs);
 }

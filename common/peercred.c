@@ -66,8 +66,8 @@ read_starttime(pid_t pid, uint64_t *out)
 	return peercred_parse_stat_starttime(buf, out);
 }
 
-int
-peercred_get(int fd, struct peercred *pc)
+static int
+get(int fd, struct peercred *pc, int hold)
 {
 	struct ucred	 cred;
 	struct stat	 st;
@@ -76,6 +76,7 @@ peercred_get(int fd, struct peercred *pc)
 	int		 r;
 
 	memset(pc, 0, sizeof(*pc));
+	pc->status_fd = -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
 		return WICK_ERR_IO;
 	if (cred.pid <= 0)
@@ -83,8 +84,18 @@ peercred_get(int fd, struct peercred *pc)
 	pc->pid = cred.pid;
 	pc->uid = cred.uid;
 	pc->gid = cred.gid;
-	if ((r = read_starttime(pc->pid, &pc->starttime)) != 0)
+	/*
+	 * Held: opened before the start time is read, so both name one
+	 * process (if the pid was used again in between, the file names the
+	 * one that is gone and every read through it fails).
+	 */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pc->pid);
+	if (hold && (pc->status_fd = open(path, O_RDONLY | O_CLOEXEC)) != -1)
+		pc->status_held = 1;
+	if ((r = read_starttime(pc->pid, &pc->starttime)) != 0) {
+		peercred_release(pc);
 		return r == WICK_ERR_NOT_FOUND ? WICK_ERR_STATE : r;
+	}
 	/* Unreadable (another uid and we are not privileged): unknown. */
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pc->pid);
 	if (stat(path, &st) == 0) {
@@ -96,11 +107,94 @@ peercred_get(int fd, struct peercred *pc)
 }
 
 int
+peercred_get(int fd, struct peercred *pc)
+{
+	return get(fd, pc, 0);
+}
+
+int
+peercred_get_held(int fd, struct peercred *pc)
+{
+	return get(fd, pc, 1);
+}
+
+int
+peercred_hold(struct peercred *pc)
+{
+	char		 path[64];
+	uint64_t	 now;
+	int		 fd;
+
+	if (pc->status_held)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pc->pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return WICK_ERR_STATE;
+	/*
+	 * Opened first, checked after: if the pid still names the process
+	 * recorded at accept, it did so when the file was opened too (a pid
+	 * is not used again while its process lives).
+	 */
+	if (read_starttime(pc->pid, &now) != 0 || now != pc->starttime) {
+		close(fd);
+		return WICK_ERR_STATE;
+	}
+	pc->status_fd = fd;
+	pc->status_held = 1;
+	return 0;
+}
+
+void
+peercred_release(struct peercred *pc)
+{
+	if (!pc->status_held)
+		return;
+	close(pc->status_fd);
+	pc->status_held = 0;
+	pc->status_fd = -1;
+}
+
+int
+peercred_read_status(const struct peercred *pc, char *buf, size_t len,
+    size_t *n)
+{
+	char	 path[64];
+	ssize_t	 got;
+	int	 fd;
+
+	*n = 0;
+	if (len < 2)
+		return WICK_ERR_INVALID;
+	if (pc->status_held) {
+		/* From offset 0 the kernel writes the file anew. */
+		if ((got = pread(pc->status_fd, buf, len - 1, 0)) <= 0)
+			return WICK_ERR_STATE;
+	} else {
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pc->pid);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			return WICK_ERR_STATE;
+		got = read(fd, buf, len - 1);
+		close(fd);
+		if (got <= 0)
+			return WICK_ERR_STATE;
+	}
+	buf[got] = '\0';
+	*n = (size_t)got;
+	return 0;
+}
+
+int
 peercred_check_alive(const struct peercred *pc)
 {
 	uint64_t	 now;
+	char		 buf[64];
 	int		 r;
 
+	/* The held file names the process itself: a read works until it
+	 * is gone, whoever has its pid by then. */
+	if (pc->status_held)
+		return pread(pc->status_fd, buf, sizeof(buf), 0) > 0 ? 0 :
+		    WICK_ERR_STATE;
 	if ((r = read_starttime(pc->pid, &now)) != 0)
 		return r == WICK_ERR_NOT_FOUND ? WICK_ERR_STATE : r;
 	return now == pc->starttime ? 0 : WICK_ERR_STATE;

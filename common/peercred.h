@@ -29,6 +29,13 @@ struct peercred {
 	int		 exe_known;
 	dev_t		 exe_dev;
 	ino_t		 exe_ino;
+	/*
+	 * /proc/<pid>/status opened at accept (peercred_hold()): it names
+	 * that process for as long as it is open, even once the pid is used
+	 * again, and reads through it fail once the process is gone.
+	 */
+	int		 status_held;
+	int		 status_fd;
 };
 
 /*
@@ -36,9 +43,31 @@ struct peercred {
  * /proc/<pid>/exe can be read, the identity of the binary it runs.
  */
 int	 peercred_get(int fd, struct peercred *) WICK_WUR;
+/* peercred_get() and peercred_hold() at once, one read fewer (without a
+ * descriptor to spare, as peercred_get()). */
+int	 peercred_get_held(int fd, struct peercred *) WICK_WUR;
+/*
+ * Keep /proc/<pid>/status open for the connection's life (one more file
+ * descriptor): then peercred_read_status() costs one pread and the check
+ * that the caller is still the same process cannot be fooled by a reused
+ * pid.  WICK_ERR_STATE when the process is already gone or replaced, or
+ * no descriptor is left (then everything works by path, as without it).
+ */
+int	 peercred_hold(struct peercred *) WICK_WUR;
+/* Close what peercred_hold() opened (a no-op if nothing was). */
+void	 peercred_release(struct peercred *);
+/*
+ * The process's /proc/<pid>/status now, NUL-terminated, into buf (at most
+ * len - 1 bytes; a longer file is cut there): through the held descriptor
+ * when there is one, by path otherwise.  WICK_ERR_STATE when the process is
+ * gone (or, by path, could not be read).
+ */
+int	 peercred_read_status(const struct peercred *, char *buf, size_t len,
+	    size_t *n) WICK_WUR;
 /*
  * 0 while the same process still runs; WICK_ERR_STATE when the pid is gone
- * or now belongs to another process (start time changed).
+ * or now belongs to another process (start time changed; with a held
+ * descriptor, a read through it fails).
  */
 int	 peercred_check_alive(const struct peercred *) WICK_WUR;
 /*

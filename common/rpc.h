@@ -202,6 +202,9 @@ struct rpc_server_opts {
 	/* At shutdown, end server-streaming calls at once (watches, which
 	 * never end by themselves) instead of letting them finish. */
 	int		 streams_are_watches;
+	/* Unix peers: keep /proc/<pid>/status open while connected
+	 * (peercred_hold()), one more file descriptor per connection. */
+	int		 hold_peer_status;
 	/*
 	 * Metrics (may be NULL): run as each gRPC call is freed with the
 	 * index of its method in the table (nmethods when the method was

@@ -1622,6 +1622,7 @@ conn_maybe_free(struct rpc_conn *c)
 	TAILQ_REMOVE(&srv->conns, c, entry);
 	srv->stats.connections_active--;
 	tls_conn_free(c->tls);
+	peercred_release(&c->peer.cred);
 	free(c->peer_id);
 	free(c);
 	server_check_done(srv);
@@ -2141,7 +2142,8 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	if (l->is_unix) {
 		c->peer.is_unix = 1;
 		if (uv_fileno(&c->h.handle, &fd) != 0 ||
-		    peercred_get(fd, &c->peer.cred) != 0) {
+		    (srv->opts.hold_peer_status ? peercred_get_held(fd,
+		    &c->peer.cred) : peercred_get(fd, &c->peer.cred)) != 0) {
 			conn_close(c);
 			return;
 		}
@@ -2254,7 +2256,9 @@ static void
 server_fit_fds(struct rpc_server *srv)
 {
 	struct rlimit	 rl;
-	rlim_t		 want = (rlim_t)srv->opts.max_conns + RPC_SPARE_FDS;
+	rlim_t		 per = srv->opts.hold_peer_status ? 2 : 1;
+	rlim_t		 want = (rlim_t)srv->opts.max_conns * per +
+			    RPC_SPARE_FDS;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
@@ -2269,9 +2273,10 @@ server_fit_fds(struct rpc_server *srv)
 		return;
 	log_warn("only %llu file descriptors: serving %llu connections "
 	    "instead of %u", (unsigned long long)rl.rlim_cur,
-	    (unsigned long long)(rl.rlim_cur - RPC_SPARE_FDS),
+	    (unsigned long long)((rl.rlim_cur - RPC_SPARE_FDS) / per),
 	    srv->opts.max_conns);
-	srv->opts.max_conns = (uint32_t)(rl.rlim_cur - RPC_SPARE_FDS);
+	srv->opts.max_conns = (uint32_t)((rl.rlim_cur - RPC_SPARE_FDS) /
+	    per);
 }
 
 static void

@@ -125,6 +125,26 @@ selector_set_add(struct selector_set *s, const char *type, const char *value,
 	return 0;
 }
 
+void
+selector_set_shrink(struct selector_set *s)
+{
+	struct selector *p;
+
+	if (s->n == s->cap)
+		return;
+	if (s->n == 0) {
+		free(s->sel);
+		s->sel = NULL;
+		s->cap = 0;
+		return;
+	}
+	/* A failed realloc leaves the larger array, which still works. */
+	if ((p = realloc(s->sel, s->n * sizeof(*p))) != NULL) {
+		s->sel = p;
+		s->cap = s->n;
+	}
+}
+
 int
 selector_set_add_str(struct selector_set *s, const char *str,
     const char **why)

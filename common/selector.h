@@ -48,6 +48,8 @@ int	 selector_set_is_subset(const struct selector_set *a,
 	    const struct selector_set *b);
 int	 selector_set_equal(const struct selector_set *,
 	    const struct selector_set *);
+/* Give back the room kept for more (a set that will not grow). */
+void	 selector_set_shrink(struct selector_set *);
 /* Add all of src to dst. */
 int	 selector_set_union(struct selector_set *dst,
 	    const struct selector_set *src) WICK_WUR;

@@ -186,6 +186,52 @@ class AgentTest(unittest.TestCase):
         self.assertIn("PERMISSION_DENIED no identity issued", p.stdout,
                       p.stderr)
 
+    def test_new_binary_hashed_once(self):
+        """Workloads of a binary the agent has not hashed yet, all calling
+        at once: each gets its JWT-SVID, and the binary (with
+        discover_workload_path) is hashed once, off the agent's loop, the
+        others waiting for that digest."""
+        tmp = tempfile.mkdtemp(prefix="wick-newbin-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
+        exe = os.path.join(tmp, "python3")
+        subprocess.run(["cp", os.path.realpath(sys.executable), exe],
+                       check=True)
+        go = os.path.join(tmp, "go")
+        script = textwrap.dedent("""
+            import os, sys, time, grpc
+            sys.path.insert(0, %r)
+            import workload_pb2 as W, workload_pb2_grpc as WG
+            ch = grpc.insecure_channel(%r)
+            grpc.channel_ready_future(ch).result(timeout=30)
+            stub = WG.SpiffeWorkloadAPIStub(ch)
+            print("ready", flush=True)
+            while not os.path.exists(%r):
+                time.sleep(0.001)
+            r = stub.FetchJWTSVID(W.JWTSVIDRequest(audience=["hash-once"]),
+                metadata=(("workload.spiffe.io", "true"),), timeout=30)
+            print("OK", " ".join(s.spiffe_id for s in r.svids))
+        """ % (STUBS, self.target, go))
+        before = self.agent.output().count("hashing its binary off the loop")
+        procs = [subprocess.Popen([exe, "-c", script], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for _ in range(8)]
+        try:
+            for p in procs:
+                self.assertEqual(p.stdout.readline().strip(), "ready")
+            with open(go, "w"):
+                pass
+            for p in procs:
+                out, err = p.communicate(timeout=60)
+                self.assertTrue(out.startswith("OK "), out + err)
+                self.assertIn("spiffe://%s/workload/main" % TD, out, err)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        after = self.agent.output().count("hashing its binary off the loop")
+        self.assertEqual(after - before, 1)
+
     def test_malformed_requests(self):
         """Garbage in every request message: a clear status, never a
         crash, and the agent goes on serving."""

@@ -42,7 +42,7 @@ self_cred(struct peercred *pc)
 static void
 test_unix_attestor_self(void **state)
 {
-	struct attestor_unix_opts	 o = { 0, 0, NULL };
+	struct attestor_unix_opts	 o = { 0, 0, NULL, NULL };
 	struct attestor			 a = { "unix", attestor_unix, &o };
 	struct selector_set		 s;
 	struct peercred			 pc;
@@ -63,7 +63,7 @@ test_unix_attestor_self(void **state)
 static void
 test_unix_attestor_path_and_hash(void **state)
 {
-	struct attestor_unix_opts	 o = { 1, 0, NULL };
+	struct attestor_unix_opts	 o = { 1, 0, NULL, NULL };
 	struct attestor			 a = { "unix", attestor_unix, &o };
 	struct selector_set		 s;
 	struct peercred			 pc;
@@ -105,10 +105,64 @@ test_unix_attestor_path_and_hash(void **state)
 	selector_set_cleanup(&s);
 }
 
+/*
+ * With a cache, an unhashed binary is hashed off the call (AGAIN, then the
+ * job), and the answer is the same as hashing within the call; a held
+ * status file serves the ids.
+ */
+static void
+test_unix_attestor_cache_and_hash_job(void **state)
+{
+	struct attestor_unix_opts	 o = { 1, 0, NULL, NULL };
+	struct attestor_unix_opts	 oc = { 1, 0, NULL, NULL };
+	struct attestor			 a = { "unix", attestor_unix, &o };
+	struct attestor			 ac = { "unix", attestor_unix,
+					    &oc };
+	struct attestor_hash		*h = NULL;
+	struct selector_set		 s, sc;
+	struct peercred			 pc;
+	char				 why[256];
+	int				 i;
+
+	oc.cache = attestor_unix_cache_new();
+	self_cred(&pc);
+	assert_int_equal(peercred_hold(&pc), 0);
+	selector_set_init(&s);
+	selector_set_init(&sc);
+	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&ac, &pc, &sc, why, sizeof(why)),
+	    WICK_ERR_AGAIN);
+	assert_int_equal(sc.n, 0);
+	assert_int_equal(attestor_unix_hash_new(&ac, &pc, &h, why,
+	    sizeof(why)), 0);
+	attestor_unix_hash_run(h);
+	assert_int_equal(attestor_unix_hash_done(&ac, h, why, sizeof(why)), 0);
+	/* Kept now: every later call is answered at once, names too. */
+	for (i = 0; i < 3; i++) {
+		selector_set_cleanup(&sc);
+		selector_set_init(&sc);
+		assert_int_equal(attestor_unix(&ac, &pc, &sc, why,
+		    sizeof(why)), 0);
+		assert_true(selector_set_equal(&s, &sc));
+	}
+	/* A size limit below the binary's size fails the job. */
+	oc.workload_size_limit = 16;
+	assert_int_equal(attestor_unix_hash_new(&ac, &pc, &h, why,
+	    sizeof(why)), 0);
+	attestor_unix_hash_run(h);
+	assert_int_equal(attestor_unix_hash_done(&ac, h, why, sizeof(why)),
+	    WICK_ERR_LIMIT);
+	assert_non_null(strstr(why, "workload_size_limit"));
+	selector_set_cleanup(&s);
+	selector_set_cleanup(&sc);
+	peercred_release(&pc);
+	attestor_unix_cache_free(oc.cache);
+}
+
 static void
 test_unix_attestor_pid_reuse(void **state)
 {
-	struct attestor_unix_opts	 o = { 0, 0, NULL };
+	struct attestor_unix_opts	 o = { 0, 0, NULL, NULL };
 	struct attestor			 a = { "unix", attestor_unix, &o };
 	struct selector_set		 s;
 	struct peercred			 pc;
@@ -166,7 +220,7 @@ fake_status_cleanup(const char *root, pid_t pid)
 static void
 test_unix_attestor_ids_from_connect(void **state)
 {
-	struct attestor_unix_opts	 o = { 0, 0, NULL };
+	struct attestor_unix_opts	 o = { 0, 0, NULL, NULL };
 	struct attestor			 a = { "unix", attestor_unix, &o };
 	struct selector_set		 s;
 	struct peercred			 pc;
@@ -300,7 +354,7 @@ end_peer(pid_t pid, int ctl, int ack)
 static void
 test_unix_attestor_ids_change_after_connect(void **state)
 {
-	struct attestor_unix_opts	 o = { 0, 0, NULL };
+	struct attestor_unix_opts	 o = { 0, 0, NULL, NULL };
 	struct attestor			 a = { "unix", attestor_unix, &o };
 	struct selector_set		 s;
 	struct peercred			 pc;
@@ -347,7 +401,7 @@ test_unix_attestor_ids_change_after_connect(void **state)
 static void
 test_unix_attestor_exec_after_connect(void **state)
 {
-	struct attestor_unix_opts	 o = { 1, 0, NULL };
+	struct attestor_unix_opts	 o = { 1, 0, NULL, NULL };
 	struct attestor			 a = { "unix", attestor_unix, &o };
 	struct selector_set		 s;
 	struct peercred			 pc;
@@ -591,6 +645,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unix_attestor_self),
 		cmocka_unit_test(test_unix_attestor_path_and_hash),
+		cmocka_unit_test(test_unix_attestor_cache_and_hash_job),
 		cmocka_unit_test(test_unix_attestor_pid_reuse),
 		cmocka_unit_test(test_unix_attestor_ids_from_connect),
 		cmocka_unit_test(test_unix_attestor_ids_change_after_connect),

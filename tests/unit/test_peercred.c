@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -18,8 +20,10 @@
 static void
 test_socketpair_is_us(void **state)
 {
-	struct peercred	 pc;
+	struct peercred	 pc, held;
 	struct stat	 st;
+	char		 buf[8192];
+	size_t		 n;
 	int		 sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
@@ -43,6 +47,21 @@ test_socketpair_is_us(void **state)
 	/* The same pid with another start time is another process. */
 	pc.starttime++;
 	assert_int_equal(peercred_check_alive(&pc), WICK_ERR_STATE);
+	/* Held from the start: the same credentials, and the status file
+	 * open (then the held file, not the start time, decides). */
+	assert_int_equal(peercred_get_held(sv[0], &held), 0);
+	assert_true(held.status_held);
+	assert_int_equal(held.pid, getpid());
+	assert_int_equal(held.uid, geteuid());
+	assert_true(held.starttime > 0);
+	assert_int_equal(peercred_check_alive(&held), 0);
+	assert_int_equal(peercred_read_status(&held, buf, sizeof(buf), &n), 0);
+	assert_non_null(strstr(buf, "\nUid:\t"));
+	/* Too small a buffer is refused, not overrun. */
+	assert_int_equal(peercred_read_status(&held, buf, 1, &n),
+	    WICK_ERR_INVALID);
+	peercred_release(&held);
+	assert_false(held.status_held);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -92,7 +111,10 @@ test_exited_peer_is_detected(void **state)
 	{
 		struct msghdr	 m = { 0 };
 		char		 cbuf[CMSG_SPACE(sizeof(int))], x;
+		char		 st[8192], want[64];
 		struct iovec	 iov = { &x, 1 };
+		struct peercred	 held;
+		size_t		 n;
 		int		 fd;
 
 		m.msg_iov = &iov;
@@ -104,11 +126,30 @@ test_exited_peer_is_detected(void **state)
 		assert_int_equal(peercred_get(fd, &pc), 0);
 		assert_int_equal(pc.pid, child);
 		assert_int_equal(peercred_check_alive(&pc), 0);
+		/* Its status file held open: read through it, it is the
+		 * child's. */
+		held = pc;
+		assert_int_equal(peercred_hold(&held), 0);
+		assert_int_equal(peercred_check_alive(&held), 0);
+		assert_int_equal(peercred_read_status(&held, st, sizeof(st),
+		    &n), 0);
+		assert_true(n > 0 && strlen(st) == n);
+		snprintf(want, sizeof(want), "\nPid:\t%ld\n", (long)child);
+		assert_non_null(strstr(st, want));
 		assert_int_equal(write(sv[0], "g", 1), 1);
 		assert_int_equal(waitpid(child, &status, 0), child);
 		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-		/* Gone now: the guard says so. */
+		/* Gone now: the guard says so, by path and through the held
+		 * file, which no later process with that pid can answer. */
 		assert_int_equal(peercred_check_alive(&pc), WICK_ERR_STATE);
+		assert_int_equal(peercred_check_alive(&held), WICK_ERR_STATE);
+		assert_int_equal(peercred_read_status(&held, st, sizeof(st),
+		    &n), WICK_ERR_STATE);
+		assert_int_equal(peercred_read_status(&pc, st, sizeof(st),
+		    &n), WICK_ERR_STATE);
+		peercred_release(&held);
+		assert_int_equal(held.status_held, 0);
+		peercred_release(&held);
 		close(fd);
 	}
 	close(sv[0]);

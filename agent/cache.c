@@ -1,0 +1,539 @@
+/*
+ * cache.c: the agent's entries, SVIDs, bundles, JWT-SVIDs and subscribers
+ * (cache.h).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "log.h"
+#include "spiffeid.h"
+#include "xmalloc.h"
+
+#define JWT_BUCKETS	256
+
+struct jwt_cached {
+	struct jwt_cached	*hnext;		/* in its bucket */
+	struct jwt_cached	*older;		/* insertion order */
+	struct jwt_cached	*newer;
+	uint32_t		 hash;
+	char			*entry_id;
+	char			*aud_key;
+	char			*token;		/* wiped */
+	int64_t			 exp;
+	int64_t			 rotate_at;
+};
+
+struct cache {
+	/* entries, sorted by ID */
+	struct cache_entry	**entries;
+	size_t			  nentries;
+	struct cache_entry	**by_first;	/* by first selector */
+	size_t			  nby_first;
+	/* bundles */
+	struct bundle		 *bundle;
+	struct buf		  bundle_der;	/* its X.509 CAs */
+	struct bundle		 *fed[CACHE_MAX_FEDERATED];
+	size_t			  nfed;
+	/* JWT-SVIDs: hashed by (entry, audiences), oldest first to go */
+	struct jwt_cached	 *jwt[JWT_BUCKETS];
+	struct jwt_cached	 *oldest, *newest;
+	size_t			  njwts;
+	struct cache_sub	 *subs;
+	struct cache_sub	 *notifying;	/* the next to tell */
+};
+
+struct cache *
+cache_new(void)
+{
+	struct cache *c = xcalloc(1, sizeof(*c));
+
+	buf_init(&c->bundle_der, BUNDLE_MAX_DOC);
+	return c;
+}
+
+void
+cache_entry_free(struct cache_entry *e)
+{
+	size_t i;
+
+	if (e == NULL)
+		return;
+	free(e->id);
+	free(e->spiffe_id);
+	free(e->hint);
+	selector_set_cleanup(&e->selectors);
+	for (i = 0; i < e->nfederates_with; i++)
+		free(e->federates_with[i]);
+	free(e->federates_with);
+	free(e->chain_der);
+	if (e->key_der != NULL)
+		freezero(e->key_der, e->key_len);
+	free(e->wit);
+	if (e->wit_key != NULL)
+		freezero(e->wit_key, strlen(e->wit_key));
+	free(e);
+}
+
+static void
+jwt_free(struct jwt_cached *j)
+{
+	free(j->entry_id);
+	free(j->aud_key);
+	if (j->token != NULL)
+		freezero(j->token, strlen(j->token));
+	free(j);
+}
+
+void
+cache_free(struct cache *c)
+{
+	struct jwt_cached	*j;
+	size_t			 i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nentries; i++)
+		cache_entry_free(c->entries[i]);
+	free(c->entries);
+	free(c->by_first);
+	cache_clear_federated(c);
+	bundle_free(c->bundle);
+	buf_cleanup(&c->bundle_der);
+	while ((j = c->oldest) != NULL) {
+		c->oldest = j->newer;
+		jwt_free(j);
+	}
+	free(c);
+}
+
+/* ---- entries ------------------------------------------------------------ */
+
+size_t
+cache_count(const struct cache *c)
+{
+	return c->nentries;
+}
+
+struct cache_entry *
+cache_entry_at(struct cache *c, size_t i)
+{
+	return i < c->nentries ? c->entries[i] : NULL;
+}
+
+struct cache_entry *
+cache_find(struct cache *c, const char *id)
+{
+	size_t	lo = 0, hi = c->nentries, mid;
+	int	r;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((r = strcmp(c->entries[mid]->id, id)) == 0)
+			return c->entries[mid];
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int
+cmp_entry(const void *x, const void *y)
+{
+	return strcmp((*(struct cache_entry *const *)x)->id,
+	    (*(struct cache_entry *const *)y)->id);
+}
+
+/* Order of the match index: an entry's first (smallest) selector. */
+static int
+cmp_first_sel(const void *x, const void *y)
+{
+	const struct selector *a = &(*(struct cache_entry *const *)x)->
+	    selectors.sel[0];
+	const struct selector *b = &(*(struct cache_entry *const *)y)->
+	    selectors.sel[0];
+	int r;
+
+	if ((r = strcmp(a->type, b->type)) != 0)
+		return r;
+	return strcmp(a->value, b->value);
+}
+
+/*
+ * An entry applies when all its selectors are the workload's, so its
+ * first selector is one of them: index entries by their first selector
+ * and look up only the workload's own selectors, not every entry.
+ */
+static void
+index_entries(struct cache *c)
+{
+	size_t i;
+
+	free(c->by_first);
+	c->by_first = xcalloc(c->nentries + 1, sizeof(*c->by_first));
+	c->nby_first = 0;
+	for (i = 0; i < c->nentries; i++)
+		if (c->entries[i]->selectors.n > 0)
+			c->by_first[c->nby_first++] = c->entries[i];
+	if (c->nby_first > 1)
+		qsort(c->by_first, c->nby_first, sizeof(*c->by_first),
+		    cmp_first_sel);
+}
+
+void
+cache_set_entries(struct cache *c, struct cache_entry **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		v[i]->kept = 1;
+	for (i = 0; i < c->nentries; i++)
+		if (!c->entries[i]->kept)
+			cache_entry_free(c->entries[i]);
+	for (i = 0; i < n; i++)
+		v[i]->kept = 0;
+	free(c->entries);
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_entry);
+	c->entries = v;
+	c->nentries = n;
+	index_entries(c);
+}
+
+/* First index in by_first whose first selector is (type, value). */
+static size_t
+first_with(struct cache *c, const char *type, const char *value)
+{
+	const struct selector	*f;
+	size_t			 lo = 0, hi = c->nby_first, mid;
+	int			 r;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		f = &c->by_first[mid]->selectors.sel[0];
+		if ((r = strcmp(f->type, type)) == 0)
+			r = strcmp(f->value, value);
+		if (r < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int
+cache_match(struct cache *c, const struct selector_set *sel, int with_svid,
+    struct cache_entry ***out, size_t *n)
+{
+	static struct log_ratelimit	  rl_hint = LOG_RATELIMIT_DEFAULT;
+	struct cache_entry		**v = NULL, **nv, *e;
+	const struct selector		 *ws, *f;
+	size_t				  i, j, s, k = 0, cap = 0;
+
+	*out = NULL;
+	*n = 0;
+	for (s = 0; s < sel->n; s++) {
+		ws = &sel->sel[s];
+		for (i = first_with(c, ws->type, ws->value);
+		    i < c->nby_first; i++) {
+			e = c->by_first[i];
+			f = &e->selectors.sel[0];
+			if (strcmp(f->type, ws->type) != 0 ||
+			    strcmp(f->value, ws->value) != 0)
+				break;
+			if (!selector_set_is_subset(&e->selectors, sel) ||
+			    (with_svid && e->chain_der == NULL))
+				continue;
+			if (k == cap) {
+				cap = cap == 0 ? 16 : cap * 2;
+				if ((nv = reallocarray(v, cap + 1,
+				    sizeof(*v))) == NULL) {
+					free(v);
+					return WICK_ERR_ALLOC;
+				}
+				v = nv;
+			}
+			v[k++] = e;
+		}
+	}
+	if (v == NULL && (v = calloc(1, sizeof(*v))) == NULL)
+		return WICK_ERR_ALLOC;
+	/* Duplicate hints: keep the oldest entry (then the lower ID). */
+	for (i = 0; i < k; i++) {
+		if (v[i] == NULL || *v[i]->hint == '\0')
+			continue;
+		for (j = i + 1; j < k; j++) {
+			if (v[j] == NULL || strcmp(v[i]->hint, v[j]->hint) != 0)
+				continue;
+			if (v[j]->created_at < v[i]->created_at ||
+			    (v[j]->created_at == v[i]->created_at &&
+			    strcmp(v[j]->id, v[i]->id) < 0)) {
+				log_warn_rl(&rl_hint, "entries %s and %s "
+				    "share the hint \"%s\"; serving the older",
+				    v[i]->id, v[j]->id, v[i]->hint);
+				v[i] = v[j];
+			}
+			v[j] = NULL;
+		}
+	}
+	for (i = j = 0; i < k; i++)
+		if (v[i] != NULL)
+			v[j++] = v[i];
+	if (j > 1)
+		qsort(v, j, sizeof(*v), cmp_entry);
+	*out = v;
+	*n = j;
+	return 0;
+}
+
+/* ---- bundles ------------------------------------------------------------ */
+
+void
+cache_set_bundle(struct cache *c, struct bundle *b)
+{
+	if (b != c->bundle) {
+		bundle_free(c->bundle);
+		c->bundle = b;
+	}
+	buf_reset(&c->bundle_der);
+	if (b != NULL && bundle_x509_der(b, &c->bundle_der) != 0)
+		log_error("cannot encode the trust bundle");
+}
+
+struct bundle *
+cache_bundle(const struct cache *c)
+{
+	return c->bundle;
+}
+
+const uint8_t *
+cache_bundle_der(const struct cache *c, size_t *len)
+{
+	*len = buf_len(&c->bundle_der);
+	return buf_ptr(&c->bundle_der);
+}
+
+void
+cache_clear_federated(struct cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nfed; i++)
+		bundle_free(c->fed[i]);
+	c->nfed = 0;
+}
+
+void
+cache_add_federated(struct cache *c, struct bundle *b)
+{
+	if (c->nfed < CACHE_MAX_FEDERATED)
+		c->fed[c->nfed++] = b;
+	else
+		bundle_free(b);
+}
+
+struct bundle *
+cache_bundle_for(struct cache *c, const char *td_id)
+{
+	char	id[SPIFFEID_MAX_TD_LEN + 16];
+	size_t	i;
+
+	if (c->bundle == NULL)
+		return NULL;
+	bundle_td_id(c->bundle, id, sizeof(id));
+	if (strcmp(id, td_id) == 0)
+		return c->bundle;
+	for (i = 0; i < c->nfed; i++) {
+		bundle_td_id(c->fed[i], id, sizeof(id));
+		if (strcmp(id, td_id) == 0)
+			return c->fed[i];
+	}
+	return NULL;
+}
+
+/* ---- JWT-SVIDs ---------------------------------------------------------- */
+
+static int
+cmp_str(const void *x, const void *y)
+{
+	return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+char *
+cache_aud_key(char **aud, size_t n)
+{
+	char	**s, *out, *p;
+	size_t	  i, len = 1;
+
+	if (n == 1) {
+		/* The usual case: one audience, nothing to sort. */
+		len = strlen(aud[0]);
+		if ((out = malloc(len + 2)) == NULL)
+			return NULL;
+		memcpy(out, aud[0], len);
+		out[len] = '\n';
+		out[len + 1] = '\0';
+		return out;
+	}
+	if ((s = calloc(n + 1, sizeof(*s))) == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		s[i] = aud[i];
+		len += strlen(aud[i]) + 1;
+	}
+	qsort(s, n, sizeof(*s), cmp_str);
+	if ((out = malloc(len)) != NULL) {
+		for (i = 0, p = out; i < n; i++) {
+			len = strlen(s[i]);
+			memcpy(p, s[i], len);
+			p[len] = '\n';
+			p += len + 1;
+		}
+		*p = '\0';
+	}
+	free(s);
+	return out;
+}
+
+/* FNV-1a of the entry ID and the audiences. */
+static uint32_t
+jwt_hash(const char *entry_id, const char *aud_key)
+{
+	uint32_t	 h = 2166136261u;
+	const char	*p;
+
+	for (p = entry_id; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h = (h ^ 0xff) * 16777619u;
+	for (p = aud_key; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
+}
+
+static struct jwt_cached *
+jwt_find(struct cache *c, const char *entry_id, const char *aud_key,
+    uint32_t h)
+{
+	struct jwt_cached *j;
+
+	for (j = c->jwt[h % JWT_BUCKETS]; j != NULL; j = j->hnext)
+		if (j->hash == h && strcmp(j->entry_id, entry_id) == 0 &&
+		    strcmp(j->aud_key, aud_key) == 0)
+			return j;
+	return NULL;
+}
+
+static void
+jwt_unlink(struct cache *c, struct jwt_cached *j)
+{
+	struct jwt_cached **pp;
+
+	for (pp = &c->jwt[j->hash % JWT_BUCKETS]; *pp != j; pp = &(*pp)->hnext)
+		;
+	*pp = j->hnext;
+	if (j->older != NULL)
+		j->older->newer = j->newer;
+	else
+		c->oldest = j->newer;
+	if (j->newer != NULL)
+		j->newer->older = j->older;
+	else
+		c->newest = j->older;
+	c->njwts--;
+}
+
+const char *
+cache_jwt_get(struct cache *c, const char *entry_id, const char *aud_key,
+    int64_t now, int *fresh)
+{
+	struct jwt_cached *j;
+
+	*fresh = 0;
+	j = jwt_find(c, entry_id, aud_key, jwt_hash(entry_id, aud_key));
+	if (j == NULL || j->token == NULL || now >= j->exp)
+		return NULL;
+	*fresh = now < j->rotate_at;
+	return j->token;
+}
+
+void
+cache_jwt_put(struct cache *c, const char *entry_id, const char *aud_key,
+    const char *token, int64_t exp, int64_t now)
+{
+	struct jwt_cached	*j;
+	uint32_t		 h = jwt_hash(entry_id, aud_key);
+
+	if ((j = jwt_find(c, entry_id, aud_key, h)) != NULL) {
+		freezero(j->token, strlen(j->token));
+		if ((j->token = strdup(token)) == NULL) {
+			/* Short of memory: the token is served, not kept. */
+			jwt_unlink(c, j);
+			jwt_free(j);
+			return;
+		}
+	} else {
+		if (c->njwts >= CACHE_MAX_JWTS && c->oldest != NULL) {
+			j = c->oldest;
+			jwt_unlink(c, j);
+			jwt_free(j);
+		}
+		if ((j = calloc(1, sizeof(*j))) == NULL ||
+		    (j->entry_id = strdup(entry_id)) == NULL ||
+		    (j->aud_key = strdup(aud_key)) == NULL ||
+		    (j->token = strdup(token)) == NULL) {
+			if (j != NULL)
+				jwt_free(j);
+			return;
+		}
+		j->hash = h;
+		j->hnext = c->jwt[h % JWT_BUCKETS];
+		c->jwt[h % JWT_BUCKETS] = j;
+		j->older = c->newest;
+		if (c->newest != NULL)
+			c->newest->newer = j;
+		else
+			c->oldest = j;
+		c->newest = j;
+		c->njwts++;
+	}
+	j->exp = exp;
+	j->rotate_at = now + (exp - now) / 2;
+}
+
+/* ---- subscribers -------------------------------------------------------- */
+
+void
+cache_subscribe(struct cache *c, struct cache_sub *s)
+{
+	s->next = c->subs;
+	c->subs = s;
+}
+
+void
+cache_unsubscribe(struct cache *c, struct cache_sub *s)
+{
+	struct cache_sub **pp;
+
+	if (c->notifying == s)
+		c->notifying = s->next;
+	for (pp = &c->subs; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+}
+
+void
+cache_notify(struct cache *c)
+{
+	struct cache_sub *s;
+
+	for (s = c->subs; s != NULL; s = c->notifying) {
+		c->notifying = s->next;
+		s->changed(s);
+	}
+	c->notifying = NULL;
+}
