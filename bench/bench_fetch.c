@@ -1,7 +1,8 @@
 /*
  * bench_fetch.c: Workload API fetch latency and rate.
  *
- *	bench_fetch -s SOCKET [-c CLIENTS] [-t SECONDS]
+ *	bench_fetch -s SOCKET [-c CLIENTS] [-t SECONDS] [-n FETCHES]
+ *	    [-o SAMPLES] [-j]
  *
  * CLIENTS workloads each connect, open FetchX509SVID, wait for the first
  * response (the whole X509SVIDResponse), close the connection and start
@@ -9,7 +10,10 @@
  * streams on one connection thousands of times would trip HTTP/2 rapid-
  * reset protection, and is not what SPIFFE clients do.)  Prints fetches
  * per second and first-response latency percentiles, connection set-up
- * included.  The agent attests the caller on every call.
+ * included.  The agent attests the caller on every call.  -n stops after
+ * that many fetches (and ignores -t), -o writes every latency in
+ * microseconds to a file, one a line, and -j prints the figures as one
+ * JSON object.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +30,7 @@
 struct client {
 	struct rpc_channel	*ch;
 	struct rpc_ccall	*call;
+	uv_timer_t		 retry;
 	double			 t0;
 	int			 got;
 };
@@ -35,7 +40,7 @@ static char		 target[1100];
 static double		 t_end;
 static double		*samples;
 static size_t		 nsamples;
-static long		 errors;
+static long		 errors, limit, started;
 static int		 active;
 
 static double
@@ -48,6 +53,12 @@ now_s(void)
 }
 
 static void	start(struct client *);
+
+static void
+retry_cb(uv_timer_t *t)
+{
+	start(t->data);
+}
 
 static void
 on_message(struct rpc_ccall *call, const uint8_t *p, size_t n, void *arg)
@@ -65,15 +76,28 @@ on_message(struct rpc_ccall *call, const uint8_t *p, size_t n, void *arg)
 static void
 on_status(struct rpc_ccall *call, int status, const char *msg, void *arg)
 {
-	struct client *c = arg;
+	struct client	*c = arg;
+	int		 failed = 0;
 
 	c->call = NULL;
 	if (status != RPC_CANCELLED || c->got == 0) {
+		failed = 1;
 		if (errors++ < 3)
 			fprintf(stderr, "fetch: %d %s\n", status, msg);
+		if (c->ch != NULL) {	/* the next try connects anew */
+			rpc_channel_close(c->ch, NULL, NULL);
+			c->ch = NULL;
+		}
 	}
-	if (now_s() < t_end && errors < 100)
-		start(c);
+	/* A failed call is counted and the client goes on; only an agent
+	 * that never answers stops it. */
+	if ((limit > 0 ? started < limit : now_s() < t_end) &&
+	    (errors < 100 || nsamples > 0)) {
+		if (failed)	/* as a client would, after a pause */
+			uv_timer_start(&c->retry, retry_cb, 10, 0);
+		else
+			start(c);
+	}
 	else
 		active--;
 }
@@ -89,6 +113,7 @@ start(struct client *c)
 
 	c->got = 0;
 	c->t0 = now_s();
+	started++;
 	if (c->ch == NULL && rpc_channel_new(&loop, target, NULL, 0,
 	    &c->ch) != 0) {
 		active--;
@@ -115,19 +140,24 @@ int
 main(int argc, char **argv)
 {
 	struct client	*cl;
-	const char	*sock = NULL;
+	const char	*sock = NULL, *out = NULL;
+	FILE		*f;
 	double		 secs = 5, t0, el;
-	int		 n = 1, ch, i;
+	size_t		 k;
+	int		 n = 1, m, ch, i, json = 0;
 
-	while ((ch = getopt(argc, argv, "s:c:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:c:t:n:o:j")) != -1) {
 		switch (ch) {
 		case 's': sock = optarg; break;
 		case 'c': n = atoi(optarg); break;
 		case 't': secs = atof(optarg); break;
+		case 'n': limit = atol(optarg); break;
+		case 'o': out = optarg; break;
+		case 'j': json = 1; break;
 		default: goto usage;
 		}
 	}
-	if (sock == NULL || n < 1 || n > 10000)
+	if (sock == NULL || n < 1 || n > 10000 || limit < 0)
 		goto usage;
 	log_init("bench", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
 	snprintf(target, sizeof(target), "unix://%s", sock);
@@ -136,20 +166,48 @@ main(int argc, char **argv)
 	uv_loop_init(&loop);
 	t0 = now_s();
 	t_end = t0 + secs;
-	active = n;
-	for (i = 0; i < n; i++)
+	m = limit > 0 && limit < n ? (int)limit : n;
+	active = m;
+	for (i = 0; i < n; i++) {
+		uv_timer_init(&loop, &cl[i].retry);
+		cl[i].retry.data = &cl[i];
+	}
+	for (i = 0; i < m; i++)
 		start(&cl[i]);
 	while (active > 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
 		;
 	el = now_s() - t0;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (cl[i].ch != NULL)
 			rpc_channel_close(cl[i].ch, NULL, NULL);
+		uv_close((uv_handle_t *)&cl[i].retry, NULL);
+	}
 	uv_run(&loop, UV_RUN_DEFAULT);
 	qsort(samples, nsamples, sizeof(*samples), cmp);
 	if (nsamples == 0) {
 		fprintf(stderr, "no fetch succeeded\n");
 		return 1;
+	}
+	if (out != NULL) {
+		if ((f = fopen(out, "w")) == NULL) {
+			perror(out);
+			return 1;
+		}
+		for (k = 0; k < nsamples; k++)
+			fprintf(f, "%.1f\n", samples[k] * 1e6);
+		if (fclose(f) != 0) {
+			perror(out);
+			return 1;
+		}
+	}
+	if (json) {
+		printf("{\"clients\":%d,\"fetches\":%zu,\"errors\":%ld,"
+		    "\"seconds\":%.3f,\"rate\":%.1f,\"p50_us\":%.1f,"
+		    "\"p99_us\":%.1f,\"p999_us\":%.1f}\n", n, nsamples, errors,
+		    el, (double)nsamples / el, samples[nsamples / 2] * 1e6,
+		    samples[nsamples * 99 / 100] * 1e6,
+		    samples[nsamples * 999 / 1000] * 1e6);
+		return errors > 0;
 	}
 	printf("%4d clients: %8.0f fetches/s  first response p50 %7.0f us  "
 	    "p99 %7.0f us  (%zu fetches, %ld errors)\n", n,
@@ -158,6 +216,6 @@ main(int argc, char **argv)
 	return errors > 0;
 usage:
 	fprintf(stderr, "usage: bench_fetch -s SOCKET [-c CLIENTS] "
-	    "[-t SECONDS]\n");
+	    "[-t SECONDS] [-n FETCHES] [-o SAMPLES] [-j]\n");
 	return 1;
 }

@@ -1,15 +1,19 @@
 /*
- * bench_issue.c: X.509-SVID issuance rate through BatchNewX509SVID over
- * the real TLS agent API, beside this machine's own ECDSA P-256 sign and
- * verify rates measured in the same run.
+ * bench_issue.c: SVID issuance rate over the real TLS agent API:
+ * X.509-SVIDs through BatchNewX509SVID (beside this machine's own ECDSA
+ * P-256 sign and verify rates measured in the same run), or JWT-SVIDs
+ * through NewJWTSVID, or WIT-SVIDs through NewWITSVID.
  *
  *	bench_issue -s HOST:PORT -T TD -d AGENTDIR -e ENTRY_ID
- *	    [-b BATCH] [-c CONCURRENT] [-t SECONDS]
+ *	    [-k x509|jwt|wit] [-b BATCH] [-c CONCURRENT] [-t SECONDS] [-j]
  *
- * Each SVID costs the server one CSR signature verification and one
+ * Each X.509-SVID costs the server one CSR signature verification and one
  * certificate signature, so the ceiling is 1 / (t_sign + t_verify) per
  * core; the ratio printed is the measured rate over that ceiling.  The
- * CSRs are made once, before timing, and reused.
+ * CSRs (and the WIT-SVID's workload key) are made once, before timing, and
+ * reused.  With -j only the issuance figures are printed, as one JSON
+ * object (bench/run measures the ceiling itself); "warm_up" counts the
+ * SVIDs of the first call, made before timing.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "agent.pb-c.h"
+#include "jose.h"
 #include "log.h"
 #include "nodeclient.h"
 #include "pkey.h"
@@ -30,8 +35,13 @@ static uv_loop_t	 loop;
 static struct nodeclient *nc;
 static Wick__Agent__BatchNewX509SVIDRequest req =
     WICK__AGENT__BATCH_NEW_X509_SVIDREQUEST__INIT;
+static Wick__Agent__NewJWTSVIDRequest jwt_req =
+    WICK__AGENT__NEW_JWTSVIDREQUEST__INIT;
+static Wick__Agent__NewWITSVIDRequest wit_req =
+    WICK__AGENT__NEW_WITSVIDREQUEST__INIT;
+static const char	*kind = "x509";
 static double		 t_end;
-static long		 issued, failed, inflight;
+static long		 issued, failed, inflight, warm;
 
 static double
 now_s(void)
@@ -52,8 +62,10 @@ done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 
 	inflight--;
 	if (status != 0) {
-		fprintf(stderr, "BatchNewX509SVID: %d %s\n", status, msg);
+		fprintf(stderr, "%s: %d %s\n", kind, status, msg);
 		failed++;
+	} else if (strcmp(kind, "x509") != 0) {
+		issued++;
 	} else if ((resp = wick__agent__batch_new_x509_svidresponse__unpack(
 	    NULL, n, p)) != NULL) {
 		for (i = 0; i < resp->n_results; i++)
@@ -71,8 +83,17 @@ done(int status, const char *msg, const uint8_t *p, size_t n, void *arg)
 static void
 send_one(void)
 {
-	if (nodeclient_call(nc, NODE_PATH_X509, &req.base, 30000, done,
-	    NULL) != 0) {
+	const ProtobufCMessage	*m = &req.base;
+	const char		*path = NODE_PATH_X509;
+
+	if (strcmp(kind, "jwt") == 0) {
+		m = &jwt_req.base;
+		path = NODE_PATH_JWT;
+	} else if (strcmp(kind, "wit") == 0) {
+		m = &wit_req.base;
+		path = NODE_PATH_WIT;
+	}
+	if (nodeclient_call(nc, path, m, 30000, done, NULL) != 0) {
 		failed++;
 		return;
 	}
@@ -121,15 +142,19 @@ main(int argc, char **argv)
 	Wick__Agent__NewX509SVIDParams	*pv, **pp;
 	STACK_OF(X509)			*roots, *chain;
 	EVP_PKEY			*key, *akey;
+	struct jose_key			*jk;
+	json_t				*pub;
 	struct buf			*csr;
+	char				*aud[] = { "bench" };
 	const char			*addr = NULL, *td = NULL, *dir = NULL;
 	const char			*entry = NULL;
 	char				 path[1024];
 	double				 secs = 10, t0, rate, sign, verify;
 	double				 ceiling;
 	int				 batch = 100, conc = 4, ch, i;
+	int				 json = 0;
 
-	while ((ch = getopt(argc, argv, "s:T:d:e:b:c:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "s:T:d:e:k:b:c:t:j")) != -1) {
 		switch (ch) {
 		case 's': addr = optarg; break;
 		case 'T': td = optarg; break;
@@ -138,11 +163,14 @@ main(int argc, char **argv)
 		case 'b': batch = atoi(optarg); break;
 		case 'c': conc = atoi(optarg); break;
 		case 't': secs = atof(optarg); break;
+		case 'k': kind = optarg; break;
+		case 'j': json = 1; break;
 		default: goto usage;
 		}
 	}
 	if (addr == NULL || td == NULL || dir == NULL || entry == NULL ||
-	    batch < 1 || batch > 500 || conc < 1)
+	    batch < 1 || batch > 500 || conc < 1 || (strcmp(kind, "x509") != 0 &&
+	    strcmp(kind, "jwt") != 0 && strcmp(kind, "wit") != 0))
 		goto usage;
 	log_init("bench", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
 	snprintf(path, sizeof(path), "%s/bundle.pem", dir);
@@ -175,6 +203,20 @@ main(int argc, char **argv)
 	}
 	req.params = pp;
 	req.n_params = (size_t)batch;
+	jwt_req.entry_id = (char *)entry;
+	jwt_req.audience = aud;
+	jwt_req.n_audience = 1;
+	if (pkey_generate(PKEY_EC_P256, &key) != 0 ||
+	    jose_key_from_pkey(key, "workload", &jk) != 0 ||
+	    jose_key_to_jwk(jk, 0, &pub) != 0)
+		return 1;
+	json_object_del(pub, "kid");
+	json_object_set_new(pub, "alg", json_string("ES256"));
+	wit_req.entry_id = (char *)entry;
+	wit_req.public_jwk = json_dumps(pub, JSON_COMPACT);
+	json_decref(pub);
+	jose_key_free(jk);
+	EVP_PKEY_free(key);
 	/* Warm up: the TLS handshake and the first call. */
 	t_end = 0;
 	send_one();
@@ -182,6 +224,7 @@ main(int argc, char **argv)
 		;
 	if (failed > 0)
 		return 1;
+	warm = issued;
 	issued = 0;
 	t0 = now_s();
 	t_end = t0 + secs;
@@ -190,6 +233,19 @@ main(int argc, char **argv)
 	while (inflight > 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
 		;
 	rate = (double)issued / (now_s() - t0);
+	if (json) {
+		printf("{\"kind\":\"%s\",\"issued\":%ld,\"warm_up\":%ld,"
+		    "\"failed\":%ld,\"rate\":%.1f,\"batch\":%d,"
+		    "\"in_flight\":%d}\n", kind, issued, warm, failed, rate,
+		    strcmp(kind, "x509") == 0 ? batch : 1, conc);
+		goto out;
+	}
+	if (strcmp(kind, "x509") != 0) {
+		printf("%s-SVIDs issued      %10.0f /s  (%ld in %.1f s, %d calls "
+		    "in flight, %ld failed)\n", kind, rate, issued, secs, conc,
+		    failed);
+		goto out;
+	}
 	sign = ecdsa_rate(0, 2.0);
 	verify = ecdsa_rate(1, 2.0);
 	ceiling = 1.0 / (1.0 / sign + 1.0 / verify);
@@ -201,12 +257,14 @@ main(int argc, char **argv)
 	printf("ECDSA P-256 verify      %10.0f /s\n", verify);
 	printf("ceiling sign+verify     %10.0f /s  (one core)\n", ceiling);
 	printf("ratio issued/ceiling    %10.2f\n", rate / ceiling);
+out:
 	nodeclient_free(nc);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	return failed > 0;
 usage:
 	fprintf(stderr, "usage: bench_issue -s HOST:PORT -T TD -d AGENTDIR -e "
-	    "ENTRY_ID [-b BATCH] [-c CONCURRENT] [-t SECONDS]\n");
+	    "ENTRY_ID [-k x509|jwt|wit] [-b BATCH] [-c CONCURRENT] "
+	    "[-t SECONDS] [-j]\n");
 	return 1;
 state:
 	fprintf(stderr, "cannot read %s (attest with wick-testagent first)\n",
