@@ -840,6 +840,10 @@ set_bundle_pb(struct agent *a, const Wick__Types__Bundle *pb, int own)
 		save_bundle(a);
 		log_info("trust bundle updated to sequence %llu",
 		    (unsigned long long)b->sequence);
+		/* Workloads see a new CA now, before any SVID it signs (a
+		 * sync that changes no entry notifies nobody else). */
+		if (a->synced)
+			cache_notify(a->cache);
 		return;
 	}
 	cache_add_federated(a->cache, b);

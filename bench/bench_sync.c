@@ -117,6 +117,9 @@ pass_done(struct sim *s, int ok)
 	}
 }
 
+/* The trust bundle's sequence, as the last answer carrying it said. */
+static uint64_t	bundle_seq;
+
 static void
 sync_done(int status, const char *msg, const uint8_t *p, size_t n,
     void *arg)
@@ -135,6 +138,8 @@ sync_done(int status, const char *msg, const uint8_t *p, size_t n,
 		pass_done(s, 0);
 		return;
 	}
+	if (resp->bundle != NULL)
+		bundle_seq = resp->bundle->sequence_number;
 	s->changed += resp->n_entries;
 	s->pages++;
 	s->bytes += n;
@@ -159,7 +164,11 @@ sync_page(struct sim *s)
 	Wick__Agent__SyncAuthorizedRequest req =
 	    WICK__AGENT__SYNC_AUTHORIZED_REQUEST__INIT;
 
+	/* As wick-agent asks: "unchanged" when nothing changed, the
+	 * bundle only when its sequence moved. */
 	req.since_revision = s->revision;
+	req.accept_unchanged = 1;
+	req.bundle_sequence = bundle_seq;
 	req.page_token = s->page != NULL ? s->page : "";
 	if (nodeclient_call(s->nc, NODE_PATH_SYNC, &req.base, 60000,
 	    sync_done, s) != 0)
