@@ -74,7 +74,7 @@
  * thread; past it a call ends RESOURCE_EXHAUSTED.  Anonymous peers are
  * addresses, and may only attest. */
 #define RPC_MAX_PEER_QUEUED	64
-#define RPC_MAX_ANON_QUEUED	8
+#define RPC_MAX_ANON_QUEUED	64	/* as many as connections per address */
 #define RPC_MAX_LISTENERS	8
 #define RPC_LISTEN_BACKLOG	1024
 #define RPC_SHUTDOWN_FLUSH_MS	1000	/* to write the last statuses */
