@@ -30,6 +30,8 @@ debs=(
 	# flavour has HTTP/2) answers h2c on a Unix socket as the transport's
 	# ceiling; the package's own nginx service is kept from running (below)
 	nghttp2-client nginx-light
+	# bench/run counts instructions per call with callgrind
+	valgrind
 	# the failover test (tests/integration/test_failover.py) puts its own
 	# haproxy, in TCP mode on a loopback port, in front of two servers; the
 	# package's own haproxy service is kept from running (below)
