@@ -36,6 +36,13 @@ struct cache {
 	struct buf		  bundle_der;	/* its X.509 CAs */
 	struct bundle		 *fed[CACHE_MAX_FEDERATED];
 	size_t			  nfed;
+	/* The JWT keys of the bundles above, decoded on first use (a key's
+	 * DER through OpenSSL's decoders costs more than verifying). */
+	struct {
+		const struct bundle	*of;
+		struct jose_keyset	 ks;
+	}			  jwks[CACHE_MAX_FEDERATED + 1];
+	size_t			  njwks;
 	/* JWT-SVIDs: hashed by (entry, audiences), oldest first to go */
 	struct jwt_cached	 *jwt[JWT_BUCKETS];
 	struct jwt_cached	 *oldest, *newest;
@@ -43,6 +50,8 @@ struct cache {
 	struct cache_sub	 *subs;
 	struct cache_sub	 *notifying;	/* the next to tell */
 };
+
+static void	jwks_clear(struct cache *);
 
 struct cache *
 cache_new(void)
@@ -101,6 +110,7 @@ cache_free(struct cache *c)
 	cache_clear_federated(c);
 	bundle_free(c->bundle);
 	buf_cleanup(&c->bundle_der);
+	jwks_clear(c);
 	while ((j = c->oldest) != NULL) {
 		c->oldest = j->newer;
 		jwt_free(j);
@@ -291,9 +301,43 @@ cache_match(struct cache *c, const struct selector_set *sel, int with_svid,
 
 /* ---- bundles ------------------------------------------------------------ */
 
+/* The bundles change: their decoded keys go (a new bundle may even
+ * reuse a freed one's address). */
+static void
+jwks_clear(struct cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->njwks; i++)
+		jose_keyset_cleanup(&c->jwks[i].ks);
+	c->njwks = 0;
+}
+
+const struct jose_keyset *
+cache_jwt_keyset(struct cache *c, const struct bundle *b)
+{
+	size_t i;
+
+	for (i = 0; i < c->njwks; i++)
+		if (c->jwks[i].of == b)
+			return &c->jwks[i].ks;
+	if (c->njwks == sizeof(c->jwks) / sizeof(c->jwks[0]))
+		jwks_clear(c);
+	i = c->njwks;
+	jose_keyset_init(&c->jwks[i].ks);
+	if (bundle_keyset(b, BUNDLE_USE_JWT, &c->jwks[i].ks) != 0) {
+		jose_keyset_cleanup(&c->jwks[i].ks);
+		return NULL;
+	}
+	c->jwks[i].of = b;
+	c->njwks++;
+	return &c->jwks[i].ks;
+}
+
 void
 cache_set_bundle(struct cache *c, struct bundle *b)
 {
+	jwks_clear(c);
 	if (b != c->bundle) {
 		bundle_free(c->bundle);
 		c->bundle = b;
@@ -321,6 +365,7 @@ cache_clear_federated(struct cache *c)
 {
 	size_t i;
 
+	jwks_clear(c);
 	for (i = 0; i < c->nfed; i++)
 		bundle_free(c->fed[i]);
 	c->nfed = 0;

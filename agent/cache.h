@@ -14,6 +14,7 @@
 
 #include "bundle.h"
 #include "err.h"
+#include "jose.h"
 #include "selector.h"
 
 #define CACHE_MAX_FEDERATED	64
@@ -95,6 +96,13 @@ const uint8_t	*cache_bundle_der(const struct cache *, size_t *len);
 /* Federated bundles: dropped all at once, added one by one (taken; past
  * CACHE_MAX_FEDERATED freed). */
 void		 cache_clear_federated(struct cache *);
+/*
+ * The JWT keys of b (the own bundle or a federated one held), decoded
+ * once per bundle held: borrowed until the bundles change.  NULL when
+ * a key does not decode.
+ */
+const struct jose_keyset *cache_jwt_keyset(struct cache *,
+		    const struct bundle *b);
 void		 cache_add_federated(struct cache *, struct bundle *);
 /* The bundle of a trust domain ID: own or federated; NULL if none. */
 struct bundle	*cache_bundle_for(struct cache *, const char *td_id);

@@ -1432,7 +1432,7 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	ValidateJWTSVIDRequest		*req;
 	ValidateJWTSVIDResponse		 resp = VALIDATE_JWTSVIDRESPONSE__INIT;
 	struct jose_verify_opts		 opts = { { "JWT", "JOSE", "" }, 3 };
-	struct jose_keyset		 ks;
+	const struct jose_keyset	*ks;
 	struct bundle			*b;
 	json_t				*claims = NULL;
 	const char			*why;
@@ -1442,7 +1442,6 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 
 	if (wl_defer(call, p, n, m_validate_jwt))
 		return;
-	jose_keyset_init(&ks);
 	if ((req = validate_jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
 		    "malformed ValidateJWTSVIDRequest");
@@ -1464,11 +1463,12 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
 		goto out;
 	}
-	if (bundle_keyset(b, BUNDLE_USE_JWT, &ks) != 0) {
+	/* Decoded once per bundle held, not per call. */
+	if ((ks = cache_jwt_keyset(s->w->cache, b)) == NULL) {
 		(void)rpc_call_finish(call, RPC_INTERNAL, "bad bundle keys");
 		goto out;
 	}
-	if ((r = jose_verify(req->svid, &ks, &opts, &claims, NULL, msg,
+	if ((r = jose_verify(req->svid, ks, &opts, &claims, NULL, msg,
 	    sizeof(msg))) != 0 || (r = jose_check_jwt_claims(claims,
 	    req->audience, (int64_t)time(NULL), msg, sizeof(msg))) != 0) {
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
@@ -1520,7 +1520,6 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	google__protobuf__struct__free_unpacked(resp.claims, NULL);
 out:
 	json_decref(claims);
-	jose_keyset_cleanup(&ks);
 	validate_jwtsvidrequest__free_unpacked(req, NULL);
 }
 
