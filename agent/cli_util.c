@@ -19,6 +19,7 @@
 #include <openssl/asn1.h>
 
 #include "cli_int.h"
+#include "encode.h"
 #include "flag.h"
 #include "conf.h"
 #include "config.h"
@@ -640,59 +641,6 @@ cli_claims_depth_check(const uint8_t *p, size_t n, int max_depth)
 
 /* ---- token payloads ------------------------------------------------------ */
 
-static int
-b64url_val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/* Unpadded base64url; out must hold n * 3 / 4 + 1 bytes. */
-static int
-b64url_decode(const char *s, size_t n, uint8_t *out, size_t *outlen)
-{
-	uint32_t	acc = 0;
-	size_t		i, o = 0;
-	int		bits = 0, v;
-
-	if (n % 4 == 1)
-		return WICK_ERR_INVALID;
-	for (i = 0; i < n; i++) {
-		if ((v = b64url_val((unsigned char)s[i])) < 0)
-			return WICK_ERR_INVALID;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (uint8_t)(acc >> bits);
-		}
-	}
-	*outlen = o;
-	return 0;
-}
-
-static int
-b64url_part_ok(const char *p, size_t n)
-{
-	size_t i;
-
-	if (n == 0)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (b64url_val((unsigned char)p[i]) < 0)
-			return 0;
-	return 1;
-}
-
 int
 cli_jwt_payload(const char *token, json_t **claims, const char **why)
 {
@@ -701,6 +649,7 @@ cli_jwt_payload(const char *token, json_t **claims, const char **why)
 	size_t		 len, rawlen;
 	json_error_t	 jerr;
 	json_t		*j;
+	int		 r;
 
 	*claims = NULL;
 	*why = NULL;
@@ -715,20 +664,18 @@ cli_jwt_payload(const char *token, json_t **claims, const char **why)
 		*why = "not a compact JWS (three dot-separated parts)";
 		return WICK_ERR_INVALID;
 	}
-	if (!b64url_part_ok(token, (size_t)(d1 - token)) ||
-	    !b64url_part_ok(d1 + 1, (size_t)(d2 - d1 - 1)) ||
-	    !b64url_part_ok(d2 + 1, strlen(d2 + 1))) {
+	if (d1 == token || d2 == d1 + 1 || d2[1] == '\0' ||
+	    !b64url_ok(token, (size_t)(d1 - token)) ||
+	    !b64url_ok(d1 + 1, (size_t)(d2 - d1 - 1)) ||
+	    !b64url_ok(d2 + 1, strlen(d2 + 1))) {
 		*why = "a token part is not base64url";
 		return WICK_ERR_INVALID;
 	}
-	if ((raw = malloc((size_t)(d2 - d1) * 3 / 4 + 1)) == NULL) {
-		*why = "out of memory";
-		return WICK_ERR_ALLOC;
-	}
-	if (b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), raw, &rawlen) != 0) {
-		free(raw);
-		*why = "the token payload is not base64url";
-		return WICK_ERR_INVALID;
+	if ((r = b64url_decode(d1 + 1, (size_t)(d2 - d1 - 1), 0, &raw,
+	    &rawlen)) != 0) {
+		*why = r == WICK_ERR_ALLOC ? "out of memory" :
+		    "the token payload is not base64url";
+		return r;
 	}
 	j = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
 	    &jerr);

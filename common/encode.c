@@ -1,6 +1,10 @@
 /*
- * encode.c: hex, SHA-256 hex and UUIDv4.
+ * encode.c: hex, base64url, SHA-256 hex and UUIDv4.
+ *
+ * Nothing here logs or exits: libwick links it too.
  */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -20,6 +24,109 @@ hex_encode(const uint8_t *p, size_t n, char *out)
 		out[2 * i + 1] = digits[p[i] & 0xf];
 	}
 	out[2 * n] = '\0';
+}
+
+static const char b64url[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int
+b64url_encode(const uint8_t *p, size_t n, char **out)
+{
+	char		*s, *o;
+	size_t		 i;
+	uint32_t	 v;
+
+	*out = NULL;
+	if (n > SIZE_MAX / 2)
+		return WICK_ERR_LIMIT;
+	if ((s = malloc(n / 3 * 4 + 5)) == NULL)
+		return WICK_ERR_ALLOC;
+	o = s;
+	for (i = 0; i + 3 <= n; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = b64url[v >> 18 & 63];
+		*o++ = b64url[v >> 12 & 63];
+		*o++ = b64url[v >> 6 & 63];
+		*o++ = b64url[v & 63];
+	}
+	if (n - i >= 1) {
+		v = (uint32_t)p[i] << 16;
+		if (n - i == 2)
+			v |= (uint32_t)p[i + 1] << 8;
+		*o++ = b64url[v >> 18 & 63];
+		*o++ = b64url[v >> 12 & 63];
+		if (n - i == 2)
+			*o++ = b64url[v >> 6 & 63];
+	}
+	*o = '\0';
+	*out = s;
+	return 0;
+}
+
+int
+b64url_digit(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+int
+b64url_ok(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n % 4 == 1)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (b64url_digit((unsigned char)s[i]) < 0)
+			return 0;
+	return 1;
+}
+
+int
+b64url_decode(const char *s, size_t n, int strict, uint8_t **out,
+    size_t *len)
+{
+	uint8_t		*p;
+	size_t		 i, o = 0;
+	uint32_t	 v = 0;
+	int		 c, bits = 0;
+
+	*out = NULL;
+	*len = 0;
+	if (n % 4 == 1)
+		return WICK_ERR_INVALID;
+	if ((p = malloc(n / 4 * 3 + 3)) == NULL)
+		return WICK_ERR_ALLOC;
+	for (i = 0; i < n; i++) {
+		if ((c = b64url_digit((unsigned char)s[i])) < 0) {
+			free(p);
+			return WICK_ERR_INVALID;
+		}
+		v = v << 6 | (uint32_t)c;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			p[o++] = (uint8_t)(v >> bits);
+			v &= (1u << bits) - 1;
+		}
+	}
+	if (strict && v != 0) {
+		free(p);
+		return WICK_ERR_INVALID;
+	}
+	*out = p;
+	*len = o;
+	return 0;
 }
 
 int

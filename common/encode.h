@@ -20,6 +20,20 @@ int	 hex_digit(int c);
 /* 2n lower-case hex digits (hex_encode()'s form, nothing else) into n
  * bytes of out: 0, or WICK_ERR_INVALID. */
 int	 hex_decode(const char *, size_t n, uint8_t *out) WICK_WUR;
+/*
+ * Unpadded base64url (RFC 4648 section 5), as JOSE writes it.
+ * b64url_encode(): *out a NUL-terminated heap string.  b64url_digit():
+ * the value of one character, or -1.  b64url_ok(): only base64url
+ * characters, and a length some byte string encodes to (not 4k + 1).
+ * b64url_decode(): the bytes into *out (heap); WICK_ERR_INVALID for
+ * anything else, and with strict also for non-zero unused low bits in
+ * the last character (then each byte string has one text only).
+ */
+int	 b64url_encode(const uint8_t *, size_t n, char **out) WICK_WUR;
+int	 b64url_digit(int c);
+int	 b64url_ok(const char *, size_t n);
+int	 b64url_decode(const char *, size_t n, int strict, uint8_t **out,
+	    size_t *len) WICK_WUR;
 /* SHA-256 of the bytes as hex; the digest is wiped. */
 int	 sha256_hex(const void *, size_t, char out[SHA256_HEX_LEN + 1])
 	    WICK_WUR;

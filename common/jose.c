@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 
+#include "encode.h"
 #include "jose.h"
 #include "xmalloc.h"
 
@@ -45,75 +46,7 @@ say(char *why, size_t whylen, int r, const char *fmt, ...)
 	return r;
 }
 
-/* ---- base64url ---------------------------------------------------------- */
 
-static char *
-b64url_encode(const uint8_t *p, size_t n)
-{
-	char	*out;
-	int	 len;
-	size_t	 i;
-
-	if ((out = malloc(4 * ((n + 2) / 3) + 1)) == NULL)
-		return NULL;
-	len = EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-	while (len > 0 && out[len - 1] == '=')
-		len--;
-	out[len] = '\0';
-	for (i = 0; i < (size_t)len; i++) {
-		if (out[i] == '+')
-			out[i] = '-';
-		else if (out[i] == '/')
-			out[i] = '_';
-	}
-	return out;
-}
-
-static int
-b64url_decode(const char *s, size_t n, uint8_t **out, size_t *outlen)
-{
-	char	*tmp;
-	uint8_t	*buf;
-	size_t	 i, padded = (n + 3) / 4 * 4;
-	int	 len;
-
-	*out = NULL;
-	*outlen = 0;
-	if (n % 4 == 1)
-		return WICK_ERR_INVALID;
-	if ((tmp = malloc(padded + 1)) == NULL)
-		return WICK_ERR_ALLOC;
-	for (i = 0; i < n; i++) {
-		if (s[i] == '-')
-			tmp[i] = '+';
-		else if (s[i] == '_')
-			tmp[i] = '/';
-		else if (s[i] == '+' || s[i] == '/' || s[i] == '=') {
-			free(tmp);
-			return WICK_ERR_INVALID;	/* not base64url */
-		} else
-			tmp[i] = s[i];
-	}
-	for (; i < padded; i++)
-		tmp[i] = '=';
-	tmp[padded] = '\0';
-	if ((buf = malloc(padded / 4 * 3 + 1)) == NULL) {
-		free(tmp);
-		return WICK_ERR_ALLOC;
-	}
-	len = EVP_DecodeBlock(buf, (unsigned char *)tmp, (int)padded);
-	free(tmp);
-	if (len < 0) {
-		free(buf);
-		return WICK_ERR_INVALID;
-	}
-	len -= (int)(padded - n);	/* padding decoded as zero bytes */
-	*out = buf;
-	*outlen = (size_t)len;
-	return 0;
-}
-
-static int	b64url_part_ok(const char *, size_t);
 
 /* ---- keys --------------------------------------------------------------- */
 
@@ -157,7 +90,7 @@ bn_param_b64(EVP_PKEY *pk, const char *name, size_t pad, json_t *o,
 	}
 	if (BN_bn2binpad(bn, bin, (int)n) < 0)
 		goto out;
-	if ((enc = b64url_encode(bin, n)) == NULL) {
+	if (b64url_encode(bin, n, &enc) != 0) {
 		r = WICK_ERR_ALLOC;
 		goto out;
 	}
@@ -207,7 +140,7 @@ key_from_jwk_obj(json_t *jwk, struct jose_key **out, const char **why)
 				continue;
 			v = json_string_value(json_object_get(jwk,
 			    b64members[m]));
-			if (v == NULL || !b64url_part_ok(v, strlen(v))) {
+			if (v == NULL || !b64url_ok(v, strlen(v))) {
 				*why = "JWK member is not base64url";
 				return WICK_ERR_INVALID;
 			}
@@ -538,24 +471,6 @@ key_fits_alg(const struct jose_key *k, const char *alg)
 	return 0;
 }
 
-/*
- * Every part must be well-formed base64url before cjose sees the token:
- * its decoder asserts (aborts) on some malformed lengths.
- */
-static int
-b64url_part_ok(const char *p, size_t n)
-{
-	size_t i;
-
-	if (n % 4 == 1)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((p[i] >= 'A' && p[i] <= 'Z') ||
-		    (p[i] >= 'a' && p[i] <= 'z') ||
-		    (p[i] >= '0' && p[i] <= '9') || p[i] == '-' || p[i] == '_'))
-			return 0;
-	return 1;
-}
 
 static int
 decode_json_part(const char *p, size_t n, json_t **out)
@@ -566,7 +481,7 @@ decode_json_part(const char *p, size_t n, json_t **out)
 	int		 r;
 
 	*out = NULL;
-	if ((r = b64url_decode(p, n, &raw, &rawlen)) != 0)
+	if ((r = b64url_decode(p, n, 0, &raw, &rawlen)) != 0)
 		return r;
 	*out = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
 	    &jerr);
@@ -605,9 +520,11 @@ jose_verify(const char *compact, const struct jose_keyset *ks,
 	    strchr(dot2 + 1, '.') != NULL)
 		return say(why, whylen, WICK_ERR_INVALID,
 		    "token is not a compact JWS");
-	if (!b64url_part_ok(compact, (size_t)(dot1 - compact)) ||
-	    !b64url_part_ok(dot1 + 1, (size_t)(dot2 - dot1 - 1)) ||
-	    !b64url_part_ok(dot2 + 1, len - (size_t)(dot2 + 1 - compact)))
+	/* Well-formed parts only reach cjose: its decoder asserts (aborts)
+	 * on some malformed lengths. */
+	if (!b64url_ok(compact, (size_t)(dot1 - compact)) ||
+	    !b64url_ok(dot1 + 1, (size_t)(dot2 - dot1 - 1)) ||
+	    !b64url_ok(dot2 + 1, len - (size_t)(dot2 + 1 - compact)))
 		return say(why, whylen, WICK_ERR_INVALID,
 		    "token is not base64url-encoded");
 	if (decode_json_part(compact, (size_t)(dot1 - compact), &hdr) != 0)
@@ -736,9 +653,9 @@ jwk_member_bytes(json_t *jwk, const char *name, uint8_t **out, size_t *len)
 {
 	const char *s = json_string_value(json_object_get(jwk, name));
 
-	if (s == NULL || !b64url_part_ok(s, strlen(s)))
+	if (s == NULL || !b64url_ok(s, strlen(s)))
 		return WICK_ERR_INVALID;
-	return b64url_decode(s, strlen(s), out, len);
+	return b64url_decode(s, strlen(s), 0, out, len);
 }
 
 int

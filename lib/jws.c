@@ -17,6 +17,7 @@
 #include <openssl/param_build.h>
 #include <openssl/rsa.h>
 
+#include "encode.h"
 #include "wick_int.h"
 
 struct alg_info {
@@ -125,58 +126,18 @@ wick_alg_for_key(EVP_PKEY *pk)
 
 /* ---- base64url ----------------------------------------------------------- */
 
-static const char b64url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* base64url (encode.c), with libwick's error codes. */
+static int
+b64url_err(int r)
+{
+	return r == 0 ? 0 : r == WICK_ERR_ALLOC ? WICK_E_ALLOC :
+	    r == WICK_ERR_LIMIT ? WICK_E_LIMIT : WICK_E_INVALID;
+}
 
 int
 wick_b64url_encode(const uint8_t *p, size_t n, char **out)
 {
-	char	*s, *o;
-	size_t	 i;
-	uint32_t v;
-
-	*out = NULL;
-	if (n > SIZE_MAX / 2)
-		return WICK_E_LIMIT;
-	if ((s = malloc(n / 3 * 4 + 5)) == NULL)
-		return WICK_E_ALLOC;
-	o = s;
-	for (i = 0; i + 3 <= n; i += 3) {
-		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		*o++ = b64url[v >> 18 & 63];
-		*o++ = b64url[v >> 12 & 63];
-		*o++ = b64url[v >> 6 & 63];
-		*o++ = b64url[v & 63];
-	}
-	if (n - i == 1) {
-		v = (uint32_t)p[i] << 16;
-		*o++ = b64url[v >> 18 & 63];
-		*o++ = b64url[v >> 12 & 63];
-	} else if (n - i == 2) {
-		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-		*o++ = b64url[v >> 18 & 63];
-		*o++ = b64url[v >> 12 & 63];
-		*o++ = b64url[v >> 6 & 63];
-	}
-	*o = '\0';
-	*out = s;
-	return 0;
-}
-
-static int
-b64url_val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	return b64url_err(b64url_encode(p, n, out));
 }
 
 /*
@@ -186,37 +147,7 @@ b64url_val(int c)
 int
 wick_b64url_decode(const char *s, size_t n, uint8_t **out, size_t *len)
 {
-	uint8_t	*p;
-	size_t	 i, o = 0;
-	uint32_t v = 0;
-	int	 c, bits = 0;
-
-	*out = NULL;
-	*len = 0;
-	if (n % 4 == 1)
-		return WICK_E_INVALID;
-	if ((p = malloc(n / 4 * 3 + 3)) == NULL)
-		return WICK_E_ALLOC;
-	for (i = 0; i < n; i++) {
-		if ((c = b64url_val((unsigned char)s[i])) < 0) {
-			free(p);
-			return WICK_E_INVALID;
-		}
-		v = v << 6 | (uint32_t)c;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			p[o++] = (uint8_t)(v >> bits);
-			v &= (1u << bits) - 1;
-		}
-	}
-	if (v != 0) {
-		free(p);
-		return WICK_E_INVALID;
-	}
-	*out = p;
-	*len = o;
-	return 0;
+	return b64url_err(b64url_decode(s, n, 1, out, len));
 }
 
 const char wick_why_alg_fit[] = "JWK alg does not fit its kty and crv";

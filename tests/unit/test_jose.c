@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "encode.h"
 #include "jose.h"
 
 #define NOW	1800000000
@@ -289,11 +290,46 @@ test_jwks(void **state)
 	jose_keyset_cleanup(&ks);
 }
 
+/* The one base64url of the project (encode.c), which JOSE and libwick use. */
+static void
+test_b64url(void **state)
+{
+	static const uint8_t	 bytes[] = { 0xfb, 0xff };
+	char			*s;
+	uint8_t			*p;
+	size_t			 n;
+
+	assert_int_equal(b64url_encode(bytes, sizeof(bytes), &s), 0);
+	assert_string_equal(s, "-_8");
+	free(s);
+	assert_int_equal(b64url_encode((const uint8_t *)"", 0, &s), 0);
+	assert_string_equal(s, "");
+	free(s);
+	assert_int_equal(b64url_decode("-_8", 3, 1, &p, &n), 0);
+	assert_int_equal(n, 2);
+	assert_memory_equal(p, bytes, 2);
+	free(p);
+	/* Unused low bits set: refused when strict, ignored otherwise. */
+	assert_int_equal(b64url_decode("-_9", 3, 1, &p, &n), WICK_ERR_INVALID);
+	assert_int_equal(b64url_decode("-_9", 3, 0, &p, &n), 0);
+	assert_memory_equal(p, bytes, 2);
+	free(p);
+	/* Padding, the other alphabet, an impossible length. */
+	assert_int_equal(b64url_decode("-_8=", 4, 0, &p, &n), WICK_ERR_INVALID);
+	assert_int_equal(b64url_decode("+/8", 3, 0, &p, &n), WICK_ERR_INVALID);
+	assert_int_equal(b64url_decode("abcde", 5, 0, &p, &n),
+	    WICK_ERR_INVALID);
+	assert_true(b64url_ok("-_8", 3));
+	assert_false(b64url_ok("abcde", 5));
+	assert_false(b64url_ok("ab c", 4));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrips),
+		cmocka_unit_test(test_b64url),
 		cmocka_unit_test(test_es256_signature_is_raw),
 		cmocka_unit_test(test_rejections),
 		cmocka_unit_test(test_claims),
