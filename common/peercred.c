@@ -66,14 +66,11 @@ read_starttime(pid_t pid, uint64_t *out)
 	return peercred_parse_stat_starttime(buf, out);
 }
 
-static int
-get(int fd, struct peercred *pc, int hold)
+int
+peercred_ucred(int fd, struct peercred *pc)
 {
 	struct ucred	 cred;
-	struct stat	 st;
 	socklen_t	 len = sizeof(cred);
-	char		 path[64];
-	int		 r;
 
 	memset(pc, 0, sizeof(*pc));
 	pc->status_fd = -1;
@@ -84,6 +81,16 @@ get(int fd, struct peercred *pc, int hold)
 	pc->pid = cred.pid;
 	pc->uid = cred.uid;
 	pc->gid = cred.gid;
+	return 0;
+}
+
+int
+peercred_complete(struct peercred *pc, int hold)
+{
+	struct stat	 st;
+	char		 path[64];
+	int		 r;
+
 	/*
 	 * Held: opened before the start time is read, so both name one
 	 * process (if the pid was used again in between, the file names the
@@ -109,13 +116,21 @@ get(int fd, struct peercred *pc, int hold)
 int
 peercred_get(int fd, struct peercred *pc)
 {
-	return get(fd, pc, 0);
+	int r;
+
+	if ((r = peercred_ucred(fd, pc)) != 0)
+		return r;
+	return peercred_complete(pc, 0);
 }
 
 int
 peercred_get_held(int fd, struct peercred *pc)
 {
-	return get(fd, pc, 1);
+	int r;
+
+	if ((r = peercred_ucred(fd, pc)) != 0)
+		return r;
+	return peercred_complete(pc, 1);
 }
 
 int

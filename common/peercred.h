@@ -47,6 +47,13 @@ int	 peercred_get(int fd, struct peercred *) WICK_WUR;
  * descriptor to spare, as peercred_get()). */
 int	 peercred_get_held(int fd, struct peercred *) WICK_WUR;
 /*
+ * peercred_get() in two steps, for a server that admits a connection by
+ * uid before paying for the reads of /proc: the kernel's record of the
+ * peer (pid, uid, gid) only, then the rest (hold: as peercred_get_held()).
+ */
+int	 peercred_ucred(int fd, struct peercred *) WICK_WUR;
+int	 peercred_complete(struct peercred *, int hold) WICK_WUR;
+/*
  * Keep /proc/<pid>/status open for the connection's life (one more file
  * descriptor): then peercred_read_status() costs one pread and the check
  * that the caller is still the same process cannot be fooled by a reused

@@ -77,6 +77,7 @@
 #define RPC_MAX_ANON_QUEUED	64	/* as many as connections per address */
 #define RPC_MAX_LISTENERS	8
 #define RPC_LISTEN_BACKLOG	1024
+#define RPC_ACCEPT_BURST	32	/* connections accepted per loop turn */
 #define RPC_SHUTDOWN_FLUSH_MS	1000	/* to write the last statuses */
 
 /* gRPC status codes. */
@@ -281,6 +282,7 @@ struct rpc_server_stats {
 	uint64_t	 connections_total;
 	uint64_t	 connections_refused;	/* over a connection limit */
 	uint64_t	 connections_evicted;	/* to make room for another peer */
+	uint64_t	 accepts_deferred;	/* to a later turn of the loop */
 	uint64_t	 connections_timed_out;	/* handshake, first call, anon,
 						   stalled output */
 	uint64_t	 budget_refusals;	/* calls ended by a budget */

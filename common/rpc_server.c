@@ -165,6 +165,7 @@ struct rpc_listener {
 	struct tls_ctx		*tls;
 	int			 is_unix;
 	int			 open;
+	int			 deferred;	/* a connection waits (turn) */
 };
 
 struct rpc_conn {
@@ -245,7 +246,9 @@ struct rpc_server {
 	int			 shutting_down;
 	uv_timer_t		 grace;
 	uv_timer_t		 sweep;
-	int			 handles_open;	/* grace and sweep */
+	uv_check_t		 turn;		/* after each poll */
+	uint32_t		 accepted_turn;	/* accepts since then */
+	int			 handles_open;	/* grace, sweep, turn */
 	int			 grace_active;
 	int			 grace_over;	/* calls ended, output flushing */
 	void			(*done)(struct rpc_server *, void *);
@@ -254,6 +257,7 @@ struct rpc_server {
 };
 
 static void	conn_close(struct rpc_conn *);
+static void	server_turn_cb(uv_check_t *);
 static void	conn_maybe_free(struct rpc_conn *);
 static void	conn_schedule_flush(struct rpc_conn *);
 static void	conn_idle_cb(uv_timer_t *);
@@ -2114,6 +2118,19 @@ listener_accept_cb(uv_stream_t *ls, int status)
 
 	if (status != 0)
 		return;
+	/*
+	 * At most RPC_ACCEPT_BURST a turn of the loop: clients that close
+	 * and connect again as fast as we accept would otherwise keep us in
+	 * libuv's accept loop while the connections we have wait.  Not
+	 * accepting now makes libuv stop watching the listener; the turn
+	 * callback accepts it after this poll's other events.
+	 */
+	if (srv->accepted_turn >= RPC_ACCEPT_BURST && !srv->shutting_down) {
+		l->deferred = 1;
+		srv->stats.accepts_deferred++;
+		return;
+	}
+	srv->accepted_turn++;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		log_error("out of memory accepting a connection");
 		return;
@@ -2142,8 +2159,7 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	if (l->is_unix) {
 		c->peer.is_unix = 1;
 		if (uv_fileno(&c->h.handle, &fd) != 0 ||
-		    (srv->opts.hold_peer_status ? peercred_get_held(fd,
-		    &c->peer.cred) : peercred_get(fd, &c->peer.cred)) != 0) {
+		    peercred_ucred(fd, &c->peer.cred) != 0) {
 			conn_close(c);
 			return;
 		}
@@ -2155,6 +2171,13 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	conn_identify(c, l->is_unix, key, sizeof(key));
 	/* Until a certificate is verified, a TLS peer is anonymous. */
 	if (conn_admit(c, key, l->tls != NULL) != 0) {
+		conn_close(c);
+		return;
+	}
+	/* Admitted by the kernel's record of its uid: now the reads of
+	 * /proc, which a refused connection does not cost. */
+	if (l->is_unix && peercred_complete(&c->peer.cred,
+	    srv->opts.hold_peer_status) != 0) {
 		conn_close(c);
 		return;
 	}
@@ -2384,9 +2407,32 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	uv_timer_start(&srv->sweep, server_sweep_cb, RPC_SWEEP_MS,
 	    RPC_SWEEP_MS);
 	uv_unref((uv_handle_t *)&srv->sweep);
-	srv->handles_open = 2;
+	uv_check_init(loop, &srv->turn);
+	srv->turn.data = srv;
+	uv_check_start(&srv->turn, server_turn_cb);
+	uv_unref((uv_handle_t *)&srv->turn);
+	srv->handles_open = 3;
 	*out = srv;
 	return 0;
+}
+
+/* After each poll: a new accept budget, and deferred listeners resumed. */
+static void
+server_turn_cb(uv_check_t *t)
+{
+	struct rpc_server	*srv = t->data;
+	struct rpc_listener	*l;
+	size_t			 i;
+
+	srv->accepted_turn = 0;
+	for (i = 0; i < srv->nlisteners; i++) {
+		l = srv->listeners[i];
+		if (l->deferred) {
+			l->deferred = 0;
+			if (l->open)
+				listener_accept_cb(&l->h.stream, 0);
+		}
+	}
 }
 
 static void
@@ -2498,6 +2544,7 @@ server_check_done(struct rpc_server *srv)
 	srv->done_called = 1;
 	uv_close((uv_handle_t *)&srv->grace, server_grace_close_cb);
 	uv_close((uv_handle_t *)&srv->sweep, server_grace_close_cb);
+	uv_close((uv_handle_t *)&srv->turn, server_grace_close_cb);
 }
 
 /*

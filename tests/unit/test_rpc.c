@@ -1522,6 +1522,49 @@ test_connection_limits(void **state)
 	fx_finish(&f);
 }
 
+/*
+ * More connections at once than one turn of the loop accepts: the rest
+ * wait for the next turns (libuv stops watching the listener meanwhile)
+ * and every one is served.
+ */
+static void
+test_accept_burst(void **state)
+{
+	enum { N = 3 * RPC_ACCEPT_BURST + 5 };
+	struct rpc_server_stats	 st;
+	struct fx		 f;
+	struct rpc_channel	*ch[N];
+	struct cres		*r;
+	char			 text[N][16];
+	int			 i;
+
+	fx_start(&f, NULL);
+	r = calloc(N, sizeof(*r));
+	assert_non_null(r);
+	/* Connected (a Unix connect completes in the call) and asked
+	 * before the loop runs: all N wait in the listen queue together. */
+	for (i = 0; i < N; i++) {
+		ch[i] = open_ch(&f, TR_UNIX, 0);
+		snprintf(text[i], sizeof(text[i]), "conn %d", i);
+		start_call(&f, ch[i], P_UNARY, 10000, S_(text[i]), 1, &r[i],
+		    0);
+	}
+	for (i = 0; i < N; i++)
+		run_until(&f, &r[i].ended, WAIT_MS);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(r[i].status, RPC_OK);
+		assert_string_equal((char *)r[i].last, text[i]);
+		cres_free(&r[i]);
+	}
+	rpc_server_get_stats(f.srv, &st);
+	assert_true(st.accepts_deferred >= 2);
+	assert_int_equal(st.connections_refused, 0);
+	for (i = 0; i < N; i++)
+		close_ch(&f, ch[i]);
+	free(r);
+	fx_finish(&f);
+}
+
 /* The HTTP/2 preface and SETTINGS, and no call. */
 static void
 raw_h2_hello(struct raw *r)
@@ -1896,6 +1939,7 @@ main(void)
 		cmocka_unit_test(test_hostile_input),
 		cmocka_unit_test(test_client_never_reads),
 		cmocka_unit_test(test_connection_limits),
+		cmocka_unit_test(test_accept_burst),
 		cmocka_unit_test(test_first_call_timeout),
 		cmocka_unit_test(test_message_timeout),
 		cmocka_unit_test(test_budgets),
