@@ -41,6 +41,10 @@
 #define WL_CONN_BUDGET		(256 * 1024)	/* held per connection */
 #define WL_UID_BUDGET		(1024 * 1024)	/* ... per uid */
 #define WL_UID_CONNS		256		/* connections per uid */
+/* In all: a node's workloads, each with a watch or two open, and those
+ * that connect anew for every fetch (a closed connection is counted
+ * until the loop reads its end). */
+#define WL_MAX_CONNS		4096
 #define WL_MAX_OUTPUT		(64 * 1024)	/* queued per connection */
 #define WL_BUDGET		(16 * 1024 * 1024) /* ... in all */
 #define WL_HASH_ROUNDS		3	/* hashings for one call */
@@ -1617,6 +1621,7 @@ workload_start(uv_loop_t *loop, const struct workload_opts *o,
 	opts.known.conn_budget = WL_CONN_BUDGET;
 	opts.known.peer_budget = WL_UID_BUDGET;
 	opts.known.max_conns = WL_UID_CONNS;
+	opts.max_conns = WL_MAX_CONNS;
 	opts.known.max_output = WL_MAX_OUTPUT;
 	w->budget.max = WL_BUDGET;
 	opts.budget = &w->budget;

@@ -71,10 +71,10 @@ def main():
             "60 KB messages", apid,
             [(65534, ["--unix", sock, "--conns", 256, "--streams", 100,
                       "--declare", 60000])], served)
-        run("Workload API: 8 uids, 256 connections each x 100 unfinished "
+        run("Workload API: 20 uids, 256 connections each x 100 unfinished "
             "60 KB messages", apid,
             [(60000 + i, ["--unix", sock, "--conns", 256, "--streams", 100,
-                          "--declare", 60000]) for i in range(8)], served)
+                          "--declare", 60000]) for i in range(20)], served)
 
         def attested():
             t0 = time.monotonic()
