@@ -15,6 +15,7 @@
  * microseconds to a file, one a line, and -j prints the figures as one
  * JSON object.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,8 @@ main(int argc, char **argv)
 	if (sock == NULL || n < 1 || n > 10000 || limit < 0)
 		goto usage;
 	log_init("bench", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
+	/* A connection the agent refused is seen when writing to it. */
+	signal(SIGPIPE, SIG_IGN);
 	snprintf(target, sizeof(target), "unix://%s", sock);
 	samples = xcalloc(MAX_SAMPLES, sizeof(*samples));
 	cl = xcalloc((size_t)n, sizeof(*cl));
