@@ -10,7 +10,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "buf.h"
 #include "pkey.h"
@@ -165,6 +167,127 @@ test_csr_roundtrip(void **state)
 	}
 }
 
+/* What OpenSSL's own PKCS#10 reader says of a request: 1 to accept. */
+static int
+csr_reference(const uint8_t *p, size_t n, EVP_PKEY **pub)
+{
+	const uint8_t	*q = p;
+	X509_REQ	*req;
+	EVP_PKEY	*pk = NULL;
+	int		 ok = 0;
+
+	*pub = NULL;
+	if ((req = d2i_X509_REQ(NULL, &q, (long)n)) == NULL) {
+		ERR_clear_error();
+		return 0;
+	}
+	if (q == p + n && X509_REQ_get_version(req) == 0 &&
+	    (pk = X509_REQ_get_pubkey(req)) != NULL &&
+	    X509_REQ_verify(req, pk) == 1)
+		ok = 1;
+	X509_REQ_free(req);
+	ERR_clear_error();
+	if (ok)
+		*pub = pk;
+	else
+		EVP_PKEY_free(pk);
+	return ok;
+}
+
+/* A request with a subject and an extension request attribute. */
+static void
+make_rich(EVP_PKEY *k, const EVP_MD *md, struct buf *b)
+{
+	X509_REQ			*req;
+	X509_NAME			*name;
+	STACK_OF(X509_EXTENSION)	*exts;
+	X509_EXTENSION			*ext;
+	uint8_t				*der = NULL;
+	int				 len;
+
+	assert_non_null(req = X509_REQ_new());
+	assert_non_null(name = X509_NAME_new());
+	assert_true(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+	    (const unsigned char *)"wick", -1, -1, 0));
+	assert_true(X509_REQ_set_subject_name(req, name));
+	X509_NAME_free(name);
+	assert_non_null(exts = sk_X509_EXTENSION_new_null());
+	assert_non_null(ext = X509V3_EXT_conf_nid(NULL, NULL,
+	    NID_subject_alt_name, "URI:spiffe://example.org/w"));
+	assert_true(sk_X509_EXTENSION_push(exts, ext));
+	assert_true(X509_REQ_add_extensions(req, exts));
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	assert_true(X509_REQ_set_version(req, 0));
+	assert_true(X509_REQ_set_pubkey(req, k));
+	assert_true(X509_REQ_sign(req, k, md) > 0);
+	assert_true((len = i2d_X509_REQ(req, &der)) > 0);
+	buf_init(b, PKEY_MAX_DER);
+	assert_int_equal(buf_put(b, der, (size_t)len), 0);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+}
+
+/*
+ * EC requests are read without OpenSSL's PKCS#10 decoder (csr_parse()'s
+ * fast path): over thousands of damaged requests of every kind, it
+ * accepts exactly what that decoder and X509_REQ_verify() accept, with
+ * the same key.
+ */
+static void
+test_csr_same_as_openssl(void **state)
+{
+	struct buf	 csr[NTYPES + 3];
+	EVP_PKEY	*pub, *ref;
+	const char	*why;
+	uint64_t	 x = 0x9e3779b97f4a7c15ULL;
+	uint8_t		*p;
+	size_t		 i, n, ncsr = 0, pos;
+	int		 j, r, want, accepted = 0;
+
+	for (i = 0; i < NTYPES; i++)
+		make(keys[i], &csr[ncsr++]);
+	for (i = 0; i < NTYPES; i++)
+		if (types[i] == PKEY_EC_P256) {
+			make_rich(keys[i], EVP_sha256(), &csr[ncsr++]);
+			make_rich(keys[i], EVP_sha512(), &csr[ncsr++]);
+			make_rich(keys[i], EVP_sha1(), &csr[ncsr++]);
+		}
+	for (i = 0; i < ncsr; i++) {
+		n = buf_len(&csr[i]);
+		assert_non_null(p = malloc(n + 2));
+		for (j = 0; j < 1500; j++) {
+			memcpy(p, buf_ptr(&csr[i]), n);
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			/* The first try as made; then one byte changed,
+			 * most often in the header bytes. */
+			if (j > 0) {
+				pos = (size_t)(x % (j % 3 == 0 ? n : 48 < n ?
+				    48 : n));
+				p[pos] = (uint8_t)(x >> 32);
+			}
+			want = csr_reference(p, n, &ref);
+			r = csr_parse(p, n, &pub, &why);
+			if (want != (r == 0))
+				fail_msg("request %zu try %d: csr_parse %d, "
+				    "OpenSSL %d", i, j, r, want);
+			if (want) {
+				accepted++;
+				assert_true(pkey_public_equal(pub, ref));
+			} else
+				assert_non_null(why);
+			EVP_PKEY_free(pub);
+			EVP_PKEY_free(ref);
+			assert_int_equal(ERR_peek_error(), 0);
+		}
+		free(p);
+		buf_cleanup(&csr[i]);
+	}
+	/* The undamaged ones at least. */
+	assert_true(accepted >= (int)ncsr);
+}
+
 static void
 test_csr_bad(void **state)
 {
@@ -233,6 +356,7 @@ main(void)
 		cmocka_unit_test(test_pkcs8_roundtrip),
 		cmocka_unit_test(test_csr_roundtrip),
 		cmocka_unit_test(test_csr_bad),
+		cmocka_unit_test(test_csr_same_as_openssl),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
