@@ -6,9 +6,11 @@
  */
 #include <sys/stat.h>
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,116 @@
 
 #define WHY_LEN		256
 #define VERSION_LEN	15	/* "1.51"; longer is not a version */
+
+/*
+ * libcurl, loaded by the first docker_new() rather than linked: with its
+ * TLS, Kerberos, LDAP and SSH libraries it would add megabytes to every
+ * agent's resident memory, and only an agent with this attestor speaks
+ * HTTP.  <curl/curl.h> still gives the types and constants; the calls go
+ * through this table, each pointer of the type curl declares.  Loaded
+ * once and never unloaded: the process keeps it until it exits.
+ */
+#define CURL_LIB	"libcurl.so.4"
+
+static struct curl_fns {
+	__typeof__(curl_global_init)		*global_init;
+	__typeof__(curl_global_cleanup)		*global_cleanup;
+	__typeof__(curl_easy_init)		*easy_init;
+	__typeof__(curl_easy_setopt)		*easy_setopt;
+	__typeof__(curl_easy_getinfo)		*easy_getinfo;
+	__typeof__(curl_easy_cleanup)		*easy_cleanup;
+	__typeof__(curl_easy_strerror)		*easy_strerror;
+	__typeof__(curl_multi_init)		*multi_init;
+	__typeof__(curl_multi_setopt)		*multi_setopt;
+	__typeof__(curl_multi_add_handle)	*multi_add_handle;
+	__typeof__(curl_multi_remove_handle)	*multi_remove_handle;
+	__typeof__(curl_multi_cleanup)		*multi_cleanup;
+	__typeof__(curl_multi_info_read)	*multi_info_read;
+	__typeof__(curl_multi_socket_action)	*multi_socket_action;
+	__typeof__(curl_multi_assign)		*multi_assign;
+} curl;
+
+#define CURL_SYM(f)	{ "curl_" #f, offsetof(struct curl_fns, f) }
+static const struct {
+	const char	*name;
+	size_t		 off;
+} curl_syms[] = {
+	CURL_SYM(global_init),
+	CURL_SYM(global_cleanup),
+	CURL_SYM(easy_init),
+	CURL_SYM(easy_setopt),
+	CURL_SYM(easy_getinfo),
+	CURL_SYM(easy_cleanup),
+	CURL_SYM(easy_strerror),
+	CURL_SYM(multi_init),
+	CURL_SYM(multi_setopt),
+	CURL_SYM(multi_add_handle),
+	CURL_SYM(multi_remove_handle),
+	CURL_SYM(multi_cleanup),
+	CURL_SYM(multi_info_read),
+	CURL_SYM(multi_socket_action),
+	CURL_SYM(multi_assign),
+};
+#undef CURL_SYM
+
+/* dlsym() hands back functions as data pointers, which POSIX makes the
+ * same size; the table is filled through that. */
+_Static_assert(sizeof(void *) == sizeof(void (*)(void)),
+    "function pointers are not the size of data pointers");
+
+static uv_once_t	curl_once = UV_ONCE_INIT;
+static int		curl_loaded;
+static char		curl_why[WHY_LEN];
+
+/*
+ * Fill the table, once per process whichever thread comes first (uv_once
+ * makes the others wait): curl_loaded, or curl_why says what is missing.
+ * Nothing is filled unless every symbol is found.
+ */
+static void
+curl_load_once(void)
+{
+	struct curl_fns	 t;
+	const char	*e;
+	void		*lib, *sym;
+	size_t		 i;
+
+	if ((lib = dlopen(CURL_LIB, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+		e = dlerror();
+		snprintf(curl_why, sizeof(curl_why), "cannot load %s: %s",
+		    CURL_LIB, e != NULL ? e : "unknown error");
+		return;
+	}
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < sizeof(curl_syms) / sizeof(curl_syms[0]); i++) {
+		(void)dlerror();
+		if ((sym = dlsym(lib, curl_syms[i].name)) == NULL) {
+			e = dlerror();
+			snprintf(curl_why, sizeof(curl_why), "%s has no %s: %s",
+			    CURL_LIB, curl_syms[i].name, e != NULL ? e :
+			    "the symbol is NULL");
+			/* Not a libcurl we can use: give its memory back. */
+			(void)dlclose(lib);
+			return;
+		}
+		memcpy((char *)&t + curl_syms[i].off, &sym, sizeof(sym));
+	}
+	curl = t;
+	curl_loaded = 1;
+}
+
+/* 0 with the table filled, or WICK_ERR_CONFIG logged with the reason. */
+static int
+curl_load(void)
+{
+	uv_once(&curl_once, curl_load_once);
+	if (!curl_loaded) {
+		log_error("docker: the workload attestor needs libcurl: %s",
+		    curl_why);
+		return WICK_ERR_CONFIG;
+	}
+	return 0;
+}
 
 /*
  * Pure parsing: IDs, cgroup lines, matchers, mountinfo lines.
@@ -1453,8 +1565,8 @@ fetch_free(struct fetch *f)
 	if (f == NULL)
 		return;
 	if (f->easy != NULL) {
-		(void)curl_multi_remove_handle(f->d->multi, f->easy);
-		curl_easy_cleanup(f->easy);
+		(void)curl.multi_remove_handle(f->d->multi, f->easy);
+		curl.easy_cleanup(f->easy);
 	}
 	free(f->body);
 	free(f);
@@ -1600,7 +1712,7 @@ transfer_start(struct fetch *f, char *why, size_t whylen)
 	else
 		snprintf(url, sizeof(url), "http://localhost/v%s/containers/"
 		    "%s/json", e->version, f->id);
-	if ((h = curl_easy_init()) == NULL)
+	if ((h = curl.easy_init()) == NULL)
 		return err_why(why, whylen, WICK_ERR_ALLOC, "out of memory");
 	f->len = 0;
 	f->over = f->nomem = 0;
@@ -1608,7 +1720,7 @@ transfer_start(struct fetch *f, char *why, size_t whylen)
 	f->errbuf[0] = '\0';
 #define SET(opt, v)	do {						\
 		if (c == CURLE_OK)					\
-			c = curl_easy_setopt(h, opt, v);		\
+			c = curl.easy_setopt(h, opt, v);		\
 	} while (0)
 	SET(CURLOPT_URL, url);
 	SET(CURLOPT_UNIX_SOCKET_PATH, e->socket);
@@ -1635,12 +1747,12 @@ transfer_start(struct fetch *f, char *why, size_t whylen)
 	}
 #undef SET
 	if (c != CURLE_OK) {
-		curl_easy_cleanup(h);
+		curl.easy_cleanup(h);
 		return err_why(why, whylen, WICK_ERR_INTERNAL, "curl: %s",
-		    curl_easy_strerror(c));
+		    curl.easy_strerror(c));
 	}
-	if (curl_multi_add_handle(d->multi, h) != CURLM_OK) {
-		curl_easy_cleanup(h);
+	if (curl.multi_add_handle(d->multi, h) != CURLM_OK) {
+		curl.easy_cleanup(h);
 		return err_why(why, whylen, WICK_ERR_INTERNAL, "curl: cannot "
 		    "add a transfer");
 	}
@@ -1758,7 +1870,7 @@ curl_error(const struct fetch *f, CURLcode c, char *why, size_t whylen)
 {
 	const struct docker	*d = f->d;
 	const char		*msg = f->errbuf[0] != '\0' ? f->errbuf :
-				    curl_easy_strerror(c);
+				    curl.easy_strerror(c);
 
 	if (f->over || c == CURLE_FILESIZE_EXCEEDED)
 		return err_why(why, whylen, WICK_ERR_LIMIT, "answer larger "
@@ -1816,11 +1928,11 @@ transfer_done(struct fetch *f, CURLcode c)
 	long			 status = 0;
 	int			 r;
 
-	(void)curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
+	(void)curl.easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
 	f->oserr = 0;
-	(void)curl_easy_getinfo(f->easy, CURLINFO_OS_ERRNO, &f->oserr);
-	(void)curl_multi_remove_handle(d->multi, f->easy);
-	curl_easy_cleanup(f->easy);
+	(void)curl.easy_getinfo(f->easy, CURLINFO_OS_ERRNO, &f->oserr);
+	(void)curl.multi_remove_handle(d->multi, f->easy);
+	curl.easy_cleanup(f->easy);
 	f->easy = NULL;
 	if (c != CURLE_OK) {
 		r = curl_error(f, c, why, sizeof(why));
@@ -1891,12 +2003,12 @@ check_done(struct docker *d)
 	char		*p;
 	int		 left;
 
-	while (!d->torn && (m = curl_multi_info_read(d->multi,
+	while (!d->torn && (m = curl.multi_info_read(d->multi,
 	    &left)) != NULL) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		p = NULL;
-		(void)curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
+		(void)curl.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &p);
 		if (p != NULL)
 			transfer_done((struct fetch *)(void *)p,
 			    m->data.result);
@@ -1919,7 +2031,7 @@ handle_closed(struct docker *d)
 	done = d->close_done;
 	arg = d->close_arg;
 	free(d);
-	curl_global_cleanup();
+	curl.global_cleanup();
 	if (done != NULL)
 		done(arg);
 }
@@ -1967,7 +2079,7 @@ poll_cb(uv_poll_t *h, int status, int events)
 			flags |= CURL_CSELECT_OUT;
 	}
 	d->busy++;
-	(void)curl_multi_socket_action(d->multi, ds->fd, flags, &running);
+	(void)curl.multi_socket_action(d->multi, ds->fd, flags, &running);
 	check_done(d);
 	busy_done(d);
 }
@@ -1981,7 +2093,7 @@ timeout_cb(uv_timer_t *t)
 	if (d->torn)
 		return;
 	d->busy++;
-	(void)curl_multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0,
+	(void)curl.multi_socket_action(d->multi, CURL_SOCKET_TIMEOUT, 0,
 	    &running);
 	check_done(d);
 	busy_done(d);
@@ -2009,7 +2121,7 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
 	if (what == CURL_POLL_REMOVE) {
 		if (ds != NULL) {
 			if (!d->torn)
-				(void)curl_multi_assign(d->multi, s, NULL);
+				(void)curl.multi_assign(d->multi, s, NULL);
 			dsock_close(ds);
 		}
 		return 0;
@@ -2031,7 +2143,7 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *sockp)
 			ds->next->prevp = &ds->next;
 		ds->prevp = &d->socks;
 		d->socks = ds;
-		(void)curl_multi_assign(d->multi, s, ds);
+		(void)curl.multi_assign(d->multi, s, ds);
 	}
 	if (what & CURL_POLL_IN)
 		ev |= UV_READABLE;
@@ -2098,7 +2210,7 @@ teardown(struct docker *d)
 	}
 	while ((f = queue_pop(d)) != NULL)
 		fetch_free(f);
-	(void)curl_multi_cleanup(d->multi);
+	(void)curl.multi_cleanup(d->multi);
 	d->multi = NULL;
 	while (d->socks != NULL)
 		dsock_close(d->socks);
@@ -2184,6 +2296,8 @@ docker_new(uv_loop_t *loop, const struct docker_opts *o,
 	int			 r;
 
 	*out = NULL;
+	if ((r = curl_load()) != 0)
+		return r;
 	if ((d = calloc(1, sizeof(*d))) == NULL)
 		return WICK_ERR_ALLOC;
 	d->loop = loop;
@@ -2205,19 +2319,19 @@ docker_new(uv_loop_t *loop, const struct docker_opts *o,
 		log_warn("docker: which container the agent runs in is "
 		    "unclear (%s): processes that share its cgroup get no "
 		    "docker selectors", why);
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (curl.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		r = WICK_ERR_INTERNAL;
 		goto out;
 	}
 	d->global = 1;
-	if ((d->multi = curl_multi_init()) == NULL ||
-	    curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION,
+	if ((d->multi = curl.multi_init()) == NULL ||
+	    curl.multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION,
 	    curl_sock_cb) != CURLM_OK ||
-	    curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d) != CURLM_OK ||
-	    curl_multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION,
+	    curl.multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d) != CURLM_OK ||
+	    curl.multi_setopt(d->multi, CURLMOPT_TIMERFUNCTION,
 	    curl_timer_cb) != CURLM_OK ||
-	    curl_multi_setopt(d->multi, CURLMOPT_TIMERDATA, d) != CURLM_OK ||
-	    curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS,
+	    curl.multi_setopt(d->multi, CURLMOPT_TIMERDATA, d) != CURLM_OK ||
+	    curl.multi_setopt(d->multi, CURLMOPT_MAXCONNECTS,
 	    (long)DOCKER_MAX_FETCHES) != CURLM_OK) {
 		r = WICK_ERR_ALLOC;
 		goto out;
@@ -2237,9 +2351,9 @@ out:
 	free(mi);
 	if (d != NULL) {
 		if (d->multi != NULL)
-			(void)curl_multi_cleanup(d->multi);
+			(void)curl.multi_cleanup(d->multi);
 		if (d->global)
-			curl_global_cleanup();
+			curl.global_cleanup();
 		docker_free_state(d);
 		free(d);
 	}

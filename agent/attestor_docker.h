@@ -163,7 +163,8 @@ void	 docker_opts_cleanup(struct docker_opts *);
  * Start the attestor: reads the agent's own <proc_root>/self/mountinfo
  * (its cgroup hierarchies, and the container it runs in, if any).  The
  * options are copied (NULL sockets and proc_root, and a timeout_ms of 0,
- * give the defaults).
+ * give the defaults).  libcurl is loaded here, once per process:
+ * WICK_ERR_CONFIG, logged with the loader's reason, when it cannot be.
  */
 int	 docker_new(uv_loop_t *, const struct docker_opts *,
 	    struct docker **) WICK_WUR;

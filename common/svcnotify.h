@@ -1,9 +1,10 @@
 /*
  * svcnotify.h: telling the service manager how a daemon is doing, with
- * systemd's notification protocol (sd_notify(3)): READY=1 once the daemon
- * serves, STATUS= lines at the moments an operator wants to see in
- * `systemctl status`, WATCHDOG=1 from a timer on the event loop, and
- * STOPPING=1 when shutdown begins.
+ * systemd's notification protocol (the one sd_notify(3) speaks, written
+ * here without libsystemd): READY=1 once the daemon serves, STATUS= lines
+ * at the moments an operator wants to see in `systemctl status`,
+ * WATCHDOG=1 from a timer on the event loop, and STOPPING=1 when shutdown
+ * begins.
  *
  * The watchdog is fed by a libuv timer at half the interval the manager
  * asked for ($WATCHDOG_USEC, for our pid only: $WATCHDOG_PID): a loop that

@@ -10,7 +10,7 @@ debs=(
 	libuv1-dev libssl-dev libnghttp2-dev
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libprotobuf-dev
 	libsqlite3-dev libpq-dev libjansson-dev libcjose-dev libcurl4-openssl-dev
-	libsystemd-dev libtss2-dev libcmocka-dev swtpm swtpm-tools
+	libtss2-dev libcmocka-dev swtpm swtpm-tools
 	openssl python3 python3-grpcio python3-grpc-tools python3-jwt
 	python3-cryptography python3-h2
 	# docker attestor tests: podman as root with runc (crun refuses hybrid
