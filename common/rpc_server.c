@@ -166,6 +166,7 @@ struct rpc_listener {
 	int			 is_unix;
 	int			 open;
 	int			 deferred;	/* a connection waits (turn) */
+	int			 relisten;	/* an accept failed (turn) */
 };
 
 struct rpc_conn {
@@ -254,10 +255,12 @@ struct rpc_server {
 	void			(*done)(struct rpc_server *, void *);
 	void			*done_arg;
 	int			 done_called;
+	int			 free_on_done;	/* rpc_server_free() came first */
 };
 
 static void	conn_close(struct rpc_conn *);
 static void	server_turn_cb(uv_check_t *);
+static void	server_free_now(struct rpc_server *);
 static void	conn_maybe_free(struct rpc_conn *);
 static void	conn_schedule_flush(struct rpc_conn *);
 static void	conn_idle_cb(uv_timer_t *);
@@ -2132,7 +2135,9 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	}
 	srv->accepted_turn++;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		/* Not accepted: tried again next turn (libuv waits). */
 		log_error("out of memory accepting a connection");
+		l->deferred = 1;
 		return;
 	}
 	c->srv = srv;
@@ -2152,7 +2157,14 @@ listener_accept_cb(uv_stream_t *ls, int status)
 	TAILQ_INSERT_TAIL(&srv->conns, c, entry);
 	srv->stats.connections_active++;
 	srv->stats.connections_total++;
-	if (uv_accept(ls, &c->h.stream) != 0 || srv->shutting_down) {
+	if (uv_accept(ls, &c->h.stream) != 0) {
+		/* From the turn callback libuv would not watch the
+		 * listener again after a failed accept: listen anew. */
+		l->relisten = 1;
+		conn_close(c);
+		return;
+	}
+	if (srv->shutting_down) {
 		conn_close(c);
 		return;
 	}
@@ -2432,6 +2444,12 @@ server_turn_cb(uv_check_t *t)
 			if (l->open)
 				listener_accept_cb(&l->h.stream, 0);
 		}
+		if (l->relisten) {
+			l->relisten = 0;
+			if (l->open && !srv->shutting_down)
+				(void)uv_listen(&l->h.stream,
+				    RPC_LISTEN_BACKLOG, listener_accept_cb);
+		}
 	}
 }
 
@@ -2527,8 +2545,12 @@ server_grace_close_cb(uv_handle_t *h)
 {
 	struct rpc_server *srv = h->data;
 
-	if (--srv->handles_open == 0 && srv->done != NULL)
-		srv->done(srv, srv->done_arg);
+	if (--srv->handles_open != 0)
+		return;
+	if (srv->done != NULL)
+		srv->done(srv, srv->done_arg);	/* may free srv */
+	else if (srv->free_on_done)
+		server_free_now(srv);
 }
 
 static void
@@ -2656,18 +2678,37 @@ rpc_server_shutdown(struct rpc_server *srv, uint64_t grace_ms,
 	server_check_done(srv);
 }
 
-void
-rpc_server_free(struct rpc_server *srv)
+static void
+server_free_now(struct rpc_server *srv)
 {
 	size_t i;
 
-	if (srv == NULL)
-		return;
 	for (i = 0; i < srv->nlisteners; i++)
 		free(srv->listeners[i]);
 	nghttp2_session_callbacks_del(srv->cbs);
 	nghttp2_option_del(srv->ngopt);
 	free(srv);
+}
+
+void
+rpc_server_free(struct rpc_server *srv)
+{
+	if (srv == NULL)
+		return;
+	if (srv->handles_open > 0) {
+		/*
+		 * Not shut down (a listen that failed): its timers, turn
+		 * handle and listeners are still the loop's.  They are
+		 * closed now and srv freed by the last close callback, when
+		 * the loop next runs; no done callback is called.
+		 */
+		rpc_server_shutdown(srv, 0, NULL, NULL);
+		srv->done = NULL;
+		srv->free_on_done = 1;
+		rpc_server_shutdown_now(srv);
+		return;
+	}
+	server_free_now(srv);
 }
 
 void

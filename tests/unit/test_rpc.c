@@ -1565,6 +1565,44 @@ test_accept_burst(void **state)
 	fx_finish(&f);
 }
 
+static void
+idle_timer_cb(uv_timer_t *t)
+{
+}
+
+/*
+ * A server whose listen failed is freed without a shutdown (as a daemon
+ * does when its socket cannot be made): its handles are closed and the
+ * memory goes when the loop next runs, leaving nothing behind (under
+ * ASan, a callback into the freed server would be reported).
+ */
+static void
+test_free_after_failed_listen(void **state)
+{
+	struct rpc_server_opts	 opts;
+	struct rpc_server	*srv;
+	uv_loop_t		 loop;
+	uv_timer_t		 t;
+	int			 i;
+
+	assert_int_equal(uv_loop_init(&loop), 0);
+	memset(&opts, 0, sizeof(opts));
+	opts.hold_peer_status = 1;
+	assert_int_equal(rpc_server_new(&loop, &opts, methods,
+	    sizeof(methods) / sizeof(methods[0]), &srv), 0);
+	assert_int_not_equal(rpc_server_listen_unix(srv,
+	    "/nonexistent-wick-test-dir/s.sock", 0700), 0);
+	rpc_server_free(srv);
+	/* Another handle keeps the loop turning, as a daemon's would. */
+	assert_int_equal(uv_timer_init(&loop, &t), 0);
+	assert_int_equal(uv_timer_start(&t, idle_timer_cb, 1000, 0), 0);
+	for (i = 0; i < 5; i++)
+		(void)uv_run(&loop, UV_RUN_NOWAIT);
+	uv_close((uv_handle_t *)&t, NULL);
+	(void)uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* The HTTP/2 preface and SETTINGS, and no call. */
 static void
 raw_h2_hello(struct raw *r)
@@ -1940,6 +1978,7 @@ main(void)
 		cmocka_unit_test(test_client_never_reads),
 		cmocka_unit_test(test_connection_limits),
 		cmocka_unit_test(test_accept_burst),
+		cmocka_unit_test(test_free_after_failed_listen),
 		cmocka_unit_test(test_first_call_timeout),
 		cmocka_unit_test(test_message_timeout),
 		cmocka_unit_test(test_budgets),
