@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "der.h"
 #include "pkey.h"
 
 static const struct {
@@ -265,57 +266,6 @@ csr_make(EVP_PKEY *pk, struct buf *out)
  * fast path accepts nothing the full one refuses (the subject and the
  * attributes are still decoded by OpenSSL, only not used).
  */
-struct der {
-	const uint8_t	*tlv;		/* the whole element */
-	size_t		 tlvlen;
-	const uint8_t	*v;		/* its contents */
-	size_t		 len;
-	int		 tag;
-};
-
-/* The next element of [*p, end): a one-byte tag, a minimal definite
- * length (csr_parse() bounds the whole at PKEY_MAX_DER). */
-static int
-der_next(const uint8_t **p, const uint8_t *end, struct der *d)
-{
-	const uint8_t	*q = *p;
-	size_t		 n, i, k;
-
-	if (end - q < 2 || (q[0] & 0x1f) == 0x1f)
-		return -1;
-	d->tlv = q;
-	d->tag = q[0];
-	n = q[1];
-	q += 2;
-	if (n & 0x80) {
-		k = n & 0x7f;
-		if (k == 0 || k > 2 || (size_t)(end - q) < k || q[0] == 0)
-			return -1;
-		for (n = 0, i = 0; i < k; i++)
-			n = n << 8 | q[i];
-		q += k;
-		if (n < 0x80 || (k == 2 && n < 0x100))
-			return -1;
-	}
-	if ((size_t)(end - q) < n)
-		return -1;
-	d->v = q;
-	d->len = n;
-	d->tlvlen = (size_t)(q + n - d->tlv);
-	*p = q + n;
-	return 0;
-}
-
-static int
-der_is(const struct der *d, int tag, const uint8_t *v, size_t len)
-{
-	return d->tag == tag && d->len == len && memcmp(d->v, v, len) == 0;
-}
-
-#define DER_INT		0x02
-#define DER_BITS	0x03
-#define DER_OID		0x06
-#define DER_SEQ		0x30
 #define DER_ATTRS	0xa0	/* [0] IMPLICIT SET OF Attribute */
 
 static const uint8_t oid_ec_pub[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
@@ -395,8 +345,8 @@ csr_rest_decodes(const struct der *subject, const struct der *attrs)
 
 /* 0: parsed (r says how it went), 1: not for this path. */
 static int
-csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why,
-    int *r)
+csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
+    struct der *spki_out, const char **why, int *r)
 {
 	struct der	 req, info, ver, subj, spki, alg, aoid, curve, key;
 	struct der	 sigalg, sigoid, sig, attrs;
@@ -434,7 +384,7 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why,
 	end = spki.v + spki.len;
 	if (der_next(&q, end, &alg) != 0 || alg.tag != DER_SEQ ||
 	    der_next(&q, end, &key) != 0 || key.tag != DER_BITS ||
-	    q != end || key.len < 2 || key.v[0] != 0)
+	    q != end || key.len < 2 || key.v[0] != 0 || key.v[1] == 0)
 		return 1;
 	q = alg.v;
 	end = alg.v + alg.len;
@@ -464,7 +414,8 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why,
 
 	*r = WICK_ERR_INVALID;
 	*why = "request without a usable public key";
-	/* The point is checked to be on the curve as it is set. */
+	/* The point is checked to be on the curve as it is set (the point
+	 * at infinity, 00, went the full way above). */
 	if ((pk = EVP_PKEY_dup(ec_params[g])) == NULL ||
 	    EVP_PKEY_set1_encoded_public_key(pk, key.v + 1, key.len - 1) != 1)
 		goto out;
@@ -485,12 +436,33 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why,
 		goto out;
 	*why = NULL;
 	*pub = pk;
+	*spki_out = spki;
 	pk = NULL;
 	*r = 0;
 out:
 	EVP_MD_CTX_free(mctx);
 	EVP_PKEY_free(pk);
 	return 0;
+}
+
+/*
+ * An EC key that is a point of its curve other than the point at
+ * infinity: OpenSSL 3.0 reads that point (the one byte 00) as a public
+ * key, and any signature whose r is the x of a multiple of the generator
+ * verifies against it.
+ */
+static int
+ec_public_ok(EVP_PKEY *pk)
+{
+	EVP_PKEY_CTX	*ctx;
+	int		 ok;
+
+	if (!EVP_PKEY_is_a(pk, "EC"))
+		return 1;
+	ok = (ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL)) != NULL &&
+	    EVP_PKEY_public_check_quick(ctx) == 1;
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
 }
 
 /* Every request OpenSSL reads, through its full PKCS#10 decoder. */
@@ -512,7 +484,7 @@ csr_parse_full(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why)
 	if (X509_REQ_get_version(req) != 0)
 		goto out;
 	*why = "request without a usable public key";
-	if ((pk = X509_REQ_get_pubkey(req)) == NULL)
+	if ((pk = X509_REQ_get_pubkey(req)) == NULL || !ec_public_ok(pk))
 		goto out;
 	*why = "key type not supported (EC P-256/P-384, RSA 2048-8192)";
 	if (!supported(pk)) {
@@ -538,18 +510,33 @@ out:
 }
 
 int
-csr_parse(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why)
+csr_parse_spki(const uint8_t *p, size_t len, EVP_PKEY **pub,
+    const uint8_t **spki, size_t *spkilen, const char **why)
 {
-	int r;
+	struct der	 d;
+	int		 r;
 
 	*pub = NULL;
+	*spki = NULL;
+	*spkilen = 0;
 	*why = "CSR larger than 16 KiB";
 	if (len > PKEY_MAX_DER)
 		return WICK_ERR_LIMIT;
-	if (csr_parse_ec(p, len, pub, why, &r) != 0)
+	if (csr_parse_ec(p, len, pub, &d, why, &r) != 0)
 		return csr_parse_full(p, len, pub, why);
-	/* Peer input: leave no stale errors behind. */
-	if (r != 0)
+	if (r == 0) {
+		*spki = d.tlv;
+		*spkilen = d.tlvlen;
+	} else	/* Peer input: leave no stale errors behind. */
 		ERR_clear_error();
 	return r;
+}
+
+int
+csr_parse(const uint8_t *p, size_t len, EVP_PKEY **pub, const char **why)
+{
+	const uint8_t	*spki;
+	size_t		 spkilen;
+
+	return csr_parse_spki(p, len, pub, &spki, &spkilen, why);
 }

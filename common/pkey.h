@@ -61,5 +61,12 @@ int	 csr_make(EVP_PKEY *, struct buf *out) WICK_WUR;
  */
 int	 csr_parse(const uint8_t *, size_t, EVP_PKEY **pub, const char **why)
 	    WICK_WUR;
+/*
+ * csr_parse(), and for an EC request in strict DER (the shape
+ * ca_svid_der() takes) *spki and *spkilen name its SubjectPublicKeyInfo
+ * inside the request; NULL and 0 for others.
+ */
+int	 csr_parse_spki(const uint8_t *, size_t, EVP_PKEY **pub,
+	    const uint8_t **spki, size_t *spkilen, const char **why) WICK_WUR;
 
 #endif /* WICK_PKEY_H */

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -288,6 +291,117 @@ test_csr_same_as_openssl(void **state)
 	assert_true(accepted >= (int)ncsr);
 }
 
+/* DER of tag and n bytes, appended at *p. */
+static void
+put_tlv(uint8_t **p, int tag, const uint8_t *v, size_t n)
+{
+	uint8_t *q = *p;
+
+	*q++ = (uint8_t)tag;
+	if (n >= 0x80) {
+		*q++ = 0x81;
+		assert_true(n < 0x100);
+	}
+	*q++ = (uint8_t)n;
+	if (n > 0)
+		memcpy(q, v, n);
+	*p = q + n;
+}
+
+/*
+ * A P-256 request whose key is the point at infinity, with a signature
+ * made for it without any private key (r = x(kG), s = e/k): refused,
+ * whether it takes the fast path (strict DER) or the full one (an outer
+ * length in non-minimal form).
+ */
+static void
+test_csr_point_at_infinity(void **state)
+{
+	/* The point is the one byte 00. */
+	static const uint8_t spki[] = { 0x30, 0x19, 0x30, 0x13, 0x06, 0x07,
+	    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86,
+	    0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x02, 0x00, 0x00 };
+	static const uint8_t alg[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86,
+	    0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
+	uint8_t		 info[128], body[256], csr[300], sigbits[128];
+	uint8_t		 dig[32], *p, *q, *sder = NULL;
+	EC_GROUP	*g;
+	EC_POINT	*R;
+	BIGNUM		*k, *r, *sv, *e, *n, *kinv, *x;
+	BN_CTX		*bc;
+	ECDSA_SIG	*sig;
+	EVP_PKEY	*pub;
+	const char	*why;
+	size_t		 infolen, bodylen, csrlen;
+	int		 slen;
+
+	/* CertificationRequestInfo: v1, empty subject, the key, no
+	 * attributes ([0] empty). */
+	p = body;
+	put_tlv(&p, 0x02, (const uint8_t *)"", 1);
+	put_tlv(&p, 0x30, NULL, 0);
+	memcpy(p, spki, sizeof(spki));
+	p += sizeof(spki);
+	put_tlv(&p, 0xa0, NULL, 0);
+	q = info;
+	put_tlv(&q, 0x30, body, (size_t)(p - body));
+	infolen = (size_t)(q - info);
+	/* The forgery. */
+	assert_non_null(bc = BN_CTX_new());
+	assert_non_null(g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1));
+	assert_non_null(R = EC_POINT_new(g));
+	assert_non_null(n = BN_dup(EC_GROUP_get0_order(g)));
+	assert_non_null(k = BN_new());
+	assert_non_null(x = BN_new());
+	assert_non_null(r = BN_new());
+	assert_non_null(sv = BN_new());
+	assert_true(BN_rand_range(k, n));
+	assert_true(EC_POINT_mul(g, R, k, NULL, NULL, bc));
+	assert_true(EC_POINT_get_affine_coordinates(g, R, x, NULL, bc));
+	assert_true(BN_nnmod(r, x, n, bc));
+	assert_non_null(SHA256(info, infolen, dig));
+	assert_non_null(e = BN_bin2bn(dig, sizeof(dig), NULL));
+	assert_non_null(kinv = BN_mod_inverse(NULL, k, n, bc));
+	assert_true(BN_mod_mul(sv, e, kinv, n, bc));
+	assert_non_null(sig = ECDSA_SIG_new());
+	assert_true(ECDSA_SIG_set0(sig, r, sv));
+	assert_true((slen = i2d_ECDSA_SIG(sig, &sder)) > 0);
+	sigbits[0] = 0;
+	memcpy(sigbits + 1, sder, (size_t)slen);
+	/* The request, then the same with a long-form outer length. */
+	p = body;
+	memcpy(p, info, infolen);
+	p += infolen;
+	memcpy(p, alg, sizeof(alg));
+	p += sizeof(alg);
+	put_tlv(&p, 0x03, sigbits, (size_t)slen + 1);
+	bodylen = (size_t)(p - body);
+	assert_true(bodylen < 0x80);
+	q = csr;
+	put_tlv(&q, 0x30, body, bodylen);
+	csrlen = (size_t)(q - csr);
+	assert_int_equal(csr_parse(csr, csrlen, &pub, &why), WICK_ERR_INVALID);
+	assert_null(pub);
+	assert_string_equal(why, "request without a usable public key");
+	csr[1] = 0x81;
+	csr[2] = (uint8_t)bodylen;
+	memcpy(csr + 3, body, bodylen);
+	assert_int_equal(csr_parse(csr, csrlen + 1, &pub, &why),
+	    WICK_ERR_INVALID);
+	assert_null(pub);
+	assert_int_equal(ERR_peek_error(), 0);
+	OPENSSL_free(sder);
+	ECDSA_SIG_free(sig);
+	BN_free(kinv);
+	BN_free(e);
+	BN_free(x);
+	BN_free(k);
+	BN_free(n);
+	EC_POINT_free(R);
+	EC_GROUP_free(g);
+	BN_CTX_free(bc);
+}
+
 static void
 test_csr_bad(void **state)
 {
@@ -357,6 +471,7 @@ main(void)
 		cmocka_unit_test(test_csr_roundtrip),
 		cmocka_unit_test(test_csr_bad),
 		cmocka_unit_test(test_csr_same_as_openssl),
+		cmocka_unit_test(test_csr_point_at_infinity),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
