@@ -1002,6 +1002,60 @@ struct x509_batch {
  * state thread at once).  Reads the entry cache's entries and the active
  * CA, which nothing changes while the batch runs; writes only its item.
  */
+/*
+ * An EC key's SVID written as DER (ca_svid_der()), and its chain as the
+ * message's repeated bytes: no X509 object is made for it.
+ * WICK_ERR_UNSUPPORTED: the CA's key is not EC, or the request's point is
+ * compressed; server_sign_x509() then.
+ */
+static int
+x509_sign_der(struct x509_batch *b, struct x509_item *it,
+    const uint8_t *spki, size_t spkilen)
+{
+	const struct ca_authority	*ca;
+	struct ca_svid_params		 p;
+	STACK_OF(X509)			*tail;
+	ProtobufCBinaryData		*v;
+	char				 serial[CA_SERIAL_HEX];
+	size_t				 k, i;
+	int				 len, r;
+
+	if ((ca = ca_manager_active(b->srv->cam, CA_KIND_X509)) == NULL)
+		return WICK_ERR_UNAVAILABLE;
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = it->e->spiffe_id;
+	p.dns_names = (const char *const *)it->e->dns_names;
+	p.ndns_names = it->e->ndns_names;
+	p.now = b->now;
+	p.ttl = it->e->x509_svid_ttl > 0 ? it->e->x509_svid_ttl :
+	    b->srv->cfg->x509_svid_ttl;
+	p.encode_only = 1;
+	tail = ca_manager_svid_chain(b->srv->cam);
+	k = 1 + (tail != NULL ? (size_t)sk_X509_num(tail) : 0);
+	if ((v = calloc(k + 1, sizeof(*v))) == NULL)
+		return WICK_ERR_ALLOC;
+	if ((r = ca_svid_der(ca->cert, ca->key, spki, spkilen, &p, NULL,
+	    &v[0].data, &v[0].len, serial, &it->expires)) != 0) {
+		free(v);
+		return r;
+	}
+	for (i = 1; i < k; i++) {
+		if ((len = i2d_X509(sk_X509_value(tail, (int)i - 1),
+		    &v[i].data)) <= 0) {
+			chain_pb_free(v, k);
+			return WICK_ERR_CRYPTO;
+		}
+		v[i].len = (size_t)len;
+	}
+	if ((it->serial = strdup(serial)) == NULL) {
+		chain_pb_free(v, k);
+		return WICK_ERR_ALLOC;
+	}
+	it->svid = v;
+	it->n_svid = k;
+	return 0;
+}
+
 static void
 x509_sign_one(void *arg, size_t i)
 {
@@ -1009,12 +1063,21 @@ x509_sign_one(void *arg, size_t i)
 	struct x509_item	*it = &b->it[i];
 	STACK_OF(X509)		*chain = NULL;
 	EVP_PKEY		*pub;
+	const uint8_t		*spki;
+	size_t			 spkilen;
 
 	if (it->e == NULL)
 		return;
-	if ((it->r = csr_parse(it->csr->data, it->csr->len, &pub,
-	    &it->why)) != 0) {
+	if ((it->r = csr_parse_spki(it->csr->data, it->csr->len, &pub, &spki,
+	    &spkilen, &it->why)) != 0) {
 		it->stage = 1;
+		return;
+	}
+	if (spki != NULL && (it->r = x509_sign_der(b, it, spki, spkilen)) !=
+	    WICK_ERR_UNSUPPORTED) {
+		EVP_PKEY_free(pub);
+		if (it->r != 0)
+			it->stage = 2;
 		return;
 	}
 	it->r = server_sign_x509(b->srv, pub, it->e->spiffe_id,

@@ -11,9 +11,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "der.h"
 #include "x509.h"
 #include "encode.h"
 #include "pkey.h"
@@ -307,18 +309,14 @@ set_pubkey(X509 *c, EVP_PKEY *pub, int encode_only)
 	return 0;
 }
 
-int
-ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
-    const struct ca_svid_params *p, X509 **out)
+/* What an SVID may be made of, and its NotAfter. */
+static int
+svid_check(X509 *ca_cert, const struct ca_svid_params *p, int64_t *na)
 {
 	struct spiffeid	 id;
-	BIGNUM		*serial = NULL;
-	X509		*c = NULL;
-	int64_t		 ca_na = x509_not_after(ca_cert), na;
+	int64_t		 ca_na = x509_not_after(ca_cert);
 	size_t		 i;
-	int		 r = WICK_ERR_CRYPTO;
 
-	*out = NULL;
 	if (p->spiffe_id == NULL || spiffeid_parse(p->spiffe_id, 0, &id,
 	    NULL) != 0 || *id.path == '\0' || p->ttl <= 0 ||
 	    p->ndns_names > CA_MAX_DNS_NAMES)
@@ -328,7 +326,22 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 			return WICK_ERR_INVALID;
 	if (x509_not_before(ca_cert) > p->now || ca_na <= p->now)
 		return WICK_ERR_EXPIRED;
-	na = p->ttl < ca_na - p->now ? p->now + p->ttl : ca_na;
+	*na = p->ttl < ca_na - p->now ? p->now + p->ttl : ca_na;
+	return 0;
+}
+
+int
+ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
+    const struct ca_svid_params *p, X509 **out)
+{
+	BIGNUM		*serial = NULL;
+	X509		*c = NULL;
+	int64_t		 na;
+	int		 r = WICK_ERR_CRYPTO;
+
+	*out = NULL;
+	if ((r = svid_check(ca_cert, p, &na)) != 0)
+		return r;
 	if ((c = X509_new()) == NULL)
 		return WICK_ERR_ALLOC;
 	if (!X509_set_version(c, X509_VERSION_3) ||
@@ -359,6 +372,284 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 out:
 	BN_free(serial);
 	X509_free(c);
+	return r;
+}
+
+/* ---- the same SVID, written as DER ------------------------------------ */
+
+static const uint8_t oid_ec_pub[] = { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+    0x01 };
+static const uint8_t oid_c[] = { 0x55, 0x04, 0x06 };
+static const uint8_t oid_o[] = { 0x55, 0x04, 0x0a };
+static const uint8_t oid_cn[] = { 0x55, 0x04, 0x03 };
+/* The fixed extensions, whole: basicConstraints critical CA:FALSE;
+ * keyUsage critical digitalSignature, keyEncipherment, keyAgreement;
+ * extKeyUsage serverAuth, clientAuth. */
+static const uint8_t ext_fixed[] = {
+	0x30, 0x0c, 0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x02,
+	0x30, 0x00,
+	0x30, 0x0e, 0x06, 0x03, 0x55, 0x1d, 0x0f, 0x01, 0x01, 0xff, 0x04, 0x04,
+	0x03, 0x02, 0x03, 0xa8,
+	0x30, 0x1d, 0x06, 0x03, 0x55, 0x1d, 0x25, 0x04, 0x16, 0x30, 0x14, 0x06,
+	0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01, 0x06, 0x08, 0x2b,
+	0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02,
+};
+static const uint8_t oid_skid[] = { 0x55, 0x1d, 0x0e };
+static const uint8_t oid_akid[] = { 0x55, 0x1d, 0x23 };
+static const uint8_t oid_san[] = { 0x55, 0x1d, 0x11 };
+/* AlgorithmIdentifiers of ECDSA (no parameters). */
+static const uint8_t alg_ecdsa_sha256[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
+static const uint8_t alg_ecdsa_sha384[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03 };
+
+/* One RDN of one attribute. */
+static int
+der_rdn(struct buf *b, const uint8_t *oid, size_t oidlen, int tag,
+    const char *v)
+{
+	struct buf	 atv, set;
+	int		 r;
+
+	buf_init(&atv, DER_MAX_LEN);
+	buf_init(&set, DER_MAX_LEN);
+	if ((r = der_put(&atv, DER_OID, oid, oidlen)) == 0 &&
+	    (r = der_put(&atv, tag, v, strlen(v))) == 0 &&
+	    (r = der_wrap(&set, DER_SEQ, &atv)) == 0)
+		r = der_wrap(b, DER_SET, &set);
+	buf_cleanup(&atv);
+	buf_cleanup(&set);
+	return r;
+}
+
+/* UTCTime through 2049, GeneralizedTime after, as ASN1_TIME_set(). */
+static int
+der_time(struct buf *b, int64_t t)
+{
+	struct tm	 tm;
+	time_t		 tt = (time_t)t;
+	char		 s[32];
+	int		 y;
+
+	if ((int64_t)tt != t || gmtime_r(&tt, &tm) == NULL)
+		return WICK_ERR_INVALID;
+	y = tm.tm_year + 1900;
+	if (y >= 1950 && y < 2050) {
+		snprintf(s, sizeof(s), "%02d%02d%02d%02d%02d%02dZ", y % 100,
+		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		    tm.tm_sec);
+		return der_put(b, DER_UTCTIME, s, strlen(s));
+	}
+	if (y < 0 || y > 9999)
+		return WICK_ERR_INVALID;
+	snprintf(s, sizeof(s), "%04d%02d%02d%02d%02d%02dZ", y, tm.tm_mon + 1,
+	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	return der_put(b, DER_GENTIME, s, strlen(s));
+}
+
+/* One extension: its OID, critical or not, the value's DER. */
+static int
+der_ext(struct buf *b, const uint8_t *oid, size_t oidlen,
+    const uint8_t *v, size_t n)
+{
+	struct buf	 e;
+	int		 r;
+
+	buf_init(&e, DER_MAX_LEN);
+	if ((r = der_put(&e, DER_OID, oid, oidlen)) == 0 &&
+	    (r = der_put(&e, DER_OCTETS, v, n)) == 0)
+		r = der_wrap(b, DER_SEQ, &e);
+	buf_cleanup(&e);
+	return r;
+}
+
+/* The serial rnd + 1 as a DER INTEGER into b, and in hex into hex. */
+static int
+der_serial(struct buf *b, const uint8_t rnd[CA_SERIAL_RAND],
+    char hex[CA_SERIAL_HEX])
+{
+	static const char	 digits[] = "0123456789abcdef";
+	uint8_t			 v[1 + CA_SERIAL_RAND + 1], *m;
+	unsigned		 carry = 1;
+	size_t			 i, n;
+	char			*h = hex;
+
+	v[0] = 0;
+	v[1] = 0;
+	for (i = CA_SERIAL_RAND; i > 0; i--) {
+		carry += rnd[i - 1];
+		v[i + 1] = (uint8_t)carry;
+		carry >>= 8;
+	}
+	v[1] = (uint8_t)carry;
+	/* Minimal, and positive: a 0 before a first byte >= 0x80. */
+	for (m = v + 1, n = sizeof(v) - 1; n > 1 && *m == 0; m++, n--)
+		;
+	for (i = 0; i < n; i++) {
+		if (i > 0 || m[i] >> 4 != 0)
+			*h++ = digits[m[i] >> 4];
+		*h++ = digits[m[i] & 0xf];
+	}
+	*h = '\0';
+	if (*m & 0x80) {
+		m--;
+		n++;
+	}
+	return der_put(b, DER_INT, m, n);
+}
+
+int
+ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
+    size_t spkilen, const struct ca_svid_params *p,
+    const uint8_t rnd[CA_SERIAL_RAND], uint8_t **der, size_t *derlen,
+    char serial[CA_SERIAL_HEX], int64_t *not_after)
+{
+	const ASN1_OCTET_STRING	*ca_skid;
+	struct der		 d, alg, oid, bits;
+	struct buf		 tbs, x, y, cert;
+	enum pkey_type		 t;
+	const uint8_t		*q, *end, *sigalg;
+	uint8_t			 own[CA_SERIAL_RAND], skid[SHA_DIGEST_LENGTH];
+	uint8_t			*issuer = NULL, *sig = NULL;
+	EVP_MD_CTX		*mctx = NULL;
+	const char		*md;
+	size_t			 i, sigalglen, siglen;
+	int64_t			 na;
+	int			 r, ilen;
+
+	*der = NULL;
+	*derlen = 0;
+	*serial = '\0';
+	if (pkey_type_of(ca_key, &t) != 0 || (t != PKEY_EC_P256 &&
+	    t != PKEY_EC_P384))
+		return WICK_ERR_UNSUPPORTED;
+	sigalg = t == PKEY_EC_P384 ? alg_ecdsa_sha384 : alg_ecdsa_sha256;
+	sigalglen = sizeof(alg_ecdsa_sha256);
+	md = t == PKEY_EC_P384 ? "SHA384" : "SHA256";
+	/* SEQ { SEQ { id-ecPublicKey, curve }, BIT STRING 0, 04 X Y } */
+	q = spki;
+	end = spki + spkilen;
+	if (der_next(&q, end, &d) != 0 || d.tag != DER_SEQ || q != end)
+		return WICK_ERR_UNSUPPORTED;
+	q = d.v;
+	end = d.v + d.len;
+	if (der_next(&q, end, &alg) != 0 || alg.tag != DER_SEQ ||
+	    der_next(&q, end, &bits) != 0 || bits.tag != DER_BITS ||
+	    q != end || bits.len < 2 || bits.v[0] != 0 || bits.v[1] != 0x04)
+		return WICK_ERR_UNSUPPORTED;
+	q = alg.v;
+	if (der_next(&q, alg.v + alg.len, &oid) != 0 ||
+	    !der_is(&oid, DER_OID, oid_ec_pub, sizeof(oid_ec_pub)))
+		return WICK_ERR_UNSUPPORTED;
+	if ((r = svid_check(ca_cert, p, &na)) != 0)
+		return r;
+	if (rnd == NULL) {
+		if (RAND_bytes(own, sizeof(own)) != 1)
+			return WICK_ERR_CRYPTO;
+		rnd = own;
+	}
+	/* SKID as OpenSSL's "hash": SHA-1 of the key's bits. */
+	if (SHA1(bits.v + 1, bits.len - 1, skid) == NULL)
+		return WICK_ERR_CRYPTO;
+	if ((ilen = i2d_X509_NAME(X509_get_subject_name(ca_cert), &issuer)) <=
+	    0)
+		return WICK_ERR_CRYPTO;
+	ca_skid = X509_get0_subject_key_id(ca_cert);
+	buf_init(&tbs, DER_MAX_LEN);
+	buf_init(&x, DER_MAX_LEN);
+	buf_init(&y, DER_MAX_LEN);
+	buf_init(&cert, DER_MAX_LEN);
+	/* version v3, serial, signature, issuer, validity */
+	if ((r = buf_put(&tbs, "\xa0\x03\x02\x01\x02", 5)) != 0 ||
+	    (r = der_serial(&tbs, rnd, serial)) != 0 ||
+	    (r = buf_put(&tbs, sigalg, sigalglen)) != 0 ||
+	    (r = buf_put(&tbs, issuer, (size_t)ilen)) != 0 ||
+	    (r = der_time(&x, p->now - CA_BACKDATE)) != 0 ||
+	    (r = der_time(&x, na)) != 0 ||
+	    (r = der_wrap(&tbs, DER_SEQ, &x)) != 0)
+		goto out;
+	/* subject C=US, O=SPIRE, CN = the first DNS name */
+	if ((r = der_rdn(&x, oid_c, sizeof(oid_c), DER_PRINTABLE, "US")) != 0 ||
+	    (r = der_rdn(&x, oid_o, sizeof(oid_o), DER_UTF8, "SPIRE")) != 0 ||
+	    (p->ndns_names > 0 && (r = der_rdn(&x, oid_cn, sizeof(oid_cn),
+	    DER_UTF8, p->dns_names[0])) != 0) ||
+	    (r = der_wrap(&tbs, DER_SEQ, &x)) != 0 ||
+	    (r = buf_put(&tbs, spki, spkilen)) != 0)
+		goto out;
+	/* extensions, in ca_sign_x509_svid()'s order */
+	if ((r = buf_put(&x, ext_fixed, sizeof(ext_fixed))) != 0 ||
+	    (r = der_put(&y, DER_OCTETS, skid, sizeof(skid))) != 0 ||
+	    (r = der_ext(&x, oid_skid, sizeof(oid_skid), buf_ptr(&y),
+	    buf_len(&y))) != 0)
+		goto out;
+	buf_reset(&y);
+	if (ca_skid != NULL) {
+		struct buf kid;
+
+		buf_init(&kid, DER_MAX_LEN);
+		if ((r = der_put(&kid, 0x80, ASN1_STRING_get0_data(ca_skid),
+		    (size_t)ASN1_STRING_length(ca_skid))) == 0 &&
+		    (r = der_wrap(&y, DER_SEQ, &kid)) == 0)
+			r = der_ext(&x, oid_akid, sizeof(oid_akid),
+			    buf_ptr(&y), buf_len(&y));
+		buf_cleanup(&kid);
+		buf_reset(&y);
+		if (r != 0)
+			goto out;
+	}
+	{
+		struct buf names;
+
+		buf_init(&names, DER_MAX_LEN);
+		r = der_put(&names, 0x86, p->spiffe_id, strlen(p->spiffe_id));
+		for (i = 0; r == 0 && i < p->ndns_names; i++)
+			r = der_put(&names, 0x82, p->dns_names[i],
+			    strlen(p->dns_names[i]));
+		if (r == 0 && (r = der_wrap(&y, DER_SEQ, &names)) == 0)
+			r = der_ext(&x, oid_san, sizeof(oid_san), buf_ptr(&y),
+			    buf_len(&y));
+		buf_cleanup(&names);
+		buf_reset(&y);
+		if (r != 0)
+			goto out;
+	}
+	if ((r = der_wrap(&y, DER_SEQ, &x)) != 0 ||
+	    (r = der_wrap(&tbs, 0xa3, &y)) != 0 ||
+	    (r = der_wrap(&x, DER_SEQ, &tbs)) != 0)
+		goto out;
+	/* x is the TBSCertificate now: sign it */
+	r = WICK_ERR_CRYPTO;
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit_ex(mctx, NULL, md, NULL, NULL, ca_key,
+	    NULL) <= 0 ||
+	    EVP_DigestSign(mctx, NULL, &siglen, buf_ptr(&x), buf_len(&x)) <= 0 ||
+	    (sig = OPENSSL_malloc(siglen + 1)) == NULL ||
+	    EVP_DigestSign(mctx, sig + 1, &siglen, buf_ptr(&x),
+	    buf_len(&x)) <= 0)
+		goto out;
+	sig[0] = 0;	/* no unused bits */
+	if ((r = buf_put(&cert, buf_ptr(&x), buf_len(&x))) != 0 ||
+	    (r = buf_put(&cert, sigalg, sigalglen)) != 0 ||
+	    (r = der_put(&cert, DER_BITS, sig, siglen + 1)) != 0 ||
+	    (r = der_wrap(&y, DER_SEQ, &cert)) != 0)
+		goto out;
+	r = WICK_ERR_ALLOC;
+	if ((*der = OPENSSL_malloc(buf_len(&y))) == NULL)
+		goto out;
+	memcpy(*der, buf_ptr(&y), buf_len(&y));
+	*derlen = buf_len(&y);
+	*not_after = na;
+	r = 0;
+out:
+	if (r != 0)
+		*serial = '\0';
+	EVP_MD_CTX_free(mctx);
+	OPENSSL_free(sig);
+	OPENSSL_free(issuer);
+	buf_cleanup(&tbs);
+	buf_cleanup(&x);
+	buf_cleanup(&y);
+	buf_cleanup(&cert);
 	return r;
 }
 

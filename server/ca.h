@@ -75,6 +75,24 @@ struct ca_svid_params {
 int	 ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	    const struct ca_svid_params *, X509 **out) WICK_WUR;
 
+#define CA_SERIAL_RAND	16		/* random bytes of a serial */
+#define CA_SERIAL_HEX	(2 * (CA_SERIAL_RAND + 1) + 1)
+/*
+ * The certificate ca_sign_x509_svid() makes with encode_only, byte for
+ * byte up to the signature, written as DER here: for the SVIDs the agent
+ * API signs in batches, where OpenSSL's certificate object (extensions
+ * from config text, copied names, encoding) costs more than the
+ * signature.  spki: an EC P-256/P-384 SubjectPublicKeyInfo with an
+ * uncompressed point, as csr_parse_spki() gives; the CA key must be EC
+ * too, else WICK_ERR_UNSUPPORTED (use ca_sign_x509_svid()).  rnd: the
+ * serial's random bytes (NULL: drawn here; the serial is rnd + 1).
+ * *der is OPENSSL_malloc()ed; serial as ca_serial_hex() writes it.
+ */
+int	 ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
+	    size_t spkilen, const struct ca_svid_params *,
+	    const uint8_t rnd[CA_SERIAL_RAND], uint8_t **der, size_t *derlen,
+	    char serial[CA_SERIAL_HEX], int64_t *not_after) WICK_WUR;
+
 /* The serial as lower-case hex without leading zeros (heap string). */
 int	 ca_serial_hex(X509 *, char **out) WICK_WUR;
 /* The Subject Key Identifier as lower-case hex (heap string). */

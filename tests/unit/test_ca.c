@@ -296,6 +296,141 @@ test_svid_profile(void **state)
 	X509_free(leaf);
 }
 
+/* The TBSCertificate of c, DER. */
+static size_t
+tbs_of(X509 *c, uint8_t **out)
+{
+	int n;
+
+	*out = NULL;
+	assert_true((n = i2d_re_X509_tbs(c, out)) > 0);
+	return (size_t)n;
+}
+
+/*
+ * ca_svid_der() writes the certificate ca_sign_x509_svid() makes, byte
+ * for byte up to the (randomized) ECDSA signature, for P-256 and P-384
+ * keys and CAs, with and without DNS names, long ones, a TTL past the
+ * CA's and times on both sides of 2050; and its signature verifies.
+ */
+static void
+test_svid_der_same(void **state)
+{
+	static const char *const dns[] = { "web.example.org",
+	    "*.example.org", "a-name-longer-than.the-64-characters.a-common-"
+	    "name-may-hold.example.org" };
+	static const enum pkey_type kt[] = { PKEY_EC_P256, PKEY_EC_P384 };
+	static const int64_t nows[] = { T0 + 100, 2524607990LL };
+	struct ca_svid_params	 p;
+	EVP_PKEY		*cak, *k;
+	X509			*ca, *old, *neu;
+	BIGNUM			*bn;
+	uint8_t			 rnd[CA_SERIAL_RAND], *spki = NULL, *der;
+	uint8_t			*a, *b;
+	const uint8_t		*q;
+	char			 serial[CA_SERIAL_HEX], *hex;
+	size_t			 derlen, na, nb, ci, ki, ni, d;
+	int64_t			 not_after;
+	int			 spkilen, ttl;
+
+	for (ci = 0; ci < 2; ci++)
+	for (ni = 0; ni < 2; ni++) {
+		assert_int_equal(pkey_generate(kt[ci], &cak), 0);
+		assert_int_equal(ca_make_root(cak, "example.org", NULL,
+		    nows[ni] - 100, DAY, &ca), 0);
+		for (ki = 0; ki < 2; ki++)
+		for (d = 0; d <= 3; d++)
+		for (ttl = 3600; ttl <= 2 * DAY; ttl += 2 * DAY - 3600) {
+			assert_int_equal(pkey_generate(kt[ki], &k), 0);
+			assert_true((spkilen = i2d_PUBKEY(k, &spki)) > 0);
+			memset(&p, 0, sizeof(p));
+			p.spiffe_id = "spiffe://example.org/web/x";
+			p.dns_names = dns;
+			p.ndns_names = d;
+			p.now = nows[ni];
+			p.ttl = ttl;
+			p.encode_only = 1;
+			assert_int_equal(ca_sign_x509_svid(ca, cak, k, &p,
+			    &old), 0);
+			/* The same serial: the old one's, less the one
+			 * added to the random bytes. */
+			assert_non_null(bn = ASN1_INTEGER_to_BN(
+			    X509_get0_serialNumber(old), NULL));
+			assert_true(BN_sub_word(bn, 1));
+			assert_int_equal(BN_bn2binpad(bn, rnd, sizeof(rnd)),
+			    (int)sizeof(rnd));
+			BN_free(bn);
+			assert_int_equal(ca_svid_der(ca, cak, spki,
+			    (size_t)spkilen, &p, rnd, &der, &derlen, serial,
+			    &not_after), 0);
+			q = der;
+			assert_non_null(neu = d2i_X509(NULL, &q,
+			    (long)derlen));
+			assert_ptr_equal(q, der + derlen);
+			na = tbs_of(old, &a);
+			nb = tbs_of(neu, &b);
+			assert_int_equal(na, nb);
+			assert_memory_equal(a, b, na);
+			assert_int_equal(X509_verify(neu, cak), 1);
+			assert_int_equal(not_after, x509_not_after(old));
+			assert_int_equal(ca_serial_hex(old, &hex), 0);
+			assert_string_equal(serial, hex);
+			free(hex);
+			OPENSSL_free(a);
+			OPENSSL_free(b);
+			OPENSSL_free(der);
+			OPENSSL_free(spki);
+			spki = NULL;
+			X509_free(old);
+			X509_free(neu);
+			EVP_PKEY_free(k);
+		}
+		X509_free(ca);
+		EVP_PKEY_free(cak);
+	}
+}
+
+/* Serials at the edges: a carry through every byte, a high first byte. */
+static void
+test_svid_der_serials(void **state)
+{
+	struct ca_svid_params	 p;
+	uint8_t			 rnd[CA_SERIAL_RAND], *spki = NULL, *der;
+	const uint8_t		*q;
+	char			 serial[CA_SERIAL_HEX], *hex;
+	size_t			 derlen;
+	int64_t			 na;
+	X509			*c;
+	int			 spkilen, i;
+
+	assert_true((spkilen = i2d_PUBKEY(t.k, &spki)) > 0);
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = "spiffe://example.org/web";
+	p.now = T0 + 100;
+	p.ttl = 3600;
+	for (i = 0; i < 3; i++) {
+		memset(rnd, i == 0 ? 0xff : i == 1 ? 0x80 : 0, sizeof(rnd));
+		assert_int_equal(ca_svid_der(t.ca, t.cak, spki,
+		    (size_t)spkilen, &p, rnd, &der, &derlen, serial, &na), 0);
+		q = der;
+		assert_non_null(c = d2i_X509(NULL, &q, (long)derlen));
+		assert_int_equal(ca_serial_hex(c, &hex), 0);
+		assert_string_equal(serial, hex);
+		assert_string_equal(serial, i == 0 ?
+		    "100000000000000000000000000000000" : i == 1 ?
+		    "80808080808080808080808080808081" : "1");
+		assert_true(verify(t.ca, NULL, c, T0 + 200));
+		free(hex);
+		X509_free(c);
+		OPENSSL_free(der);
+	}
+	/* Not EC, or a compressed point: the other path. */
+	spki[spkilen - 65] = 0x02;
+	assert_int_equal(ca_svid_der(t.ca, t.cak, spki, (size_t)spkilen, &p,
+	    rnd, &der, &derlen, serial, &na), WICK_ERR_UNSUPPORTED);
+	OPENSSL_free(spki);
+}
+
 static void
 test_svid_long_cn(void **state)
 {
@@ -526,6 +661,8 @@ main(void)
 		cmocka_unit_test(test_svid_profile),
 		cmocka_unit_test(test_svid_encode_only),
 		cmocka_unit_test(test_svid_long_cn),
+		cmocka_unit_test(test_svid_der_same),
+		cmocka_unit_test(test_svid_der_serials),
 		cmocka_unit_test(test_svid_refused),
 		cmocka_unit_test(test_intermediate),
 	};
