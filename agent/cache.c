@@ -40,7 +40,7 @@ struct cache {
 	 * DER through OpenSSL's decoders costs more than verifying). */
 	struct {
 		const struct bundle	*of;
-		struct jose_keyset	 ks;
+		struct cache_keyset	*k;
 	}			  jwks[CACHE_MAX_FEDERATED + 1];
 	size_t			  njwks;
 	/* JWT-SVIDs: hashed by (entry, audiences), oldest first to go */
@@ -309,29 +309,69 @@ jwks_clear(struct cache *c)
 	size_t i;
 
 	for (i = 0; i < c->njwks; i++)
-		jose_keyset_cleanup(&c->jwks[i].ks);
+		cache_keyset_release(c->jwks[i].k);
 	c->njwks = 0;
+}
+
+/* A keyset held by the cache and by validations still running. */
+struct cache_keyset {
+	struct jose_keyset	 ks;
+	unsigned		 refs;
+};
+
+struct cache_keyset *
+cache_jwt_keyset_hold(struct cache *c, const struct bundle *b,
+    const struct jose_keyset **ks)
+{
+	struct cache_keyset	*k;
+	size_t			 i;
+
+	*ks = NULL;
+	for (i = 0; i < c->njwks; i++)
+		if (c->jwks[i].of == b)
+			break;
+	if (i == c->njwks) {
+		if (c->njwks == sizeof(c->jwks) / sizeof(c->jwks[0]))
+			jwks_clear(c);
+		if ((k = calloc(1, sizeof(*k))) == NULL)
+			return NULL;
+		jose_keyset_init(&k->ks);
+		if (bundle_keyset(b, BUNDLE_USE_JWT, &k->ks) != 0) {
+			jose_keyset_cleanup(&k->ks);
+			free(k);
+			return NULL;
+		}
+		k->refs = 1;
+		i = c->njwks++;
+		c->jwks[i].of = b;
+		c->jwks[i].k = k;
+	}
+	k = c->jwks[i].k;
+	k->refs++;
+	*ks = &k->ks;
+	return k;
+}
+
+void
+cache_keyset_release(struct cache_keyset *k)
+{
+	if (k != NULL && --k->refs == 0) {
+		jose_keyset_cleanup(&k->ks);
+		free(k);
+	}
 }
 
 const struct jose_keyset *
 cache_jwt_keyset(struct cache *c, const struct bundle *b)
 {
-	size_t i;
+	const struct jose_keyset	*ks;
+	struct cache_keyset		*k;
 
-	for (i = 0; i < c->njwks; i++)
-		if (c->jwks[i].of == b)
-			return &c->jwks[i].ks;
-	if (c->njwks == sizeof(c->jwks) / sizeof(c->jwks[0]))
-		jwks_clear(c);
-	i = c->njwks;
-	jose_keyset_init(&c->jwks[i].ks);
-	if (bundle_keyset(b, BUNDLE_USE_JWT, &c->jwks[i].ks) != 0) {
-		jose_keyset_cleanup(&c->jwks[i].ks);
+	/* The cache's own reference keeps it until the bundles change. */
+	if ((k = cache_jwt_keyset_hold(c, b, &ks)) == NULL)
 		return NULL;
-	}
-	c->jwks[i].of = b;
-	c->njwks++;
-	return &c->jwks[i].ks;
+	cache_keyset_release(k);
+	return ks;
 }
 
 void

@@ -103,6 +103,15 @@ void		 cache_clear_federated(struct cache *);
  */
 const struct jose_keyset *cache_jwt_keyset(struct cache *,
 		    const struct bundle *b);
+/*
+ * The same keys, held until cache_keyset_release() (for a verification
+ * off the loop, across a change of bundles).  Holding and releasing are
+ * for the loop thread; the keys may be read from any.
+ */
+struct cache_keyset;
+struct cache_keyset *cache_jwt_keyset_hold(struct cache *,
+		    const struct bundle *b, const struct jose_keyset **ks);
+void		 cache_keyset_release(struct cache_keyset *);
 void		 cache_add_federated(struct cache *, struct bundle *);
 /* The bundle of a trust domain ID: own or federated; NULL if none. */
 struct bundle	*cache_bundle_for(struct cache *, const char *td_id);

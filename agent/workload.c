@@ -51,6 +51,10 @@
 #define WL_SOCKET_DIR_MODE	0755	/* the socket's directory */
 #define WL_NMETHODS		8
 #define WL_JWT_FAST		16	/* identities from the cache */
+/* ValidateJWTSVID's signature checks run off the loop, this many at
+ * once; the tokens waiting for them may hold this many bytes. */
+#define WL_VALIDATE_JOBS	2
+#define WL_VALIDATE_WAITING	(4 * 1024 * 1024)
 
 enum wl_kind {
 	WL_X509 = 0,
@@ -79,6 +83,10 @@ struct workload {
 	void				(*drained)(void *);
 	void				*drained_arg;
 	struct wl_hash			*hashing;	/* binaries */
+	struct wl_validate		*vq_head;	/* waiting to run */
+	struct wl_validate		*vq_tail;
+	size_t				 vq_bytes;
+	size_t				 nvalidating;	/* running */
 	int				 down;		/* server gone */
 };
 
@@ -105,6 +113,7 @@ struct wl_stream {
 	int			 again;		/* queue was full */
 	char			*spiffe_id;	/* WIT filter */
 	struct jwt_req		*jwt;		/* FetchJWTSVID waiting */
+	struct wl_validate	*validate;	/* its check off the loop */
 	uint8_t			 last[32];	/* SHA-256 of the last send */
 };
 
@@ -683,7 +692,7 @@ wl_hash_after_cb(uv_work_t *req, int status)
 	}
 	free(h->waiters);
 	free(h);
-	if (w->down && w->hashing == NULL)
+	if (w->down && w->hashing == NULL && w->nvalidating == 0)
 		wl_finish(w);
 }
 
@@ -1429,62 +1438,74 @@ out:
 	return r;
 }
 
-static void
-m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
-{
-	struct wl_stream		*s = rpc_call_data(call);
-	ValidateJWTSVIDRequest		*req;
-	ValidateJWTSVIDResponse		 resp = VALIDATE_JWTSVIDRESPONSE__INIT;
-	struct jose_verify_opts		 opts = { { "JWT", "JOSE", "" }, 3 };
-	const struct jose_keyset	*ks;
-	struct bundle			*b;
-	json_t				*claims = NULL;
-	const char			*why;
-	char				 td[SPIFFEID_MAX_TD_LEN + 16];
-	char				 msg[300];
-	int				 r;
+/*
+ * One ValidateJWTSVID: the token's signature and claims are checked on
+ * the libuv thread pool (an ECDSA or RSA verification costs a few
+ * hundred microseconds: a thousand callers at once would hold the loop
+ * for as many milliseconds), WL_VALIDATE_JOBS at once, the rest waiting
+ * in order.  The keys are held across a change of bundles.
+ */
+struct wl_validate {
+	uv_work_t		 req;
+	struct wl_validate	*next;		/* waiting */
+	struct workload		*w;
+	struct rpc_call		*call;		/* NULL once the call is gone */
+	ValidateJWTSVIDRequest	*msg;
+	size_t			 bytes;		/* charged to vq_bytes */
+	struct cache_keyset	*hold;
+	const struct jose_keyset *ks;
+	int			 foreign;	/* another trust domain's */
+	json_t			*claims;
+	int			 r;
+	char			 why[300];
+};
 
-	if (wl_defer(call, p, n, m_validate_jwt))
-		return;
-	if ((req = validate_jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
-		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
-		    "malformed ValidateJWTSVIDRequest");
-		return;
-	}
-	if (*req->audience == '\0' || *req->svid == '\0') {
-		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
-		    *req->audience == '\0' ? "audience must be specified" :
-		    "svid must be specified");
-		goto out;
-	}
-	if (token_td(req->svid, td, &why) != 0) {
-		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, why);
-		goto out;
-	}
-	if ((b = cache_bundle_for(s->w->cache, td)) == NULL) {
-		snprintf(msg, sizeof(msg), "no keys for trust domain \"%s\"",
-		    td);
-		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
-		goto out;
-	}
-	/* Decoded once per bundle held, not per call. */
-	if ((ks = cache_jwt_keyset(s->w->cache, b)) == NULL) {
-		(void)rpc_call_finish(call, RPC_INTERNAL, "bad bundle keys");
-		goto out;
-	}
-	if ((r = jose_verify(req->svid, ks, &opts, &claims, NULL, msg,
-	    sizeof(msg))) != 0 || (r = jose_check_jwt_claims(claims,
-	    req->audience, (int64_t)time(NULL), msg, sizeof(msg))) != 0) {
-		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
-		goto out;
-	}
+static void	validate_start(struct workload *);
+
+static void
+validate_free(struct wl_validate *v)
+{
+	/* A JWT-SVID is a bearer token. */
+	if (v->msg->svid != NULL)
+		explicit_bzero(v->msg->svid, strlen(v->msg->svid));
+	json_decref(v->claims);
+	validate_jwtsvidrequest__free_unpacked(v->msg, NULL);
+	cache_keyset_release(v->hold);
+	free(v);
+}
+
+static void
+validate_work_cb(uv_work_t *req)
+{
+	struct wl_validate	*v = req->data;
+	struct jose_verify_opts	 opts = { { "JWT", "JOSE", "" }, 3 };
+
+	if ((v->r = jose_verify(v->msg->svid, v->ks, &opts, &v->claims, NULL,
+	    v->why, sizeof(v->why))) == 0)
+		v->r = jose_check_jwt_claims(v->claims, v->msg->audience,
+		    (int64_t)time(NULL), v->why, sizeof(v->why));
+}
+
+/* The answer to a token that verified: its ID and claims. */
+static void
+validate_answer(struct wl_stream *s, struct rpc_call *call, json_t *claims,
+    int foreign)
+{
+	ValidateJWTSVIDResponse	 resp = VALIDATE_JWTSVIDRESPONSE__INIT;
+	int			 r;
+
 	/* Another trust domain's token: only sub, aud, exp and the claims
 	 * allowed_foreign_jwt_claims names pass, as SPIRE does. */
-	if (strcmp(td, s->w->o->td_id) != 0) {
+	if (foreign) {
 		const char	*k;
 		json_t		*v, *kept = json_object();
 		size_t		 i;
 
+		if (kept == NULL) {
+			(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+			    "out of memory");
+			return;
+		}
 		json_object_foreach(claims, k, v) {
 			int keep = strcmp(k, "sub") == 0 ||
 			    strcmp(k, "aud") == 0 || strcmp(k, "exp") == 0;
@@ -1496,13 +1517,9 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 			if (keep)
 				json_object_set(kept, k, v);
 		}
-		json_decref(claims);
-		if ((claims = kept) == NULL) {
-			(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
-			    "out of memory");
-			goto out;
-		}
-	}
+		claims = kept;
+	} else
+		json_incref(claims);
 	resp.spiffe_id = (char *)json_string_value(json_object_get(claims,
 	    "sub"));
 	/* aud is always a list in the answer, as SPIRE's. */
@@ -1522,9 +1539,143 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	else
 		(void)rpc_call_finish(call, RPC_OK, NULL);
 	google__protobuf__struct__free_unpacked(resp.claims, NULL);
-out:
 	json_decref(claims);
+}
+
+static void
+validate_after_cb(uv_work_t *req, int status)
+{
+	struct wl_validate	*v = req->data;
+	struct workload		*w = v->w;
+	struct wl_stream	*s;
+
+	w->nvalidating--;
+	if (v->call != NULL && (s = rpc_call_data(v->call)) != NULL) {
+		s->validate = NULL;
+		if (status != 0)
+			(void)rpc_call_finish(v->call, RPC_UNAVAILABLE,
+			    "the agent is stopping");
+		else if (v->r != 0)
+			(void)rpc_call_finish(v->call, RPC_INVALID_ARGUMENT,
+			    v->why);
+		else
+			validate_answer(s, v->call, v->claims, v->foreign);
+	}
+	validate_free(v);
+	validate_start(w);
+	if (w->down && w->hashing == NULL && w->nvalidating == 0)
+		wl_finish(w);
+}
+
+/* Start what waits, while there is room; drop what nobody waits for. */
+static void
+validate_start(struct workload *w)
+{
+	struct wl_validate	*v;
+	struct wl_stream	*s;
+
+	while (w->nvalidating < WL_VALIDATE_JOBS && (v = w->vq_head) != NULL) {
+		if ((w->vq_head = v->next) == NULL)
+			w->vq_tail = NULL;
+		w->vq_bytes -= v->bytes;
+		if (v->call == NULL) {
+			validate_free(v);
+			continue;
+		}
+		v->req.data = v;
+		if (uv_queue_work(w->loop, &v->req, validate_work_cb,
+		    validate_after_cb) != 0) {
+			if ((s = rpc_call_data(v->call)) != NULL)
+				s->validate = NULL;
+			(void)rpc_call_finish(v->call, RPC_UNAVAILABLE,
+			    "cannot validate now");
+			validate_free(v);
+			continue;
+		}
+		w->nvalidating++;
+	}
+}
+
+static void
+m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	struct wl_stream		*s = rpc_call_data(call);
+	struct workload			*w = s->w;
+	ValidateJWTSVIDRequest		*req;
+	struct wl_validate		*v;
+	struct bundle			*b;
+	const char			*why;
+	char				 td[SPIFFEID_MAX_TD_LEN + 16];
+	char				 msg[300];
+
+	if (wl_defer(call, p, n, m_validate_jwt))
+		return;
+	if ((req = validate_jwtsvidrequest__unpack(NULL, n, p)) == NULL) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    "malformed ValidateJWTSVIDRequest");
+		return;
+	}
+	if (*req->audience == '\0' || *req->svid == '\0') {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT,
+		    *req->audience == '\0' ? "audience must be specified" :
+		    "svid must be specified");
+		goto out;
+	}
+	if (token_td(req->svid, td, &why) != 0) {
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, why);
+		goto out;
+	}
+	if ((b = cache_bundle_for(w->cache, td)) == NULL) {
+		snprintf(msg, sizeof(msg), "no keys for trust domain \"%s\"",
+		    td);
+		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+		goto out;
+	}
+	if (w->vq_bytes + n > WL_VALIDATE_WAITING) {
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "too many tokens are waiting to be validated");
+		goto out;
+	}
+	if ((v = calloc(1, sizeof(*v))) == NULL) {
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
+		    "out of memory");
+		goto out;
+	}
+	/* Decoded once per bundle held, not per call. */
+	if ((v->hold = cache_jwt_keyset_hold(w->cache, b, &v->ks)) == NULL) {
+		free(v);
+		(void)rpc_call_finish(call, RPC_INTERNAL, "bad bundle keys");
+		goto out;
+	}
+	v->w = w;
+	v->call = call;
+	v->msg = req;
+	v->bytes = n;
+	v->foreign = strcmp(td, w->o->td_id) != 0;
+	s->validate = v;
+	if (w->vq_tail != NULL)
+		w->vq_tail->next = v;
+	else
+		w->vq_head = v;
+	w->vq_tail = v;
+	w->vq_bytes += n;
+	validate_start(w);
+	return;
+out:
 	validate_jwtsvidrequest__free_unpacked(req, NULL);
+}
+
+static void
+wl_validate_done(struct rpc_call *call, enum rpc_end why)
+{
+	struct wl_stream *s = rpc_call_data(call);
+
+	if (s != NULL && s->validate != NULL) {
+		/* Its check still runs or waits: the answer goes nowhere. */
+		s->validate->call = NULL;
+		s->validate = NULL;
+	}
+	wl_done(call, why);
 }
 
 /* ---- health ------------------------------------------------------------- */
@@ -1559,7 +1710,8 @@ static const struct rpc_method wl_methods[WL_NMETHODS] = {
 	STREAM("/SpiffeWorkloadAPI/FetchX509Bundles", m_fetch_x509_bundles),
 	UNARY("/SpiffeWorkloadAPI/FetchJWTSVID", m_fetch_jwt, wl_jwt_done),
 	STREAM("/SpiffeWorkloadAPI/FetchJWTBundles", m_fetch_jwt_bundles),
-	UNARY("/SpiffeWorkloadAPI/ValidateJWTSVID", m_validate_jwt, wl_done),
+	UNARY("/SpiffeWorkloadAPI/ValidateJWTSVID", m_validate_jwt,
+	    wl_validate_done),
 	STREAM("/SpiffeWorkloadAPI/FetchWITSVID", m_fetch_wit),
 	STREAM("/SpiffeWorkloadAPI/FetchWITBundles", m_fetch_wit_bundles),
 	UNARY("/grpc.health.v1.Health/Check", m_health, wl_done),
@@ -1656,7 +1808,7 @@ wl_down(struct rpc_server *rs, void *arg)
 	w->rs = NULL;
 	w->down = 1;
 	/* A binary still being hashed comes back to w: it goes after. */
-	if (w->hashing == NULL)
+	if (w->hashing == NULL && w->nvalidating == 0)
 		wl_finish(w);
 }
 

@@ -326,6 +326,34 @@ class AgentTest(unittest.TestCase):
             stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
                 audience="other", svid=token), metadata=HDR, timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # Many at once (the checks run off the agent's loop, a few at a
+        # time, the rest waiting): each gets its own answer, and calls
+        # abandoned while their check waits or runs leave the rest whole.
+        calls = []
+        for i in range(96):
+            aud = "svc-a" if i % 3 else "other"
+            f = stub.ValidateJWTSVID.future(W.ValidateJWTSVIDRequest(
+                audience=aud, svid=token), metadata=HDR, timeout=30)
+            calls.append((aud, f))
+            if i % 7 == 0:
+                f.cancel()
+        for aud, f in calls:
+            if f.cancelled():
+                continue
+            try:
+                r = f.result()
+            except grpc.RpcError as e:
+                if e.code() == grpc.StatusCode.CANCELLED:
+                    continue
+                self.assertEqual(aud, "other", e.details())
+                self.assertEqual(e.code(), grpc.StatusCode.INVALID_ARGUMENT)
+                continue
+            self.assertEqual(aud, "svc-a")
+            self.assertEqual(r.spiffe_id, "spiffe://%s/workload/main" % TD)
+            self.assertEqual(list(r.claims["aud"]), ["svc-a"])
+        ok = stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+            audience="svc-a", svid=token), metadata=HDR, timeout=10)
+        self.assertEqual(ok.spiffe_id, "spiffe://%s/workload/main" % TD)
         with self.assertRaises(grpc.RpcError) as cm:
             stub.FetchJWTSVID(W.JWTSVIDRequest(), metadata=HDR, timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
