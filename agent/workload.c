@@ -923,6 +923,9 @@ wl_start(struct rpc_call *call, void *arg)
 	wl_attest_rest(s);
 }
 
+static void	jwt_req_detach(struct jwt_req *);
+static void	validate_detach(struct wl_validate *);
+
 static void
 wl_done(struct rpc_call *call, enum rpc_end why)
 {
@@ -930,6 +933,12 @@ wl_done(struct rpc_call *call, enum rpc_end why)
 
 	if (s == NULL)
 		return;
+	/* Work still running for the call (a JWT request waiting for the
+	 * server, a signature check): its answer goes nowhere. */
+	if (s->jwt != NULL)
+		jwt_req_detach(s->jwt);
+	if (s->validate != NULL)
+		validate_detach(s->validate);
 	if (s->active)
 		cache_unsubscribe(s->w->cache, &s->sub);
 	if (s->dreq != NULL)
@@ -1112,6 +1121,12 @@ fail:
 }
 
 static void
+jwt_req_detach(struct jwt_req *jr)
+{
+	jr->call = NULL;
+}
+
+static void
 jwt_req_finish(struct jwt_req *jr)
 {
 	JWTSVIDResponse	  resp = JWTSVIDRESPONSE__INIT;
@@ -1290,19 +1305,6 @@ out:
 	jwtsvidrequest__free_unpacked(req, NULL);
 }
 
-static void
-wl_jwt_done(struct rpc_call *call, enum rpc_end why)
-{
-	struct wl_stream *s = rpc_call_data(call);
-
-	if (s != NULL && s->jwt != NULL) {
-		/* A JWT request still waits for the server: detach it. */
-		s->jwt->call = NULL;
-		s->jwt = NULL;
-	}
-	wl_done(call, why);
-}
-
 /* ---- ValidateJWTSVID ---------------------------------------------------- */
 
 /*
@@ -1461,6 +1463,12 @@ struct wl_validate {
 };
 
 static void	validate_start(struct workload *);
+
+static void
+validate_detach(struct wl_validate *v)
+{
+	v->call = NULL;
+}
 
 static void
 validate_free(struct wl_validate *v)
@@ -1665,19 +1673,6 @@ out:
 	validate_jwtsvidrequest__free_unpacked(req, NULL);
 }
 
-static void
-wl_validate_done(struct rpc_call *call, enum rpc_end why)
-{
-	struct wl_stream *s = rpc_call_data(call);
-
-	if (s != NULL && s->validate != NULL) {
-		/* Its check still runs or waits: the answer goes nowhere. */
-		s->validate->call = NULL;
-		s->validate = NULL;
-	}
-	wl_done(call, why);
-}
-
 /* ---- health ------------------------------------------------------------- */
 
 static void
@@ -1708,10 +1703,9 @@ m_health(struct rpc_call *call, const uint8_t *p, size_t n)
 static const struct rpc_method wl_methods[WL_NMETHODS] = {
 	STREAM("/SpiffeWorkloadAPI/FetchX509SVID", m_fetch_x509),
 	STREAM("/SpiffeWorkloadAPI/FetchX509Bundles", m_fetch_x509_bundles),
-	UNARY("/SpiffeWorkloadAPI/FetchJWTSVID", m_fetch_jwt, wl_jwt_done),
+	UNARY("/SpiffeWorkloadAPI/FetchJWTSVID", m_fetch_jwt, wl_done),
 	STREAM("/SpiffeWorkloadAPI/FetchJWTBundles", m_fetch_jwt_bundles),
-	UNARY("/SpiffeWorkloadAPI/ValidateJWTSVID", m_validate_jwt,
-	    wl_validate_done),
+	UNARY("/SpiffeWorkloadAPI/ValidateJWTSVID", m_validate_jwt, wl_done),
 	STREAM("/SpiffeWorkloadAPI/FetchWITSVID", m_fetch_wit),
 	STREAM("/SpiffeWorkloadAPI/FetchWITBundles", m_fetch_wit_bundles),
 	UNARY("/grpc.health.v1.Health/Check", m_health, wl_done),
