@@ -995,6 +995,10 @@ struct x509_batch {
 	struct server		*srv;
 	struct x509_item	*it;
 	int64_t			 now;
+	/* The CA chain above the leaves, encoded once for the batch (the
+	 * state thread runs it: the CA does not change meanwhile). */
+	ProtobufCBinaryData	*tail;
+	size_t			 ntail;
 };
 
 /*
@@ -1014,11 +1018,10 @@ x509_sign_der(struct x509_batch *b, struct x509_item *it,
 {
 	const struct ca_authority	*ca;
 	struct ca_svid_params		 p;
-	STACK_OF(X509)			*tail;
 	ProtobufCBinaryData		*v;
 	char				 serial[CA_SERIAL_HEX];
-	size_t				 k, i;
-	int				 len, r;
+	size_t				 k = 1 + b->ntail, i;
+	int				 r;
 
 	if ((ca = ca_manager_active(b->srv->cam, CA_KIND_X509)) == NULL)
 		return WICK_ERR_UNAVAILABLE;
@@ -1030,8 +1033,6 @@ x509_sign_der(struct x509_batch *b, struct x509_item *it,
 	p.ttl = it->e->x509_svid_ttl > 0 ? it->e->x509_svid_ttl :
 	    b->srv->cfg->x509_svid_ttl;
 	p.encode_only = 1;
-	tail = ca_manager_svid_chain(b->srv->cam);
-	k = 1 + (tail != NULL ? (size_t)sk_X509_num(tail) : 0);
 	if ((v = calloc(k + 1, sizeof(*v))) == NULL)
 		return WICK_ERR_ALLOC;
 	if ((r = ca_svid_der(ca->cert, ca->key, spki, spkilen, &p, NULL,
@@ -1040,12 +1041,12 @@ x509_sign_der(struct x509_batch *b, struct x509_item *it,
 		return r;
 	}
 	for (i = 1; i < k; i++) {
-		if ((len = i2d_X509(sk_X509_value(tail, (int)i - 1),
-		    &v[i].data)) <= 0) {
+		if ((v[i].data = OPENSSL_memdup(b->tail[i - 1].data,
+		    b->tail[i - 1].len)) == NULL) {
 			chain_pb_free(v, k);
-			return WICK_ERR_CRYPTO;
+			return WICK_ERR_ALLOC;
 		}
-		v[i].len = (size_t)len;
+		v[i].len = b->tail[i - 1].len;
 	}
 	if ((it->serial = strdup(serial)) == NULL) {
 		chain_pb_free(v, k);
@@ -1119,7 +1120,8 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	Wick__Agent__X509SVIDResult *res = NULL, **rv = NULL;
 	Wick__Types__Status	*st = NULL;
 	struct x509_item	*it = NULL;
-	struct x509_batch	 b;
+	struct x509_batch	 b = { NULL, NULL, 0, NULL, 0 };
+	STACK_OF(X509)		*tail;
 	char			**msgs = NULL;
 	json_t			*issued = NULL, *item;
 	size_t			 nv = 0, i;
@@ -1160,6 +1162,12 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	b.srv = srv;
 	b.it = it;
 	b.now = server_now();
+	if ((tail = ca_manager_svid_chain(srv->cam)) != NULL &&
+	    chain_to_pb(tail, &b.tail, &b.ntail) != 0) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for a "
+		    "batch of %zu CSRs", req->n_params);
+		goto out;
+	}
 	par_run(srv->par, req->n_params, x509_sign_one, &b);
 	for (i = 0; i < req->n_params; i++) {
 		wick__agent__x509_svidresult__init(&res[i]);
@@ -1226,6 +1234,7 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		    json_pack("{s:O}", "issued", issued));
 	svc_reply(call, &resp.base);
 out:
+	chain_pb_free(b.tail, b.ntail);
 	json_decref(issued);
 	for (i = 0; it != NULL && i < req->n_params; i++) {
 		chain_pb_free(it[i].svid, it[i].n_svid);

@@ -712,5 +712,64 @@ class AgentLifecycleTest(unittest.TestCase):
             srv.stop()
 
 
+class UpstreamChainTest(unittest.TestCase):
+    """Under an UpstreamAuthority "disk", workload SVIDs (signed in
+    batches, written as DER by the server) come with the server's CA as
+    intermediate, and openssl verifies the chain up to the upstream root
+    alone."""
+
+    def test_svid_chain_to_upstream_root(self):
+        tmp = tempfile.mkdtemp(prefix="wick-up-")
+        up_key = os.path.join(tmp, "up.key")
+        up_pem = os.path.join(tmp, "up.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
+                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                        "-keyout", up_key, "-out", up_pem, "-days", "2",
+                        "-subj", "/O=Upstream Root",
+                        "-addext", "basicConstraints=critical,CA:TRUE",
+                        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                        "-addext", "subjectKeyIdentifier=hash"],
+                       check=True, capture_output=True)
+        srv = H.Server(port=H.free_port(), plugins=textwrap.dedent("""
+            UpstreamAuthority "disk" {
+                plugin_data {
+                    cert_file_path = "%s"
+                    key_file_path = "%s"
+                }
+            }""" % (up_pem, up_key))).start()
+        agent = None
+        try:
+            bundle = srv.bundle_pem(os.path.join(srv.tmp, "bundle.pem"))
+            tok = srv.token()
+            aid = "spiffe://%s/spire/agent/join_token/%s" % (TD, tok)
+            want = "spiffe://%s/workload/up" % TD
+            srv.create_entry(want, aid, ["unix:uid:%d" % os.getuid()])
+            agent = H.AgentDaemon(srv, bundle).start(token=tok)
+            self.target = "unix://" + agent.sock
+            resp = AgentTest.wait_for_svid(self, want)
+            svid = [x for x in resp.svids if x.spiffe_id == want][0]
+            certs = der_certs(svid.x509_svid)
+            self.assertEqual(len(certs), 2)
+            self.assertEqual(uris(certs[0]), [want])
+            inter = certs[1].extensions.get_extension_for_class(
+                x509.BasicConstraints).value
+            self.assertTrue(inter.ca)
+            paths = {}
+            for name, c in (("leaf", certs[0]), ("inter", certs[1])):
+                paths[name] = os.path.join(tmp, name + ".pem")
+                with open(paths[name], "wb") as f:
+                    f.write(c.public_bytes(serialization.Encoding.PEM))
+            p = subprocess.run(["openssl", "verify", "-CAfile", up_pem,
+                                "-untrusted", paths["inter"],
+                                "-purpose", "sslclient", paths["leaf"]],
+                               capture_output=True, text=True)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            self.assertIsNone(H.sanitizer_report(srv.output()))
+        finally:
+            if agent is not None:
+                agent.stop()
+            srv.stop()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
