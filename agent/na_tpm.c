@@ -37,6 +37,7 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "der.h"
 #include "encode.h"
 #include "na_tpm.h"
 #include "na_tpm_int.h"
@@ -147,31 +148,6 @@ flush(struct na_tpm *t, ESYS_TR *h)
 		return;
 	(void)Esys_FlushContext(t->esys, *h);
 	*h = ESYS_TR_NONE;
-}
-
-/* The length of the DER SEQUENCE at p (header included). */
-static int
-der_length(const uint8_t *p, size_t len, size_t *out)
-{
-	size_t	hdr, body = 0, n, i;
-
-	if (len < 2 || p[0] != 0x30)
-		return WICK_ERR_INVALID;
-	if (p[1] < 0x80) {
-		hdr = 2;
-		body = p[1];
-	} else {
-		n = p[1] & 0x7f;
-		if (n == 0 || n > 4 || len < 2 + n)
-			return WICK_ERR_INVALID;
-		for (i = 0; i < n; i++)
-			body = body << 8 | p[2 + i];
-		hdr = 2 + n;
-	}
-	if (body > len - hdr)
-		return WICK_ERR_INVALID;
-	*out = hdr + body;
-	return 0;
 }
 
 /* The public key of an RSA TPMT_PUBLIC (exponent 0 means 65537). */
@@ -427,7 +403,8 @@ ek_cert_read(struct na_tpm *t, struct buf *out, char *why, size_t whylen)
 	TSS2_RC			 rc;
 	uint8_t			*cert = NULL;
 	uint32_t		 chunk = 0, size, off, n;
-	size_t			 dlen;
+	const uint8_t		*q;
+	struct der		 d;
 	int			 r;
 
 	rc = Esys_TR_FromTPMPublic(t->esys, NA_TPM_EK_CERT_NV, ESYS_TR_NONE,
@@ -485,12 +462,13 @@ ek_cert_read(struct na_tpm *t, struct buf *out, char *why, size_t whylen)
 		data = NULL;
 	}
 	/* Some TPMs pad the index: keep the certificate only (P7). */
-	if (der_length(cert, size, &dlen) != 0) {
+	q = cert;
+	if (der_next(&q, cert + size, &d) != 0 || d.tag != DER_SEQ) {
 		r = err_why(why, whylen, WICK_ERR_INVALID, "the EK certificate "
 		    "NV index does not hold a DER certificate");
 		goto out;
 	}
-	r = buf_put(out, cert, dlen);
+	r = buf_put(out, cert, d.tlvlen);
 out:
 	free(cert);
 	Esys_Free(data);

@@ -1470,14 +1470,20 @@ validate_detach(struct wl_validate *v)
 	v->call = NULL;
 }
 
+/* A JWT-SVID is a bearer token: wiped with its request. */
+static void
+validate_req_free(ValidateJWTSVIDRequest *req)
+{
+	if (req->svid != NULL)
+		explicit_bzero(req->svid, strlen(req->svid));
+	validate_jwtsvidrequest__free_unpacked(req, NULL);
+}
+
 static void
 validate_free(struct wl_validate *v)
 {
-	/* A JWT-SVID is a bearer token. */
-	if (v->msg->svid != NULL)
-		explicit_bzero(v->msg->svid, strlen(v->msg->svid));
 	json_decref(v->claims);
-	validate_jwtsvidrequest__free_unpacked(v->msg, NULL);
+	validate_req_free(v->msg);
 	cache_keyset_release(v->hold);
 	free(v);
 }
@@ -1670,7 +1676,7 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	validate_start(w);
 	return;
 out:
-	validate_jwtsvidrequest__free_unpacked(req, NULL);
+	validate_req_free(req);
 }
 
 /* ---- health ------------------------------------------------------------- */

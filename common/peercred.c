@@ -124,16 +124,6 @@ peercred_get(int fd, struct peercred *pc)
 }
 
 int
-peercred_get_held(int fd, struct peercred *pc)
-{
-	int r;
-
-	if ((r = peercred_ucred(fd, pc)) != 0)
-		return r;
-	return peercred_complete(pc, 1);
-}
-
-int
 peercred_hold(struct peercred *pc)
 {
 	char		 path[64];

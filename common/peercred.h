@@ -43,13 +43,12 @@ struct peercred {
  * /proc/<pid>/exe can be read, the identity of the binary it runs.
  */
 int	 peercred_get(int fd, struct peercred *) WICK_WUR;
-/* peercred_get() and peercred_hold() at once, one read fewer (without a
- * descriptor to spare, as peercred_get()). */
-int	 peercred_get_held(int fd, struct peercred *) WICK_WUR;
 /*
  * peercred_get() in two steps, for a server that admits a connection by
  * uid before paying for the reads of /proc: the kernel's record of the
- * peer (pid, uid, gid) only, then the rest (hold: as peercred_get_held()).
+ * peer (pid, uid, gid) only, then the rest; with hold, the status file is
+ * opened first (peercred_hold() with one read fewer; without a descriptor
+ * to spare, as peercred_get()).
  */
 int	 peercred_ucred(int fd, struct peercred *) WICK_WUR;
 int	 peercred_complete(struct peercred *, int hold) WICK_WUR;

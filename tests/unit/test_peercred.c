@@ -49,7 +49,9 @@ test_socketpair_is_us(void **state)
 	assert_int_equal(peercred_check_alive(&pc), WICK_ERR_STATE);
 	/* Held from the start: the same credentials, and the status file
 	 * open (then the held file, not the start time, decides). */
-	assert_int_equal(peercred_get_held(sv[0], &held), 0);
+	assert_int_equal(peercred_ucred(sv[0], &held), 0);
+	assert_false(held.status_held);
+	assert_int_equal(peercred_complete(&held, 1), 0);
 	assert_true(held.status_held);
 	assert_int_equal(held.pid, getpid());
 	assert_int_equal(held.uid, geteuid());
