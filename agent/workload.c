@@ -52,9 +52,9 @@
 #define WL_NMETHODS		8
 #define WL_JWT_FAST		16	/* identities from the cache */
 /* ValidateJWTSVID's signature checks run off the loop, this many at
- * once; the tokens waiting for them may hold this many bytes. */
+ * once (the requests waiting for them are charged to their callers'
+ * budgets). */
 #define WL_VALIDATE_JOBS	2
-#define WL_VALIDATE_WAITING	(4 * 1024 * 1024)
 
 enum wl_kind {
 	WL_X509 = 0,
@@ -85,7 +85,6 @@ struct workload {
 	struct wl_hash			*hashing;	/* binaries */
 	struct wl_validate		*vq_head;	/* waiting to run */
 	struct wl_validate		*vq_tail;
-	size_t				 vq_bytes;
 	size_t				 nvalidating;	/* running */
 	int				 down;		/* server gone */
 };
@@ -1445,7 +1444,8 @@ out:
  * the libuv thread pool (an ECDSA or RSA verification costs a few
  * hundred microseconds: a thousand callers at once would hold the loop
  * for as many milliseconds), WL_VALIDATE_JOBS at once, the rest waiting
- * in order.  The keys are held across a change of bundles.
+ * in order, each request charged to its caller's budgets while the call
+ * lasts.  The keys are held across a change of bundles.
  */
 struct wl_validate {
 	uv_work_t		 req;
@@ -1453,7 +1453,6 @@ struct wl_validate {
 	struct workload		*w;
 	struct rpc_call		*call;		/* NULL once the call is gone */
 	ValidateJWTSVIDRequest	*msg;
-	size_t			 bytes;		/* charged to vq_bytes */
 	struct cache_keyset	*hold;
 	const struct jose_keyset *ks;
 	int			 foreign;	/* another trust domain's */
@@ -1591,7 +1590,6 @@ validate_start(struct workload *w)
 	while (w->nvalidating < WL_VALIDATE_JOBS && (v = w->vq_head) != NULL) {
 		if ((w->vq_head = v->next) == NULL)
 			w->vq_tail = NULL;
-		w->vq_bytes -= v->bytes;
 		if (v->call == NULL) {
 			validate_free(v);
 			continue;
@@ -1618,7 +1616,7 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	ValidateJWTSVIDRequest		*req;
 	struct wl_validate		*v;
 	struct bundle			*b;
-	const char			*why;
+	const char			*why, *what = NULL;
 	char				 td[SPIFFEID_MAX_TD_LEN + 16];
 	char				 msg[300];
 
@@ -1645,9 +1643,11 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
 		goto out;
 	}
-	if (w->vq_bytes + n > WL_VALIDATE_WAITING) {
-		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED,
-		    "too many tokens are waiting to be validated");
+	/* The decoded request waits for its check: held for the caller. */
+	if (rpc_call_hold(call, n, &what) != 0) {
+		snprintf(msg, sizeof(msg), "too many tokens waiting to be "
+		    "validated (the %s budget)", what != NULL ? what : "call");
+		(void)rpc_call_finish(call, RPC_RESOURCE_EXHAUSTED, msg);
 		goto out;
 	}
 	if ((v = calloc(1, sizeof(*v))) == NULL) {
@@ -1664,7 +1664,6 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	v->w = w;
 	v->call = call;
 	v->msg = req;
-	v->bytes = n;
 	v->foreign = strcmp(td, w->o->td_id) != 0;
 	s->validate = v;
 	if (w->vq_tail != NULL)
@@ -1672,7 +1671,6 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	else
 		w->vq_head = v;
 	w->vq_tail = v;
-	w->vq_bytes += n;
 	validate_start(w);
 	return;
 out:
