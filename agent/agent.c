@@ -29,6 +29,7 @@
 #include "attestor_docker.h"
 #include "agent.pb-c.h"
 #include "log.h"
+#include "na_tpm.h"
 #include "pkey.h"
 #include "secpath.h"
 #include "x509.h"
@@ -1767,7 +1768,7 @@ agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 {
 	struct agent	 a;
 	uv_loop_t	 loop;
-	char		 addr[300];
+	char		 addr[300], why[256];
 	int		 r;
 
 	memset(&a, 0, sizeof(a));
@@ -1794,6 +1795,10 @@ agent_run(const struct agent_flags *flags, struct agent_config *cfg)
 	if (cfg->docker_attestor && (r = docker_new(&loop,
 	    &cfg->docker_opts, &a.docker)) != 0) {
 		log_error("WorkloadAttestor \"docker\": %s", wick_strerror(r));
+		goto out;
+	}
+	if (cfg->tpm && (r = na_tpm_load(why, sizeof(why))) != 0) {
+		log_error("NodeAttestor \"tpm\": %s", why);
 		goto out;
 	}
 	a.wl_opts.socket_path = cfg->socket_path;

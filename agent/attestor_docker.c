@@ -6,7 +6,6 @@
  */
 #include <sys/stat.h>
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +19,7 @@
 #include <curl/curl.h>
 
 #include "attestor_docker.h"
+#include "dynlib.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -55,10 +55,7 @@ static struct curl_fns {
 } curl;
 
 #define CURL_SYM(f)	{ "curl_" #f, offsetof(struct curl_fns, f) }
-static const struct {
-	const char	*name;
-	size_t		 off;
-} curl_syms[] = {
+static const struct dynlib_sym curl_syms[] = {
 	CURL_SYM(global_init),
 	CURL_SYM(global_cleanup),
 	CURL_SYM(easy_init),
@@ -77,50 +74,18 @@ static const struct {
 };
 #undef CURL_SYM
 
-/* dlsym() hands back functions as data pointers, which POSIX makes the
- * same size; the table is filled through that. */
-_Static_assert(sizeof(void *) == sizeof(void (*)(void)),
-    "function pointers are not the size of data pointers");
-
 static uv_once_t	curl_once = UV_ONCE_INIT;
 static int		curl_loaded;
 static char		curl_why[WHY_LEN];
 
-/*
- * Fill the table, once per process whichever thread comes first (uv_once
- * makes the others wait): curl_loaded, or curl_why says what is missing.
- * Nothing is filled unless every symbol is found.
- */
+/* Fill the table, once per process whichever thread comes first (uv_once
+ * makes the others wait): curl_loaded, or curl_why says what is missing. */
 static void
 curl_load_once(void)
 {
-	struct curl_fns	 t;
-	const char	*e;
-	void		*lib, *sym;
-	size_t		 i;
-
-	if ((lib = dlopen(CURL_LIB, RTLD_NOW | RTLD_LOCAL)) == NULL) {
-		e = dlerror();
-		snprintf(curl_why, sizeof(curl_why), "cannot load %s: %s",
-		    CURL_LIB, e != NULL ? e : "unknown error");
-		return;
-	}
-	memset(&t, 0, sizeof(t));
-	for (i = 0; i < sizeof(curl_syms) / sizeof(curl_syms[0]); i++) {
-		(void)dlerror();
-		if ((sym = dlsym(lib, curl_syms[i].name)) == NULL) {
-			e = dlerror();
-			snprintf(curl_why, sizeof(curl_why), "%s has no %s: %s",
-			    CURL_LIB, curl_syms[i].name, e != NULL ? e :
-			    "the symbol is NULL");
-			/* Not a libcurl we can use: give its memory back. */
-			(void)dlclose(lib);
-			return;
-		}
-		memcpy((char *)&t + curl_syms[i].off, &sym, sizeof(sym));
-	}
-	curl = t;
-	curl_loaded = 1;
+	curl_loaded = dynlib_load(CURL_LIB, curl_syms,
+	    sizeof(curl_syms) / sizeof(curl_syms[0]), &curl, sizeof(curl),
+	    curl_why, sizeof(curl_why)) == 0;
 }
 
 /* 0 with the table filled, or WICK_ERR_CONFIG logged with the reason. */

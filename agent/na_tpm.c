@@ -21,6 +21,7 @@
  * slower still).
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,12 +37,132 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
+#include <uv.h>
 
 #include "der.h"
+#include "dynlib.h"
 #include "encode.h"
 #include "na_tpm.h"
 #include "na_tpm_int.h"
 #include "pkey.h"
+
+/*
+ * tpm2-tss, loaded by the first na_tpm_load() rather than linked: only an
+ * agent that attests with a TPM (or its "tpm" commands) talks to one, and
+ * the four libraries would otherwise be mapped into every agent.  The
+ * headers still give the types and constants; the calls go through this
+ * table, each pointer of the type tpm2-tss declares.  Loaded once and
+ * never unloaded.
+ */
+static struct tss_fns {
+	__typeof__(Esys_ActivateCredential)	*Esys_ActivateCredential;
+	__typeof__(Esys_Create)	*Esys_Create;
+	__typeof__(Esys_CreatePrimary)	*Esys_CreatePrimary;
+	__typeof__(Esys_Finalize)	*Esys_Finalize;
+	__typeof__(Esys_FlushContext)	*Esys_FlushContext;
+	__typeof__(Esys_Free)	*Esys_Free;
+	__typeof__(Esys_GetCapability)	*Esys_GetCapability;
+	__typeof__(Esys_Initialize)	*Esys_Initialize;
+	__typeof__(Esys_Load)	*Esys_Load;
+	__typeof__(Esys_NV_Read)	*Esys_NV_Read;
+	__typeof__(Esys_NV_ReadPublic)	*Esys_NV_ReadPublic;
+	__typeof__(Esys_PCR_Read)	*Esys_PCR_Read;
+	__typeof__(Esys_PolicySecret)	*Esys_PolicySecret;
+	__typeof__(Esys_Quote)	*Esys_Quote;
+	__typeof__(Esys_StartAuthSession)	*Esys_StartAuthSession;
+	__typeof__(Esys_TR_Close)	*Esys_TR_Close;
+	__typeof__(Esys_TR_FromTPMPublic)	*Esys_TR_FromTPMPublic;
+	__typeof__(Tss2_MU_TPM2B_ATTEST_Marshal)	*Tss2_MU_TPM2B_ATTEST_Marshal;
+	__typeof__(Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal)	*Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal;
+	__typeof__(Tss2_MU_TPM2B_ID_OBJECT_Unmarshal)	*Tss2_MU_TPM2B_ID_OBJECT_Unmarshal;
+	__typeof__(Tss2_MU_TPM2B_PUBLIC_Marshal)	*Tss2_MU_TPM2B_PUBLIC_Marshal;
+	__typeof__(Tss2_MU_TPM2B_PUBLIC_Unmarshal)	*Tss2_MU_TPM2B_PUBLIC_Unmarshal;
+	__typeof__(Tss2_MU_TPMS_ATTEST_Unmarshal)	*Tss2_MU_TPMS_ATTEST_Unmarshal;
+	__typeof__(Tss2_MU_TPMT_SIGNATURE_Marshal)	*Tss2_MU_TPMT_SIGNATURE_Marshal;
+	__typeof__(Tss2_RC_Decode)	*Tss2_RC_Decode;
+	__typeof__(Tss2_TctiLdr_Finalize)	*Tss2_TctiLdr_Finalize;
+	__typeof__(Tss2_TctiLdr_Initialize)	*Tss2_TctiLdr_Initialize;
+} tss;
+
+#define TSS_SYM(f)	{ #f, offsetof(struct tss_fns, f) }
+static const struct dynlib_sym tss_esys_syms[] = {
+	TSS_SYM(Esys_ActivateCredential),
+	TSS_SYM(Esys_Create),
+	TSS_SYM(Esys_CreatePrimary),
+	TSS_SYM(Esys_Finalize),
+	TSS_SYM(Esys_FlushContext),
+	TSS_SYM(Esys_Free),
+	TSS_SYM(Esys_GetCapability),
+	TSS_SYM(Esys_Initialize),
+	TSS_SYM(Esys_Load),
+	TSS_SYM(Esys_NV_Read),
+	TSS_SYM(Esys_NV_ReadPublic),
+	TSS_SYM(Esys_PCR_Read),
+	TSS_SYM(Esys_PolicySecret),
+	TSS_SYM(Esys_Quote),
+	TSS_SYM(Esys_StartAuthSession),
+	TSS_SYM(Esys_TR_Close),
+	TSS_SYM(Esys_TR_FromTPMPublic),
+};
+static const struct dynlib_sym tss_mu_syms[] = {
+	TSS_SYM(Tss2_MU_TPM2B_ATTEST_Marshal),
+	TSS_SYM(Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal),
+	TSS_SYM(Tss2_MU_TPM2B_ID_OBJECT_Unmarshal),
+	TSS_SYM(Tss2_MU_TPM2B_PUBLIC_Marshal),
+	TSS_SYM(Tss2_MU_TPM2B_PUBLIC_Unmarshal),
+	TSS_SYM(Tss2_MU_TPMS_ATTEST_Unmarshal),
+	TSS_SYM(Tss2_MU_TPMT_SIGNATURE_Marshal),
+};
+static const struct dynlib_sym tss_rc_syms[] = {
+	TSS_SYM(Tss2_RC_Decode),
+};
+static const struct dynlib_sym tss_tctildr_syms[] = {
+	TSS_SYM(Tss2_TctiLdr_Finalize),
+	TSS_SYM(Tss2_TctiLdr_Initialize),
+};
+#undef TSS_SYM
+
+static const struct {
+	const char		*lib;
+	const struct dynlib_sym	*syms;
+	size_t			 nsyms;
+} tss_libs[] = {
+	{ "libtss2-esys.so.0", tss_esys_syms,
+	    sizeof(tss_esys_syms) / sizeof(tss_esys_syms[0]) },
+	{ "libtss2-mu.so.0", tss_mu_syms,
+	    sizeof(tss_mu_syms) / sizeof(tss_mu_syms[0]) },
+	{ "libtss2-rc.so.0", tss_rc_syms,
+	    sizeof(tss_rc_syms) / sizeof(tss_rc_syms[0]) },
+	{ "libtss2-tctildr.so.0", tss_tctildr_syms,
+	    sizeof(tss_tctildr_syms) / sizeof(tss_tctildr_syms[0]) },
+};
+
+static uv_once_t	tss_once = UV_ONCE_INIT;
+static int		tss_loaded;
+static char		tss_why[256];
+
+static void
+tss_load_once(void)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(tss_libs) / sizeof(tss_libs[0]); i++)
+		if (dynlib_load(tss_libs[i].lib, tss_libs[i].syms,
+		    tss_libs[i].nsyms, &tss, sizeof(tss), tss_why,
+		    sizeof(tss_why)) != 0)
+			return;
+	tss_loaded = 1;
+}
+
+int
+na_tpm_load(char *why, size_t whylen)
+{
+	uv_once(&tss_once, tss_load_once);
+	if (!tss_loaded)
+		return err_why(why, whylen, WICK_ERR_CONFIG, "the TPM node "
+		    "attestor needs tpm2-tss: %s", tss_why);
+	return 0;
+}
 
 #define PCR_SELECT_BYTES	3	/* 24 PCRs */
 
@@ -123,8 +244,8 @@ na_tpm_rc_why(TSS2_RC rc, const char *what, char *why, size_t whylen)
 {
 	const char *text;
 
-	/* Tss2_RC_Decode() returns a per-thread buffer: copy it at once. */
-	text = Tss2_RC_Decode(rc);
+	/* tss.Tss2_RC_Decode() returns a per-thread buffer: copy it at once. */
+	text = tss.Tss2_RC_Decode(rc);
 	return err_why(why, whylen, err_from_tss(rc), "%s: %s (0x%x)", what,
 	    text != NULL ? text : "unknown error", (unsigned)rc);
 }
@@ -146,7 +267,7 @@ flush(struct na_tpm *t, ESYS_TR *h)
 {
 	if (*h == ESYS_TR_NONE)
 		return;
-	(void)Esys_FlushContext(t->esys, *h);
+	(void)tss.Esys_FlushContext(t->esys, *h);
 	*h = ESYS_TR_NONE;
 }
 
@@ -200,7 +321,7 @@ marshal_public(const TPM2B_PUBLIC *pub, struct buf *out, char *why,
 	size_t	off = 0;
 	TSS2_RC	rc;
 
-	if ((rc = Tss2_MU_TPM2B_PUBLIC_Marshal(pub, tmp, sizeof(tmp),
+	if ((rc = tss.Tss2_MU_TPM2B_PUBLIC_Marshal(pub, tmp, sizeof(tmp),
 	    &off)) != TSS2_RC_SUCCESS)
 		return na_tpm_rc_why(rc, "marshal TPM2B_PUBLIC", why, whylen);
 	if (off > NA_TPM_MAX_PUBLIC)
@@ -217,7 +338,7 @@ unmarshal_public(const uint8_t *p, size_t len, TPM2B_PUBLIC *pub)
 	memset(pub, 0, sizeof(*pub));
 	if (len == 0 || len > NA_TPM_MAX_PUBLIC)
 		return WICK_ERR_INVALID;
-	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(p, len, &off, pub) !=
+	if (tss.Tss2_MU_TPM2B_PUBLIC_Unmarshal(p, len, &off, pub) !=
 	    TSS2_RC_SUCCESS || off != len)
 		return WICK_ERR_INVALID;
 	return 0;
@@ -301,11 +422,13 @@ na_tpm_open(const char *tcti, struct na_tpm **out, char *why, size_t whylen)
 		if ((unsigned char)tcti[i] < 0x20 || tcti[i] == 0x7f)
 			return err_why(why, whylen, WICK_ERR_INVALID,
 			    "control character in the TCTI string");
+	if ((r = na_tpm_load(why, whylen)) != 0)
+		return r;
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return err_why(why, whylen, WICK_ERR_ALLOC, "out of memory");
 	t->ek = ESYS_TR_NONE;
 	t->ak = ESYS_TR_NONE;
-	if ((rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti)) !=
+	if ((rc = tss.Tss2_TctiLdr_Initialize(tcti, &t->tcti)) !=
 	    TSS2_RC_SUCCESS) {
 		char what[NA_TPM_MAX_TCTI + 64];
 
@@ -315,7 +438,7 @@ na_tpm_open(const char *tcti, struct na_tpm **out, char *why, size_t whylen)
 		r = WICK_ERR_UNAVAILABLE;
 		goto out;
 	}
-	if ((rc = Esys_Initialize(&t->esys, t->tcti, NULL)) !=
+	if ((rc = tss.Esys_Initialize(&t->esys, t->tcti, NULL)) !=
 	    TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "ESYS initialization", why, whylen);
 		goto out;
@@ -336,10 +459,10 @@ na_tpm_close(struct na_tpm *t)
 	if (t->esys != NULL) {
 		flush(t, &t->ak);
 		flush(t, &t->ek);
-		Esys_Finalize(&t->esys);
+		tss.Esys_Finalize(&t->esys);
 	}
 	if (t->tcti != NULL)
-		Tss2_TctiLdr_Finalize(&t->tcti);
+		tss.Tss2_TctiLdr_Finalize(&t->tcti);
 	free(t);
 }
 
@@ -372,7 +495,7 @@ nv_buffer_max(struct na_tpm *t, uint32_t *out, char *why, size_t whylen)
 	TSS2_RC			 rc;
 	uint32_t		 i, v = 0;
 
-	if ((rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+	if ((rc = tss.Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
 	    ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES, TPM2_PT_NV_BUFFER_MAX, 1,
 	    &more, &cap)) != TSS2_RC_SUCCESS)
 		return na_tpm_rc_why(rc, "GetCapability(NV_BUFFER_MAX)", why,
@@ -382,7 +505,7 @@ nv_buffer_max(struct na_tpm *t, uint32_t *out, char *why, size_t whylen)
 		if (cap->data.tpmProperties.tpmProperty[i].property ==
 		    TPM2_PT_NV_BUFFER_MAX)
 			v = cap->data.tpmProperties.tpmProperty[i].value;
-	Esys_Free(cap);
+	tss.Esys_Free(cap);
 	/* Absent or odd: the smallest size TPMs are known to take. */
 	if (v == 0 || v > TPM2_MAX_NV_BUFFER_SIZE)
 		v = v == 0 ? 512 : TPM2_MAX_NV_BUFFER_SIZE;
@@ -407,14 +530,14 @@ ek_cert_read(struct na_tpm *t, struct buf *out, char *why, size_t whylen)
 	struct der		 d;
 	int			 r;
 
-	rc = Esys_TR_FromTPMPublic(t->esys, NA_TPM_EK_CERT_NV, ESYS_TR_NONE,
+	rc = tss.Esys_TR_FromTPMPublic(t->esys, NA_TPM_EK_CERT_NV, ESYS_TR_NONE,
 	    ESYS_TR_NONE, ESYS_TR_NONE, &nv);
 	if (rc_is(rc, TPM2_RC_HANDLE))
 		return 0;		/* no certificate: not an error */
 	if (rc != TSS2_RC_SUCCESS)
 		return na_tpm_rc_why(rc, "EK certificate NV index", why,
 		    whylen);
-	if ((rc = Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE,
+	if ((rc = tss.Esys_NV_ReadPublic(t->esys, nv, ESYS_TR_NONE, ESYS_TR_NONE,
 	    ESYS_TR_NONE, &nvpub, NULL)) != TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "NV_ReadPublic(EK certificate)", why,
 		    whylen);
@@ -445,7 +568,7 @@ ek_cert_read(struct na_tpm *t, struct buf *out, char *why, size_t whylen)
 	}
 	for (off = 0; off < size; off += n) {
 		n = size - off < chunk ? size - off : chunk;
-		if ((rc = Esys_NV_Read(t->esys, auth, nv, ESYS_TR_PASSWORD,
+		if ((rc = tss.Esys_NV_Read(t->esys, auth, nv, ESYS_TR_PASSWORD,
 		    ESYS_TR_NONE, ESYS_TR_NONE, (UINT16)n, (UINT16)off,
 		    &data)) != TSS2_RC_SUCCESS) {
 			r = na_tpm_rc_why(rc, "NV_Read(EK certificate)", why,
@@ -458,7 +581,7 @@ ek_cert_read(struct na_tpm *t, struct buf *out, char *why, size_t whylen)
 			goto out;
 		}
 		memcpy(cert + off, data->buffer, n);
-		Esys_Free(data);
+		tss.Esys_Free(data);
 		data = NULL;
 	}
 	/* Some TPMs pad the index: keep the certificate only (P7). */
@@ -471,10 +594,10 @@ ek_cert_read(struct na_tpm *t, struct buf *out, char *why, size_t whylen)
 	r = buf_put(out, cert, d.tlvlen);
 out:
 	free(cert);
-	Esys_Free(data);
-	Esys_Free(nvpub);
+	tss.Esys_Free(data);
+	tss.Esys_Free(nvpub);
 	if (nv != ESYS_TR_NONE)
-		(void)Esys_TR_Close(t->esys, &nv);
+		(void)tss.Esys_TR_Close(t->esys, &nv);
 	return r;
 }
 
@@ -545,7 +668,7 @@ ek_make(struct na_tpm *t, struct buf *ek_cert, struct buf *ek_pub,
 	ek_template(&tmpl);
 	if ((r = ek_cert_read(t, ek_cert, why, whylen)) != 0)
 		goto out;
-	if ((rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT,
+	if ((rc = tss.Esys_CreatePrimary(t->esys, ESYS_TR_RH_ENDORSEMENT,
 	    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
 	    &outside, &creation, &t->ek, &pub, NULL, NULL, NULL)) !=
 	    TSS2_RC_SUCCESS) {
@@ -567,7 +690,7 @@ ek_make(struct na_tpm *t, struct buf *ek_cert, struct buf *ek_pub,
 out:
 	if (r != 0)
 		flush(t, &t->ek);
-	Esys_Free(pub);
+	tss.Esys_Free(pub);
 	return r;
 }
 
@@ -644,7 +767,7 @@ ak_make(struct na_tpm *t, unsigned flags, struct buf *ak_pub, char *why,
 	memset(&outside, 0, sizeof(outside));
 	memset(&creation, 0, sizeof(creation));
 	srk_template(&tmpl);
-	if ((rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER,
+	if ((rc = tss.Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER,
 	    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens, &tmpl,
 	    &outside, &creation, &srk, &srkpub, NULL, NULL, NULL)) !=
 	    TSS2_RC_SUCCESS) {
@@ -654,13 +777,13 @@ ak_make(struct na_tpm *t, unsigned flags, struct buf *ak_pub, char *why,
 		goto out;
 	}
 	ak_template(&tmpl, flags);
-	if ((rc = Esys_Create(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	if ((rc = tss.Esys_Create(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 	    ESYS_TR_NONE, &sens, &tmpl, &outside, &creation, &priv, &pub,
 	    NULL, NULL, NULL)) != TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "Create(AK)", why, whylen);
 		goto out;
 	}
-	if ((rc = Esys_Load(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	if ((rc = tss.Esys_Load(t->esys, srk, ESYS_TR_PASSWORD, ESYS_TR_NONE,
 	    ESYS_TR_NONE, priv, pub, &t->ak)) != TSS2_RC_SUCCESS) {
 		t->ak = ESYS_TR_NONE;
 		r = na_tpm_rc_why(rc, "Load(AK)", why, whylen);
@@ -682,11 +805,11 @@ out:
 	flush(t, &srk);
 	if (r != 0)
 		flush(t, &t->ak);
-	Esys_Free(srkpub);
-	Esys_Free(pub);
+	tss.Esys_Free(srkpub);
+	tss.Esys_Free(pub);
 	if (priv != NULL)
 		OPENSSL_cleanse(priv, sizeof(*priv));
-	Esys_Free(priv);
+	tss.Esys_Free(priv);
 	return r;
 }
 
@@ -798,13 +921,13 @@ activate(struct na_tpm *t, const struct challenge *c,
 	memset(&blob, 0, sizeof(blob));
 	memset(&enc, 0, sizeof(enc));
 	off = 0;
-	if (Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(c->credential_blob,
+	if (tss.Tss2_MU_TPM2B_ID_OBJECT_Unmarshal(c->credential_blob,
 	    c->credential_blob_len, &off, &blob) != TSS2_RC_SUCCESS ||
 	    off != c->credential_blob_len || blob.size == 0)
 		return err_why(why, whylen, WICK_ERR_INVALID, "the credential "
 		    "blob is not one TPM2B_ID_OBJECT");
 	off = 0;
-	if (Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(c->encrypted_secret,
+	if (tss.Tss2_MU_TPM2B_ENCRYPTED_SECRET_Unmarshal(c->encrypted_secret,
 	    c->encrypted_secret_len, &off, &enc) != TSS2_RC_SUCCESS ||
 	    off != c->encrypted_secret_len || enc.size == 0)
 		return err_why(why, whylen, WICK_ERR_INVALID, "the encrypted "
@@ -813,21 +936,21 @@ activate(struct na_tpm *t, const struct challenge *c,
 	/* The EK (template L-1) takes a policy, not a password (P5). */
 	memset(&sym, 0, sizeof(sym));
 	sym.algorithm = TPM2_ALG_NULL;
-	if ((rc = Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+	if ((rc = tss.Esys_StartAuthSession(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
 	    ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, NULL, TPM2_SE_POLICY,
 	    &sym, TPM2_ALG_SHA256, &sess)) != TSS2_RC_SUCCESS) {
 		sess = ESYS_TR_NONE;
 		r = na_tpm_rc_why(rc, "StartAuthSession", why, whylen);
 		goto out;
 	}
-	if ((rc = Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, sess,
+	if ((rc = tss.Esys_PolicySecret(t->esys, ESYS_TR_RH_ENDORSEMENT, sess,
 	    ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, NULL, NULL, NULL, 0,
 	    NULL, NULL)) != TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "PolicySecret(endorsement)", why,
 		    whylen);
 		goto out;
 	}
-	if ((rc = Esys_ActivateCredential(t->esys, t->ak, t->ek,
+	if ((rc = tss.Esys_ActivateCredential(t->esys, t->ak, t->ek,
 	    ESYS_TR_PASSWORD, sess, ESYS_TR_NONE, &blob, &enc, &cert)) !=
 	    TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "ActivateCredential", why, whylen);
@@ -848,10 +971,10 @@ activate(struct na_tpm *t, const struct challenge *c,
 out:
 	/* ESYS sessions continue after a command: end this one (P6). */
 	if (sess != ESYS_TR_NONE)
-		(void)Esys_FlushContext(t->esys, sess);
+		(void)tss.Esys_FlushContext(t->esys, sess);
 	if (cert != NULL)
 		OPENSSL_cleanse(cert, sizeof(*cert));
-	Esys_Free(cert);
+	tss.Esys_Free(cert);
 	OPENSSL_cleanse(&blob, sizeof(blob));
 	OPENSSL_cleanse(&enc, sizeof(enc));
 	return r;
@@ -879,7 +1002,7 @@ pcr_read(struct na_tpm *t, const TPML_PCR_SELECTION *sel,
 			left |= want.pcrSelections[0].pcrSelect[i];
 		if (!left)
 			break;
-		if ((rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
+		if ((rc = tss.Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE,
 		    ESYS_TR_NONE, &want, &counter, &got, &d)) !=
 		    TSS2_RC_SUCCESS) {
 			r = na_tpm_rc_why(rc, "PCR_Read", why, whylen);
@@ -924,15 +1047,15 @@ pcr_read(struct na_tpm *t, const TPML_PCR_SELECTION *sel,
 			    "sha256 bank active?");
 			goto out;
 		}
-		Esys_Free(got);
-		Esys_Free(d);
+		tss.Esys_Free(got);
+		tss.Esys_Free(d);
 		got = NULL;
 		d = NULL;
 	}
 	r = 0;
 out:
-	Esys_Free(got);
-	Esys_Free(d);
+	tss.Esys_Free(got);
+	tss.Esys_Free(d);
 	return r;
 }
 
@@ -953,7 +1076,7 @@ quote_check(const TPM2B_ATTEST *q, const TPM2B_DATA *qdata,
 	const TPML_PCR_SELECTION *qs;
 
 	memset(&a, 0, sizeof(a));
-	if (Tss2_MU_TPMS_ATTEST_Unmarshal(q->attestationData, q->size, &off,
+	if (tss.Tss2_MU_TPMS_ATTEST_Unmarshal(q->attestationData, q->size, &off,
 	    &a) != TSS2_RC_SUCCESS || off != q->size)
 		return err_why(why, whylen, WICK_ERR_PROTOCOL, "the quote "
 		    "does not parse");
@@ -1030,12 +1153,12 @@ quote(struct na_tpm *t, const struct challenge *c, struct na_tpm_answer *ans,
 		goto out;
 	}
 	for (try = 0; try < NA_TPM_QUOTE_TRIES; try++) {
-		Esys_Free(quoted);
-		Esys_Free(sig);
+		tss.Esys_Free(quoted);
+		tss.Esys_Free(sig);
 		quoted = NULL;
 		sig = NULL;
 		buf_reset(&concat);
-		if ((rc = Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD,
+		if ((rc = tss.Esys_Quote(t->esys, t->ak, ESYS_TR_PASSWORD,
 		    ESYS_TR_NONE, ESYS_TR_NONE, &qdata, &scheme, &sel, &quoted,
 		    &sig)) != TSS2_RC_SUCCESS) {
 			r = na_tpm_rc_why(rc, "Quote", why, whylen);
@@ -1060,7 +1183,7 @@ quote(struct na_tpm *t, const struct challenge *c, struct na_tpm_answer *ans,
 	if (r != 0)
 		goto out;
 	off = 0;
-	if ((rc = Tss2_MU_TPM2B_ATTEST_Marshal(quoted, tmp, sizeof(tmp),
+	if ((rc = tss.Tss2_MU_TPM2B_ATTEST_Marshal(quoted, tmp, sizeof(tmp),
 	    &off)) != TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "marshal TPM2B_ATTEST", why, whylen);
 		goto out;
@@ -1068,7 +1191,7 @@ quote(struct na_tpm *t, const struct challenge *c, struct na_tpm_answer *ans,
 	if ((r = buf_put(&ans->quote, tmp, off)) != 0)
 		goto out;
 	off = 0;
-	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(sig, tmp, sizeof(tmp),
+	if ((rc = tss.Tss2_MU_TPMT_SIGNATURE_Marshal(sig, tmp, sizeof(tmp),
 	    &off)) != TSS2_RC_SUCCESS) {
 		r = na_tpm_rc_why(rc, "marshal TPMT_SIGNATURE", why, whylen);
 		goto out;
@@ -1080,8 +1203,8 @@ quote(struct na_tpm *t, const struct challenge *c, struct na_tpm_answer *ans,
 	ans->npcrs = c->npcrs;
 out:
 	buf_cleanup(&concat);
-	Esys_Free(quoted);
-	Esys_Free(sig);
+	tss.Esys_Free(quoted);
+	tss.Esys_Free(sig);
 	return r;
 }
 
@@ -1131,6 +1254,8 @@ na_tpm_pub_hash(const uint8_t *ek_pub, size_t len,
 	int		 r;
 
 	hex[0] = '\0';
+	if ((r = na_tpm_load(NULL, 0)) != 0)
+		return r;
 	buf_init(&der, PKEY_MAX_DER);
 	if ((r = unmarshal_public(ek_pub, len, &pub)) != 0)
 		goto out;

@@ -74,6 +74,14 @@ void	 na_tpm_answer_init(struct na_tpm_answer *);
 void	 na_tpm_answer_cleanup(struct na_tpm_answer *);
 
 /*
+ * Load tpm2-tss (its ESYS, marshalling, return-code and TCTI-loader
+ * libraries), once per process; na_tpm_open() and na_tpm_pub_hash() do
+ * it themselves.  WICK_ERR_CONFIG, why naming the missing library or
+ * symbol, when it cannot be.
+ */
+int	 na_tpm_load(char *why, size_t whylen) WICK_WUR;
+
+/*
  * Connect to the TPM through tcti (NULL: NA_TPM_DEFAULT_TCTI).
  * WICK_ERR_UNAVAILABLE when the TCTI cannot be loaded or reached; why
  * does not repeat the TCTI string.
