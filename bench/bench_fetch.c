@@ -2,7 +2,7 @@
  * bench_fetch.c: Workload API fetch latency and rate.
  *
  *	bench_fetch -s SOCKET [-c CLIENTS] [-t SECONDS] [-n FETCHES]
- *	    [-o SAMPLES] [-j]
+ *	    [-r RATE] [-o SAMPLES] [-j]
  *
  * CLIENTS workloads each connect, open FetchX509SVID, wait for the first
  * response (the whole X509SVIDResponse), close the connection and start
@@ -14,6 +14,13 @@
  * that many fetches (and ignores -t), -o writes every latency in
  * microseconds to a file, one a line, and -j prints the figures as one
  * JSON object.
+ *
+ * -r offers RATE fetches a second in all, spread evenly over the clients
+ * (each starts its next fetch on its own schedule, not as soon as the
+ * last one ends): latency at a given load rather than at saturation.  A
+ * fetch that could not start on time because the client's previous one
+ * was still running counts from when it was due, so a slow answer is
+ * not hidden by the fetches it delayed.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +40,7 @@ struct client {
 	struct rpc_ccall	*call;
 	uv_timer_t		 retry;
 	double			 t0;
+	double			 due;		/* -r: the next fetch's time */
 	int			 got;
 };
 
@@ -43,6 +51,7 @@ static double		*samples;
 static size_t		 nsamples;
 static long		 errors, limit, started;
 static int		 active;
+static double		 interval;	/* -r: each client's, in seconds */
 
 static double
 now_s(void)
@@ -53,12 +62,32 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void	start(struct client *);
+static void	start(struct client *, double);
 
 static void
 retry_cb(uv_timer_t *t)
 {
-	start(t->data);
+	start(t->data, 0);
+}
+
+/* The next fetch: now, or with -r at its time (from then if late). */
+static void
+next(struct client *c)
+{
+	double	now, wait;
+
+	if (interval == 0) {
+		start(c, 0);
+		return;
+	}
+	c->due += interval;
+	now = now_s();
+	if (c->due <= now) {
+		start(c, c->due);
+		return;
+	}
+	wait = (c->due - now) * 1e3;
+	uv_timer_start(&c->retry, retry_cb, (uint64_t)wait, 0);
 }
 
 static void
@@ -97,7 +126,7 @@ on_status(struct rpc_ccall *call, int status, const char *msg, void *arg)
 		if (failed)	/* as a client would, after a pause */
 			uv_timer_start(&c->retry, retry_cb, 10, 0);
 		else
-			start(c);
+			next(c);
 	}
 	else
 		active--;
@@ -105,15 +134,16 @@ on_status(struct rpc_ccall *call, int status, const char *msg, void *arg)
 
 static const struct rpc_client_cbs cbs = { NULL, on_message, on_status };
 
+/* A fetch, timed from t0 if it is given (a late one's due time). */
 static void
-start(struct client *c)
+start(struct client *c, double t0)
 {
 	static const struct rpc_md md = { "workload.spiffe.io",
 	    (const uint8_t *)"true", 4 };
 	int r;
 
 	c->got = 0;
-	c->t0 = now_s();
+	c->t0 = t0 > 0 ? t0 : now_s();
 	started++;
 	if (c->ch == NULL && rpc_channel_new(&loop, target, NULL, 0,
 	    &c->ch) != 0) {
@@ -143,23 +173,27 @@ main(int argc, char **argv)
 	struct client	*cl;
 	const char	*sock = NULL, *out = NULL;
 	FILE		*f;
-	double		 secs = 5, t0, el;
+	double		 secs = 5, rate = 0, t0, el;
 	size_t		 k;
 	int		 n = 1, m, ch, i, json = 0;
 
-	while ((ch = getopt(argc, argv, "s:c:t:n:o:j")) != -1) {
+	while ((ch = getopt(argc, argv, "s:c:t:n:r:o:j")) != -1) {
 		switch (ch) {
 		case 's': sock = optarg; break;
 		case 'c': n = atoi(optarg); break;
 		case 't': secs = atof(optarg); break;
 		case 'n': limit = atol(optarg); break;
+		case 'r': rate = atof(optarg); break;
 		case 'o': out = optarg; break;
 		case 'j': json = 1; break;
 		default: goto usage;
 		}
 	}
-	if (sock == NULL || n < 1 || n > 10000 || limit < 0)
+	if (sock == NULL || n < 1 || n > 10000 || limit < 0 || rate < 0 ||
+	    (rate > 0 && rate > 1e6))
 		goto usage;
+	if (rate > 0)
+		interval = n / rate;
 	log_init("bench", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
 	/* A connection the agent refused is seen when writing to it. */
 	signal(SIGPIPE, SIG_IGN);
@@ -175,8 +209,15 @@ main(int argc, char **argv)
 		uv_timer_init(&loop, &cl[i].retry);
 		cl[i].retry.data = &cl[i];
 	}
-	for (i = 0; i < m; i++)
-		start(&cl[i]);
+	for (i = 0; i < m; i++) {
+		if (interval == 0) {
+			start(&cl[i], 0);
+			continue;
+		}
+		/* Spread over the first interval; next() adds one. */
+		cl[i].due = t0 + interval * i / m - interval;
+		next(&cl[i]);
+	}
 	while (active > 0 && uv_run(&loop, UV_RUN_ONCE) != 0)
 		;
 	el = now_s() - t0;
@@ -205,9 +246,10 @@ main(int argc, char **argv)
 	}
 	if (json) {
 		printf("{\"clients\":%d,\"fetches\":%zu,\"errors\":%ld,"
-		    "\"seconds\":%.3f,\"rate\":%.1f,\"p50_us\":%.1f,"
+		    "\"seconds\":%.3f,\"rate\":%.1f,\"offered\":%.1f,"
+		    "\"p50_us\":%.1f,"
 		    "\"p99_us\":%.1f,\"p999_us\":%.1f}\n", n, nsamples, errors,
-		    el, (double)nsamples / el, samples[nsamples / 2] * 1e6,
+		    el, (double)nsamples / el, rate, samples[nsamples / 2] * 1e6,
 		    samples[nsamples * 99 / 100] * 1e6,
 		    samples[nsamples * 999 / 1000] * 1e6);
 		return errors > 0;
@@ -219,6 +261,6 @@ main(int argc, char **argv)
 	return errors > 0;
 usage:
 	fprintf(stderr, "usage: bench_fetch -s SOCKET [-c CLIENTS] "
-	    "[-t SECONDS] [-n FETCHES] [-o SAMPLES] [-j]\n");
+	    "[-t SECONDS] [-n FETCHES] [-r RATE] [-o SAMPLES] [-j]\n");
 	return 1;
 }
