@@ -633,8 +633,17 @@ attestor_unix(const struct attestor *a, const struct peercred *cred,
 	if (o->discover_workload_path && (r = add_path(o, proc != NULL ?
 	    proc : "/proc", cred, set, why, whylen)) != 0)
 		return r;
-	/* Everything above must describe the process that called. */
-	if (peercred_check_alive(cred) != 0) {
+	/*
+	 * Everything above must describe the process that called.  When
+	 * its only source was the status file held since accept (which
+	 * names that process, not its pid), the read that succeeded above
+	 * proved it; anything read by pid (the binary, or a /proc of the
+	 * tests') needs the check that the pid still names it.  The check
+	 * reads the status file again: the kernel writes all of it anew for
+	 * every read, the largest cost of a Workload API call.
+	 */
+	if ((proc != NULL || !cred->status_held ||
+	    o->discover_workload_path) && peercred_check_alive(cred) != 0) {
 		snprintf(why, whylen, "the calling process %ld is gone or was "
 		    "replaced", (long)cred->pid);
 		return WICK_ERR_STATE;
