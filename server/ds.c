@@ -780,6 +780,41 @@ ds_entries_count(struct ds *ds, const struct ds_entry_filter *f,
 	    count));
 }
 
+/* ds_entries_load() for a backend without its own: page by page. */
+static int
+load_paged(struct ds *ds, ds_entry_fn *fn, void *arg)
+{
+	struct ds_entry_list	 l;
+	char			*tok = NULL;
+	size_t			 i;
+	int			 r;
+
+	do {
+		memset(&l, 0, sizeof(l));
+		r = walk_entries(ds, NULL, tok, DS_MAX_PAGE, &l, NULL);
+		free(tok);
+		tok = NULL;
+		if (r != 0)
+			return r;
+		for (i = 0; i < l.n && r == 0; i++) {
+			r = fn(arg, l.v[i]);
+			l.v[i] = NULL;
+		}
+		tok = l.next_token;
+		l.next_token = NULL;
+		ds_entry_list_free(&l);
+	} while (r == 0 && tok != NULL);
+	free(tok);
+	return r;
+}
+
+int
+ds_entries_load(struct ds *ds, ds_entry_fn *fn, void *arg)
+{
+	return TIMED(ds, ds->ops->entries_load != NULL ?
+	    ds->ops->entries_load(ds, fn, arg) : load_paged(ds, fn, arg));
+}
+
 int
 ds_entries_prune(struct ds *ds, int64_t now, size_t *n)
 {

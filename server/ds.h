@@ -244,6 +244,15 @@ int	 ds_entries_list(struct ds *, const struct ds_entry_filter *,
 	    WICK_WUR;
 int	 ds_entries_count(struct ds *, const struct ds_entry_filter *,
 	    int64_t *count) WICK_WUR;
+/*
+ * Every entry, as ds_entries_list() gives it, each handed to fn (which
+ * owns it from then on, whatever it returns), in no particular order;
+ * fn's non-zero stops the load and is returned.  For the entry cache:
+ * SQLite reads the whole table in a few scans and one snapshot, other
+ * backends page as ds_entries_list() does.
+ */
+typedef int ds_entry_fn(void *arg, struct ds_entry *);
+int	 ds_entries_load(struct ds *, ds_entry_fn *fn, void *arg) WICK_WUR;
 /* Delete entries whose expires_at is in (0, now); *n gets how many. */
 int	 ds_entries_prune(struct ds *, int64_t now, size_t *n) WICK_WUR;
 

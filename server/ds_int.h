@@ -94,6 +94,8 @@ struct ds_ops {
 	int	(*backup_run)(struct ds_backup *, const char **);
 	void	(*backup_free)(struct ds_backup *);
 	int	(*check)(struct ds *, const char **);
+	/* ds_entries_load(); NULL: ds.c pages through the walk op. */
+	int	(*entries_load)(struct ds *, ds_entry_fn *, void *);
 };
 
 /* Every backend's struct begins with this. */

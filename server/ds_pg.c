@@ -2016,6 +2016,7 @@ static const struct ds_ops pg_ops = {
 	pg_backup_run,
 	pg_backup_free,
 	pg_check,
+	NULL,		/* entries_load: a walk query reads the lists too */
 };
 
 /* ---- open, migrate ----------------------------------------------------- */

@@ -11,6 +11,7 @@
  * asked only when the first change read is not the next revision (a gap
  * that may as well be a transaction rolled back).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,15 +87,154 @@ memo_clear(struct entry_cache *ec)
 	}
 }
 
-static void
+/*
+ * Sorting 100,000 entries with strcmp() through their pointers was most
+ * of a load's time once the reads were done, and every refresh with a
+ * change sorts again.  Each entry is read once, in the order the array
+ * holds them (the order they were allocated in, kind to the memory
+ * cache), into a key: its ID's first 8 bytes big-endian (keys order as
+ * the strings do; strcmp() only on a tie) and its parent's group.
+ * Parents repeat (an agent's workloads), so each distinct parent
+ * becomes a group once, through a hash table, and only the groups are
+ * sorted by string.  Once the keys are sorted by ID, a counting sort
+ * places the entries by group, in ID order within each: the order
+ * cmp_parent() gives.  Short of memory for that, the plain sorts keep
+ * the arrays usable and WICK_ERR_ALLOC makes the caller try again.
+ */
+struct sortkey {
+	uint64_t		 pre;
+	struct ds_entry		*e;
+	uint32_t		 group;
+};
+
+struct pgroup {
+	const char	*parent;
+	uint64_t	 hash;
+	size_t		 n;		/* entries in the group */
+	size_t		 at;		/* the next one's index in byparent */
+};
+
+static uint64_t
+prefix8(const char *s)
+{
+	uint64_t	k = 0;
+	int		i;
+
+	for (i = 0; i < 8; i++) {
+		k = k << 8 | (unsigned char)*s;
+		if (*s != '\0')
+			s++;
+	}
+	return k;
+}
+
+static int
+cmp_key(const void *a, const void *b)
+{
+	const struct sortkey *x = a, *y = b;
+
+	if (x->pre != y->pre)
+		return x->pre < y->pre ? -1 : 1;
+	return strcmp(x->e->id, y->e->id);
+}
+
+static int
+cmp_group(const void *a, const void *b)
+{
+	return strcmp((*(struct pgroup *const *)a)->parent,
+	    (*(struct pgroup *const *)b)->parent);
+}
+
+/* Eight bytes a step (parents are long and share long prefixes), each
+ * step multiplied and folded so that every byte reaches the low bits the
+ * table uses. */
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t	h = 0x9e3779b97f4a7c15ULL, w;
+	size_t		len = strlen(s), i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * 0xff51afd7ed558ccdULL;
+		h ^= h >> 29;
+	}
+	w = 0;
+	memcpy(&w, s + i, len - i);
+	h = (h ^ w ^ len) * 0xff51afd7ed558ccdULL;
+	return h ^ h >> 32;
+}
+
+/* Both arrays sorted by keys; -1 (nothing changed) when out of memory. */
+static int
+sort_keyed(struct entry_cache *ec)
+{
+	struct sortkey	 *k = NULL;
+	struct pgroup	 *g = NULL, **gp = NULL;
+	uint32_t	 *slot = NULL;
+	const char	 *p;
+	size_t		  cap = 16, i, j, ng = 0, at;
+	uint64_t	  h;
+	int		  r = -1;
+
+	/* Slots hold a group's index + 1 in 32 bits, and stay half empty. */
+	if (ec->n > UINT32_MAX / 4)
+		return -1;
+	while (cap < 2 * ec->n)
+		cap *= 2;
+	if ((slot = calloc(cap, sizeof(*slot))) == NULL ||
+	    (k = reallocarray(NULL, ec->n, sizeof(*k))) == NULL ||
+	    (g = reallocarray(NULL, ec->n, sizeof(*g))) == NULL ||
+	    (gp = reallocarray(NULL, ec->n, sizeof(*gp))) == NULL)
+		goto out;
+	for (i = 0; i < ec->n; i++) {
+		k[i].e = ec->byid[i];
+		k[i].pre = prefix8(k[i].e->id);
+		p = k[i].e->parent_id;
+		h = hash_str(p);
+		for (j = h & (cap - 1); slot[j] != 0; j = (j + 1) & (cap - 1))
+			if (g[slot[j] - 1].hash == h &&
+			    strcmp(g[slot[j] - 1].parent, p) == 0)
+				break;
+		if (slot[j] == 0) {
+			g[ng].parent = p;
+			g[ng].hash = h;
+			g[ng].n = 0;
+			gp[ng] = &g[ng];
+			slot[j] = (uint32_t)++ng;
+		}
+		k[i].group = slot[j] - 1;
+		g[k[i].group].n++;
+	}
+	qsort(k, ec->n, sizeof(*k), cmp_key);
+	qsort(gp, ng, sizeof(*gp), cmp_group);
+	for (i = at = 0; i < ng; i++) {
+		gp[i]->at = at;
+		at += gp[i]->n;
+	}
+	for (i = 0; i < ec->n; i++) {
+		ec->byid[i] = k[i].e;
+		ec->byparent[g[k[i].group].at++] = k[i].e;
+	}
+	r = 0;
+out:
+	free(slot);
+	free(k);
+	free(g);
+	free(gp);
+	return r;
+}
+
+static int
 resort(struct entry_cache *ec)
 {
 	memo_clear(ec);
-	if (ec->n == 0)
-		return;
+	if (ec->n == 0 || sort_keyed(ec) == 0)
+		return 0;
 	qsort(ec->byid, ec->n, sizeof(*ec->byid), cmp_id);
 	memcpy(ec->byparent, ec->byid, ec->n * sizeof(*ec->byid));
 	qsort(ec->byparent, ec->n, sizeof(*ec->byparent), cmp_parent);
+	return WICK_ERR_ALLOC;
 }
 
 static int
@@ -133,38 +273,27 @@ find_id_in(const struct entry_cache *ec, const char *id, size_t n)
 }
 
 static int
-load_all(struct entry_cache *ec)
+load_one(void *arg, struct ds_entry *e)
 {
-	struct ds_entry_list	 l;
-	struct ds_entry_filter	 f;
-	char			*tok = NULL;
-	size_t			 i;
+	struct entry_cache	*ec = arg;
 	int			 r;
 
-	memset(&f, 0, sizeof(f));
-	for (;;) {
-		memset(&l, 0, sizeof(l));
-		r = ds_entries_list(ec->ds, &f, tok, 0, &l);
-		free(tok);
-		tok = NULL;
-		if (r != 0)
-			return r;
-		for (i = 0; i < l.n; i++) {
-			if (ec->n == ec->cap && (r = grow(ec)) != 0) {
-				ds_entry_list_free(&l);
-				return r;
-			}
-			ec->byid[ec->n++] = l.v[i];
-			l.v[i] = NULL;
-		}
-		tok = l.next_token;
-		l.next_token = NULL;
-		ds_entry_list_free(&l);
-		if (tok == NULL)
-			break;
+	if (ec->n == ec->cap && (r = grow(ec)) != 0) {
+		ds_entry_free(e);
+		return r;
 	}
-	resort(ec);
+	ec->byid[ec->n++] = e;
 	return 0;
+}
+
+static int
+load_all(struct entry_cache *ec)
+{
+	int r;
+
+	if ((r = ds_entries_load(ec->ds, load_one, ec)) != 0)
+		return r;
+	return resort(ec);
 }
 
 int
@@ -257,7 +386,7 @@ apply_changes(struct entry_cache *ec)
 	uint8_t				*gone;
 	size_t				 i, j, nsorted = ec->n;
 	ssize_t				 at;
-	int				 r = 0;
+	int				 r = 0, rs;
 
 	if (ec->nchanged == 0)
 		return 0;
@@ -299,7 +428,10 @@ apply_changes(struct entry_cache *ec)
 	}
 	ec->n = j;
 	free(gone);
-	resort(ec);
+	/* Sorted even when that fails (out of memory): the next refresh
+	 * applies the same changes again. */
+	if ((rs = resort(ec)) != 0 && r == 0)
+		r = rs;
 	return r;
 }
 

@@ -3054,6 +3054,302 @@ test_changes_prune_and_resync(void **state)
 	entry_cache_free(ec);
 }
 
+/* ---- every entry at once (the entry cache's load) ---------------------- */
+
+static int
+collect_entry(void *arg, struct ds_entry *e)
+{
+	struct ds_entry_list	 *l = arg;
+	struct ds_entry		**v;
+
+	v = reallocarray(l->v, l->n + 1, sizeof(*v));
+	assert_non_null(v);
+	l->v = v;
+	l->v[l->n++] = e;
+	return 0;
+}
+
+/* A callback that stops the load at the fourth entry. */
+static int
+collect_three(void *arg, struct ds_entry *e)
+{
+	struct ds_entry_list *l = arg;
+
+	if (l->n == 3) {
+		ds_entry_free(e);
+		return WICK_ERR_STATE;
+	}
+	return collect_entry(arg, e);
+}
+
+static int
+cmp_entry_id(const void *a, const void *b)
+{
+	return strcmp((*(struct ds_entry *const *)a)->id,
+	    (*(struct ds_entry *const *)b)->id);
+}
+
+/* Every field, the lists in their order. */
+static void
+assert_same_entry(const struct ds_entry *a, const struct ds_entry *b)
+{
+	size_t i;
+
+	assert_string_equal(a->id, b->id);
+	assert_string_equal(a->spiffe_id, b->spiffe_id);
+	assert_string_equal(a->parent_id, b->parent_id);
+	assert_string_equal(a->hint, b->hint);
+	assert_true(selector_set_equal(&a->selectors, &b->selectors));
+	assert_int_equal(a->x509_svid_ttl, b->x509_svid_ttl);
+	assert_int_equal(a->jwt_svid_ttl, b->jwt_svid_ttl);
+	assert_int_equal(a->admin, b->admin);
+	assert_int_equal(a->downstream, b->downstream);
+	assert_int_equal(a->store_svid, b->store_svid);
+	assert_int_equal(a->expires_at, b->expires_at);
+	assert_int_equal(a->revision_number, b->revision_number);
+	assert_int_equal(a->created_at, b->created_at);
+	assert_int_equal(a->change_rev, b->change_rev);
+	assert_int_equal(a->ndns_names, b->ndns_names);
+	for (i = 0; i < a->ndns_names; i++)
+		assert_string_equal(a->dns_names[i], b->dns_names[i]);
+	assert_int_equal(a->nfederates_with, b->nfederates_with);
+	for (i = 0; i < a->nfederates_with; i++)
+		assert_string_equal(a->federates_with[i],
+		    b->federates_with[i]);
+}
+
+/*
+ * ds_entries_load() gives want entries, exactly those of the list walk
+ * and of ds_entry_get(), field for field (both sorted here with
+ * strcmp(): a PostgreSQL collation may order the walk otherwise).
+ */
+static void
+expect_load_as_walk(size_t want)
+{
+	struct ds_entry_list	 got, all, page;
+	struct ds_entry		*e;
+	char			*tok = NULL;
+	size_t			 i;
+
+	memset(&got, 0, sizeof(got));
+	memset(&all, 0, sizeof(all));
+	assert_int_equal(ds_entries_load(t.ds, collect_entry, &got), 0);
+	assert_int_equal(got.n, want);
+	do {
+		assert_int_equal(ds_entries_list(t.ds, NULL, tok, 7, &page),
+		    0);
+		free(tok);
+		for (i = 0; i < page.n; i++) {
+			collect_entry(&all, page.v[i]);
+			page.v[i] = NULL;
+		}
+		tok = page.next_token;
+		page.next_token = NULL;
+		ds_entry_list_free(&page);
+	} while (tok != NULL);
+	assert_int_equal(all.n, got.n);
+	if (got.n > 1) {
+		qsort(got.v, got.n, sizeof(*got.v), cmp_entry_id);
+		qsort(all.v, all.n, sizeof(*all.v), cmp_entry_id);
+	}
+	for (i = 0; i < got.n; i++) {
+		assert_same_entry(got.v[i], all.v[i]);
+		assert_int_equal(ds_entry_get(t.ds, got.v[i]->id, &e), 0);
+		assert_same_entry(got.v[i], e);
+		ds_entry_free(e);
+	}
+	ds_entry_list_free(&got);
+	ds_entry_list_free(&all);
+}
+
+/*
+ * The entry cache over the same store: each entry as the walk has it,
+ * and each parent's children (no entry's SPIFFE ID is a parent here, so
+ * an agent's authorized set is its children) by the parent index.
+ */
+static void
+expect_cache_as_walk(const char *const *parents, size_t nparents)
+{
+	struct entry_cache	 *ec;
+	struct ds_entry_list	  all;
+	const struct ds_entry	**v;
+	size_t			  i, k, n, m;
+
+	memset(&all, 0, sizeof(all));
+	assert_int_equal(ds_entries_load(t.ds, collect_entry, &all), 0);
+	if (all.n > 1)
+		qsort(all.v, all.n, sizeof(*all.v), cmp_entry_id);
+	assert_int_equal(entry_cache_new(t.ds, &ec), 0);
+	assert_int_equal(entry_cache_count(ec), all.n);
+	for (i = 0; i < all.n; i++) {
+		assert_non_null(entry_cache_get(ec, all.v[i]->id));
+		assert_same_entry(entry_cache_get(ec, all.v[i]->id),
+		    all.v[i]);
+	}
+	for (k = 0; k <= nparents; k++) {
+		/* The last: a parent no entry has. */
+		assert_int_equal(entry_cache_authorized(ec, k < nparents ?
+		    parents[k] : "spiffe://td/agent/none", NULL,
+		    "spiffe://td/spire/server", &v, &n), 0);
+		for (i = m = 0; i < all.n; i++) {
+			if (k == nparents ||
+			    strcmp(all.v[i]->parent_id, parents[k]) != 0)
+				continue;
+			assert_true(m < n);
+			assert_ptr_equal(v[m], entry_cache_get(ec,
+			    all.v[i]->id));
+			m++;
+		}
+		assert_int_equal(m, n);
+		free(v);
+	}
+	entry_cache_free(ec);
+	ds_entry_list_free(&all);
+}
+
+static void
+test_entries_load(void **state)
+{
+	/* Sharing long prefixes, one a prefix of another, upper case
+	 * below lower, a byte above 0x7f. */
+	static const char *const parents[] = {
+		"spiffe://td/agent/a", "spiffe://td/agent/a/b",
+		"spiffe://td/agent/ab", "spiffe://td/agent/B",
+		"spiffe://td/agent/\xc3\xa9", "spiffe://td/p",
+	};
+	const size_t		  np = sizeof(parents) / sizeof(parents[0]);
+	const size_t		  n = 300;
+	struct ds_entry		**v, *e;
+	struct ds_entry_list	  l;
+	const char		**del;
+	char			  id[32], sp[64], name[64], sels[256];
+	size_t			  i, j, ndel = 0;
+	int			 *res;
+
+	fresh();
+	expect_load_as_walk(0);
+	expect_cache_as_walk(parents, np);
+	v = calloc(n, sizeof(*v));
+	res = calloc(n, sizeof(*res));
+	del = calloc(n, sizeof(*del));
+	assert_true(v != NULL && res != NULL && del != NULL);
+	for (i = 0; i < n; i++) {
+		/*
+		 * IDs against creation order, so that row ID order is not
+		 * ID order; short ones, ones sharing their first 8 bytes,
+		 * one a prefix of others, one above 0x7f.
+		 */
+		j = (i * 7) % n;
+		if (j == 0)
+			snprintf(id, sizeof(id), "entry-id");
+		else if (j == 1)
+			snprintf(id, sizeof(id), "\xc3\xa9-%03zu", j);
+		else
+			snprintf(id, sizeof(id), j % 2 ? "e%zu" :
+			    "entry-id-%03zu", j);
+		snprintf(sp, sizeof(sp), "spiffe://td/w/%zu", i);
+		sels[0] = '\0';
+		for (j = 0; j <= i % 4; j++) {
+			snprintf(name, sizeof(name), "unix:uid:%zu", i + j);
+			append(sels, sizeof(sels), name);
+		}
+		v[i] = mk(id, sp, parents[(i / 3) % np], sels);
+		/* 0..4 DNS names and 0..2 trust domains, out of sorted
+		 * order: the stored order must come back. */
+		for (j = i % 5; j > 0; j--) {
+			snprintf(name, sizeof(name), "n%zu.w%zu.example", j, i);
+			assert_int_equal(ds_entry_add_dns_name(v[i], name), 0);
+		}
+		for (j = i % 3; j > 0; j--) {
+			snprintf(name, sizeof(name), "spiffe://fed%zu.example",
+			    j);
+			assert_int_equal(ds_entry_add_federates_with(v[i],
+			    name), 0);
+		}
+		if (i % 2)
+			v[i]->hint = strdup("h");
+		v[i]->x509_svid_ttl = (int32_t)i;
+		v[i]->jwt_svid_ttl = (int32_t)(n - i);
+		v[i]->admin = i % 5 == 1;
+		v[i]->downstream = i % 6 == 1;
+		v[i]->store_svid = i % 7 == 1;
+		v[i]->expires_at = i % 4 ? 0 : 4000000000 + (int64_t)i;
+	}
+	for (j = 0; j < DS_MAX_DNS_NAMES - 4; j++) {
+		snprintf(name, sizeof(name), "z%zu.max.example", 99 - j);
+		assert_int_equal(ds_entry_add_dns_name(v[4], name), 0);
+	}
+	assert_int_equal(ds_entries_create(t.ds, v, n, res, 100), 0);
+	for (i = 0; i < n; i++)
+		assert_int_equal(res[i], 0);
+	expect_load_as_walk(n);
+	expect_cache_as_walk(parents, np);
+
+	/* Lists rewritten (their rows now at the end of their tables),
+	 * entries deleted (rows gone between others). */
+	for (i = 0; i < n; i += 10) {
+		snprintf(name, sizeof(name), "a%zu.late.example", i);
+		assert_int_equal(ds_entry_add_dns_name(v[i], name), 0);
+		assert_int_equal(selector_set_add_str(&v[i]->selectors,
+		    "k8s:ns:late", NULL), 0);
+		assert_int_equal(update_one(v[i], 200), 0);
+	}
+	for (i = 0; i < n; i += 13)
+		del[ndel++] = v[i]->id;
+	assert_int_equal(ds_entries_delete(t.ds, del, ndel, res, 300), 0);
+	expect_load_as_walk(n - ndel);
+	expect_cache_as_walk(parents, np);
+
+	/* A callback's error stops the load; the store goes on (the read
+	 * has ended: a write can take the lock). */
+	memset(&l, 0, sizeof(l));
+	assert_int_equal(ds_entries_load(t.ds, collect_three, &l),
+	    WICK_ERR_STATE);
+	assert_int_equal(l.n, 3);
+	ds_entry_list_free(&l);
+	e = mk("after-stop", "spiffe://td/after", parents[0], "a:1");
+	create_ok(e, 400);
+	ds_entry_free(e);
+	expect_load_as_walk(n - ndel + 1);
+
+	/* In a caller's transaction: its own writes, then not after a
+	 * rollback. */
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	e = mk("in-tx", "spiffe://td/tx", parents[1], "a:1");
+	create_ok(e, 500);
+	ds_entry_free(e);
+	expect_load_as_walk(n - ndel + 2);
+	assert_int_equal(ds_tx_end(t.ds, 0), 0);
+	expect_load_as_walk(n - ndel + 1);
+
+	/*
+	 * Child rows of no entry (a file written with foreign keys off):
+	 * before the first entry, at a deleted entry's row ID (14, the
+	 * 14th created, between live ones) and past the last.  The walk's
+	 * lookups never see them; neither may the load.
+	 */
+	if (strcmp(t.b->type, "sqlite3") == 0) {
+		ds_close(t.ds);
+		t.ds = NULL;
+		assert_int_equal(t.b->sql(t.conn, "PRAGMA foreign_keys = OFF;"
+		    "INSERT INTO entry_selectors VALUES (0, 'o', 'a'),"
+		    " (14, 'o', 'b'), (1000000, 'o', 'c');"
+		    "INSERT INTO entry_dns_names VALUES (0, 0, 'o.example'),"
+		    " (14, 0, 'o.example'), (1000000, 0, 'o.example');"
+		    "INSERT INTO entry_federates_with VALUES"
+		    " (0, 0, 'spiffe://o'), (14, 0, 'spiffe://o'),"
+		    " (1000000, 0, 'spiffe://o');"), 0);
+		reopen();
+		expect_load_as_walk(n - ndel + 1);
+		expect_cache_as_walk(parents, np);
+	}
+	for (i = 0; i < n; i++)
+		ds_entry_free(v[i]);
+	free(v);
+	free(res);
+	free(del);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -3068,6 +3364,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_entry_prune),
 		cmocka_unit_test(test_change_log),
 		cmocka_unit_test(test_changes_prune_and_resync),
+		cmocka_unit_test(test_entries_load),
 		cmocka_unit_test(test_nodes),
 		cmocka_unit_test(test_node_lists),
 		cmocka_unit_test(test_join_tokens),

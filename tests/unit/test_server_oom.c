@@ -449,6 +449,27 @@ op_refresh(void *arg)
 	return entry_cache_refresh(c->ec);
 }
 
+/* The whole load, e1 with its lists. */
+static int
+op_cache_new(void *arg)
+{
+	struct cache_case	*c = arg;
+	const struct ds_entry	*e;
+	int			 r;
+
+	if ((r = entry_cache_new(c->ds, &c->ec)) != 0)
+		return r;
+	assert_int_equal(entry_cache_count(c->ec), 6);
+	assert_non_null(e = entry_cache_get(c->ec, "e1"));
+	assert_int_equal(e->ndns_names, 1);
+	assert_string_equal(e->dns_names[0], "w1.example.org");
+	assert_int_equal(e->nfederates_with, 1);
+	assert_int_equal(e->selectors.n, 1);
+	entry_cache_free(c->ec);
+	c->ec = NULL;
+	return 0;
+}
+
 static void
 test_entry_cache(void **state)
 {
@@ -464,6 +485,7 @@ test_entry_cache(void **state)
 	selector_set_init(&c.node_sel);
 	assert_int_equal(selector_set_add_str(&c.node_sel, "tpm:pub_hash:ab",
 	    &why), 0);
+	each_failure(op_cache_new, &c, 0);
 	assert_int_equal(entry_cache_new(c.ds, &c.ec), 0);
 	assert_int_equal(entry_cache_count(c.ec), 6);
 	/* The crawl (keeping the set is optional); then the memo. */
