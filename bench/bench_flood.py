@@ -11,6 +11,7 @@ well-behaved client took to be served meanwhile.
 BUILD_DIR is a Release build.  Run as root (floods come from other uids
 and from 127.0.0.0/8 addresses).  Prints figures; asserts nothing.
 """
+import concurrent.futures
 import os
 import sys
 import time
@@ -58,9 +59,28 @@ def main():
                     pass
             return n
 
+        def start(floods):
+            # All at once: started one after another, the first floods'
+            # messages would time out (30 s) before the last connect, and
+            # the daemon would never hold them together.
+            with concurrent.futures.ThreadPoolExecutor(len(floods)) as ex:
+                futs = [ex.submit(T.Flood, *args, uid=uid)
+                        for uid, args in floods]
+            fl, err = [], None
+            for f in futs:
+                try:
+                    fl.append(f.result())
+                except Exception as e:  # raised once the others end
+                    err = e
+            if err is not None:
+                for f in fl:
+                    f.end()
+                raise err
+            return fl
+
         def run(name, pid, floods, probe):
             before, fd0 = T.rss(pid), fds(pid)
-            fl = [T.Flood(*args, uid=uid) for uid, args in floods]
+            fl = start(floods)
             during = T.rss(pid)
             kept = fds(pid) - fd0
             ms = probe()
@@ -85,6 +105,11 @@ def main():
             "60 KB messages", apid,
             [(60000 + i, ["--unix", sock, "--conns", 256, "--streams", 100,
                           "--declare", 60000]) for i in range(8)], served)
+        # More connections than the agent takes from all uids (4,096).
+        run("Workload API: 20 uids, 256 connections each x 100 unfinished "
+            "60 KB messages", apid,
+            [(60100 + i, ["--unix", sock, "--conns", 256, "--streams", 100,
+                          "--declare", 60000]) for i in range(20)], served)
 
         def attested():
             t0 = time.monotonic()
