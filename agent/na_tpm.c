@@ -141,16 +141,20 @@ static uv_once_t	tss_once = UV_ONCE_INIT;
 static int		tss_loaded;
 static char		tss_why[256];
 
+/* All four or none: the table is filled once every library is. */
 static void
 tss_load_once(void)
 {
-	size_t	i;
+	struct tss_fns	t;
+	size_t		i;
 
+	memset(&t, 0, sizeof(t));
 	for (i = 0; i < sizeof(tss_libs) / sizeof(tss_libs[0]); i++)
 		if (dynlib_load(tss_libs[i].lib, tss_libs[i].syms,
-		    tss_libs[i].nsyms, &tss, sizeof(tss), tss_why,
+		    tss_libs[i].nsyms, &t, sizeof(t), tss_why,
 		    sizeof(tss_why)) != 0)
 			return;
+	tss = t;
 	tss_loaded = 1;
 }
 
@@ -244,8 +248,11 @@ na_tpm_rc_why(TSS2_RC rc, const char *what, char *why, size_t whylen)
 {
 	const char *text;
 
-	/* tss.Tss2_RC_Decode() returns a per-thread buffer: copy it at once. */
-	text = tss.Tss2_RC_Decode(rc);
+	/* Tss2_RC_Decode() returns a per-thread buffer: copy it at once.
+	 * Without the library (a caller that never opened a TPM), the code
+	 * alone. */
+	uv_once(&tss_once, tss_load_once);
+	text = tss_loaded ? tss.Tss2_RC_Decode(rc) : NULL;
 	return err_why(why, whylen, err_from_tss(rc), "%s: %s (0x%x)", what,
 	    text != NULL ? text : "unknown error", (unsigned)rc);
 }
