@@ -189,11 +189,10 @@ main(int argc, char **argv)
 		default: goto usage;
 		}
 	}
-	if (sock == NULL || n < 1 || n > 10000 || limit < 0 || rate < 0 ||
-	    (rate > 0 && rate > 1e6))
+	/* -r: from one call in 1,000 s to a million a second (NaN fails). */
+	if (sock == NULL || n < 1 || n > 10000 || limit < 0 ||
+	    !(rate == 0 || (rate >= 1e-3 && rate <= 1e6)))
 		goto usage;
-	if (rate > 0)
-		interval = n / rate;
 	log_init("bench", LOG_LEVEL_WARN, LOG_FORMAT_TEXT);
 	/* A connection the agent refused is seen when writing to it. */
 	signal(SIGPIPE, SIG_IGN);
@@ -205,6 +204,8 @@ main(int argc, char **argv)
 	t_end = t0 + secs;
 	m = limit > 0 && limit < n ? (int)limit : n;
 	active = m;
+	if (rate > 0)		/* the clients that run share the rate */
+		interval = m / rate;
 	for (i = 0; i < n; i++) {
 		uv_timer_init(&loop, &cl[i].retry);
 		cl[i].retry.data = &cl[i];

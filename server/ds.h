@@ -249,7 +249,8 @@ int	 ds_entries_count(struct ds *, const struct ds_entry_filter *,
  * owns it from then on, whatever it returns), in no particular order;
  * fn's non-zero stops the load and is returned.  For the entry cache:
  * SQLite reads the whole table in a few scans and one snapshot, other
- * backends page as ds_entries_list() does.
+ * backends page as ds_entries_list() does.  fn must not call into the
+ * datastore: the scans are open while it runs.
  */
 typedef int ds_entry_fn(void *arg, struct ds_entry *);
 int	 ds_entries_load(struct ds *, ds_entry_fn *fn, void *arg) WICK_WUR;
