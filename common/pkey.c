@@ -317,6 +317,7 @@ static const struct {
 	{ { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03 }, "SHA384" },
 	{ { 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04 }, "SHA512" },
 };
+#define ECDSA_NALGS	(sizeof(ecdsa_algs) / sizeof(ecdsa_algs[0]))
 
 /* The subject and attributes decode (as d2i_X509_REQ() would insist). */
 static int
@@ -327,6 +328,10 @@ csr_rest_decodes(const struct der *subject, const struct der *attrs)
 	const uint8_t	*q, *end;
 	int		 ok;
 
+	/* An empty name and no attribute, as agents send: nothing that
+	 * could fail to decode. */
+	if (subject->len == 0 && (attrs == NULL || attrs->len == 0))
+		return 1;
 	q = subject->tlv;
 	if ((name = d2i_X509_NAME(NULL, &q, (long)subject->tlvlen)) == NULL)
 		return 0;
@@ -343,18 +348,26 @@ csr_rest_decodes(const struct der *subject, const struct der *attrs)
 	return ok;
 }
 
-/* 0: parsed (r says how it went), 1: not for this path. */
+/* What the fast path reads out of a request. */
+struct csr_ec {
+	struct der	 info;		/* CertificationRequestInfo */
+	struct der	 spki;
+	const uint8_t	*point;		/* 04 X Y, or compressed */
+	size_t		 pointlen;
+	const uint8_t	*sig;		/* ECDSA-Sig-Value DER */
+	size_t		 siglen;
+	size_t		 group;		/* in ec_groups[] */
+	size_t		 alg;		/* in ecdsa_algs[] */
+};
+
+/* 0: the request has the fast path's shape, read into c; 1: it has not. */
 static int
-csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
-    struct der *spki_out, const char **why, int *r)
+csr_read_ec(const uint8_t *p, size_t len, struct csr_ec *c)
 {
-	struct der	 req, info, ver, subj, spki, alg, aoid, curve, key;
+	struct der	 req, ver, subj, alg, aoid, curve, key;
 	struct der	 sigalg, sigoid, sig, attrs;
 	const uint8_t	*q = p, *end = p + len, *iq, *iend;
-	const char	*md = NULL;
-	EVP_MD_CTX	*mctx = NULL;
-	EVP_PKEY	*pk = NULL;
-	size_t		 i, g;
+	size_t		 i;
 	int		 have_attrs = 0;
 
 	/* CertificationRequest, CertificationRequestInfo */
@@ -362,16 +375,16 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
 		return 1;
 	q = req.v;
 	end = req.v + req.len;
-	if (der_next(&q, end, &info) != 0 || info.tag != DER_SEQ ||
+	if (der_next(&q, end, &c->info) != 0 || c->info.tag != DER_SEQ ||
 	    der_next(&q, end, &sigalg) != 0 || sigalg.tag != DER_SEQ ||
 	    der_next(&q, end, &sig) != 0 || sig.tag != DER_BITS || q != end)
 		return 1;
-	iq = info.v;
-	iend = info.v + info.len;
+	iq = c->info.v;
+	iend = c->info.v + c->info.len;
 	if (der_next(&iq, iend, &ver) != 0 ||
 	    !der_is(&ver, DER_INT, (const uint8_t *)"", 1) ||
 	    der_next(&iq, iend, &subj) != 0 || subj.tag != DER_SEQ ||
-	    der_next(&iq, iend, &spki) != 0 || spki.tag != DER_SEQ)
+	    der_next(&iq, iend, &c->spki) != 0 || c->spki.tag != DER_SEQ)
 		return 1;
 	if (iq != iend) {
 		if (der_next(&iq, iend, &attrs) != 0 ||
@@ -380,8 +393,8 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
 		have_attrs = 1;
 	}
 	/* SubjectPublicKeyInfo: id-ecPublicKey, a named curve, the point */
-	q = spki.v;
-	end = spki.v + spki.len;
+	q = c->spki.v;
+	end = c->spki.v + c->spki.len;
 	if (der_next(&q, end, &alg) != 0 || alg.tag != DER_SEQ ||
 	    der_next(&q, end, &key) != 0 || key.tag != DER_BITS ||
 	    q != end || key.len < 2 || key.v[0] != 0 || key.v[1] == 0)
@@ -392,32 +405,51 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
 	    !der_is(&aoid, DER_OID, oid_ec_pub, sizeof(oid_ec_pub)) ||
 	    der_next(&q, end, &curve) != 0 || q != end)
 		return 1;
-	for (g = 0; g < EC_NGROUPS; g++)
-		if (der_is(&curve, DER_OID, ec_groups[g].oid, ec_groups[g].len))
+	for (c->group = 0; c->group < EC_NGROUPS; c->group++)
+		if (der_is(&curve, DER_OID, ec_groups[c->group].oid,
+		    ec_groups[c->group].len))
 			break;
-	if (g == EC_NGROUPS || pthread_once(&ec_params_once,
-	    ec_params_init) != 0 || ec_params[g] == NULL)
+	if (c->group == EC_NGROUPS || pthread_once(&ec_params_once,
+	    ec_params_init) != 0 || ec_params[c->group] == NULL)
 		return 1;
+	c->point = key.v + 1;
+	c->pointlen = key.len - 1;
 	/* ECDSA with SHA-2, no parameters; a whole-byte signature */
 	q = sigalg.v;
 	end = sigalg.v + sigalg.len;
 	if (der_next(&q, end, &sigoid) != 0 || q != end)
 		return 1;
-	for (i = 0; i < sizeof(ecdsa_algs) / sizeof(ecdsa_algs[0]); i++)
+	c->alg = ECDSA_NALGS;
+	for (i = 0; i < ECDSA_NALGS; i++)
 		if (der_is(&sigoid, DER_OID, ecdsa_algs[i].oid,
 		    sizeof(ecdsa_algs[i].oid)))
-			md = ecdsa_algs[i].md;
-	if (md == NULL || sig.len < 1 || sig.v[0] != 0)
+			c->alg = i;
+	if (c->alg == ECDSA_NALGS || sig.len < 1 || sig.v[0] != 0)
 		return 1;
+	c->sig = sig.v + 1;
+	c->siglen = sig.len - 1;
 	if (!csr_rest_decodes(&subj, have_attrs ? &attrs : NULL))
 		return 1;
+	return 0;
+}
 
+/* 0: parsed (r says how it went), 1: not for this path. */
+static int
+csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
+    struct der *spki_out, const char **why, int *r)
+{
+	struct csr_ec	 c;
+	EVP_MD_CTX	*mctx = NULL;
+	EVP_PKEY	*pk = NULL;
+
+	if (csr_read_ec(p, len, &c) != 0)
+		return 1;
 	*r = WICK_ERR_INVALID;
 	*why = "request without a usable public key";
 	/* The point is checked to be on the curve as it is set (the point
 	 * at infinity, 00, went the full way above). */
-	if ((pk = EVP_PKEY_dup(ec_params[g])) == NULL ||
-	    EVP_PKEY_set1_encoded_public_key(pk, key.v + 1, key.len - 1) != 1)
+	if ((pk = EVP_PKEY_dup(ec_params[c.group])) == NULL ||
+	    EVP_PKEY_set1_encoded_public_key(pk, c.point, c.pointlen) != 1)
 		goto out;
 	*why = "key type not supported (EC P-256/P-384, RSA 2048-8192)";
 	if (!supported(pk)) {
@@ -429,19 +461,117 @@ csr_parse_ec(const uint8_t *p, size_t len, EVP_PKEY **pub,
 	*why = "request signature does not verify";
 	*r = WICK_ERR_SIGNATURE;
 	if ((mctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestVerifyInit_ex(mctx, NULL, md, NULL, NULL, pk,
-	    NULL) <= 0 ||
-	    EVP_DigestVerify(mctx, sig.v + 1, sig.len - 1, info.tlv,
-	    info.tlvlen) != 1)
+	    EVP_DigestVerifyInit_ex(mctx, NULL, ecdsa_algs[c.alg].md, NULL,
+	    NULL, pk, NULL) <= 0 ||
+	    EVP_DigestVerify(mctx, c.sig, c.siglen, c.info.tlv,
+	    c.info.tlvlen) != 1)
 		goto out;
 	*why = NULL;
 	*pub = pk;
-	*spki_out = spki;
+	*spki_out = c.spki;
 	pk = NULL;
 	*r = 0;
 out:
 	EVP_MD_CTX_free(mctx);
 	EVP_PKEY_free(pk);
+	return 0;
+}
+
+/*
+ * The state csr_check() reuses from request to request, for one thread at
+ * a time: per curve, a key whose point each request replaces and a
+ * verification context made for it once, and the digests, fetched once.
+ * Making a key and setting up a context for every request (OpenSSL 3.0
+ * finds its key manager and signature method by name each time) cost a
+ * fifth of the signature check itself.  The context holds the very key
+ * object whose point is replaced (EVP_PKEY_verify() reads it when it
+ * runs); a key that fails to take a point is dropped, with its context,
+ * so no request is ever checked against a point that is not its own.
+ */
+struct csr_verifier {
+	EVP_PKEY	*key[EC_NGROUPS];
+	EVP_PKEY_CTX	*ctx[EC_NGROUPS];
+	EVP_MD		*md[ECDSA_NALGS];
+};
+
+int
+csr_verifier_new(struct csr_verifier **out)
+{
+	if ((*out = calloc(1, sizeof(**out))) == NULL)
+		return WICK_ERR_ALLOC;
+	return 0;
+}
+
+static void
+verifier_drop(struct csr_verifier *v, size_t g)
+{
+	EVP_PKEY_CTX_free(v->ctx[g]);
+	EVP_PKEY_free(v->key[g]);
+	v->ctx[g] = NULL;
+	v->key[g] = NULL;
+}
+
+void
+csr_verifier_free(struct csr_verifier *v)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < EC_NGROUPS; i++)
+		verifier_drop(v, i);
+	for (i = 0; i < ECDSA_NALGS; i++)
+		EVP_MD_free(v->md[i]);
+	free(v);
+}
+
+/* csr_parse_ec() with v's key of the request's curve; r as there. */
+static int
+csr_check_ec(struct csr_verifier *v, const uint8_t *p, size_t len,
+    struct der *spki_out, const char **why, int *r)
+{
+	struct csr_ec	 c;
+	uint8_t		 dig[EVP_MAX_MD_SIZE];
+	unsigned int	 diglen;
+	size_t		 g;
+
+	if (csr_read_ec(p, len, &c) != 0)
+		return 1;
+	g = c.group;
+	*r = WICK_ERR_INVALID;
+	*why = "request without a usable public key";
+	if (v->key[g] == NULL &&
+	    (v->key[g] = EVP_PKEY_dup(ec_params[g])) == NULL)
+		return 0;
+	/* On the curve, as in csr_parse_ec(); a failure may leave part of
+	 * the point set: the key goes. */
+	if (EVP_PKEY_set1_encoded_public_key(v->key[g], c.point,
+	    c.pointlen) != 1) {
+		verifier_drop(v, g);
+		return 0;
+	}
+	*why = "request signature does not verify";
+	*r = WICK_ERR_SIGNATURE;
+	if (v->ctx[g] == NULL) {
+		if ((v->ctx[g] = EVP_PKEY_CTX_new_from_pkey(NULL, v->key[g],
+		    NULL)) == NULL)
+			return 0;
+		if (EVP_PKEY_verify_init(v->ctx[g]) <= 0) {
+			verifier_drop(v, g);
+			return 0;
+		}
+	}
+	if (v->md[c.alg] == NULL && (v->md[c.alg] = EVP_MD_fetch(NULL,
+	    ecdsa_algs[c.alg].md, NULL)) == NULL)
+		return 0;
+	/* The digest of the request's own encoding, as in csr_parse_ec(). */
+	if (EVP_Digest(c.info.tlv, c.info.tlvlen, dig, &diglen, v->md[c.alg],
+	    NULL) != 1 || EVP_PKEY_verify(v->ctx[g], c.sig, c.siglen, dig,
+	    diglen) != 1)
+		return 0;
+	*why = NULL;
+	*spki_out = c.spki;
+	*r = 0;
 	return 0;
 }
 
@@ -523,6 +653,29 @@ csr_parse_spki(const uint8_t *p, size_t len, EVP_PKEY **pub,
 	if (len > PKEY_MAX_DER)
 		return WICK_ERR_LIMIT;
 	if (csr_parse_ec(p, len, pub, &d, why, &r) != 0)
+		return csr_parse_full(p, len, pub, why);
+	if (r == 0) {
+		*spki = d.tlv;
+		*spkilen = d.tlvlen;
+	} else	/* Peer input: leave no stale errors behind. */
+		ERR_clear_error();
+	return r;
+}
+
+int
+csr_check(struct csr_verifier *v, const uint8_t *p, size_t len,
+    EVP_PKEY **pub, const uint8_t **spki, size_t *spkilen, const char **why)
+{
+	struct der	 d;
+	int		 r;
+
+	*pub = NULL;
+	*spki = NULL;
+	*spkilen = 0;
+	*why = "CSR larger than 16 KiB";
+	if (len > PKEY_MAX_DER)
+		return WICK_ERR_LIMIT;
+	if (csr_check_ec(v, p, len, &d, why, &r) != 0)
 		return csr_parse_full(p, len, pub, why);
 	if (r == 0) {
 		*spki = d.tlv;

@@ -69,4 +69,22 @@ int	 csr_parse(const uint8_t *, size_t, EVP_PKEY **pub, const char **why)
 int	 csr_parse_spki(const uint8_t *, size_t, EVP_PKEY **pub,
 	    const uint8_t **spki, size_t *spkilen, const char **why) WICK_WUR;
 
+/*
+ * State reused from request to request by csr_check(), on one thread at a
+ * time (a key and a verification context per curve): for batches.
+ */
+struct csr_verifier;
+
+int	 csr_verifier_new(struct csr_verifier **) WICK_WUR;
+void	 csr_verifier_free(struct csr_verifier *);	/* NULL ok */
+/*
+ * csr_parse_spki() through v, with the same checks and errors: an EC
+ * request in strict DER is checked with v's key for its curve, *spki and
+ * *spkilen name its SubjectPublicKeyInfo and *pub stays NULL; any other
+ * request is read by csr_parse() and *pub gets its key.
+ */
+int	 csr_check(struct csr_verifier *v, const uint8_t *, size_t,
+	    EVP_PKEY **pub, const uint8_t **spki, size_t *spkilen,
+	    const char **why) WICK_WUR;
+
 #endif /* WICK_PKEY_H */

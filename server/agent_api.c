@@ -999,32 +999,31 @@ struct x509_batch {
 	 * state thread runs it: the CA does not change meanwhile). */
 	ProtobufCBinaryData	*tail;
 	size_t			 ntail;
+	/* The active CA's signer (NULL: not an EC key), and the serials'
+	 * random bytes, one draw for the batch. */
+	const struct ca_svid_signer *signer;
+	uint8_t			(*rnd)[CA_SERIAL_RAND];
 };
 
 /*
- * Parse, sign and encode one CSR (par_run(): the signing threads and the
- * state thread at once).  Reads the entry cache's entries and the active
- * CA, which nothing changes while the batch runs; writes only its item.
- */
-/*
- * An EC key's SVID written as DER (ca_svid_der()), and its chain as the
- * message's repeated bytes: no X509 object is made for it.
+ * An EC key's SVID written as DER (ca_svid_signer_der()), and its chain
+ * as the message's repeated bytes: no X509 object is made for it.
  * WICK_ERR_UNSUPPORTED: the CA's key is not EC, or the request's point is
  * compressed; server_sign_x509() then.
  */
 static int
-x509_sign_der(struct x509_batch *b, struct x509_item *it,
-    const uint8_t *spki, size_t spkilen)
+x509_sign_der(struct x509_batch *b, size_t i, const uint8_t *spki,
+    size_t spkilen)
 {
-	const struct ca_authority	*ca;
+	struct x509_item		*it = &b->it[i];
 	struct ca_svid_params		 p;
 	ProtobufCBinaryData		*v;
 	char				 serial[CA_SERIAL_HEX];
-	size_t				 k = 1 + b->ntail, i;
+	size_t				 k = 1 + b->ntail;
 	int				 r;
 
-	if ((ca = ca_manager_active(b->srv->cam, CA_KIND_X509)) == NULL)
-		return WICK_ERR_UNAVAILABLE;
+	if (b->signer == NULL)
+		return WICK_ERR_UNSUPPORTED;
 	memset(&p, 0, sizeof(p));
 	p.spiffe_id = it->e->spiffe_id;
 	p.dns_names = (const char *const *)it->e->dns_names;
@@ -1035,7 +1034,7 @@ x509_sign_der(struct x509_batch *b, struct x509_item *it,
 	p.encode_only = 1;
 	if ((v = calloc(k + 1, sizeof(*v))) == NULL)
 		return WICK_ERR_ALLOC;
-	if ((r = ca_svid_der(ca->cert, ca->key, spki, spkilen, &p, NULL,
+	if ((r = ca_svid_signer_der(b->signer, spki, spkilen, &p, b->rnd[i],
 	    &v[0].data, &v[0].len, serial, &it->expires)) != 0) {
 		free(v);
 		return r;
@@ -1057,11 +1056,18 @@ x509_sign_der(struct x509_batch *b, struct x509_item *it,
 	return 0;
 }
 
+/*
+ * Parse, sign and encode one CSR (par_run(): the signing threads and the
+ * state thread at once).  Reads the entry cache's entries and the active
+ * CA, which nothing changes while the batch runs; writes only its item
+ * and its slot's verifier.
+ */
 static void
-x509_sign_one(void *arg, size_t i)
+x509_sign_one(void *arg, size_t i, int slot)
 {
 	struct x509_batch	*b = arg;
 	struct x509_item	*it = &b->it[i];
+	struct csr_verifier	**ver = &b->srv->csr_ver[slot];
 	STACK_OF(X509)		*chain = NULL;
 	EVP_PKEY		*pub;
 	const uint8_t		*spki;
@@ -1069,16 +1075,30 @@ x509_sign_one(void *arg, size_t i)
 
 	if (it->e == NULL)
 		return;
-	if ((it->r = csr_parse_spki(it->csr->data, it->csr->len, &pub, &spki,
-	    &spkilen, &it->why)) != 0) {
+	/* Without memory for a verifier, each CSR is read on its own. */
+	if (*ver == NULL && csr_verifier_new(ver) != 0)
+		*ver = NULL;
+	if (*ver != NULL)
+		it->r = csr_check(*ver, it->csr->data, it->csr->len, &pub,
+		    &spki, &spkilen, &it->why);
+	else
+		it->r = csr_parse_spki(it->csr->data, it->csr->len, &pub,
+		    &spki, &spkilen, &it->why);
+	if (it->r != 0) {
 		it->stage = 1;
 		return;
 	}
-	if (spki != NULL && (it->r = x509_sign_der(b, it, spki, spkilen)) !=
+	if (spki != NULL && (it->r = x509_sign_der(b, i, spki, spkilen)) !=
 	    WICK_ERR_UNSUPPORTED) {
 		EVP_PKEY_free(pub);
 		if (it->r != 0)
 			it->stage = 2;
+		return;
+	}
+	/* The verifier keeps the key it checked: one of the request's own. */
+	if (pub == NULL && (it->r = pkey_from_public_der(spki, spkilen,
+	    &pub)) != 0) {
+		it->stage = 2;
 		return;
 	}
 	it->r = server_sign_x509(b->srv, pub, it->e->spiffe_id,
@@ -1120,13 +1140,14 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	Wick__Agent__X509SVIDResult *res = NULL, **rv = NULL;
 	Wick__Types__Status	*st = NULL;
 	struct x509_item	*it = NULL;
-	struct x509_batch	 b = { NULL, NULL, 0, NULL, 0 };
+	struct x509_batch	 b;
 	STACK_OF(X509)		*tail;
 	char			**msgs = NULL;
 	json_t			*issued = NULL, *item;
 	size_t			 nv = 0, i;
 	int			 r;
 
+	memset(&b, 0, sizeof(b));
 	if ((node = authorize(call)) == NULL)
 		return;
 	if ((req = wick__agent__batch_new_x509_svidrequest__unpack(NULL, n,
@@ -1168,6 +1189,20 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "batch of %zu CSRs", req->n_params);
 		goto out;
 	}
+	if ((b.rnd = calloc(req->n_params + 1, sizeof(*b.rnd))) == NULL) {
+		svc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory for a "
+		    "batch of %zu CSRs", req->n_params);
+		goto out;
+	}
+	if (req->n_params > 0 && RAND_bytes((uint8_t *)b.rnd,
+	    (int)(req->n_params * sizeof(*b.rnd))) != 1) {
+		svc_fail(call, RPC_INTERNAL, "no randomness for serial "
+		    "numbers");
+		goto out;
+	}
+	/* Without a signer (a CA key not EC, or no memory), each SVID takes
+	 * server_sign_x509(), which says why it cannot sign, if it cannot. */
+	b.signer = ca_manager_svid_signer(srv->cam);
 	par_run(srv->par, req->n_params, x509_sign_one, &b);
 	for (i = 0; i < req->n_params; i++) {
 		wick__agent__x509_svidresult__init(&res[i]);
@@ -1235,6 +1270,7 @@ m_batch_x509(struct rpc_call *call, const uint8_t *p, size_t n)
 	svc_reply(call, &resp.base);
 out:
 	chain_pb_free(b.tail, b.ntail);
+	free(b.rnd);
 	json_decref(issued);
 	for (i = 0; it != NULL && i < req->n_params; i++) {
 		chain_pb_free(it[i].svid, it[i].n_svid);

@@ -309,12 +309,13 @@ set_pubkey(X509 *c, EVP_PKEY *pub, int encode_only)
 	return 0;
 }
 
-/* What an SVID may be made of, and its NotAfter. */
+/* What an SVID may be made of, and its NotAfter, under a CA valid from
+ * ca_nb to ca_na. */
 static int
-svid_check(X509 *ca_cert, const struct ca_svid_params *p, int64_t *na)
+svid_check(int64_t ca_nb, int64_t ca_na, const struct ca_svid_params *p,
+    int64_t *na)
 {
 	struct spiffeid	 id;
-	int64_t		 ca_na = x509_not_after(ca_cert);
 	size_t		 i;
 
 	if (p->spiffe_id == NULL || spiffeid_parse(p->spiffe_id, 0, &id,
@@ -324,7 +325,7 @@ svid_check(X509 *ca_cert, const struct ca_svid_params *p, int64_t *na)
 	for (i = 0; i < p->ndns_names; i++)
 		if (p->dns_names[i] == NULL || !x509_dns_name_ok(p->dns_names[i]))
 			return WICK_ERR_INVALID;
-	if (x509_not_before(ca_cert) > p->now || ca_na <= p->now)
+	if (ca_nb > p->now || ca_na <= p->now)
 		return WICK_ERR_EXPIRED;
 	*na = p->ttl < ca_na - p->now ? p->now + p->ttl : ca_na;
 	return 0;
@@ -340,7 +341,8 @@ ca_sign_x509_svid(X509 *ca_cert, EVP_PKEY *ca_key, EVP_PKEY *pub,
 	int		 r = WICK_ERR_CRYPTO;
 
 	*out = NULL;
-	if ((r = svid_check(ca_cert, p, &na)) != 0)
+	if ((r = svid_check(x509_not_before(ca_cert), x509_not_after(ca_cert),
+	    p, &na)) != 0)
 		return r;
 	if ((c = X509_new()) == NULL)
 		return WICK_ERR_ALLOC;
@@ -422,29 +424,57 @@ der_rdn(struct buf *b, const uint8_t *oid, size_t oidlen, int tag,
 	return r;
 }
 
-/* UTCTime through 2049, GeneralizedTime after, as ASN1_TIME_set(). */
+/* Two decimal digits of v (0-99) at p. */
+static void
+put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+/*
+ * UTCTime through 2049, GeneralizedTime after, as ASN1_TIME_set(); years
+ * 1 to 9999.  The civil date is computed here, not by gmtime_r(), which
+ * takes glibc's time zone lock: the signing threads met there for every
+ * SVID.  Days count from 0000-03-01 in 400-year eras, so that the leap
+ * day ends each year.
+ */
 static int
 der_time(struct buf *b, int64_t t)
 {
-	struct tm	 tm;
-	time_t		 tt = (time_t)t;
-	char		 s[32];
-	int		 y;
+	int64_t		 days, secs, era, doe, yoe, doy, mp, y, m, d;
+	char		 s[16], *p = s;
 
-	if ((int64_t)tt != t || gmtime_r(&tt, &tm) == NULL)
+	if (t < -62135596800LL || t > 253402300799LL)	/* 0001 .. 9999 */
 		return WICK_ERR_INVALID;
-	y = tm.tm_year + 1900;
-	if (y >= 1950 && y < 2050) {
-		snprintf(s, sizeof(s), "%02d%02d%02d%02d%02d%02dZ", y % 100,
-		    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		    tm.tm_sec);
-		return der_put(b, DER_UTCTIME, s, strlen(s));
+	days = t / 86400;
+	secs = t % 86400;
+	if (secs < 0) {
+		secs += 86400;
+		days--;
 	}
-	if (y < 0 || y > 9999)
-		return WICK_ERR_INVALID;
-	snprintf(s, sizeof(s), "%04d%02d%02d%02d%02d%02dZ", y, tm.tm_mon + 1,
-	    tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-	return der_put(b, DER_GENTIME, s, strlen(s));
+	days += 719468;			/* 1970-01-01 to 0000-03-01 */
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = doy - (153 * mp + 2) / 5 + 1;
+	m = mp < 10 ? mp + 3 : mp - 9;
+	y = yoe + era * 400 + (m <= 2);
+	if (y < 1950 || y >= 2050) {
+		put2(p, (int)(y / 100));
+		p += 2;
+	}
+	put2(p, (int)(y % 100));
+	put2(p + 2, (int)m);
+	put2(p + 4, (int)d);
+	put2(p + 6, (int)(secs / 3600));
+	put2(p + 8, (int)(secs / 60 % 60));
+	put2(p + 10, (int)(secs % 60));
+	p[12] = 'Z';
+	return der_put(b, y >= 1950 && y < 2050 ? DER_UTCTIME : DER_GENTIME,
+	    s, (size_t)(p + 13 - s));
 }
 
 /* One extension: its OID, critical or not, the value's DER. */
@@ -498,34 +528,115 @@ der_serial(struct buf *b, const uint8_t rnd[CA_SERIAL_RAND],
 	return der_put(b, DER_INT, m, n);
 }
 
+/*
+ * What every SVID of a CA shares: its name as the issuer, its key
+ * identifier as the AKID extension, the signature algorithm, the digests
+ * and a signing context set up once (on OpenSSL 3.0, setting one up finds
+ * the signature method and the digest by name: a tenth of a signature).
+ * Read-only once made: ca_svid_signer_der() dups the context.
+ */
+struct ca_svid_signer {
+	int64_t		 ca_nb, ca_na;
+	uint8_t		*issuer;
+	size_t		 issuerlen;
+	struct buf	 akid;		/* the whole extension; empty: none */
+	const uint8_t	*sigalg;
+	EVP_MD		*md, *sha1;
+	EVP_PKEY_CTX	*sign;
+};
+
+/* An ECDSA signature, DER, the most P-384 takes. */
+#define CA_MAX_SIG	(3 + 2 * (2 + 1 + 48))
+
 int
-ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
+ca_svid_signer_new(X509 *ca_cert, EVP_PKEY *ca_key,
+    struct ca_svid_signer **out)
+{
+	const ASN1_OCTET_STRING	*ca_skid;
+	struct ca_svid_signer	*s;
+	struct buf		 kid, y;
+	enum pkey_type		 t;
+	int			 r, ilen;
+
+	*out = NULL;
+	if (pkey_type_of(ca_key, &t) != 0 || (t != PKEY_EC_P256 &&
+	    t != PKEY_EC_P384) || EVP_PKEY_get_size(ca_key) > CA_MAX_SIG)
+		return WICK_ERR_UNSUPPORTED;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return WICK_ERR_ALLOC;
+	buf_init(&s->akid, DER_MAX_LEN);
+	s->ca_nb = x509_not_before(ca_cert);
+	s->ca_na = x509_not_after(ca_cert);
+	s->sigalg = t == PKEY_EC_P384 ? alg_ecdsa_sha384 : alg_ecdsa_sha256;
+	r = WICK_ERR_CRYPTO;
+	if ((ilen = i2d_X509_NAME(X509_get_subject_name(ca_cert),
+	    &s->issuer)) <= 0)
+		goto out;
+	s->issuerlen = (size_t)ilen;
+	if ((s->md = EVP_MD_fetch(NULL, t == PKEY_EC_P384 ? "SHA384" :
+	    "SHA256", NULL)) == NULL ||
+	    (s->sha1 = EVP_MD_fetch(NULL, "SHA1", NULL)) == NULL ||
+	    (s->sign = EVP_PKEY_CTX_new_from_pkey(NULL, ca_key, NULL)) ==
+	    NULL || EVP_PKEY_sign_init(s->sign) <= 0 ||
+	    EVP_PKEY_CTX_set_signature_md(s->sign, s->md) <= 0)
+		goto out;
+	/* AKID = the CA's SKID, when it has one */
+	if ((ca_skid = X509_get0_subject_key_id(ca_cert)) != NULL) {
+		buf_init(&kid, DER_MAX_LEN);
+		buf_init(&y, DER_MAX_LEN);
+		if ((r = der_put(&kid, 0x80, ASN1_STRING_get0_data(ca_skid),
+		    (size_t)ASN1_STRING_length(ca_skid))) == 0 &&
+		    (r = der_wrap(&y, DER_SEQ, &kid)) == 0)
+			r = der_ext(&s->akid, oid_akid, sizeof(oid_akid),
+			    buf_ptr(&y), buf_len(&y));
+		buf_cleanup(&kid);
+		buf_cleanup(&y);
+		if (r != 0)
+			goto out;
+	}
+	*out = s;
+	s = NULL;
+	r = 0;
+out:
+	if (r != 0)
+		ERR_clear_error();
+	ca_svid_signer_free(s);
+	return r;
+}
+
+void
+ca_svid_signer_free(struct ca_svid_signer *s)
+{
+	if (s == NULL)
+		return;
+	OPENSSL_free(s->issuer);
+	buf_cleanup(&s->akid);
+	EVP_MD_free(s->md);
+	EVP_MD_free(s->sha1);
+	EVP_PKEY_CTX_free(s->sign);
+	free(s);
+}
+
+int
+ca_svid_signer_der(const struct ca_svid_signer *s, const uint8_t *spki,
     size_t spkilen, const struct ca_svid_params *p,
     const uint8_t rnd[CA_SERIAL_RAND], uint8_t **der, size_t *derlen,
     char serial[CA_SERIAL_HEX], int64_t *not_after)
 {
-	const ASN1_OCTET_STRING	*ca_skid;
 	struct der		 d, alg, oid, bits;
 	struct buf		 tbs, x, y, cert;
-	enum pkey_type		 t;
-	const uint8_t		*q, *end, *sigalg;
+	const uint8_t		*q, *end;
 	uint8_t			 own[CA_SERIAL_RAND], skid[SHA_DIGEST_LENGTH];
-	uint8_t			*issuer = NULL, *sig = NULL;
-	EVP_MD_CTX		*mctx = NULL;
-	const char		*md;
-	size_t			 i, sigalglen, siglen;
+	uint8_t			 dig[EVP_MAX_MD_SIZE], sig[1 + CA_MAX_SIG];
+	EVP_PKEY_CTX		*sctx = NULL;
+	unsigned int		 diglen;
+	size_t			 i, siglen;
 	int64_t			 na;
-	int			 r, ilen;
+	int			 r;
 
 	*der = NULL;
 	*derlen = 0;
 	*serial = '\0';
-	if (pkey_type_of(ca_key, &t) != 0 || (t != PKEY_EC_P256 &&
-	    t != PKEY_EC_P384))
-		return WICK_ERR_UNSUPPORTED;
-	sigalg = t == PKEY_EC_P384 ? alg_ecdsa_sha384 : alg_ecdsa_sha256;
-	sigalglen = sizeof(alg_ecdsa_sha256);
-	md = t == PKEY_EC_P384 ? "SHA384" : "SHA256";
 	/* SEQ { SEQ { id-ecPublicKey, curve }, BIT STRING 0, 04 X Y } */
 	q = spki;
 	end = spki + spkilen;
@@ -541,7 +652,7 @@ ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 	if (der_next(&q, alg.v + alg.len, &oid) != 0 ||
 	    !der_is(&oid, DER_OID, oid_ec_pub, sizeof(oid_ec_pub)))
 		return WICK_ERR_UNSUPPORTED;
-	if ((r = svid_check(ca_cert, p, &na)) != 0)
+	if ((r = svid_check(s->ca_nb, s->ca_na, p, &na)) != 0)
 		return r;
 	if (rnd == NULL) {
 		if (RAND_bytes(own, sizeof(own)) != 1)
@@ -549,12 +660,9 @@ ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 		rnd = own;
 	}
 	/* SKID as OpenSSL's "hash": SHA-1 of the key's bits. */
-	if (SHA1(bits.v + 1, bits.len - 1, skid) == NULL)
+	if (EVP_Digest(bits.v + 1, bits.len - 1, skid, NULL, s->sha1,
+	    NULL) != 1)
 		return WICK_ERR_CRYPTO;
-	if ((ilen = i2d_X509_NAME(X509_get_subject_name(ca_cert), &issuer)) <=
-	    0)
-		return WICK_ERR_CRYPTO;
-	ca_skid = X509_get0_subject_key_id(ca_cert);
 	buf_init(&tbs, DER_MAX_LEN);
 	buf_init(&x, DER_MAX_LEN);
 	buf_init(&y, DER_MAX_LEN);
@@ -562,8 +670,8 @@ ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 	/* version v3, serial, signature, issuer, validity */
 	if ((r = buf_put(&tbs, "\xa0\x03\x02\x01\x02", 5)) != 0 ||
 	    (r = der_serial(&tbs, rnd, serial)) != 0 ||
-	    (r = buf_put(&tbs, sigalg, sigalglen)) != 0 ||
-	    (r = buf_put(&tbs, issuer, (size_t)ilen)) != 0 ||
+	    (r = buf_put(&tbs, s->sigalg, sizeof(alg_ecdsa_sha256))) != 0 ||
+	    (r = buf_put(&tbs, s->issuer, s->issuerlen)) != 0 ||
 	    (r = der_time(&x, p->now - CA_BACKDATE)) != 0 ||
 	    (r = der_time(&x, na)) != 0 ||
 	    (r = der_wrap(&tbs, DER_SEQ, &x)) != 0)
@@ -580,23 +688,10 @@ ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 	if ((r = buf_put(&x, ext_fixed, sizeof(ext_fixed))) != 0 ||
 	    (r = der_put(&y, DER_OCTETS, skid, sizeof(skid))) != 0 ||
 	    (r = der_ext(&x, oid_skid, sizeof(oid_skid), buf_ptr(&y),
-	    buf_len(&y))) != 0)
+	    buf_len(&y))) != 0 ||
+	    (r = buf_put(&x, buf_ptr(&s->akid), buf_len(&s->akid))) != 0)
 		goto out;
 	buf_reset(&y);
-	if (ca_skid != NULL) {
-		struct buf kid;
-
-		buf_init(&kid, DER_MAX_LEN);
-		if ((r = der_put(&kid, 0x80, ASN1_STRING_get0_data(ca_skid),
-		    (size_t)ASN1_STRING_length(ca_skid))) == 0 &&
-		    (r = der_wrap(&y, DER_SEQ, &kid)) == 0)
-			r = der_ext(&x, oid_akid, sizeof(oid_akid),
-			    buf_ptr(&y), buf_len(&y));
-		buf_cleanup(&kid);
-		buf_reset(&y);
-		if (r != 0)
-			goto out;
-	}
 	{
 		struct buf names;
 
@@ -617,19 +712,17 @@ ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 	    (r = der_wrap(&tbs, 0xa3, &y)) != 0 ||
 	    (r = der_wrap(&x, DER_SEQ, &tbs)) != 0)
 		goto out;
-	/* x is the TBSCertificate now: sign it */
+	/* x is the TBSCertificate now: sign its digest, on a copy of the
+	 * set-up context (this one is shared by the signing threads). */
 	r = WICK_ERR_CRYPTO;
-	if ((mctx = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit_ex(mctx, NULL, md, NULL, NULL, ca_key,
-	    NULL) <= 0 ||
-	    EVP_DigestSign(mctx, NULL, &siglen, buf_ptr(&x), buf_len(&x)) <= 0 ||
-	    (sig = OPENSSL_malloc(siglen + 1)) == NULL ||
-	    EVP_DigestSign(mctx, sig + 1, &siglen, buf_ptr(&x),
-	    buf_len(&x)) <= 0)
+	siglen = CA_MAX_SIG;
+	if (EVP_Digest(buf_ptr(&x), buf_len(&x), dig, &diglen, s->md,
+	    NULL) != 1 || (sctx = EVP_PKEY_CTX_dup(s->sign)) == NULL ||
+	    EVP_PKEY_sign(sctx, sig + 1, &siglen, dig, diglen) != 1)
 		goto out;
 	sig[0] = 0;	/* no unused bits */
 	if ((r = buf_put(&cert, buf_ptr(&x), buf_len(&x))) != 0 ||
-	    (r = buf_put(&cert, sigalg, sigalglen)) != 0 ||
+	    (r = buf_put(&cert, s->sigalg, sizeof(alg_ecdsa_sha256))) != 0 ||
 	    (r = der_put(&cert, DER_BITS, sig, siglen + 1)) != 0 ||
 	    (r = der_wrap(&y, DER_SEQ, &cert)) != 0)
 		goto out;
@@ -643,13 +736,31 @@ ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 out:
 	if (r != 0)
 		*serial = '\0';
-	EVP_MD_CTX_free(mctx);
-	OPENSSL_free(sig);
-	OPENSSL_free(issuer);
+	EVP_PKEY_CTX_free(sctx);
 	buf_cleanup(&tbs);
 	buf_cleanup(&x);
 	buf_cleanup(&y);
 	buf_cleanup(&cert);
+	return r;
+}
+
+int
+ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
+    size_t spkilen, const struct ca_svid_params *p,
+    const uint8_t rnd[CA_SERIAL_RAND], uint8_t **der, size_t *derlen,
+    char serial[CA_SERIAL_HEX], int64_t *not_after)
+{
+	struct ca_svid_signer	*s;
+	int			 r;
+
+	*der = NULL;
+	*derlen = 0;
+	*serial = '\0';
+	if ((r = ca_svid_signer_new(ca_cert, ca_key, &s)) != 0)
+		return r;
+	r = ca_svid_signer_der(s, spki, spkilen, p, rnd, der, derlen, serial,
+	    not_after);
+	ca_svid_signer_free(s);
 	return r;
 }
 

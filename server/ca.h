@@ -93,6 +93,23 @@ int	 ca_svid_der(X509 *ca_cert, EVP_PKEY *ca_key, const uint8_t *spki,
 	    const uint8_t rnd[CA_SERIAL_RAND], uint8_t **der, size_t *derlen,
 	    char serial[CA_SERIAL_HEX], int64_t *not_after) WICK_WUR;
 
+/*
+ * ca_svid_der() in two steps, for batches: what the SVIDs of one CA share
+ * (its name, key identifier, a signing context) made once, then used by
+ * any number of threads at once for as long as ca_cert and ca_key live.
+ * ca_svid_signer_new(): WICK_ERR_UNSUPPORTED when ca_key is not EC
+ * P-256/P-384.
+ */
+struct ca_svid_signer;
+
+int	 ca_svid_signer_new(X509 *ca_cert, EVP_PKEY *ca_key,
+	    struct ca_svid_signer **) WICK_WUR;
+void	 ca_svid_signer_free(struct ca_svid_signer *);	/* NULL ok */
+int	 ca_svid_signer_der(const struct ca_svid_signer *,
+	    const uint8_t *spki, size_t spkilen, const struct ca_svid_params *,
+	    const uint8_t rnd[CA_SERIAL_RAND], uint8_t **der, size_t *derlen,
+	    char serial[CA_SERIAL_HEX], int64_t *not_after) WICK_WUR;
+
 /* The serial as lower-case hex without leading zeros (heap string). */
 int	 ca_serial_hex(X509 *, char **out) WICK_WUR;
 /* The Subject Key Identifier as lower-case hex (heap string). */

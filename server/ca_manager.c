@@ -66,6 +66,7 @@ clear_authority(struct ca_authority *a)
 {
 	X509_free(a->cert);
 	EVP_PKEY_free(a->key);
+	ca_svid_signer_free(a->signer);
 	jose_key_free(a->jkey);
 	memset(a, 0, sizeof(*a));
 }
@@ -292,6 +293,24 @@ ca_manager_active(const struct ca_manager *m, enum ca_kind kind)
 		if (m->a[kind][i].status == CA_STATUS_ACTIVE)
 			return &m->a[kind][i];
 	return NULL;
+}
+
+const struct ca_svid_signer *
+ca_manager_svid_signer(struct ca_manager *m)
+{
+	struct ca_authority	*a = NULL;
+	int			 i;
+
+	for (i = 0; i < 2; i++)
+		if (m->a[CA_KIND_X509][i].status == CA_STATUS_ACTIVE)
+			a = &m->a[CA_KIND_X509][i];
+	if (a == NULL || a->cert == NULL || a->key == NULL)
+		return NULL;
+	/* Not EC: tried again next time, which costs a type check. */
+	if (a->signer == NULL &&
+	    ca_svid_signer_new(a->cert, a->key, &a->signer) != 0)
+		a->signer = NULL;
+	return a->signer;
 }
 
 void

@@ -79,6 +79,9 @@ struct ca_authority {
 	/* X.509: */
 	X509		*cert;
 	EVP_PKEY	*key;
+	/* X.509: what its SVIDs share, made on first use
+	 * (ca_manager_svid_signer()). */
+	struct ca_svid_signer *signer;
 	/* JWT / WIT: the signing key with its kid; public for the bundle. */
 	struct jose_key	*jkey;
 	char		 kid[CA_KID_LEN + 1];	/* X.509: SKID hex prefix */
@@ -108,6 +111,14 @@ int	 ca_manager_tick(struct ca_manager *, int64_t now, int *changed)
 /* The active authority of a kind; NULL before the first tick. */
 const struct ca_authority *ca_manager_active(const struct ca_manager *,
 	    enum ca_kind);
+/*
+ * The active X.509 authority's SVID signer (ca_svid_signer_new()), made
+ * on first use and kept until the authority goes: NULL without an active
+ * authority, or when its key is not EC P-256/P-384.  From the thread that
+ * ticks the manager; the signer may then be used by any thread until the
+ * next tick.
+ */
+const struct ca_svid_signer *ca_manager_svid_signer(struct ca_manager *);
 /* Every authority of every kind that is not NONE (for the bundle):
  * calls fn in kind, slot order. */
 typedef void ca_authority_fn(void *arg, const struct ca_authority *);

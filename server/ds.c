@@ -1133,6 +1133,25 @@ ds_audit_record(struct ds *ds, int64_t at, const char *kind,
 }
 
 int
+ds_audit_record_canonical(struct ds *ds, int64_t at, const char *kind,
+    const char *actor, const char *subject, int ok, const char *detail)
+{
+	size_t n;
+
+	if (kind == NULL || actor == NULL || detail == NULL)
+		return WICK_ERR_INVALID;
+	if ((n = strlen(detail)) > DS_MAX_BLOB)
+		return WICK_ERR_LIMIT;
+	if (subject != NULL && strlen(subject) > DS_MAX_BLOB)
+		return WICK_ERR_LIMIT;
+	/* What a JSON object's compact encoding at least looks like. */
+	if (n < 2 || detail[0] != '{' || detail[n - 1] != '}')
+		return WICK_ERR_INVALID;
+	return TIMED(ds, ds->ops->audit_append(ds, at, kind, actor,
+	    subject != NULL ? subject : "", ok, detail));
+}
+
+int
 ds_audit_list(struct ds *ds, const struct ds_audit_filter *f, size_t limit,
     ds_audit_fn *fn, void *arg)
 {

@@ -377,6 +377,15 @@ int	 ds_audit_append(struct ds *, int64_t at, const char *kind,
 int	 ds_audit_record(struct ds *, int64_t at, const char *kind,
 	    const char *actor, const char *subject, int ok,
 	    const char *detail_json) WICK_WUR;
+/*
+ * ds_audit_record() for details already in canonical form, as
+ * json_dumps(JSON_COMPACT | JSON_SORT_KEYS) writes a JSON object: stored
+ * as they are, not parsed and written again (for large details, such as
+ * a batch of SVIDs, that took as long as storing them).
+ */
+int	 ds_audit_record_canonical(struct ds *, int64_t at, const char *kind,
+	    const char *actor, const char *subject, int ok,
+	    const char *detail_json) WICK_WUR;
 /* Events with id > after_id, oldest first, at most limit (0 = all). */
 int	 ds_audit_since(struct ds *, int64_t after_id, size_t limit,
 	    ds_audit_fn *, void *) WICK_WUR;

@@ -13,8 +13,16 @@
 #include "log.h"
 #include "par.h"
 
+struct par;
+
+struct par_thread {
+	struct par	*p;
+	pthread_t	 tid;
+	int		 slot;
+};
+
 struct par {
-	pthread_t	 threads[PAR_MAX_THREADS];
+	struct par_thread threads[PAR_MAX_THREADS];
 	int		 nthreads;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 work;		/* a job, or stop */
@@ -30,14 +38,14 @@ struct par {
 
 /* Take indexes until none is left; called with the mutex held. */
 static void
-drain(struct par *p)
+drain(struct par *p, int slot)
 {
 	size_t i;
 
 	while (p->next < p->n) {
 		i = p->next++;
 		pthread_mutex_unlock(&p->mu);
-		p->fn(p->arg, i);
+		p->fn(p->arg, i, slot);
 		pthread_mutex_lock(&p->mu);
 	}
 }
@@ -45,8 +53,9 @@ drain(struct par *p)
 static void *
 par_main(void *arg)
 {
-	struct par	*p = arg;
-	uint64_t	 seen = 0;
+	struct par_thread	*t = arg;
+	struct par		*p = t->p;
+	uint64_t		 seen = 0;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
@@ -56,7 +65,7 @@ par_main(void *arg)
 			break;
 		seen = p->gen;
 		p->busy++;
-		drain(p);
+		drain(p, t->slot);
 		if (--p->busy == 0)
 			pthread_cond_signal(&p->idle);
 	}
@@ -84,7 +93,10 @@ par_new(int threads, struct par **out)
 		return WICK_ERR_ALLOC;
 	}
 	for (i = 0; i < threads; i++) {
-		if (pthread_create(&p->threads[i], NULL, par_main, p) != 0) {
+		p->threads[i].p = p;
+		p->threads[i].slot = i + 1;
+		if (pthread_create(&p->threads[i].tid, NULL, par_main,
+		    &p->threads[i]) != 0) {
 			log_warn("signing threads: only %d of %d started", i,
 			    threads);
 			break;
@@ -107,7 +119,7 @@ par_free(struct par *p)
 	pthread_cond_broadcast(&p->work);
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < p->nthreads; i++)
-		(void)pthread_join(p->threads[i], NULL);
+		(void)pthread_join(p->threads[i].tid, NULL);
 	pthread_cond_destroy(&p->idle);
 	pthread_cond_destroy(&p->work);
 	pthread_mutex_destroy(&p->mu);
@@ -121,7 +133,7 @@ par_run(struct par *p, size_t n, par_fn *fn, void *arg)
 
 	if (p == NULL || p->nthreads == 0 || n < 2) {
 		for (i = 0; i < n; i++)
-			fn(arg, i);
+			fn(arg, i, 0);
 		return;
 	}
 	pthread_mutex_lock(&p->mu);
@@ -131,7 +143,7 @@ par_run(struct par *p, size_t n, par_fn *fn, void *arg)
 	p->next = 0;
 	p->gen++;
 	pthread_cond_broadcast(&p->work);
-	drain(p);
+	drain(p, 0);
 	while (p->busy > 0)
 		pthread_cond_wait(&p->idle, &p->mu);
 	p->fn = NULL;

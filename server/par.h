@@ -2,10 +2,13 @@
  * par.h: a parallel for, for the state thread's CPU-bound batches (the
  * signatures of a BatchNewX509SVID call).
  *
- * par_run() calls fn(arg, i) for every i in [0, n), on the calling thread
- * and on the pool's threads at once, and returns when all calls are done.
- * fn must touch nothing but its own item and what no thread writes while
- * par_run() runs.  One par_run() at a time (the state thread's).
+ * par_run() calls fn(arg, i, slot) for every i in [0, n), on the calling
+ * thread and on the pool's threads at once, and returns when all calls are
+ * done.  fn must touch nothing but its own item, what no thread writes
+ * while par_run() runs, and what belongs to its slot (state reused from
+ * item to item): slot is 0 on the calling thread and 1 to par_threads()
+ * on the pool's, and no two calls running at once have the same.  One
+ * par_run() at a time (the state thread's).
  */
 #ifndef WICK_PAR_H
 #define WICK_PAR_H
@@ -18,7 +21,7 @@
 
 struct par;
 
-typedef void par_fn(void *arg, size_t i);
+typedef void par_fn(void *arg, size_t i, int slot);
 
 /* threads: the pool's (the caller makes one more); 0 is fine. */
 int	 par_new(int threads, struct par **) WICK_WUR;

@@ -132,9 +132,14 @@ server_audit_rl(struct server *srv, struct log_ratelimit *rl,
 		return;
 	}
 	json_decref(detail);
+	/* Canonical as jansson wrote it, unless a token was redacted. */
+	if (strcmp(s, clean) == 0)
+		r = ds_audit_record_canonical(srv->ds, server_now(), kind,
+		    actor, subject, ok, clean);
+	else
+		r = ds_audit_record(srv->ds, server_now(), kind, actor,
+		    subject, ok, clean);
 	free(s);
-	r = ds_audit_record(srv->ds, server_now(), kind, actor, subject, ok,
-	    clean);
 	if (r == WICK_ERR_LIMIT && strlen(clean) > DS_MAX_BLOB) {
 		/* Details too large to store (a batch at the request limit):
 		 * the event is recorded all the same, with their digest. */
@@ -1001,6 +1006,7 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	int64_t		 now = server_now();
 	cpu_set_t	 cpus;
 	long		 ncpu;
+	size_t		 i;
 	int		 r;
 
 	memset(&srv, 0, sizeof(srv));
@@ -1127,6 +1133,8 @@ out:
 	}
 	cleanup(&srv);
 	par_free(srv.par);
+	for (i = 0; i < sizeof(srv.csr_ver) / sizeof(srv.csr_ver[0]); i++)
+		csr_verifier_free(srv.csr_ver[i]);
 	pthread_mutex_destroy(&srv.pub_mu);
 	if (uv_loop_close(&loop) != 0) {
 		uv_run(&loop, UV_RUN_DEFAULT);

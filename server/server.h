@@ -89,6 +89,9 @@ struct server {
 	 * that sign batches beside it (par.h). */
 	struct worker		*worker;
 	struct par		*par;
+	/* What each par slot reuses from CSR to CSR (agent_api.c), made
+	 * by the slot's thread when it first needs it. */
+	struct csr_verifier	*csr_ver[PAR_MAX_THREADS + 1];
 	struct worker_task	 tick_task;
 	int			 tick_busy;
 	int			 rpc_open;	/* APIs not yet shut down */

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+
 #include <openssl/bn.h>
 #include <openssl/x509v3.h>
 
@@ -311,7 +313,8 @@ tbs_of(X509 *c, uint8_t **out)
  * ca_svid_der() writes the certificate ca_sign_x509_svid() makes, byte
  * for byte up to the (randomized) ECDSA signature, for P-256 and P-384
  * keys and CAs, with and without DNS names, long ones, a TTL past the
- * CA's and times on both sides of 2050; and its signature verifies.
+ * CA's and times on both sides of 2050; and its signature verifies.  So
+ * does one signer of the CA, made once and used for every SVID.
  */
 static void
 test_svid_der_same(void **state)
@@ -322,6 +325,7 @@ test_svid_der_same(void **state)
 	static const enum pkey_type kt[] = { PKEY_EC_P256, PKEY_EC_P384 };
 	static const int64_t nows[] = { T0 + 100, 2524607990LL };
 	struct ca_svid_params	 p;
+	struct ca_svid_signer	*sg;
 	EVP_PKEY		*cak, *k;
 	X509			*ca, *old, *neu;
 	BIGNUM			*bn;
@@ -331,13 +335,15 @@ test_svid_der_same(void **state)
 	char			 serial[CA_SERIAL_HEX], *hex;
 	size_t			 derlen, na, nb, ci, ki, ni, d;
 	int64_t			 not_after;
-	int			 spkilen, ttl;
+	int			 spkilen, ttl, way;
 
 	for (ci = 0; ci < 2; ci++)
 	for (ni = 0; ni < 2; ni++) {
 		assert_int_equal(pkey_generate(kt[ci], &cak), 0);
 		assert_int_equal(ca_make_root(cak, "example.org", NULL,
 		    nows[ni] - 100, DAY, &ca), 0);
+		assert_int_equal(ca_svid_signer_new(ca, cak, &sg), 0);
+		for (way = 0; way < 2; way++)
 		for (ki = 0; ki < 2; ki++)
 		for (d = 0; d <= 3; d++)
 		for (ttl = 3600; ttl <= 2 * DAY; ttl += 2 * DAY - 3600) {
@@ -360,9 +366,14 @@ test_svid_der_same(void **state)
 			assert_int_equal(BN_bn2binpad(bn, rnd, sizeof(rnd)),
 			    (int)sizeof(rnd));
 			BN_free(bn);
-			assert_int_equal(ca_svid_der(ca, cak, spki,
-			    (size_t)spkilen, &p, rnd, &der, &derlen, serial,
-			    &not_after), 0);
+			if (way == 0)
+				assert_int_equal(ca_svid_der(ca, cak, spki,
+				    (size_t)spkilen, &p, rnd, &der, &derlen,
+				    serial, &not_after), 0);
+			else
+				assert_int_equal(ca_svid_signer_der(sg, spki,
+				    (size_t)spkilen, &p, rnd, &der, &derlen,
+				    serial, &not_after), 0);
 			q = der;
 			assert_non_null(neu = d2i_X509(NULL, &q,
 			    (long)derlen));
@@ -385,9 +396,159 @@ test_svid_der_same(void **state)
 			X509_free(neu);
 			EVP_PKEY_free(k);
 		}
+		ca_svid_signer_free(sg);
 		X509_free(ca);
 		EVP_PKEY_free(cak);
 	}
+}
+
+/* What each thread of test_svid_signer_threads() signs. */
+struct signer_job {
+	const struct ca_svid_signer	*sg;
+	const uint8_t			*spki;
+	size_t				 spkilen;
+	int				 bad;
+};
+
+#define SIGNER_EACH	40
+
+static void *
+signer_thread(void *arg)
+{
+	struct signer_job	*j = arg;
+	struct ca_svid_params	 p;
+	uint8_t			*der;
+	const uint8_t		*q;
+	char			 serial[CA_SERIAL_HEX];
+	size_t			 derlen;
+	int64_t			 na;
+	X509			*c;
+	int			 i;
+
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = "spiffe://example.org/web";
+	p.now = T0 + 100;
+	p.ttl = 3600;
+	for (i = 0; i < SIGNER_EACH; i++) {
+		if (ca_svid_signer_der(j->sg, j->spki, j->spkilen, &p, NULL,
+		    &der, &derlen, serial, &na) != 0) {
+			j->bad++;
+			continue;
+		}
+		q = der;
+		if ((c = d2i_X509(NULL, &q, (long)derlen)) == NULL ||
+		    X509_verify(c, t.cak) != 1)
+			j->bad++;
+		X509_free(c);
+		OPENSSL_free(der);
+	}
+	return NULL;
+}
+
+/*
+ * One signer, shared by threads signing at once (the batch's signing
+ * threads): every certificate verifies.  A CA key that is not EC has no
+ * signer.
+ */
+static void
+test_svid_signer_threads(void **state)
+{
+	struct ca_svid_signer	*sg;
+	struct signer_job	 j[3];
+	pthread_t		 th[3];
+	EVP_PKEY		*rk;
+	X509			*rca;
+	uint8_t			*spki = NULL;
+	int			 spkilen, i;
+
+	assert_true((spkilen = i2d_PUBKEY(t.k, &spki)) > 0);
+	assert_int_equal(ca_svid_signer_new(t.ca, t.cak, &sg), 0);
+	for (i = 0; i < 3; i++) {
+		j[i].sg = sg;
+		j[i].spki = spki;
+		j[i].spkilen = (size_t)spkilen;
+		j[i].bad = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, signer_thread,
+		    &j[i]), 0);
+	}
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(j[i].bad, 0);
+	}
+	ca_svid_signer_free(sg);
+	OPENSSL_free(spki);
+	assert_int_equal(pkey_generate(PKEY_RSA_2048, &rk), 0);
+	assert_int_equal(ca_make_root(rk, "example.org", NULL, T0, DAY, &rca),
+	    0);
+	assert_int_equal(ca_svid_signer_new(rca, rk, &sg),
+	    WICK_ERR_UNSUPPORTED);
+	assert_null(sg);
+	X509_free(rca);
+	EVP_PKEY_free(rk);
+}
+
+/*
+ * The validity as ASN1_TIME_set() writes it, over a century of times
+ * (UTCTime through 2049, GeneralizedTime after), leap days and the ends
+ * of days and years among them.
+ */
+static void
+test_svid_der_times(void **state)
+{
+	static const int64_t	 edges[] = { 951782400, 951868799, 951868800,
+	    1703980800 + 86399, 2524607999, 2524608009, 2524608010,
+	    3981311999, 3981312000 + 86399 };
+	struct ca_svid_signer	*sg;
+	struct ca_svid_params	 p;
+	EVP_PKEY		*cak;
+	X509			*ca, *c;
+	ASN1_TIME		*want;
+	uint8_t			*spki = NULL, *der, *a, *b;
+	const uint8_t		*q;
+	char			 serial[CA_SERIAL_HEX];
+	uint64_t		 x = 0x2545f4914f6cdd1dULL;
+	size_t			 derlen, i;
+	size_t			 n = sizeof(edges) / sizeof(edges[0]);
+	int64_t			 na, t0 = 946684800;	/* 2000-01-01 */
+	int			 spkilen, la, lb;
+
+	assert_int_equal(pkey_generate(PKEY_EC_P256, &cak), 0);
+	assert_int_equal(ca_make_root(cak, "example.org", NULL, t0,
+	    100LL * 365 * DAY, &ca), 0);
+	assert_int_equal(ca_svid_signer_new(ca, cak, &sg), 0);
+	assert_true((spkilen = i2d_PUBKEY(t.k, &spki)) > 0);
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = "spiffe://example.org/w";
+	p.ttl = 1;
+	for (i = 0; i < n + 300; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		/* notBefore is now less 10 s: the edges are notBefore's */
+		p.now = (i < n ? edges[i] : t0 + (int64_t)(x % (99ULL * 365 *
+		    DAY))) + CA_BACKDATE;
+		assert_int_equal(ca_svid_signer_der(sg, spki, (size_t)spkilen,
+		    &p, NULL, &der, &derlen, serial, &na), 0);
+		q = der;
+		assert_non_null(c = d2i_X509(NULL, &q, (long)derlen));
+		assert_non_null(want = ASN1_TIME_set(NULL,
+		    (time_t)(p.now - CA_BACKDATE)));
+		a = b = NULL;
+		assert_true((la = i2d_ASN1_TIME(want, &a)) > 0);
+		assert_true((lb = i2d_ASN1_TIME(X509_get0_notBefore(c),
+		    &b)) > 0);
+		assert_int_equal(la, lb);
+		assert_memory_equal(a, b, (size_t)la);
+		OPENSSL_free(a);
+		OPENSSL_free(b);
+		ASN1_TIME_free(want);
+		X509_free(c);
+		OPENSSL_free(der);
+	}
+	OPENSSL_free(spki);
+	ca_svid_signer_free(sg);
+	X509_free(ca);
+	EVP_PKEY_free(cak);
 }
 
 /* Serials at the edges: a carry through every byte, a high first byte. */
@@ -662,7 +823,9 @@ main(void)
 		cmocka_unit_test(test_svid_encode_only),
 		cmocka_unit_test(test_svid_long_cn),
 		cmocka_unit_test(test_svid_der_same),
+		cmocka_unit_test(test_svid_der_times),
 		cmocka_unit_test(test_svid_der_serials),
+		cmocka_unit_test(test_svid_signer_threads),
 		cmocka_unit_test(test_svid_refused),
 		cmocka_unit_test(test_intermediate),
 	};

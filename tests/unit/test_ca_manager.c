@@ -166,6 +166,48 @@ check_kids(struct ca_manager *m)
 	    ca_manager_active(m, CA_KIND_WIT)->kid);
 }
 
+/*
+ * The manager's SVID signer signs for the active X.509 authority at now:
+ * its certificates verify with that authority's key and name it as
+ * issuer; asked again, the same signer.
+ */
+static void
+signer_is_active(struct ca_manager *m, int64_t now)
+{
+	const struct ca_authority	*a = ca_manager_active(m, CA_KIND_X509);
+	const struct ca_svid_signer	*sg;
+	struct ca_svid_params		 p;
+	EVP_PKEY			*k;
+	X509				*leaf;
+	uint8_t				*spki = NULL, *der;
+	const uint8_t			*q;
+	char				 serial[CA_SERIAL_HEX];
+	size_t				 derlen;
+	int64_t				 na;
+	int				 spkilen;
+
+	assert_non_null(a);
+	assert_non_null(sg = ca_manager_svid_signer(m));
+	assert_ptr_equal(ca_manager_svid_signer(m), sg);
+	assert_int_equal(pkey_generate(PKEY_EC_P256, &k), 0);
+	assert_true((spkilen = i2d_PUBKEY(k, &spki)) > 0);
+	memset(&p, 0, sizeof(p));
+	p.spiffe_id = "spiffe://example.org/w";
+	p.now = now;
+	p.ttl = HOUR;
+	assert_int_equal(ca_svid_signer_der(sg, spki, (size_t)spkilen, &p,
+	    NULL, &der, &derlen, serial, &na), 0);
+	q = der;
+	assert_non_null(leaf = d2i_X509(NULL, &q, (long)derlen));
+	assert_int_equal(X509_verify(leaf, X509_get0_pubkey(a->cert)), 1);
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(leaf),
+	    X509_get_subject_name(a->cert)), 0);
+	X509_free(leaf);
+	OPENSSL_free(der);
+	OPENSSL_free(spki);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_rotation(void **state)
 {
@@ -205,6 +247,7 @@ test_rotation(void **state)
 		    ca_manager_active(m, (enum ca_kind)k)->kid);
 	assert_string_equal(jose_key_alg(ca_manager_active(m,
 	    CA_KIND_JWT)->jkey), "ES256");
+	signer_is_active(m, T0);
 	tick(m, T0 + 10, 0);
 
 	/* t0 + 11h59m: before half life, nothing new. */
@@ -238,6 +281,7 @@ test_rotation(void **state)
 	}
 	assert_ptr_equal(ca_manager_active(m, CA_KIND_X509)->cert, cert1);
 	check_kids(m);
+	signer_is_active(m, T0 + 20 * HOUR + 60);
 
 	/* t0 + 36h: the next one is prepared (slot A again); it is past
 	 * the activation point of the active one too, so it is active. */
@@ -249,6 +293,8 @@ test_rotation(void **state)
 	assert_int_not_equal(X509_cmp(a->cert, cert1), 0);
 	assert_ptr_equal(with_status(m, CA_KIND_X509, CA_STATUS_OLD)->cert,
 	    cert1);
+	/* Slot A holds another authority now, with a signer of its own. */
+	signer_is_active(m, T0 + 36 * HOUR);
 	for (k = 0; k < CA_NKINDS; k++) {
 		a = ca_manager_active(m, (enum ca_kind)k);
 		assert_string_not_equal(a->kid, kid0[k]);

@@ -1928,6 +1928,47 @@ append_n(int n, int64_t at)
 	}
 }
 
+/*
+ * Details the server wrote in canonical form are stored as they are: the
+ * same bytes, and so the same hash, as through ds_audit_record(); the
+ * chain verifies.  What is not an object's encoding is refused.
+ */
+static void
+test_audit_canonical(void **state)
+{
+	static const char	 canon[] = "{\"a\":\"x\",\"i\":[1,2]}";
+	struct ds_audit_verify	 v;
+	struct chain_seen	 c;
+	char			 h[DS_AUDIT_HASH_HEX];
+
+	fresh();
+	assert_int_equal(ds_audit_record(t.ds, 100, "svid.x509", "a", "s", 1,
+	    "{\"i\": [1, 2], \"a\": \"x\"}"), 0);
+	assert_int_equal(ds_audit_record_canonical(t.ds, 100, "svid.x509",
+	    "a", "s", 1, canon), 0);
+	assert_int_equal(ds_audit_record_canonical(t.ds, 1, "k", "a", NULL, 1,
+	    "[1]"), WICK_ERR_INVALID);
+	assert_int_equal(ds_audit_record_canonical(t.ds, 1, "k", "a", NULL, 1,
+	    "{"), WICK_ERR_INVALID);
+	assert_int_equal(ds_audit_record_canonical(t.ds, 1, "k", "a", NULL, 1,
+	    NULL), WICK_ERR_INVALID);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(ds_audit_list(t.ds, NULL, 0, chain_cb, &c), 0);
+	assert_int_equal(c.n, 2);
+	assert_string_equal(c.v[0].detail_json, canon);
+	assert_string_equal(c.v[1].detail_json, canon);
+	assert_string_equal(c.v[1].prev_hash, c.v[0].hash);
+	/* The same event but for its place in the chain. */
+	c.v[1].seq = c.v[0].seq;
+	memcpy(c.v[1].prev_hash, c.v[0].prev_hash, sizeof(c.v[1].prev_hash));
+	assert_int_equal(ds_audit_hash(&c.v[1], h), 0);
+	assert_string_equal(h, c.v[0].hash);
+	chain_clear(&c);
+	verify_all(&v, 0);
+	assert_int_equal(v.bad_seq, 0);
+	assert_int_equal(v.count, 2);
+}
+
 static void
 test_audit_chain(void **state)
 {
@@ -3371,6 +3412,7 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_bundles),
 		cmocka_unit_test(test_ca_journal),
 		cmocka_unit_test(test_audit),
+		cmocka_unit_test(test_audit_canonical),
 		cmocka_unit_test(test_audit_chain),
 		cmocka_unit_test(test_audit_tamper),
 		cmocka_unit_test(test_audit_prune),

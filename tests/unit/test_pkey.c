@@ -239,13 +239,19 @@ make_rich(EVP_PKEY *k, const EVP_MD *md, struct buf *b)
 static void
 test_csr_same_as_openssl(void **state)
 {
-	struct buf	 csr[NTYPES + 3];
-	EVP_PKEY	*pub, *ref;
-	const char	*why;
-	uint64_t	 x = 0x9e3779b97f4a7c15ULL;
-	uint8_t		*p;
-	size_t		 i, n, ncsr = 0, pos;
-	int		 j, r, want, accepted = 0;
+	struct buf		 csr[NTYPES + 3];
+	struct csr_verifier	*v;
+	EVP_PKEY		*pub, *ref;
+	const uint8_t		*spki;
+	const char		*why;
+	uint64_t		 x = 0x9e3779b97f4a7c15ULL;
+	uint8_t			*p;
+	size_t			 i, n, ncsr = 0, pos, spkilen;
+	int			 j, r, want, accepted = 0;
+
+	/* One verifier for every request, good and bad, as a signing
+	 * thread uses it. */
+	assert_int_equal(csr_verifier_new(&v), 0);
 
 	for (i = 0; i < NTYPES; i++)
 		make(keys[i], &csr[ncsr++]);
@@ -281,14 +287,132 @@ test_csr_same_as_openssl(void **state)
 			} else
 				assert_non_null(why);
 			EVP_PKEY_free(pub);
+			assert_int_equal(ERR_peek_error(), 0);
+			/* csr_check(): the same answer, the same key. */
+			r = csr_check(v, p, n, &pub, &spki, &spkilen, &why);
+			if (want != (r == 0))
+				fail_msg("request %zu try %d: csr_check %d, "
+				    "OpenSSL %d", i, j, r, want);
+			if (want && spki != NULL) {
+				assert_null(pub);
+				assert_int_equal(pkey_from_public_der(spki,
+				    spkilen, &pub), 0);
+			}
+			if (want)
+				assert_true(pkey_public_equal(pub, ref));
+			else
+				assert_non_null(why);
+			EVP_PKEY_free(pub);
 			EVP_PKEY_free(ref);
 			assert_int_equal(ERR_peek_error(), 0);
 		}
 		free(p);
 		buf_cleanup(&csr[i]);
 	}
+	csr_verifier_free(v);
 	/* The undamaged ones at least. */
 	assert_true(accepted >= (int)ncsr);
+}
+
+/* A request for pub, signed with signer's key (its own or not). */
+static void
+make_signed_by(EVP_PKEY *pub, EVP_PKEY *signer, struct buf *b)
+{
+	X509_REQ	*req;
+	uint8_t		*der = NULL;
+	int		 len;
+
+	assert_non_null(req = X509_REQ_new());
+	assert_true(X509_REQ_set_version(req, 0));
+	assert_true(X509_REQ_set_pubkey(req, pub));
+	assert_true(X509_REQ_sign(req, signer, EVP_sha256()) > 0);
+	assert_true((len = i2d_X509_REQ(req, &der)) > 0);
+	buf_init(b, PKEY_MAX_DER);
+	assert_int_equal(buf_put(b, der, (size_t)len), 0);
+	OPENSSL_free(der);
+	X509_REQ_free(req);
+}
+
+/*
+ * A verifier checks every request against that request's own key, never
+ * one left from the request before: a request for B signed with the key
+ * of A, the request just checked, is refused; so is one after a point
+ * that was not on the curve, and the point at infinity is refused too.
+ */
+static void
+test_csr_check_own_key(void **state)
+{
+	struct csr_verifier	*v;
+	struct buf		 a, b, forged, offcurve;
+	EVP_PKEY		*ka, *kb, *pub, *got;
+	const uint8_t		*spki;
+	const char		*why;
+	uint8_t			*pb = NULL, *q;
+	size_t			 spkilen, n, k;
+	int			 pblen, round;
+
+	assert_int_equal(pkey_generate(PKEY_EC_P256, &ka), 0);
+	assert_int_equal(pkey_generate(PKEY_EC_P256, &kb), 0);
+	make_signed_by(ka, ka, &a);
+	make_signed_by(kb, kb, &b);
+	make_signed_by(kb, ka, &forged);
+	/* B's request with the last byte of its point's Y changed. */
+	make_signed_by(kb, kb, &offcurve);
+	assert_true((pblen = i2d_PUBKEY(kb, &pb)) > 0);
+	q = (uint8_t *)buf_ptr(&offcurve);
+	n = buf_len(&offcurve);
+	for (k = 0; k + (size_t)pblen <= n; k++)
+		if (memcmp(q + k, pb, (size_t)pblen) == 0)
+			break;
+	assert_true(k + (size_t)pblen <= n);
+	q[k + (size_t)pblen - 1] ^= 0x01;
+	OPENSSL_free(pb);
+
+	assert_int_equal(csr_verifier_new(&v), 0);
+	for (round = 0; round < 2; round++) {
+		assert_int_equal(csr_check(v, buf_ptr(&a), buf_len(&a), &pub,
+		    &spki, &spkilen, &why), 0);
+		assert_null(pub);
+		assert_non_null(spki);
+		assert_int_equal(pkey_from_public_der(spki, spkilen, &got), 0);
+		assert_true(pkey_public_equal(got, ka));
+		EVP_PKEY_free(got);
+		assert_int_equal(csr_check(v, buf_ptr(&forged),
+		    buf_len(&forged), &pub, &spki, &spkilen, &why),
+		    WICK_ERR_SIGNATURE);
+		assert_null(pub);
+		assert_null(spki);
+		assert_string_equal(why, "request signature does not verify");
+		assert_int_equal(csr_check(v, buf_ptr(&offcurve),
+		    buf_len(&offcurve), &pub, &spki, &spkilen, &why),
+		    WICK_ERR_INVALID);
+		assert_string_equal(why, "request without a usable public key");
+		assert_int_equal(csr_check(v, buf_ptr(&forged),
+		    buf_len(&forged), &pub, &spki, &spkilen, &why),
+		    WICK_ERR_SIGNATURE);
+		assert_int_equal(csr_check(v, buf_ptr(&b), buf_len(&b), &pub,
+		    &spki, &spkilen, &why), 0);
+		assert_int_equal(pkey_from_public_der(spki, spkilen, &got), 0);
+		assert_true(pkey_public_equal(got, kb));
+		EVP_PKEY_free(got);
+		assert_int_equal(ERR_peek_error(), 0);
+	}
+	/* The full path's requests through a verifier: RSA. */
+	buf_cleanup(&a);
+	make_signed_by(keys[2], keys[2], &a);
+	assert_int_equal(csr_check(v, buf_ptr(&a), buf_len(&a), &pub, &spki,
+	    &spkilen, &why), 0);
+	assert_null(spki);
+	assert_non_null(pub);
+	assert_true(pkey_public_equal(pub, keys[2]));
+	EVP_PKEY_free(pub);
+	csr_verifier_free(v);
+	buf_cleanup(&a);
+	buf_cleanup(&b);
+	buf_cleanup(&forged);
+	buf_cleanup(&offcurve);
+	EVP_PKEY_free(ka);
+	EVP_PKEY_free(kb);
 }
 
 /* DER of tag and n bytes, appended at *p. */
@@ -331,8 +455,10 @@ test_csr_point_at_infinity(void **state)
 	BN_CTX		*bc;
 	ECDSA_SIG	*sig;
 	EVP_PKEY	*pub;
+	struct csr_verifier *v;
+	const uint8_t	*spkip;
 	const char	*why;
-	size_t		 infolen, bodylen, csrlen;
+	size_t		 infolen, bodylen, csrlen, spkilen;
 	int		 slen;
 
 	/* CertificationRequestInfo: v1, empty subject, the key, no
@@ -383,6 +509,12 @@ test_csr_point_at_infinity(void **state)
 	assert_int_equal(csr_parse(csr, csrlen, &pub, &why), WICK_ERR_INVALID);
 	assert_null(pub);
 	assert_string_equal(why, "request without a usable public key");
+	assert_int_equal(csr_verifier_new(&v), 0);
+	assert_int_equal(csr_check(v, csr, csrlen, &pub, &spkip, &spkilen,
+	    &why), WICK_ERR_INVALID);
+	assert_null(pub);
+	assert_null(spkip);
+	csr_verifier_free(v);
 	csr[1] = 0x81;
 	csr[2] = (uint8_t)bodylen;
 	memcpy(csr + 3, body, bodylen);
@@ -472,6 +604,7 @@ main(void)
 		cmocka_unit_test(test_csr_bad),
 		cmocka_unit_test(test_csr_same_as_openssl),
 		cmocka_unit_test(test_csr_point_at_infinity),
+		cmocka_unit_test(test_csr_check_own_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
