@@ -16,9 +16,10 @@ static void
 buf_check_sanity(const struct buf *b)
 {
 	if (b->off > b->len || b->len > b->cap || b->cap > b->max ||
-	    b->max > BUF_MAX_SIZE || (b->data == NULL && b->cap != 0))
-		fatal("buf invariant broken: off %zu len %zu cap %zu max %zu",
-		    b->off, b->len, b->cap, b->max);
+	    b->max > BUF_MAX_SIZE || (b->data == NULL && b->cap != 0) ||
+	    b->len > b->dirty || b->dirty > b->cap)
+		fatal("buf invariant broken: off %zu len %zu cap %zu max %zu "
+		    "dirty %zu", b->off, b->len, b->cap, b->max, b->dirty);
 }
 
 void
@@ -35,12 +36,12 @@ buf_cleanup(struct buf *b)
 		return;
 	if (b->data != NULL) {
 		if (b->secret)
-			freezero(b->data, b->cap);
+			freezero(b->data, b->dirty);
 		else
 			free(b->data);
 	}
 	b->data = NULL;
-	b->off = b->len = b->cap = 0;
+	b->off = b->len = b->cap = b->dirty = b->resv_dirty = 0;
 }
 
 struct buf *
@@ -73,8 +74,8 @@ void
 buf_reset(struct buf *b)
 {
 	if (b->secret && b->data != NULL)
-		wipe(b->data, b->cap);
-	b->off = b->len = 0;
+		wipe(b->data, b->dirty);
+	b->off = b->len = b->dirty = b->resv_dirty = 0;
 }
 
 const uint8_t *
@@ -132,12 +133,17 @@ buf_reserve(struct buf *b, size_t n, uint8_t **out)
 				return WICK_ERR_ALLOC;
 			if (b->len > 0)
 				memcpy(p, b->data, b->len);
-			freezero(b->data, b->cap);
+			freezero(b->data, b->dirty);
+			/* Only what was copied is in the new block. */
+			b->dirty = b->len;
 		} else if ((p = realloc(b->data, ncap)) == NULL)
 			return WICK_ERR_ALLOC;
 		b->data = p;
 		b->cap = ncap;
 	}
+	b->resv_dirty = b->dirty;
+	if (b->len + n > b->dirty)
+		b->dirty = b->len + n;
 	*out = b->data + b->len;
 	return 0;
 }
@@ -148,6 +154,9 @@ buf_commit(struct buf *b, size_t n)
 	if (n > b->cap - b->len)
 		fatal("buf_commit past reserved space");
 	b->len += n;
+	/* What the reservation held beyond the n bytes was not written. */
+	b->dirty = b->resv_dirty > b->len ? b->resv_dirty : b->len;
+	b->resv_dirty = b->dirty;
 }
 
 int

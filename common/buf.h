@@ -4,7 +4,10 @@
  * A buffer holds the bytes [off, len) of data; writes append at len,
  * reads consume from off.  It never grows beyond max (WICK_ERR_LIMIT).
  * Fields are private: use the functions.  A buffer marked secret is wiped
- * whenever its memory is released or reused.
+ * whenever its memory is released or reused: the bytes it may hold, that
+ * is every byte put or reserved since the last wipe, not all it has
+ * allocated (a 16 KiB read buffer that took a 100-byte record costs a
+ * 100-byte wipe).
  */
 #ifndef WICK_BUF_H
 #define WICK_BUF_H
@@ -22,6 +25,8 @@ struct buf {
 	size_t	 len;
 	size_t	 cap;
 	size_t	 max;
+	size_t	 dirty;		/* [0, dirty) may hold data; past it none */
+	size_t	 resv_dirty;	/* dirty before the last buf_reserve() */
 	int	 secret;
 };
 
@@ -39,9 +44,13 @@ void	 buf_reset(struct buf *);
 /* Readable bytes and their count; the pointer is valid until next write. */
 const uint8_t *buf_ptr(const struct buf *);
 size_t	 buf_len(const struct buf *);
-/* Space for n more bytes; returns a pointer to write into, or NULL. */
+/*
+ * Space for n more bytes; returns a pointer to write into, or NULL.
+ * All n count as written (wiped if secret) until buf_commit() says how
+ * many were.
+ */
 int	 buf_reserve(struct buf *, size_t n, uint8_t **out) WICK_WUR;
-/* Commit n bytes written after buf_reserve. */
+/* Commit n bytes written after buf_reserve; none past them were. */
 void	 buf_commit(struct buf *, size_t n);
 
 int	 buf_put(struct buf *, const void *, size_t) WICK_WUR;

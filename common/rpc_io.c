@@ -36,9 +36,24 @@ rpc_io_raw(struct rpc_io *io, const uint8_t *p, size_t n)
 {
 	struct rpc_io_write	*w;
 	uv_buf_t		 b;
+	int			 sent;
 
 	if (n == 0)
 		return 0;
+	/*
+	 * Most writes fit the socket at once: then no request, no copy to
+	 * wipe, and no re-arming of the watcher, which libuv does with a
+	 * system call after every request it completes.  uv_try_write()
+	 * takes nothing while requests are queued, so the order holds.
+	 */
+	b = uv_buf_init((char *)p, (unsigned int)n);
+	if ((sent = uv_try_write(io->stream, &b, 1)) >= 0) {
+		if ((size_t)sent == n)
+			return 0;
+		p += sent;
+		n -= (size_t)sent;
+	} else if (sent != UV_EAGAIN)
+		return WICK_ERR_IO;
 	if ((w = malloc(sizeof(*w) + n)) == NULL)
 		return WICK_ERR_ALLOC;
 	w->io = io;
@@ -123,6 +138,10 @@ rpc_io_tls_recv(struct rpc_io *io, const uint8_t *p, size_t n,
 			return r;
 		}
 		buf_reset(&clear);
+		/* Asking again when nothing is left costs a record buffer
+		 * set up and released (tls_conn_readable()). */
+		if (!tls_conn_readable(io->tls))
+			break;
 	}
 	buf_cleanup(&clear);
 	if (r == WICK_ERR_LIMIT)

@@ -4,7 +4,8 @@
  *
  * Internal to rpc_server.c and rpc_client.c.  The owner embeds a struct
  * rpc_io, sets stream (and tls once it exists), and gets written() after
- * every completed write, with pending already reduced.  A write request
+ * every completed write request, with pending already reduced (bytes the
+ * socket took at once made none: pending did not move).  A write request
  * holds a pointer to the rpc_io, so the owner must not free it while
  * pending > 0 (libuv completes every request, cancelled ones included,
  * before a closed handle's close callback).

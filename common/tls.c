@@ -249,10 +249,15 @@ ctx_build(const struct tls_ctx *ctx, STACK_OF(X509) *chain, EVP_PKEY *key,
 	SSL_CTX_set_session_cache_mode(sc, SSL_SESS_CACHE_OFF);
 	if (!SSL_CTX_set_num_tickets(sc, 0))
 		goto out;
-	/* Decrypted records may hold tokens: OpenSSL wipes them once
-	 * read. */
+	/*
+	 * Decrypted records may hold tokens: OpenSSL wipes them once read.
+	 * Where every OpenSSL free wipes already (secret_crypto_frees()),
+	 * a record buffer is wiped as it is released, which is as soon as
+	 * it is read (SSL_MODE_RELEASE_BUFFERS below): wiping it first as
+	 * well doubled the cost of each message received.
+	 */
 	SSL_CTX_set_options(sc, SSL_OP_NO_TICKET | SSL_OP_NO_RENEGOTIATION |
-	    SSL_OP_CLEANSE_PLAINTEXT);
+	    (secret_crypto_frees() ? 0 : SSL_OP_CLEANSE_PLAINTEXT));
 	/* Idle connections keep no record buffers (about 34 KiB each): what
 	 * a thousand idle peers cost is what they must. */
 	SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
@@ -601,6 +606,13 @@ reserve_some(struct buf *out, size_t want, uint8_t **p, size_t *got)
 }
 
 int
+tls_conn_readable(const struct tls_conn *c)
+{
+	return c->failed != 0 || !c->done || SSL_has_pending(c->ssl) ||
+	    BIO_ctrl_pending(c->rbio) > 0;
+}
+
+int
 tls_conn_read(struct tls_conn *c, struct buf *out)
 {
 	uint8_t	*p;
@@ -612,6 +624,14 @@ tls_conn_read(struct tls_conn *c, struct buf *out)
 	if (!c->done)
 		return WICK_ERR_STATE;
 	for (;;) {
+		/*
+		 * Once something was read, read on only when there is more:
+		 * a read that finds nothing sets up a record buffer and
+		 * releases it again (SSL_MODE_RELEASE_BUFFERS), wiped twice,
+		 * for every message a peer sends.
+		 */
+		if (total > 0 && !tls_conn_readable(c))
+			return 0;
 		if ((r = reserve_some(out, TLS_IO_CHUNK, &p, &room)) != 0)
 			return total > 0 && r == WICK_ERR_LIMIT ? 0 : r;
 		ERR_clear_error();
@@ -622,6 +642,8 @@ tls_conn_read(struct tls_conn *c, struct buf *out)
 			total += n;
 			continue;
 		}
+		/* Nothing was written: the reservation need not be wiped. */
+		buf_commit(out, 0);
 		e = SSL_get_error(c->ssl, rc);
 		if (e == SSL_ERROR_WANT_READ)
 			return 0;

@@ -88,6 +88,11 @@ int	 tls_conn_handshake(struct tls_conn *) WICK_WUR;
  * nothing fits).
  */
 int	 tls_conn_read(struct tls_conn *, struct buf *out) WICK_WUR;
+/*
+ * 1 when tls_conn_read() may have something to say (input not yet read,
+ * or a failure to report); 0 when it would only find nothing.
+ */
+int	 tls_conn_readable(const struct tls_conn *);
 /* Encrypt plaintext; the ciphertext is then in the output. */
 int	 tls_conn_write(struct tls_conn *, const uint8_t *, size_t) WICK_WUR;
 /*

@@ -13,6 +13,9 @@
 #include "log.h"
 #include "xmalloc.h"
 
+/* Set once by secret_json_init(), before any other thread exists. */
+static int	crypto_frees_wiped;
+
 void *
 xmalloc(size_t n)
 {
@@ -112,7 +115,21 @@ secret_realloc(void *p, size_t n)
 void
 secret_json_init(void)
 {
+	CRYPTO_malloc_fn	m;
+	CRYPTO_realloc_fn	r;
+	CRYPTO_free_fn		f;
+
 	json_set_alloc_funcs(malloc, secret_free);
-	/* cjose serializes tokens and keys in buffers of its own. */
+	/* cjose serializes tokens and keys in buffers of its own.  It
+	 * also makes OpenSSL allocate through these, which OpenSSL allows
+	 * only before its first allocation: whether it did is asked. */
 	cjose_set_alloc_funcs(malloc, secret_realloc, secret_free);
+	CRYPTO_get_mem_functions(&m, &r, &f);
+	crypto_frees_wiped = f != NULL && f != CRYPTO_free;
+}
+
+int
+secret_crypto_frees(void)
+{
+	return crypto_frees_wiped;
 }

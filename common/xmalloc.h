@@ -26,5 +26,7 @@ void	*secret_realloc(void *, size_t);
  * made.
  */
 void	 secret_json_init(void);
+/* 1 when secret_json_init() made OpenSSL's own frees wipe too. */
+int	 secret_crypto_frees(void);
 
 #endif /* WICK_XMALLOC_H */

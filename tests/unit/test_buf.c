@@ -91,6 +91,54 @@ test_grows_across_many_writes(void **state)
 	buf_cleanup(&b);
 }
 
+/*
+ * A secret buffer wipes every byte that may hold data, and only those:
+ * a reservation counts as written until buf_commit() says how much was.
+ */
+static void
+test_secret_wipes_what_was_used(void **state)
+{
+	struct buf	 b;
+	uint8_t		*p;
+	size_t		 i;
+
+	buf_init(&b, 0);
+	buf_set_secret(&b);
+	/* Reserved and written, never committed (a failed read): all of
+	 * it is wiped. */
+	assert_int_equal(buf_reserve(&b, 4096, &p), 0);
+	memset(p, 'S', 4096);
+	buf_reset(&b);
+	for (i = 0; i < 4096; i++)
+		assert_int_equal(b.data[i], 0);
+	/* 10 bytes of a large reservation used: those are wiped, memory
+	 * never written is left alone (the marker stands in for it). */
+	assert_int_equal(buf_reserve(&b, 4096, &p), 0);
+	memcpy(p, "0123456789", 10);
+	buf_commit(&b, 10);
+	b.data[100] = 0xaa;
+	buf_reset(&b);
+	for (i = 0; i < 10; i++)
+		assert_int_equal(b.data[i], 0);
+	assert_int_equal(b.data[100], 0xaa);
+	/* An empty commit gives the whole reservation back. */
+	assert_int_equal(buf_put(&b, "key", 3), 0);
+	assert_int_equal(buf_reserve(&b, 4000, &p), 0);
+	buf_commit(&b, 0);
+	buf_reset(&b);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(b.data[i], 0);
+	assert_int_equal(b.data[100], 0xaa);
+	/* Growth copies what is there; the put bytes go on being wiped. */
+	for (i = 0; i < 500; i++)
+		assert_int_equal(buf_put(&b, "secret-bytes", 12), 0);
+	assert_int_equal(buf_len(&b), 6000);
+	buf_reset(&b);
+	for (i = 0; i < 6000; i++)
+		assert_int_equal(b.data[i], 0);
+	buf_cleanup(&b);
+}
+
 /* hex_encode() and hex_decode() are inverses; only the lower-case
  * spelling decodes, so one value has one text form. */
 static void
@@ -124,6 +172,7 @@ main(void)
 		cmocka_unit_test(test_limit_is_enforced),
 		cmocka_unit_test(test_putf_and_steal),
 		cmocka_unit_test(test_grows_across_many_writes),
+		cmocka_unit_test(test_secret_wipes_what_was_used),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
