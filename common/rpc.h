@@ -231,6 +231,17 @@ struct rpc_server_opts {
 	 */
 	int		(*offload)(void *arg, struct rpc_job *);
 	void		*offload_arg;
+	/*
+	 * With offload set, a request message may first be offered on the
+	 * loop (may be NULL): on_loop(on_loop_arg, method, call, p, n)
+	 * either answers the call there and returns 1, or returns 0 and
+	 * the step goes to offload as usual.  It must not block and may
+	 * read only what the loop may: it is for answers that need none of
+	 * the other thread's state (an agent whose view is current).
+	 */
+	int		(*on_loop)(void *arg, const struct rpc_method *,
+			    struct rpc_call *, const uint8_t *, size_t);
+	void		*on_loop_arg;
 };
 
 /* The handler step of a busy call (opts.offload). */
@@ -315,6 +326,14 @@ const char *rpc_call_path(const struct rpc_call *);
 const struct rpc_peer *rpc_call_peer(const struct rpc_call *);
 void	 rpc_call_set_data(struct rpc_call *, void *);
 void	*rpc_call_data(const struct rpc_call *);
+/*
+ * One value a service keeps on the call's connection for the calls that
+ * follow on it (the peer of a connection never changes: what was checked
+ * about it may be remembered); 0 until set.  Set from an offloaded step,
+ * it takes effect when the step is back on the loop; read on the loop.
+ */
+void	 rpc_call_set_conn_note(struct rpc_call *, uint64_t);
+uint64_t rpc_call_conn_note(const struct rpc_call *);
 /* Milliseconds left before the deadline; -1 when the call has none. */
 int64_t	 rpc_call_deadline_left(const struct rpc_call *);
 /* Request metadata: count, entry by index, first value by name. */

@@ -103,6 +103,7 @@ struct rpc_call {
 	char			 status_str[8];
 
 	uv_timer_t		*timer;		/* deadline, or NULL */
+	int			 timer_due;	/* to arm (conn_arm_deadlines()) */
 	int			 started;	/* on_start ran */
 	int			 handler_gone;	/* on_done ran */
 	int			 want_writable;
@@ -140,6 +141,8 @@ struct rpc_offload {
 	char			*pend_msg;
 	size_t			 pend_hold;
 	int			 pend_await;
+	int			 pend_note_set;
+	uint64_t		 pend_note;
 };
 
 /* One handler step of an offloaded call. */
@@ -177,6 +180,7 @@ struct rpc_conn {
 		uv_pipe_t	 pipe;
 	} h;
 	uv_timer_t		 idle;
+	uint64_t		 idle_from;	/* uv_now() the last call ended */
 	uv_timer_t		 flush;		/* deferred flush */
 	int			 flush_scheduled;
 	TAILQ_ENTRY(rpc_conn)	 entry;
@@ -206,6 +210,8 @@ struct rpc_conn {
 	int			 in_flush;
 	int			 read_stopped;
 	int			 established;	/* a frame came in */
+	int			 deadlines_due;	/* a call's timer is to arm */
+	uint64_t		 note;		/* rpc_call_set_conn_note() */
 };
 
 TAILQ_HEAD(rpc_conn_list, rpc_conn);
@@ -466,8 +472,8 @@ call_free(struct rpc_call *call)
 	free(call->status_msg);
 	buf_cleanup(&call->out);
 	free(call);
-	if (c->ncalls == 0 && !c->closing)
-		uv_timer_again(&c->idle);
+	if (c->ncalls == 0)
+		c->idle_from = uv_now(c->srv->loop);
 }
 
 static void
@@ -915,6 +921,24 @@ rpc_call_data(const struct rpc_call *call)
 	return call->data;
 }
 
+void
+rpc_call_set_conn_note(struct rpc_call *call, uint64_t v)
+{
+	if (call->busy) {
+		/* The connection is the loop's: applied in rpc_job_done(). */
+		call->off->pend_note = v;
+		call->off->pend_note_set = 1;
+		return;
+	}
+	call->conn->note = v;
+}
+
+uint64_t
+rpc_call_conn_note(const struct rpc_call *call)
+{
+	return call->conn->note;
+}
+
 int64_t
 rpc_call_deadline_left(const struct rpc_call *call)
 {
@@ -987,7 +1011,6 @@ on_begin_headers_cb(nghttp2_session *ngh, const nghttp2_frame *frame,
 	TAILQ_INSERT_TAIL(&c->calls, call, entry);
 	c->ncalls++;
 	c->had_call = 1;
-	uv_timer_stop(&c->idle);
 	if (nghttp2_session_set_stream_user_data(ngh, frame->hd.stream_id,
 	    call) != 0) {
 		call_free(call);
@@ -1164,15 +1187,10 @@ call_start(struct rpc_call *call)
 		call->deadline = uv_now(srv->loop) + (uint64_t)call->timeout_ms;
 		call->deadline_ns = uv_hrtime() + (uint64_t)call->timeout_ms *
 		    1000000;
-		if ((call->timer = malloc(sizeof(*call->timer))) == NULL) {
-			(void)call_set_status(call, RPC_RESOURCE_EXHAUSTED,
-			    "out of memory");
-			return;
-		}
-		uv_timer_init(srv->loop, call->timer);
-		call->timer->data = call;
-		uv_timer_start(call->timer, call_deadline_cb,
-		    (uint64_t)call->timeout_ms, 0);
+		/* Armed once the bytes read are dealt with: a call answered
+		 * by then needs no timer (conn_arm_deadlines()). */
+		call->timer_due = 1;
+		c->deadlines_due = 1;
 	}
 	call->started = 1;
 	srv->stats.calls_active++;
@@ -1319,6 +1337,12 @@ rpc_job_done(struct rpc_job *job)
 	if (c->acct != NULL)
 		c->acct->queued--;
 	job_release(call, job);
+	/* What the step learnt about the peer holds whatever became of
+	 * the call. */
+	if (call->off->pend_note_set) {
+		call->off->pend_note_set = 0;
+		c->note = call->off->pend_note;
+	}
 	if (call->dead) {
 		call_drop_pending(call);
 		call_end_handler(call, call->dead_why);
@@ -1410,6 +1434,7 @@ call_message_cb(const uint8_t *p, size_t n, void *arg)
 {
 	struct rpc_call		*call = arg;
 	const struct rpc_method	*m = call->method;
+	const struct rpc_server_opts *o = &call->conn->srv->opts;
 
 	if ((m->kind == RPC_KIND_UNARY || m->kind == RPC_KIND_SERVER_STREAM) &&
 	    call->nmsgs >= 1) {
@@ -1423,7 +1448,13 @@ call_message_cb(const uint8_t *p, size_t n, void *arg)
 	call->held -= call->msg_held;
 	call->msg_held = 0;
 	call->msg_since = 0;
-	if (m->on_message != NULL && call->conn->srv->opts.offload != NULL) {
+	if (m->on_message != NULL && o->offload != NULL) {
+		/* Offered on the loop first; never past a step under way,
+		 * whose messages keep their order. */
+		if (o->on_loop != NULL && !call->busy &&
+		    o->on_loop(o->on_loop_arg, m, call, p, n))
+			return call->finished || call->handler_gone ?
+			    WICK_ERR_STATE : 0;
 		call_queue_step(call, 0, p, n);
 		return call->finished || call->handler_gone ||
 		    (call->off != NULL && call->off->aborted) ?
@@ -1910,6 +1941,40 @@ conn_recv_tls(struct rpc_conn *c, const uint8_t *p, size_t n)
 	return r;
 }
 
+/*
+ * The deadline timers of the calls this read began that are still open:
+ * most calls are answered within the read that brought them, and a timer
+ * each would cost an allocation, a heap insertion and removal and one
+ * more loop iteration for its close.
+ */
+static void
+conn_arm_deadlines(struct rpc_conn *c)
+{
+	struct rpc_call	*call, *next;
+	uint64_t	 now;
+
+	if (!c->deadlines_due)
+		return;
+	c->deadlines_due = 0;
+	now = uv_now(c->srv->loop);
+	TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
+		if (!call->timer_due)
+			continue;
+		call->timer_due = 0;
+		if (call->finished || call->handler_gone || call->timer != NULL)
+			continue;
+		if ((call->timer = malloc(sizeof(*call->timer))) == NULL) {
+			call_abort(call, RPC_RESOURCE_EXHAUSTED, "out of memory",
+			    RPC_END_CANCELLED);
+			continue;
+		}
+		uv_timer_init(c->srv->loop, call->timer);
+		call->timer->data = call;
+		uv_timer_start(call->timer, call_deadline_cb,
+		    call->deadline > now ? call->deadline - now : 0, 0);
+	}
+}
+
 static void
 conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
@@ -1936,6 +2001,8 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		return;
 	}
 	conn_flush(c);
+	if (!c->closing)
+		conn_arm_deadlines(c);
 	/* Stop reading while the peer does not take our output. */
 	if (!c->closing && c->io.pending >= conn_limits(c)->max_output) {
 		c->read_stopped = 1;
@@ -1946,10 +2013,20 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 static void
 conn_idle_cb(uv_timer_t *t)
 {
-	struct rpc_conn *c = t->data;
+	struct rpc_conn	*c = t->data;
+	uint64_t	 idle, left;
 
 	if (c->ncalls > 0)
 		return;
+	/* Calls leave the timer running (restarting it is a heap operation
+	 * on every call): how long this one has been idle is told here. */
+	if (c->had_call && (idle = uv_now(c->srv->loop) - c->idle_from) <
+	    c->srv->opts.idle_ms) {
+		left = c->srv->opts.idle_ms - idle;
+		uv_timer_start(&c->idle, conn_idle_cb, left,
+		    c->srv->opts.idle_ms);
+		return;
+	}
 	if (!c->established || !c->had_call) {
 		log_debug("dropping the connection of %s: %s", conn_who(c),
 		    c->established ? "no call in time" :

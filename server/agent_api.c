@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/rand.h>
 
@@ -51,10 +52,11 @@ agent_start(struct rpc_call *call, void *arg)
 
 /*
  * The calling agent's node record, checked.  On failure the call is
- * finished and NULL returned.
+ * finished and NULL returned.  *wrote (may be NULL) is set when the
+ * check changed the record (a renewed SVID's first use).
  */
 static struct ds_node *
-authorize(struct rpc_call *call)
+authorize_node(struct rpc_call *call, int *wrote)
 {
 	struct server		*srv = SRV(call);
 	const struct rpc_peer	*p = rpc_call_peer(call);
@@ -100,6 +102,8 @@ authorize(struct rpc_call *call)
 	if (*node->new_serial != '\0' && strcmp(serial, node->new_serial) ==
 	    0) {
 		/* First use of a renewed SVID: it becomes current. */
+		if (wrote != NULL)
+			*wrote = 1;
 		if ((r = ds_node_set_serials(srv->ds, node->spiffe_id,
 		    node->new_serial, node->new_expires_at, "", 0,
 		    server_now())) != 0) {
@@ -125,16 +129,28 @@ fail:
 	return NULL;
 }
 
-/* The cache, up to date; a failed refresh serves what the cache has. */
-static void
+static struct ds_node *
+authorize(struct rpc_call *call)
+{
+	return authorize_node(call, NULL);
+}
+
+/*
+ * The cache, up to date; a failed refresh serves what the cache has.
+ * 0 when it failed.
+ */
+static int
 refresh_cache(struct server *srv)
 {
 	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
 	int				r;
 
-	if ((r = entry_cache_refresh(srv->cache)) != 0)
+	if ((r = entry_cache_refresh(srv->cache)) != 0) {
 		log_warn_rl(&rl, "entry cache refresh failed: %s",
 		    wick_strerror(r));
+		return 0;
+	}
+	return 1;
 }
 
 /* The agent's authorized entries (sorted by ID), after a cache refresh. */
@@ -821,6 +837,100 @@ sync_bundle(struct server *srv, const struct ds_node *node,
 	return 0;
 }
 
+/*
+ * Idle syncs on the loop.  Most syncs of a fleet find nothing changed,
+ * and answering each on the state thread costs two thread hand-overs and
+ * a datastore read of the node.  So every sync the state thread answers
+ * publishes what it read first (struct sync_view: the revision, the
+ * bundle's sequence, a generation that moves with either), and leaves on
+ * the caller's connection the generation at which it found the caller's
+ * node record good (rpc_call_set_conn_note(); a connection's certificate
+ * never changes).  A later sync on that connection from the current
+ * revision and bundle is answered "unchanged" on the loop while:
+ *  - the state thread has taken no task since it read (worker_epoch()):
+ *    nothing of this server wrote meanwhile; a ban or an eviction moves
+ *    the epoch before its caller hears it is done;
+ *  - the view is younger than SYNC_VIEW_NS: what other servers on the
+ *    datastore wrote waits that long at most;
+ *  - the connection's note is the view's generation: every write to a
+ *    node moves the revision, so the caller's record is the one found
+ *    good (a record the check itself changed drops the view);
+ *  - the caller's certificate has not expired.
+ * Anything else goes to the state thread, which answers as it always
+ * did, and publishes again.
+ */
+#define SYNC_VIEW_NS	(100ULL * 1000 * 1000)
+
+/* State thread: publish a view (or drop it, ok 0); its generation. */
+static uint64_t
+sync_view_publish(struct server *srv, int ok, int64_t rev, uint64_t seq,
+    uint64_t read_ns)
+{
+	struct sync_view	*v = &srv->pub.sync;
+	uint64_t		 gen;
+
+	/* Without the state thread (tests) the loop answers nothing. */
+	if (srv->worker == NULL)
+		ok = 0;
+	pthread_mutex_lock(&srv->pub_mu);
+	if (!ok || v->gen == 0 || v->revision != rev || v->bundle_seq != seq)
+		v->gen++;
+	v->valid = ok;
+	v->revision = rev;
+	v->bundle_seq = seq;
+	v->epoch = ok ? worker_epoch(srv->worker) : 0;
+	v->read_ns = read_ns;
+	gen = v->gen;
+	pthread_mutex_unlock(&srv->pub_mu);
+	return gen;
+}
+
+static void	m_sync(struct rpc_call *, const uint8_t *, size_t);
+
+int
+agent_api_on_loop(void *arg, const struct rpc_method *m,
+    struct rpc_call *call, const uint8_t *p, size_t n)
+{
+	Wick__Agent__SyncAuthorizedRequest	*req;
+	Wick__Agent__SyncAuthorizedResponse	 resp =
+	    WICK__AGENT__SYNC_AUTHORIZED_RESPONSE__INIT;
+	struct server		*srv = arg;
+	const struct rpc_peer	*peer = rpc_call_peer(call);
+	struct sync_view	 v;
+	uint64_t		 note;
+	int			 idle;
+
+	if (m->on_message != m_sync || srv->worker == NULL ||
+	    (note = rpc_call_conn_note(call)) == 0 || peer->spiffe_id == NULL ||
+	    peer->cert == NULL)
+		return 0;
+	pthread_mutex_lock(&srv->pub_mu);
+	v = srv->pub.sync;
+	pthread_mutex_unlock(&srv->pub_mu);
+	if (!v.valid || v.gen != note || v.epoch != worker_epoch(srv->worker) ||
+	    uv_hrtime() - v.read_ns >= SYNC_VIEW_NS)
+		return 0;
+	/* An expired SVID: authorize() says so. */
+	if (ASN1_TIME_cmp_time_t(X509_get0_notAfter(peer->cert),
+	    (time_t)server_now()) != 1)
+		return 0;
+	/* Anything but the plainest request is the state thread's. */
+	if ((req = wick__agent__sync_authorized_request__unpack(NULL, n,
+	    p)) == NULL)
+		return 0;
+	idle = req->accept_unchanged && req->since_revision > 0 &&
+	    req->since_revision == v.revision && req->page_size >= 0 &&
+	    *req->page_token == '\0' && req->bundle_sequence == v.bundle_seq;
+	wick__agent__sync_authorized_request__free_unpacked(req, NULL);
+	if (!idle)
+		return 0;
+	resp.unchanged = 1;
+	resp.revision = v.revision;
+	svc_reply(call, &resp.base);
+	srv_metrics_sync_on_loop(srv);
+	return 1;
+}
+
 static void
 m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 {
@@ -835,12 +945,26 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	size_t			 nv = 0, start = 0, i, lim, nfull = 0, nids = 0;
 	size_t			 nfed = 0, j, k;
 	struct buf		 bb;
-	int64_t			 since;
-	int			 r;
+	int64_t			 since, rev;
+	uint64_t		 read_ns, gen, seq;
+	int			 r, fresh, wrote = 0;
 
 	buf_init(&bb, BUNDLE_MAX_DOC);
-	if ((node = authorize(call)) == NULL)
+	/* The view first, then the node: a change to the node after this
+	 * read moves the revision past the view's (agent_api_on_loop()). */
+	read_ns = uv_hrtime();
+	fresh = refresh_cache(srv);
+	rev = entry_cache_revision(srv->cache);
+	seq = srv->bundle->sequence;
+	gen = sync_view_publish(srv, fresh, rev, seq, read_ns);
+	if ((node = authorize_node(call, &wrote)) == NULL) {
+		rpc_call_set_conn_note(call, 0);
 		return;
+	}
+	if (wrote)
+		(void)sync_view_publish(srv, 0, rev, seq, read_ns);
+	else if (fresh)
+		rpc_call_set_conn_note(call, gen);
 	if ((req = wick__agent__sync_authorized_request__unpack(NULL, n, p)) ==
 	    NULL) {
 		svc_fail(call, RPC_INVALID_ARGUMENT, "malformed "
@@ -957,6 +1081,11 @@ m_sync(struct rpc_call *call, const uint8_t *p, size_t n)
 	}
 	svc_reply(call, &resp.base);
 out:
+	/* A bundle taken from the datastore for this agent is news the view
+	 * published above lacks. */
+	if (srv->bundle->sequence != seq)
+		(void)sync_view_publish(srv, 0, rev, srv->bundle->sequence,
+		    read_ns);
 	for (i = 0; i < nfull; i++)
 		pb_entry_clear(&pbs[i]);
 	for (i = 0; i < resp.n_federated_bundles; i++)
@@ -1564,7 +1693,7 @@ out:
 }
 
 /* Every handler step runs on the state thread (worker.h,
- * server_offload()). */
+ * server_offload()), but for the idle syncs agent_api_on_loop() answers. */
 static struct rpc_method agent_methods[] = {
 	{ "/wick.agent.Node/AttestAgent", RPC_KIND_BIDI, attest_call_start,
 	    m_attest, attest_half_close, NULL, attest_call_done, NULL, 1 },

@@ -1055,8 +1055,19 @@ sq_changes_prune(struct ds *ds, int64_t before, size_t *n)
 	sqlite3_stmt	*p;
 	int		 r;
 
+	/*
+	 * The floor is the change before the first one recorded at or after
+	 * `before`, found walking from the oldest: what the walk reads is
+	 * what goes, not every change kept (there is no index on at).  With
+	 * times in revision order (a clock never set back) that is the
+	 * newest change before `before`; else fewer go, never more.
+	 */
 	if ((r = st(s, "DELETE FROM changes WHERE revision <"
-	    " (SELECT max(revision) FROM changes WHERE at < ?)", &p)) != 0)
+	    " (SELECT revision FROM changes WHERE revision <"
+	    " coalesce((SELECT revision FROM changes WHERE at >= ?"
+	    " ORDER BY revision LIMIT 1),"
+	    " (SELECT max(revision) FROM changes) + 1)"
+	    " ORDER BY revision DESC LIMIT 1)", &p)) != 0)
 		return r;
 	sqlite3_bind_int64(p, 1, before);
 	r = step_done(s, p, "prune changes");

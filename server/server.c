@@ -963,6 +963,8 @@ start_rpc(struct server *srv)
 	opts.known.max_conns = SERVER_AGENT_CONNS;
 	opts.observe = srv_metrics_api_call;
 	opts.observe_arg = srv;
+	opts.on_loop = agent_api_on_loop;
+	opts.on_loop_arg = srv;
 	if ((r = agent_api_methods(srv, &m, &n)) != 0 ||
 	    (r = rpc_server_new(srv->loop, &opts, m, n, &srv->agent)) != 0)
 		return r;

@@ -45,6 +45,21 @@
 
 struct entry_cache;
 
+/*
+ * What the state thread last found answering an agent's sync, for the
+ * syncs the loop answers itself (agent_api.c): the revision and bundle
+ * sequence, a generation that moves whenever either does or the view is
+ * dropped, the state thread's task count and the time before it read.
+ */
+struct sync_view {
+	int		 valid;
+	int64_t		 revision;
+	uint64_t	 bundle_seq;
+	uint64_t	 gen;
+	uint64_t	 epoch;		/* worker_epoch() */
+	uint64_t	 read_ns;	/* uv_hrtime() */
+};
+
 struct tpmv_config;
 struct metrics;
 struct srv_metrics;
@@ -105,6 +120,7 @@ struct server {
 		char		 ds_why[160];
 		int64_t		 ca_not_after;
 		size_t		 entries;
+		struct sync_view sync;
 	}			 pub;
 };
 
@@ -177,5 +193,8 @@ int	 admin_api_methods(struct server *, const struct rpc_method **,
 	    size_t *);
 int	 agent_api_methods(struct server *, const struct rpc_method **,
 	    size_t *);
+/* rpc_server_opts.on_loop of the agent API: idle syncs (agent_api.c). */
+int	 agent_api_on_loop(void *, const struct rpc_method *,
+	    struct rpc_call *, const uint8_t *, size_t);
 
 #endif /* WICK_SERVER_H */

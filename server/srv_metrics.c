@@ -22,6 +22,7 @@ struct srv_metrics {
 	struct metric	*svids;		/* {type} */
 	struct metric	*attest;	/* {type,result} */
 	struct metric	*ca_rotations;
+	struct metric	*syncs_on_loop;
 	struct telemetry_rpc api;	/* agent API calls */
 	struct metric	*conns;
 	struct metric	*streams;
@@ -143,6 +144,10 @@ srv_metrics_init(struct server *srv)
 	    (r = metrics_add(reg, METRIC_COUNTER,
 	    "wick_server_ca_rotations_total", "Times a new X.509 CA became "
 	    "the active one.", NULL, 0, NULL, 0, &m->ca_rotations)) != 0 ||
+	    (r = metrics_add(reg, METRIC_COUNTER,
+	    "wick_server_agent_syncs_on_loop_total", "Agents' syncs answered "
+	    "\"unchanged\" on the event loop, without the state thread.",
+	    NULL, 0, NULL, 0, &m->syncs_on_loop)) != 0 ||
 	    (r = telemetry_rpc_add(reg, &m->api, tab, ntab,
 	    "wick_server_agent_api_calls_total", "Agent API calls ended, by "
 	    "method and gRPC status.",
@@ -192,6 +197,13 @@ srv_metrics_free(struct server *srv)
 	free(srv->m);
 	srv->metrics = NULL;
 	srv->m = NULL;
+}
+
+void
+srv_metrics_sync_on_loop(struct server *srv)
+{
+	if (srv->m != NULL)
+		metric_inc(srv->m->syncs_on_loop, 0);
 }
 
 void

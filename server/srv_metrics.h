@@ -29,6 +29,8 @@ void	 srv_metrics_svids(struct server *, enum telemetry_svid_type,
  * counted as "unknown", so a peer's string never becomes a label. */
 void	 srv_metrics_attest(struct server *, const char *type, int ok);
 void	 srv_metrics_ca_rotated(struct server *);
+/* An agent's sync answered on the loop (agent_api_on_loop()). */
+void	 srv_metrics_sync_on_loop(struct server *);
 /* rpc_server_opts.observe for the agent API. */
 void	 srv_metrics_api_call(void *srv, size_t method, int status,
 	    uint64_t ns);

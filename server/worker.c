@@ -22,6 +22,7 @@ struct worker {
 	struct task_list	 todo;
 	struct task_list	 done;
 	size_t			 ntodo;
+	uint64_t		 epoch;		/* tasks taken (atomic) */
 	uint64_t		 max_wait;
 	int			 stop;
 	int			 joined;
@@ -42,6 +43,7 @@ worker_main(void *arg)
 			break;			/* stopping, nothing left */
 		STAILQ_REMOVE_HEAD(&w->todo, entry);
 		w->ntodo--;
+		__atomic_add_fetch(&w->epoch, 1, __ATOMIC_SEQ_CST);
 		waited = uv_hrtime() - t->queued_ns;
 		if (waited > w->max_wait)
 			w->max_wait = waited;
@@ -127,6 +129,12 @@ int
 worker_on_thread(const struct worker *w)
 {
 	return !w->joined && pthread_equal(pthread_self(), w->thread);
+}
+
+uint64_t
+worker_epoch(const struct worker *w)
+{
+	return __atomic_load_n(&w->epoch, __ATOMIC_SEQ_CST);
 }
 
 size_t

@@ -40,6 +40,12 @@ int	 worker_start(uv_loop_t *, struct worker **) WICK_WUR;
 void	 worker_submit(struct worker *, struct worker_task *);
 /* 1 when called on the state thread. */
 int	 worker_on_thread(const struct worker *);
+/*
+ * Tasks taken by the state thread so far, the one running included
+ * (either thread, without a lock): while it does not move, the state
+ * thread has done nothing new, so what it published still holds.
+ */
+uint64_t worker_epoch(const struct worker *);
 /* Tasks queued and not yet run. */
 size_t	 worker_queued(struct worker *);
 /* The longest a task waited in the queue since the last call, in ns. */

@@ -4,8 +4,10 @@ through wick-testagent; every issued certificate checked with Python
 """
 import base64
 import datetime
+import http.client
 import json
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -14,6 +16,7 @@ import tempfile
 import time
 import unittest
 
+import grpc
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -665,6 +668,149 @@ class ServerTest(unittest.TestCase):
                 self.assertNotIn(tok, d)
         self.assertNotIn(unused, self.srv.output())
         self.assertIn("audit: agent.attest", self.srv.output())
+
+
+class IdleSyncTest(unittest.TestCase):
+    """Idle syncs the server answers on its event loop, without the state
+    thread (agent_api_on_loop()): only on a connection whose agent the
+    state thread found good at the current revision.  What changes after
+    such an answer (an entry, a ban, an eviction), made through the admin
+    API at once, reaches the agent's next sync on that same connection."""
+
+    def setUp(self):
+        self.mport = H.free_port()
+        self.srv = H.Server()
+        with open(self.srv.conf, "a") as f:
+            f.write('telemetry {\n    Prometheus {\n        host = '
+                    '"127.0.0.1"\n        port = %d\n    }\n}\n' %
+                    self.mport)
+        self.srv.start()
+        self.bundle = self.srv.bundle_pem(os.path.join(self.srv.tmp,
+                                                       "bundle.pem"))
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            p.stdin.close()
+            p.wait(timeout=30)
+            rep = H.sanitizer_report(p.stderr.read())
+            p.stderr.close()
+            p.stdout.close()
+            self.assertIsNone(rep, rep)
+        H.stop_cleanly(self.srv)
+
+    def on_loop(self):
+        """Syncs answered on the loop so far (the server's metric)."""
+        c = http.client.HTTPConnection("127.0.0.1", self.mport, timeout=10)
+        try:
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+        finally:
+            c.close()
+        m = re.search(r"^wick_server_agent_syncs_on_loop_total (\S+)$", text,
+                      re.M)
+        self.assertIsNotNone(m, text)
+        return float(m.group(1))
+
+    def admin(self, path, req, resp):
+        with grpc.insecure_channel("unix:" + self.srv.sock) as ch:
+            return ch.unary_unary(
+                path, request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=resp.FromString)(req, timeout=20)
+
+    def connection(self, agent):
+        """Syncs on one connection: ask(rev, seq) -> the answer."""
+        p = subprocess.Popen([H.TESTAGENT, "-s", self.srv.addr, "-T", TD,
+                              "-d", agent.dir, "syncs"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        self.procs.append(p)
+
+        def ask(rev, seq):
+            p.stdin.write("%d %d\n" % (rev, seq))
+            p.stdin.flush()
+            line = p.stdout.readline()
+            self.assertTrue(line, "wick-testagent syncs ended")
+            return json.loads(line)
+        return ask
+
+    def agent_with_entry(self):
+        tok = self.srv.token()
+        agent = H.Agent(self.srv)
+        agent.attest(tok, self.bundle)
+        aid = H.agent_spiffe_id(tok)
+        self.srv.create_entry("spiffe://%s/idle/%s" % (TD, tok), aid,
+                              ["unix:uid:7000"])
+        _, full = agent.run("sync")
+        self.assertEqual(len(full["entries"]), 1)
+        return agent, aid, full["revision"], full["bundle_sequence"]
+
+    def until_on_loop(self, ask, rev, seq):
+        """Idle syncs until one is answered on the loop (the first on a
+        connection never is: the state thread has not seen it yet)."""
+        before = self.on_loop()
+        for _ in range(50):
+            a = ask(rev, seq)
+            self.assertEqual((a["unchanged"], a["revision"], a["entries"]),
+                             (True, rev, []), a)
+            if self.on_loop() > before:
+                return
+        self.fail("no sync was answered on the loop")
+
+    def test_change_and_ban_after_loop_answers(self):
+        stubs = H.grpc_stubs("types.proto", "admin.proto")
+        import admin_pb2 as A
+        import types_pb2 as T
+        self.assertTrue(stubs)
+        agent, aid, rev, seq = self.agent_with_entry()
+        ask = self.connection(agent)
+        self.until_on_loop(ask, rev, seq)
+        # A new entry for this agent, and at once the same question on
+        # the same connection: the answer brings it.
+        res = self.admin("/wick.admin.Entries/BatchCreateEntry",
+                         A.BatchCreateEntryRequest(entries=[T.Entry(
+                             spiffe_id="spiffe://%s/idle/new" % TD,
+                             parent_id=aid,
+                             selectors=[T.Selector(type="unix",
+                                                   value="uid:7001")])]),
+                         A.BatchCreateEntryResponse)
+        new_id = res.results[0].entry.id
+        self.assertTrue(new_id)
+        a = ask(rev, seq)
+        self.assertFalse(a["unchanged"], a)
+        self.assertIn(new_id, a["entries"])
+        self.assertGreater(a["revision"], rev)
+        rev = a["revision"]
+        # Idle again, and answered on the loop again.
+        self.until_on_loop(ask, rev, seq)
+        # Banned: the very next sync on the connection is refused.
+        self.admin("/wick.admin.Agents/BanAgent",
+                   A.GetAgentRequest(spiffe_id=aid), A.Empty)
+        a = ask(rev, seq)
+        self.assertEqual(a.get("code"), 7, a)
+        self.assertIn("AGENT_BANNED", a["message"])
+        # And stays refused.
+        self.assertEqual(ask(rev, seq).get("code"), 7)
+
+    def test_evicted_after_loop_answers(self):
+        stubs = H.grpc_stubs("types.proto", "admin.proto")
+        import admin_pb2 as A
+        self.assertTrue(stubs)
+        agent, aid, rev, seq = self.agent_with_entry()
+        ask = self.connection(agent)
+        self.until_on_loop(ask, rev, seq)
+        # Another agent's sync between (the state thread answers it and
+        # publishes again) changes nothing for this one.
+        other, _, rev2, seq2 = self.agent_with_entry()
+        _, same = other.run("sync", "-r", str(rev2), "-u", "-q", str(seq2))
+        self.assertTrue(same["unchanged"])
+        a = ask(rev2, seq2)
+        self.assertTrue(a["unchanged"], a)
+        self.admin("/wick.admin.Agents/EvictAgent",
+                   A.GetAgentRequest(spiffe_id=aid), A.Empty)
+        a = ask(rev2, seq2)
+        self.assertEqual(a.get("code"), 7, a)
+        self.assertIn("AGENT_NOT_ATTESTED", a["message"])
 
 
 class RestartTest(unittest.TestCase):

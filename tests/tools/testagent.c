@@ -5,6 +5,8 @@
  *	    [-c CSR.der]	(the file's bytes as the CSR, valid or not)
  *	wick-testagent -s HOST:PORT -T TD -d DIR renew
  *	wick-testagent ... sync [-r REV] [-p PAGE] [-q SEQ]
+ *	wick-testagent ... syncs	(one connection: "REV SEQ" lines in,
+ *			 one JSON line out for each, errors included)
  *	wick-testagent ... x509 ENTRY_ID...
  *	wick-testagent ... x509-csr ENTRY_ID CSR.der
  *	wick-testagent ... jwt ENTRY_ID AUDIENCE...
@@ -446,6 +448,64 @@ cmd_sync(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Syncs "unchanged if nothing changed" on one connection, as a running
+ * agent makes them: one page for each "REV SEQ" line of standard input,
+ * its answer (or error) a JSON line on standard output.
+ */
+static int
+cmd_syncs(void)
+{
+	Wick__Agent__SyncAuthorizedRequest	 req =
+	    WICK__AGENT__SYNC_AUTHORIZED_REQUEST__INIT;
+	Wick__Agent__SyncAuthorizedResponse	*resp;
+	struct result				 r;
+	json_t					*ids;
+	char					 line[128];
+	long long				 rev;
+	unsigned long long			 seq;
+	size_t					 i;
+	int					 e;
+
+	load_identity();
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		if (sscanf(line, "%lld %llu", &rev, &seq) != 2)
+			return 1;
+		req.since_revision = rev;
+		req.bundle_sequence = seq;
+		req.accept_unchanged = 1;
+		req.page_token = "";
+		memset(&r, 0, sizeof(r));
+		if ((e = nodeclient_call(nc, NODE_PATH_SYNC, &req.base, 30000,
+		    call_done, &r)) != 0) {
+			fprintf(stderr, "cannot sync: %s\n", wick_strerror(e));
+			return 1;
+		}
+		while (!r.done && uv_run(&loop, UV_RUN_ONCE) != 0)
+			;
+		if (r.status != 0) {
+			print_json(json_pack("{s:i,s:s}", "code", r.status,
+			    "message", r.msg));
+			continue;
+		}
+		if ((resp = wick__agent__sync_authorized_response__unpack(NULL,
+		    r.len, r.resp)) == NULL)
+			return 1;
+		ids = json_array();
+		for (i = 0; i < resp->n_entries; i++)
+			json_array_append_new(ids, json_string(
+			    resp->entries[i]->id));
+		print_json(json_pack("{s:I,s:b,s:o,s:i}", "revision",
+		    (json_int_t)resp->revision, "unchanged", resp->unchanged,
+		    "entries", ids, "bundle", resp->bundle != NULL));
+		wick__agent__sync_authorized_response__free_unpacked(resp,
+		    NULL);
+		free(r.resp);
+	}
+	return 0;
+}
+
 static int
 batch_x509(char **ids, size_t n, const uint8_t *rawcsr, size_t rawlen)
 {
@@ -640,7 +700,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: wick-testagent -s HOST:PORT -T TD -d DIR "
 	    "[-b BUNDLE.pem] attest -t TOKEN [-c CSR.der] | renew | "
-	    "sync [-r REV] [-p PAGE] [-q SEQ] | x509 ENTRY... | "
+	    "sync [-r REV] [-p PAGE] [-q SEQ] | syncs | x509 ENTRY... | "
 	    "x509-csr ENTRY CSR.der | "
 	    "jwt ENTRY AUD... | wit ENTRY [JWK] | raw PATH HEX\n");
 	exit(1);
@@ -697,6 +757,8 @@ main(int argc, char **argv)
 		r = cmd_renew();
 	else if (strcmp(cmd, "sync") == 0)
 		r = cmd_sync(argc, argv);
+	else if (strcmp(cmd, "syncs") == 0)
+		r = cmd_syncs();
 	else if (strcmp(cmd, "x509") == 0 && argc >= 2)
 		r = batch_x509(argv + 1, (size_t)argc - 1, NULL, 0);
 	else if (strcmp(cmd, "x509-csr") == 0 && argc == 3)
