@@ -4,6 +4,7 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +14,11 @@
 #include <unistd.h>
 
 #include "peercred.h"
+
+/* Older headers than the kernels that have it. */
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77
+#endif
 
 int
 peercred_parse_stat_starttime(const char *line, uint64_t *out)
@@ -72,8 +78,11 @@ peercred_ucred(int fd, struct peercred *pc)
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
 
+	int		 pidfd;
+
 	memset(pc, 0, sizeof(*pc));
 	pc->status_fd = -1;
+	pc->pidfd = -1;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1)
 		return WICK_ERR_IO;
 	if (cred.pid <= 0)
@@ -81,7 +90,42 @@ peercred_ucred(int fd, struct peercred *pc)
 	pc->pid = cred.pid;
 	pc->uid = cred.uid;
 	pc->gid = cred.gid;
+	/*
+	 * Unknown to the kernel (before 6.5), or no descriptor to spare:
+	 * the start time guards alone.  Refused with EINVAL or ESRCH: the
+	 * process that connected is gone already (kernels before 6.16 give
+	 * no pidfd of a reaped process).
+	 */
+	len = sizeof(pidfd);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
+		if (len == sizeof(pidfd) && pidfd >= 0) {
+			pc->pidfd = pidfd;
+			pc->pidfd_held = 1;
+		}
+	} else if (errno == EINVAL || errno == ESRCH)
+		return WICK_ERR_STATE;
 	return 0;
+}
+
+/*
+ * 0 while the process that connected still exists (a zombie too: its pid
+ * is not given to another until it is reaped), WICK_ERR_STATE once it is
+ * gone; then closed either way.  Without a pidfd, 0.
+ */
+static int
+connector_alive(struct peercred *pc)
+{
+	int	r = 0;
+
+	if (!pc->pidfd_held)
+		return 0;
+	if (syscall(SYS_pidfd_send_signal, pc->pidfd, 0, NULL, 0) == -1 &&
+	    errno != EPERM)
+		r = WICK_ERR_STATE;
+	close(pc->pidfd);
+	pc->pidfd = -1;
+	pc->pidfd_held = 0;
+	return r;
 }
 
 int
@@ -109,6 +153,18 @@ peercred_complete(struct peercred *pc, int hold)
 		pc->exe_known = 1;
 		pc->exe_dev = st.st_dev;
 		pc->exe_ino = st.st_ino;
+	}
+	/*
+	 * Everything above was read by pid.  The process that connected
+	 * still existing now means the pid named it all along: one that
+	 * exited before the accept (its socket handed on) and whose pid went
+	 * to another process would have lent that one's binary and start
+	 * time, and, held, its status file, to whoever has the socket.
+	 */
+	if (connector_alive(pc) != 0) {
+		peercred_release(pc);
+		pc->exe_known = 0;
+		return WICK_ERR_STATE;
 	}
 	return 0;
 }
@@ -152,6 +208,11 @@ peercred_hold(struct peercred *pc)
 void
 peercred_release(struct peercred *pc)
 {
+	if (pc->pidfd_held) {
+		close(pc->pidfd);
+		pc->pidfd_held = 0;
+		pc->pidfd = -1;
+	}
 	if (!pc->status_held)
 		return;
 	close(pc->status_fd);

@@ -36,6 +36,13 @@ struct peercred {
 	 */
 	int		 status_held;
 	int		 status_fd;
+	/*
+	 * From peercred_ucred() to peercred_complete(), where the kernel
+	 * gives one (SO_PEERPIDFD, Linux 6.5): the process that called
+	 * connect(), whatever its pid names by then.
+	 */
+	int		 pidfd_held;
+	int		 pidfd;
 };
 
 /*
@@ -48,7 +55,12 @@ int	 peercred_get(int fd, struct peercred *) WICK_WUR;
  * uid before paying for the reads of /proc: the kernel's record of the
  * peer (pid, uid, gid) only, then the rest; with hold, the status file is
  * opened first (peercred_hold() with one read fewer; without a descriptor
- * to spare, as peercred_get()).
+ * to spare, as peercred_get()).  Where the kernel names the connecting
+ * process itself (SO_PEERPIDFD), peercred_complete() refuses a peer that
+ * is gone by the end of its reads (WICK_ERR_STATE): its pid may name
+ * another process by then, and what was read would be that one's.
+ * peercred_release() closes what peercred_ucred() opened when
+ * peercred_complete() is not called.
  */
 int	 peercred_ucred(int fd, struct peercred *) WICK_WUR;
 int	 peercred_complete(struct peercred *, int hold) WICK_WUR;

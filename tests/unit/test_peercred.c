@@ -3,8 +3,12 @@
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -157,6 +161,153 @@ test_exited_peer_is_detected(void **state)
 	close(sv[0]);
 }
 
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD	77
+#endif
+
+/* The next process this one forks gets pid, if nothing forks between. */
+static int
+next_pid_is(pid_t pid)
+{
+	char	 b[32];
+	int	 fd, n, ok;
+
+	if ((fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY)) == -1)
+		return -1;
+	n = snprintf(b, sizeof(b), "%ld", (long)pid - 1);
+	ok = write(fd, b, (size_t)n) == n;
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * The process that connected exits (its socket handed to a child) before
+ * the accept, and its pid goes to another process of the same uid: what
+ * /proc says under that pid is the other process's, and must not be taken
+ * for the caller's.  The pid is made to come round again by setting the
+ * kernel's last pid (root only).
+ */
+static void
+test_pid_reused_before_accept(void **state)
+{
+	struct sockaddr_un	 sa;
+	struct peercred		 pc;
+	char			 dir[] = "/tmp/peercred-XXXXXX";
+	pid_t			 connector, holder, reuser = -1;
+	socklen_t		 len;
+	int			 lfd, fd, p[2], sv[2], pidfd, tries, status, r;
+
+	if (geteuid() != 0) {
+		print_message("needs root (ns_last_pid)\n");
+		skip();
+	}
+	/* A kernel that cannot name the connecting process (before 6.5)
+	 * has only the start time to go by. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	len = sizeof(pidfd);
+	if (getsockopt(sv[0], SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) != 0) {
+		assert_int_equal(errno, ENOPROTOOPT);
+		close(sv[0]);
+		close(sv[1]);
+		print_message("no SO_PEERPIDFD on this kernel\n");
+		skip();
+	}
+	close(pidfd);
+	close(sv[0]);
+	close(sv[1]);
+
+	assert_non_null(mkdtemp(dir));
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/s", dir);
+	assert_true((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(pipe(p), 0);
+	connector = fork();
+	assert_true(connector >= 0);
+	if (connector == 0) {
+		int	s;
+
+		close(p[0]);
+		if ((s = socket(AF_UNIX, SOCK_STREAM, 0)) == -1 ||
+		    connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			_exit(1);
+		if ((holder = fork()) == 0) {	/* keeps the socket */
+			holder = getpid();
+			if (write(p[1], &holder, sizeof(holder)) !=
+			    sizeof(holder))
+				_exit(1);
+			alarm(30);	/* gone even if the test fails */
+			pause();
+			_exit(0);
+		}
+		_exit(holder > 0 ? 0 : 1);
+	}
+	close(p[1]);
+	assert_int_equal(read(p[0], &holder, sizeof(holder)), sizeof(holder));
+	close(p[0]);
+	assert_int_equal(waitpid(connector, &status, 0), connector);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The connector's pid, for a process that is not the caller. */
+	for (tries = 0; tries < 100 && reuser != connector; tries++) {
+		if (reuser > 0) {
+			kill(reuser, SIGKILL);
+			(void)waitpid(reuser, NULL, 0);
+		}
+		assert_int_equal(next_pid_is(connector), 0);
+		if ((reuser = fork()) == 0) {
+			alarm(30);
+			pause();
+			_exit(0);
+		}
+		assert_true(reuser > 0);
+	}
+	assert_int_equal(reuser, connector);
+	assert_true((fd = accept(lfd, NULL, NULL)) >= 0);
+	/* Refused at once (a kernel that gives no pidfd of a reaped
+	 * process) or once the reads are done. */
+	if ((r = peercred_ucred(fd, &pc)) == 0) {
+		assert_int_equal(pc.pid, connector);
+		r = peercred_complete(&pc, 1);
+	}
+	assert_int_equal(r, WICK_ERR_STATE);
+	assert_false(pc.status_held);
+	assert_false(pc.pidfd_held);
+	assert_false(pc.exe_known);
+	peercred_release(&pc);
+
+	kill(reuser, SIGKILL);
+	(void)waitpid(reuser, NULL, 0);
+	kill(holder, SIGKILL);
+	close(fd);
+	close(lfd);
+	unlink(sa.sun_path);
+	rmdir(dir);
+}
+
+/* A connection refused before peercred_complete(): nothing left open. */
+static void
+test_release_before_complete(void **state)
+{
+	struct peercred	 pc;
+	int		 sv[2], fd;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(peercred_ucred(sv[0], &pc), 0);
+	fd = pc.pidfd_held ? pc.pidfd : -1;
+	peercred_release(&pc);
+	assert_false(pc.pidfd_held);
+	if (fd >= 0)
+		assert_int_equal(fcntl(fd, F_GETFD), -1);
+	/* Alive through it all: complete() succeeds and closes it. */
+	assert_int_equal(peercred_ucred(sv[0], &pc), 0);
+	assert_int_equal(peercred_complete(&pc, 0), 0);
+	assert_false(pc.pidfd_held);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 static void
 test_stat_parsing(void **state)
 {
@@ -184,6 +335,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_socketpair_is_us),
 		cmocka_unit_test(test_exited_peer_is_detected),
+		cmocka_unit_test(test_pid_reused_before_accept),
+		cmocka_unit_test(test_release_before_complete),
 		cmocka_unit_test(test_stat_parsing),
 	};
 
