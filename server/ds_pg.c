@@ -1238,8 +1238,14 @@ pg_changes_prune(struct ds *ds, int64_t before, size_t *n)
 	int		 r;
 
 	p_int(&p, before);
+	/* As ds_sqlite.c's: what the walk from the oldest reads is what
+	 * goes, not every change kept (there is no index on at). */
 	if ((r = q((struct pg *)ds, "DELETE FROM changes WHERE revision <"
-	    " (SELECT max(revision) FROM changes WHERE at < $1)", &p, 0, &res,
+	    " (SELECT revision FROM changes WHERE revision <"
+	    " coalesce((SELECT revision FROM changes WHERE at >= $1"
+	    " ORDER BY revision LIMIT 1),"
+	    " (SELECT max(revision) FROM changes) + 1)"
+	    " ORDER BY revision DESC LIMIT 1)", &p, 0, &res,
 	    "prune changes")) != 0)
 		return r;
 	*n = (size_t)affected(res);
