@@ -441,8 +441,11 @@ class CrashTest(unittest.TestCase):
             except grpc.RpcError as e:
                 if e.code() != grpc.StatusCode.UNAVAILABLE or attempt == 2:
                     raise
-                sys.stderr.write("identity: %s, trying again\n" %
-                                 e.details())
+                # What the server said meanwhile, to find out why.
+                tail = self.s.srv.all_output().splitlines()[-20:]
+                sys.stderr.write("identity: %s, trying again; the server's "
+                                 "log ends:\n%s\n" % (e.details(),
+                                                       "\n".join(tail)))
                 time.sleep(0.2)
         auth = (sorted(b.x509_authorities),
                 sorted((k.key_id, k.public_key) for k in b.jwt_authorities),
