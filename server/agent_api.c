@@ -860,6 +860,13 @@ sync_bundle(struct server *srv, const struct ds_node *node,
  * did, and publishes again.
  */
 #define SYNC_VIEW_NS	(100ULL * 1000 * 1000)
+/*
+ * The largest request the loop decodes: an idle sync's fields (two
+ * varints of at most 10 bytes, one of 5, a bool, no page token) take
+ * under 32 bytes.  Anything larger, up to the 4 MiB an agent may send, is
+ * decoded on the state thread, not on the loop.
+ */
+#define SYNC_ON_LOOP_MAX	64
 
 /* State thread: publish a view (or drop it, ok 0); its generation. */
 static uint64_t
@@ -900,7 +907,8 @@ agent_api_on_loop(void *arg, const struct rpc_method *m,
 	uint64_t		 note;
 	int			 idle;
 
-	if (m->on_message != m_sync || srv->worker == NULL ||
+	if (m->on_message != m_sync || n > SYNC_ON_LOOP_MAX ||
+	    srv->worker == NULL ||
 	    (note = rpc_call_conn_note(call)) == 0 || peer->spiffe_id == NULL ||
 	    peer->cert == NULL)
 		return 0;
