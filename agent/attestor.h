@@ -29,25 +29,37 @@ struct attestor_unix_opts {
 	struct attestor_unix_cache *cache;
 };
 
+/*
+ * What the caller of an attestor knows about the call (flags):
+ * ATTEST_NO_GROUPS: no entry names a supplementary group and the call is
+ * answered from what is matched now (a unary call), so the caller's
+ * supplementary groups cannot change the answer and need not be read.
+ */
+#define ATTEST_NO_GROUPS	0x1
+
 struct attestor {
 	const char	*name;
 	int		(*attest)(const struct attestor *, const struct peercred *,
-			    struct selector_set *, char *why, size_t whylen);
+			    unsigned int flags, struct selector_set *,
+			    char *why, size_t whylen);
 	const void	*opts;
 };
 
 /*
  * unix: uid, user, gid, group (the ids SO_PEERCRED recorded at connect),
  * supplementary_gid, supplementary_group (from /proc/<pid>/status; names
- * only when they resolve), and with discover_workload_path also path and
- * sha256 of the binary.  WICK_ERR_PERM when the process no longer agrees
- * with its connection: a real, effective, saved or filesystem uid or gid
- * that is not the connect-time one, or (for path and sha256) a binary that
- * is not the one it ran at accept.  The caller must still be the same
- * process when it returns (WICK_ERR_STATE otherwise).
+ * only when they resolve; none with ATTEST_NO_GROUPS where the kernel
+ * gives the ids through the caller's pidfd), and with
+ * discover_workload_path also path and sha256 of the binary.
+ * WICK_ERR_PERM when the process no longer agrees with its connection: a
+ * real, effective, saved or filesystem uid or gid that is not the
+ * connect-time one, or (for path and sha256) a binary that is not the one
+ * it ran at accept.  The caller must still be the same process when it
+ * returns (WICK_ERR_STATE otherwise).
  */
 int	 attestor_unix(const struct attestor *, const struct peercred *,
-	    struct selector_set *, char *why, size_t whylen) WICK_WUR;
+	    unsigned int flags, struct selector_set *, char *why,
+	    size_t whylen) WICK_WUR;
 /*
  * With a cache and discover_workload_path, attestor_unix() returns
  * WICK_ERR_AGAIN (adding nothing) while the caller's binary has not been

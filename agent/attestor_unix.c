@@ -296,14 +296,35 @@ parse_status(const char *buf, size_t n, struct proc_ids *ids)
 }
 
 static int
-read_status(const char *proc, const struct peercred *cred,
+read_status(const char *proc, const struct peercred *cred, unsigned int flags,
     struct proc_ids *ids, char *why, size_t whylen)
 {
+	struct peercred_ids pids;
 	char		 path[64], buf[STATUS_MAX];
 	ssize_t		 got;
-	size_t		 n;
-	int		 fd;
+	size_t		 n, i;
+	int		 fd, r;
 
+	/*
+	 * The groups not wanted: the ids from the kernel through the pidfd
+	 * held since accept, where it gives them.  The status file is a page
+	 * the kernel renders whole (signal masks, CPU lists, memory counters)
+	 * for every read, the largest cost of a call; this is one ioctl.
+	 */
+	if (proc == NULL && (flags & ATTEST_NO_GROUPS) &&
+	    (r = peercred_pidfd_ids(cred, &pids)) != WICK_ERR_UNSUPPORTED) {
+		if (r != 0) {
+			snprintf(why, whylen, "the process %ld is gone",
+			    (long)cred->pid);
+			return WICK_ERR_STATE;
+		}
+		for (i = 0; i < 4; i++) {
+			ids->uid[i] = pids.uid[i];
+			ids->gid[i] = pids.gid[i];
+		}
+		ids->ngroups = 0;
+		return 0;
+	}
 	if (proc == NULL) {
 		/* The real /proc: through the descriptor held since accept. */
 		if (peercred_read_status(cred, buf, sizeof(buf), &n) != 0) {
@@ -588,7 +609,7 @@ needs_hash(const struct attestor_unix_opts *o, const char *proc,
 
 int
 attestor_unix(const struct attestor *a, const struct peercred *cred,
-    struct selector_set *set, char *why, size_t whylen)
+    unsigned int flags, struct selector_set *set, char *why, size_t whylen)
 {
 	const struct attestor_unix_opts *o = a->opts;
 	const char	*proc = o->proc_root;
@@ -598,7 +619,7 @@ attestor_unix(const struct attestor *a, const struct peercred *cred,
 	char		 buf[ATTESTOR_MAX_NAME + 1];
 	int		 r;
 
-	if ((r = read_status(proc, cred, &ids, why, whylen)) != 0)
+	if ((r = read_status(proc, cred, flags, &ids, why, whylen)) != 0)
 		return r;
 	if ((r = check_ids(cred, &ids, why, whylen)) != 0)
 		return r;
@@ -635,14 +656,14 @@ attestor_unix(const struct attestor *a, const struct peercred *cred,
 		return r;
 	/*
 	 * Everything above must describe the process that called.  When
-	 * its only source was the status file held since accept (which
-	 * names that process, not its pid), the read that succeeded above
-	 * proved it; anything read by pid (the binary, or a /proc of the
-	 * tests') needs the check that the pid still names it.  The check
-	 * reads the status file again: the kernel writes all of it anew for
-	 * every read, the largest cost of a Workload API call.
+	 * its only source was the status file or pidfd held since accept
+	 * (which name that process, not its pid; a status file read by pid
+	 * is checked against the pidfd right after), the read that succeeded
+	 * above proved it; anything else read by pid (the binary, or a /proc
+	 * of the tests') needs the check that the pid still names it.
+	 * Through a held status file that check reads the file again.
 	 */
-	if ((proc != NULL || !cred->status_held ||
+	if ((proc != NULL || !(cred->status_held || cred->pidfd_held) ||
 	    o->discover_workload_path) && peercred_check_alive(cred) != 0) {
 		snprintf(why, whylen, "the calling process %ld is gone or was "
 		    "replaced", (long)cred->pid);

@@ -31,6 +31,7 @@ struct cache {
 	size_t			  nentries;
 	struct cache_entry	**by_first;	/* by first selector */
 	size_t			  nby_first;
+	int			  names_groups;	/* see cache_names_groups() */
 	/* bundles */
 	struct bundle		 *bundle;
 	struct buf		  bundle_der;	/* its X.509 CAs */
@@ -180,14 +181,22 @@ cmp_first_sel(const void *x, const void *y)
 static void
 index_entries(struct cache *c)
 {
-	size_t i;
+	const struct selector_set	*ss;
+	size_t				 i, j;
 
 	free(c->by_first);
 	c->by_first = xcalloc(c->nentries + 1, sizeof(*c->by_first));
 	c->nby_first = 0;
-	for (i = 0; i < c->nentries; i++)
-		if (c->entries[i]->selectors.n > 0)
+	c->names_groups = 0;
+	for (i = 0; i < c->nentries; i++) {
+		ss = &c->entries[i]->selectors;
+		if (ss->n > 0)
 			c->by_first[c->nby_first++] = c->entries[i];
+		for (j = 0; j < ss->n && !c->names_groups; j++)
+			c->names_groups = strcmp(ss->sel[j].type, "unix") ==
+			    0 && strncmp(ss->sel[j].value, "supplementary_",
+			    14) == 0;
+	}
 	if (c->nby_first > 1)
 		qsort(c->by_first, c->nby_first, sizeof(*c->by_first),
 		    cmp_first_sel);
@@ -211,6 +220,12 @@ cache_set_entries(struct cache *c, struct cache_entry **v, size_t n)
 	c->entries = v;
 	c->nentries = n;
 	index_entries(c);
+}
+
+int
+cache_names_groups(const struct cache *c)
+{
+	return c->names_groups;
 }
 
 /* First index in by_first whose first selector is (type, value). */

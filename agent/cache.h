@@ -85,6 +85,13 @@ int		 cache_match(struct cache *, const struct selector_set *sel,
 		    int with_svid, struct cache_entry ***out, size_t *n)
 		    WICK_WUR;
 
+/*
+ * 1 when an entry has a unix:supplementary_gid or supplementary_group
+ * selector: only then can a caller's supplementary groups change what it
+ * matches.
+ */
+int		 cache_names_groups(const struct cache *);
+
 /* ---- bundles ------------------------------------------------------------ */
 
 /* Own trust domain's bundle (taken); its X.509 DER is kept beside it. */

@@ -761,12 +761,24 @@ wl_attest_rest(struct wl_stream *s)
 	wl_handler_fn			*fn;
 	uint8_t				*msg;
 	size_t				 i, n;
+	unsigned int			 flags = 0;
 	char				 why[256] = "";
 	int				 r;
 
+	/*
+	 * A stream keeps these selectors while entries come and go, so it
+	 * needs all of them; a unary call is answered from the entries held
+	 * now, and when none names a supplementary group, the caller's
+	 * groups cannot change its answer.  (An entry naming one that comes
+	 * before the call's request does can only be missed, not wrongly
+	 * matched: fewer selectors match fewer entries.)
+	 */
+	if (rpc_call_kind(s->call) == RPC_KIND_UNARY &&
+	    !cache_names_groups(s->w->cache))
+		flags |= ATTEST_NO_GROUPS;
 	for (i = 0; i < o->nattestors; i++) {
-		r = o->attestors[i].attest(&o->attestors[i], &p->cred, &s->sel,
-		    why, sizeof(why));
+		r = o->attestors[i].attest(&o->attestors[i], &p->cred, flags,
+		    &s->sel, why, sizeof(why));
 		/* A binary not hashed yet: on the thread pool, then again. */
 		if (r == WICK_ERR_AGAIN && (r = wl_hash_start(s,
 		    &o->attestors[i], why, sizeof(why))) == 0)

@@ -2,6 +2,7 @@
  * peercred.c: SO_PEERCRED plus a process start-time guard and the identity
  * of the binary the peer ran at accept.
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -19,6 +20,48 @@
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD	77
 #endif
+
+/*
+ * PIDFD_GET_INFO (Linux 6.13), spelled out for older headers: the first
+ * version of the kernel's struct pidfd_info (64 bytes).  The credentials
+ * always come back; the kernel refuses a process already reaped (ESRCH).
+ */
+struct peercred_pidfd_info {
+	uint64_t	 mask;
+	uint64_t	 cgroupid;
+	uint32_t	 pid;
+	uint32_t	 tgid;
+	uint32_t	 ppid;
+	uint32_t	 ruid;
+	uint32_t	 rgid;
+	uint32_t	 euid;
+	uint32_t	 egid;
+	uint32_t	 suid;
+	uint32_t	 sgid;
+	uint32_t	 fsuid;
+	uint32_t	 fsgid;
+	uint32_t	 spare0[1];
+};
+#define PEERCRED_PIDFD_GET_INFO	_IOWR(0xFF, 11, struct peercred_pidfd_info)
+#define PEERCRED_PIDFD_INFO_CREDS	(1ULL << 1)
+
+/*
+ * The credentials of the process pidfd names: 0, -1 with errno ESRCH once
+ * it is gone, -1 with another errno when the kernel has no such request.
+ */
+static int
+pidfd_info(int pidfd, struct peercred_pidfd_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->mask = PEERCRED_PIDFD_INFO_CREDS;
+	if (ioctl(pidfd, PEERCRED_PIDFD_GET_INFO, info) == -1)
+		return -1;
+	if (!(info->mask & PEERCRED_PIDFD_INFO_CREDS)) {
+		errno = ENOTTY;
+		return -1;
+	}
+	return 0;
+}
 
 int
 peercred_parse_stat_starttime(const char *line, uint64_t *out)
@@ -110,22 +153,50 @@ peercred_ucred(int fd, struct peercred *pc)
 /*
  * 0 while the process that connected still exists (a zombie too: its pid
  * is not given to another until it is reaped), WICK_ERR_STATE once it is
- * gone; then closed either way.  Without a pidfd, 0.
+ * gone.  Without a pidfd, 0.
  */
 static int
-connector_alive(struct peercred *pc)
+connector_alive(const struct peercred *pc)
 {
-	int	r = 0;
-
 	if (!pc->pidfd_held)
 		return 0;
 	if (syscall(SYS_pidfd_send_signal, pc->pidfd, 0, NULL, 0) == -1 &&
 	    errno != EPERM)
-		r = WICK_ERR_STATE;
+		return WICK_ERR_STATE;
+	return 0;
+}
+
+static void
+pidfd_close(struct peercred *pc)
+{
+	if (!pc->pidfd_held)
+		return;
 	close(pc->pidfd);
 	pc->pidfd = -1;
 	pc->pidfd_held = 0;
-	return r;
+}
+
+/*
+ * Whether the kernel answers PIDFD_GET_INFO, learnt from the first pidfd
+ * asked (-1 until then).  A kernel does not learn new requests while it
+ * runs, so once known it holds for every connection after.
+ */
+static int pidfd_info_known = -1;
+
+static int
+pidfd_info_works(const struct peercred *pc)
+{
+	struct peercred_pidfd_info info;
+
+	if (pidfd_info_known == -1) {
+		if (pidfd_info(pc->pidfd, &info) == 0)
+			pidfd_info_known = 1;
+		else if (errno != ESRCH)
+			pidfd_info_known = 0;
+		else
+			return 0;	/* gone: the next one tells */
+	}
+	return pidfd_info_known;
 }
 
 int
@@ -136,13 +207,17 @@ peercred_complete(struct peercred *pc, int hold)
 	int		 r;
 
 	/*
-	 * Held: opened before the start time is read, so both name one
-	 * process (if the pid was used again in between, the file names the
-	 * one that is gone and every read through it fails).
+	 * Held: the connecting process's pidfd where the kernel gives its
+	 * ids through it; otherwise the status file, opened before the start
+	 * time is read, so both name one process (if the pid was used again
+	 * in between, the file names the one that is gone and every read
+	 * through it fails).
 	 */
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pc->pid);
-	if (hold && (pc->status_fd = open(path, O_RDONLY | O_CLOEXEC)) != -1)
-		pc->status_held = 1;
+	if (hold && !(pc->pidfd_held && pidfd_info_works(pc))) {
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pc->pid);
+		if ((pc->status_fd = open(path, O_RDONLY | O_CLOEXEC)) != -1)
+			pc->status_held = 1;
+	}
 	if ((r = read_starttime(pc->pid, &pc->starttime)) != 0) {
 		peercred_release(pc);
 		return r == WICK_ERR_NOT_FOUND ? WICK_ERR_STATE : r;
@@ -166,6 +241,9 @@ peercred_complete(struct peercred *pc, int hold)
 		pc->exe_known = 0;
 		return WICK_ERR_STATE;
 	}
+	/* Kept only as what names the process from now on. */
+	if (!hold || pc->status_held || pidfd_info_known != 1)
+		pidfd_close(pc);
 	return 0;
 }
 
@@ -186,8 +264,9 @@ peercred_hold(struct peercred *pc)
 	uint64_t	 now;
 	int		 fd;
 
-	if (pc->status_held)
-		return 0;
+	/* A pidfd kept names the process as well. */
+	if (pc->status_held || pc->pidfd_held)
+		return connector_alive(pc);
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pc->pid);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return WICK_ERR_STATE;
@@ -208,11 +287,7 @@ peercred_hold(struct peercred *pc)
 void
 peercred_release(struct peercred *pc)
 {
-	if (pc->pidfd_held) {
-		close(pc->pidfd);
-		pc->pidfd_held = 0;
-		pc->pidfd = -1;
-	}
+	pidfd_close(pc);
 	if (!pc->status_held)
 		return;
 	close(pc->status_fd);
@@ -243,9 +318,33 @@ peercred_read_status(const struct peercred *pc, char *buf, size_t len,
 		close(fd);
 		if (got <= 0)
 			return WICK_ERR_STATE;
+		/* Read by pid: it named the process that connected if that
+		 * one still exists now (where a pidfd is kept to say so). */
+		if (connector_alive(pc) != 0)
+			return WICK_ERR_STATE;
 	}
 	buf[got] = '\0';
 	*n = (size_t)got;
+	return 0;
+}
+
+int
+peercred_pidfd_ids(const struct peercred *pc, struct peercred_ids *ids)
+{
+	struct peercred_pidfd_info info;
+
+	if (!pc->pidfd_held)
+		return WICK_ERR_UNSUPPORTED;
+	if (pidfd_info(pc->pidfd, &info) != 0)
+		return errno == ESRCH ? WICK_ERR_STATE : WICK_ERR_UNSUPPORTED;
+	ids->uid[0] = info.ruid;
+	ids->uid[1] = info.euid;
+	ids->uid[2] = info.suid;
+	ids->uid[3] = info.fsuid;
+	ids->gid[0] = info.rgid;
+	ids->gid[1] = info.egid;
+	ids->gid[2] = info.sgid;
+	ids->gid[3] = info.fsgid;
 	return 0;
 }
 
@@ -256,11 +355,13 @@ peercred_check_alive(const struct peercred *pc)
 	char		 buf[64];
 	int		 r;
 
-	/* The held file names the process itself: a read works until it
-	 * is gone, whoever has its pid by then. */
+	/* The held file or pidfd names the process itself: a read works
+	 * until it is gone, whoever has its pid by then. */
 	if (pc->status_held)
 		return pread(pc->status_fd, buf, sizeof(buf), 0) > 0 ? 0 :
 		    WICK_ERR_STATE;
+	if (pc->pidfd_held)
+		return connector_alive(pc);
 	if ((r = read_starttime(pc->pid, &now)) != 0)
 		return r == WICK_ERR_NOT_FOUND ? WICK_ERR_STATE : r;
 	return now == pc->starttime ? 0 : WICK_ERR_STATE;

@@ -39,10 +39,18 @@ struct peercred {
 	/*
 	 * From peercred_ucred() to peercred_complete(), where the kernel
 	 * gives one (SO_PEERPIDFD, Linux 6.5): the process that called
-	 * connect(), whatever its pid names by then.
+	 * connect(), whatever its pid names by then.  Held for the
+	 * connection's life instead of the status file when the kernel also
+	 * answers PIDFD_GET_INFO (Linux 6.13): see peercred_pidfd_ids().
 	 */
 	int		 pidfd_held;
 	int		 pidfd;
+};
+
+/* The ids a process runs with: real, effective, saved, filesystem. */
+struct peercred_ids {
+	uid_t		 uid[4];
+	gid_t		 gid[4];
 };
 
 /*
@@ -68,7 +76,9 @@ int	 peercred_complete(struct peercred *, int hold) WICK_WUR;
  * Keep /proc/<pid>/status open for the connection's life (one more file
  * descriptor): then peercred_read_status() costs one pread and the check
  * that the caller is still the same process cannot be fooled by a reused
- * pid.  WICK_ERR_STATE when the process is already gone or replaced, or
+ * pid.  (peercred_complete() with hold keeps the connecting process's
+ * pidfd instead where the kernel answers PIDFD_GET_INFO: the same
+ * guarantees, and the ids without reading /proc.)  WICK_ERR_STATE when the process is already gone or replaced, or
  * no descriptor is left (then everything works by path, as without it).
  */
 int	 peercred_hold(struct peercred *) WICK_WUR;
@@ -82,6 +92,16 @@ void	 peercred_release(struct peercred *);
  */
 int	 peercred_read_status(const struct peercred *, char *buf, size_t len,
 	    size_t *n) WICK_WUR;
+/*
+ * The ids the process that connected runs with now, asked of the kernel
+ * through its pidfd held since accept (no /proc file is rendered and
+ * read; the pidfd names that process whatever its pid names now).
+ * WICK_ERR_STATE once it is gone; WICK_ERR_UNSUPPORTED when no pidfd is
+ * held (an older kernel): then the status file says.  The supplementary
+ * groups are not among them: only the status file gives those.
+ */
+int	 peercred_pidfd_ids(const struct peercred *, struct peercred_ids *)
+	    WICK_WUR;
 /*
  * 0 while the same process still runs; WICK_ERR_STATE when the pid is gone
  * or now belongs to another process (start time changed; with a held

@@ -323,6 +323,7 @@ void	 rpc_call_await_message(struct rpc_call *);
 /* Bytes of response messages queued on the call, not yet framed. */
 size_t	 rpc_call_queued(const struct rpc_call *);
 const char *rpc_call_path(const struct rpc_call *);
+enum rpc_kind rpc_call_kind(const struct rpc_call *);
 const struct rpc_peer *rpc_call_peer(const struct rpc_call *);
 void	 rpc_call_set_data(struct rpc_call *, void *);
 void	*rpc_call_data(const struct rpc_call *);

@@ -903,6 +903,12 @@ rpc_call_path(const struct rpc_call *call)
 	return call->path;
 }
 
+enum rpc_kind
+rpc_call_kind(const struct rpc_call *call)
+{
+	return call->method->kind;
+}
+
 const struct rpc_peer *
 rpc_call_peer(const struct rpc_call *call)
 {

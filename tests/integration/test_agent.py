@@ -186,6 +186,65 @@ class AgentTest(unittest.TestCase):
         self.assertIn("PERMISSION_DENIED no identity issued", p.stdout,
                       p.stderr)
 
+    def jwt_ids_as(self, uid, groups):
+        """The SPIFFE IDs FetchJWTSVID gives a process of uid with these
+        supplementary groups (a list; empty: none), or the error."""
+        script = textwrap.dedent("""
+            import sys, grpc
+            sys.path.insert(0, %r)
+            import workload_pb2 as W, workload_pb2_grpc as WG
+            ch = grpc.insecure_channel(%r)
+            stub = WG.SpiffeWorkloadAPIStub(ch)
+            try:
+                r = stub.FetchJWTSVID(W.JWTSVIDRequest(audience=["a"]),
+                    metadata=(("workload.spiffe.io", "true"),), timeout=10)
+                print(" ".join(sorted(s.spiffe_id for s in r.svids)))
+            except grpc.RpcError as e:
+                print(e.code().name, e.details())
+        """ % (STUBS, self.target))
+        grp = ["--groups=" + ",".join(str(g) for g in groups)] if groups \
+            else ["--clear-groups"]
+        p = subprocess.run(["setpriv", "--reuid=%d" % uid,
+                            "--regid=%d" % uid] + grp +
+                           [sys.executable, "-c", script],
+                           capture_output=True, text=True, timeout=60,
+                           cwd="/")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return p.stdout.strip()
+
+    def test_supplementary_group_entry(self):
+        """A unary call reads the caller's groups only while an entry
+        names one: with such an entry, a caller in the group gets its
+        identity and one outside does not; once it is gone, both get the
+        same."""
+        uid, gid = 65533, 4243
+        plain = "spiffe://%s/workload/u%d" % (TD, uid)
+        grouped = "spiffe://%s/workload/g%d" % (TD, gid)
+        e1 = self.srv.create_entry(plain, self.agent_id,
+                                   ["unix:uid:%d" % uid])
+        self.addCleanup(self.srv.cli, "entry", "delete", "-entryID", e1,
+                        check=False)
+        e2 = self.srv.create_entry(grouped, self.agent_id,
+                                   ["unix:uid:%d" % uid,
+                                    "unix:supplementary_gid:%d" % gid])
+        self.addCleanup(self.srv.cli, "entry", "delete", "-entryID", e2,
+                        check=False)
+        both = " ".join(sorted([plain, grouped]))
+        deadline = time.monotonic() + 30
+        while self.jwt_ids_as(uid, [gid]) != both:
+            self.assertLess(time.monotonic(), deadline,
+                            "the grouped entry never reached the caller")
+            time.sleep(0.3)
+        self.assertEqual(self.jwt_ids_as(uid, []), plain)
+        self.assertEqual(self.jwt_ids_as(uid, [gid, 4244]), both)
+        self.srv.cli("entry", "delete", "-entryID", e2)
+        deadline = time.monotonic() + 30
+        while self.jwt_ids_as(uid, [gid]) != plain:
+            self.assertLess(time.monotonic(), deadline,
+                            "the grouped entry was never dropped")
+            time.sleep(0.3)
+        self.assertEqual(self.jwt_ids_as(uid, []), plain)
+
     def test_new_binary_hashed_once(self):
         """Workloads of a binary the agent has not hashed yet, all calling
         at once: each gets its JWT-SVID, and the binary (with

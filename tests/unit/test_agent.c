@@ -7,6 +7,8 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
+#include <grp.h>
+
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -25,6 +27,7 @@
 #include "attestor.h"
 #include "config.h"
 #include "nodeclient.h"
+#include "helpers/fdpass.h"
 
 /* Our own credentials, as the Workload API server would see them. */
 static void
@@ -50,7 +53,7 @@ test_unix_attestor_self(void **state)
 
 	self_cred(&pc);
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	snprintf(v, sizeof(v), "uid:%lu", (unsigned long)geteuid());
 	assert_true(selector_set_contains(&s, "unix", v));
 	snprintf(v, sizeof(v), "gid:%lu", (unsigned long)getegid());
@@ -58,6 +61,85 @@ test_unix_attestor_self(void **state)
 	if (geteuid() == 0)
 		assert_true(selector_set_contains(&s, "unix", "user:root"));
 	selector_set_cleanup(&s);
+}
+
+/*
+ * A caller that is another process, attested with and without its groups
+ * (ATTEST_NO_GROUPS: through its pidfd where the kernel gives the ids so,
+ * the status file otherwise): the same ids, the groups only when asked
+ * for; a caller that changed its effective uid is refused either way, and
+ * so is one that is gone.
+ */
+static void
+test_unix_attestor_no_groups(void **state)
+{
+	struct attestor_unix_opts	 o = { 0, 0, NULL, NULL };
+	struct attestor			 a = { "unix", attestor_unix, &o };
+	struct selector_set		 s, g;
+	struct peercred			 pc;
+	gid_t				 grp = 4242;
+	pid_t				 caller;
+	char				 why[256], c;
+	int				 p[2], sv[2], status;
+
+	if (geteuid() != 0) {
+		print_message("needs root (setgroups, setresuid)\n");
+		skip();
+	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+	caller = fork();
+	assert_true(caller >= 0);
+	if (caller == 0) {
+		close(p[0]);
+		if (setgroups(1, &grp) != 0 ||
+		    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 ||
+		    fdpass_send(p[1], sv[0]) != 0)
+			_exit(1);
+		/* 'u': another effective uid; 'x': gone. */
+		while (read(p[1], &c, 1) == 1 && c == 'u')
+			if (setresuid(-1, 65534, -1) != 0 ||
+			    write(p[1], "k", 1) != 1)
+				_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_true((sv[0] = fdpass_recv(p[0])) >= 0);
+	assert_int_equal(peercred_ucred(sv[0], &pc), 0);
+	assert_int_equal(peercred_complete(&pc, 1), 0);
+	selector_set_init(&s);
+	selector_set_init(&g);
+	assert_int_equal(attestor_unix(&a, &pc, ATTEST_NO_GROUPS, &s, why,
+	    sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &g, why, sizeof(why)), 0);
+	assert_true(selector_set_contains(&s, "unix", "uid:0"));
+	assert_true(selector_set_contains(&s, "unix", "gid:0"));
+	assert_true(selector_set_contains(&g, "unix", "supplementary_gid:4242"));
+	/* Through the pidfd no group is read; without one, the status file
+	 * gives them anyway. */
+	assert_int_equal(selector_set_contains(&s, "unix",
+	    "supplementary_gid:4242"), !pc.pidfd_held);
+	assert_true(selector_set_is_subset(&s, &g));
+	selector_set_cleanup(&s);
+	selector_set_cleanup(&g);
+
+	assert_int_equal(write(p[0], "u", 1), 1);
+	assert_int_equal(read(p[0], &c, 1), 1);
+	selector_set_init(&s);
+	assert_int_equal(attestor_unix(&a, &pc, ATTEST_NO_GROUPS, &s, why,
+	    sizeof(why)), WICK_ERR_PERM);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
+	    WICK_ERR_PERM);
+	assert_int_equal(write(p[0], "x", 1), 1);
+	assert_int_equal(waitpid(caller, &status, 0), caller);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(attestor_unix(&a, &pc, ATTEST_NO_GROUPS, &s, why,
+	    sizeof(why)), WICK_ERR_STATE);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
+	    WICK_ERR_STATE);
+	selector_set_cleanup(&s);
+	peercred_release(&pc);
+	close(sv[0]);
+	close(p[0]);
 }
 
 static void
@@ -76,7 +158,7 @@ test_unix_attestor_path_and_hash(void **state)
 
 	self_cred(&pc);
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	assert_true(n > 0);
 	exe[n] = '\0';
@@ -99,7 +181,7 @@ test_unix_attestor_path_and_hash(void **state)
 	/* A size limit below the binary's size fails the attestation. */
 	o.workload_size_limit = 16;
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
 	    WICK_ERR_LIMIT);
 	assert_non_null(strstr(why, "workload_size_limit"));
 	selector_set_cleanup(&s);
@@ -129,8 +211,8 @@ test_unix_attestor_cache_and_hash_job(void **state)
 	assert_int_equal(peercred_hold(&pc), 0);
 	selector_set_init(&s);
 	selector_set_init(&sc);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
-	assert_int_equal(attestor_unix(&ac, &pc, &sc, why, sizeof(why)),
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&ac, &pc, 0, &sc, why, sizeof(why)),
 	    WICK_ERR_AGAIN);
 	assert_int_equal(sc.n, 0);
 	assert_int_equal(attestor_unix_hash_new(&ac, &pc, &h, why,
@@ -141,7 +223,7 @@ test_unix_attestor_cache_and_hash_job(void **state)
 	for (i = 0; i < 3; i++) {
 		selector_set_cleanup(&sc);
 		selector_set_init(&sc);
-		assert_int_equal(attestor_unix(&ac, &pc, &sc, why,
+		assert_int_equal(attestor_unix(&ac, &pc, 0, &sc, why,
 		    sizeof(why)), 0);
 		assert_true(selector_set_equal(&s, &sc));
 	}
@@ -171,7 +253,7 @@ test_unix_attestor_pid_reuse(void **state)
 	self_cred(&pc);
 	pc.starttime += 1;	/* as if the pid now named another process */
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
 	    WICK_ERR_STATE);
 	assert_non_null(strstr(why, "gone or was replaced"));
 	selector_set_cleanup(&s);
@@ -179,7 +261,7 @@ test_unix_attestor_pid_reuse(void **state)
 	pc.pid = 0x3ffffff0;
 	pc.starttime = 0;
 	selector_set_init(&s);
-	assert_int_not_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_not_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	selector_set_cleanup(&s);
 }
 
@@ -237,7 +319,7 @@ test_unix_attestor_ids_from_connect(void **state)
 	fake_status(root, pc.pid, "4242\t4242\t4242\t4242",
 	    "4343\t4343\t4343\t4343", "10 20");
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	assert_true(selector_set_contains(&s, "unix", "uid:4242"));
 	assert_true(selector_set_contains(&s, "unix", "gid:4343"));
 	assert_true(selector_set_contains(&s, "unix", "supplementary_gid:10"));
@@ -256,7 +338,7 @@ test_unix_attestor_ids_from_connect(void **state)
 			    gid ? "4242\t4242\t4242\t4242" : ids,
 			    gid ? ids : "4343\t4343\t4343\t4343", "");
 			selector_set_init(&s);
-			assert_int_equal(attestor_unix(&a, &pc, &s, why,
+			assert_int_equal(attestor_unix(&a, &pc, 0, &s, why,
 			    sizeof(why)), WICK_ERR_PERM);
 			assert_non_null(strstr(why, "connected as uid 4242 "
 			    "gid 4343"));
@@ -372,14 +454,14 @@ test_unix_attestor_ids_change_after_connect(void **state)
 	assert_int_equal(pc.pid, pid);
 	assert_int_equal(pc.uid, 0);
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	assert_true(selector_set_contains(&s, "unix", "uid:0"));
 	selector_set_cleanup(&s);
 	/* Effective ids 65534 now, real and saved still 0. */
 	assert_int_equal(write(ctl, "u", 1), 1);
 	assert_int_equal(read(ack, &c, 1), 1);
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
 	    WICK_ERR_PERM);
 	snprintf(want, sizeof(want), "connected as uid 0 gid %lu but now "
 	    "runs as uid 0/65534/0/65534 gid %lu/65534/%lu/65534",
@@ -422,7 +504,7 @@ test_unix_attestor_exec_after_connect(void **state)
 	assert_int_equal(peercred_get(fd, &pc), 0);
 	assert_true(pc.exe_known);
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	snprintf(now, sizeof(now), "path:%s", self);
 	assert_true(selector_set_contains(&s, "unix", now));
 	selector_set_cleanup(&s);
@@ -436,21 +518,21 @@ test_unix_attestor_exec_after_connect(void **state)
 	}
 	assert_true(tries < 5000);
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
 	    WICK_ERR_PERM);
 	assert_non_null(strstr(why, "binary changed since connect"));
 	selector_set_cleanup(&s);
 	/* Without path selectors the uid alone is attested, as before. */
 	o.discover_workload_path = 0;
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)), 0);
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)), 0);
 	selector_set_cleanup(&s);
 	/* A binary that could not be read at accept proves nothing. */
 	o.discover_workload_path = 1;
 	self_cred(&pc);
 	pc.exe_known = 0;
 	selector_set_init(&s);
-	assert_int_equal(attestor_unix(&a, &pc, &s, why, sizeof(why)),
+	assert_int_equal(attestor_unix(&a, &pc, 0, &s, why, sizeof(why)),
 	    WICK_ERR_PERM);
 	assert_non_null(strstr(why, "binary at connect is unknown"));
 	selector_set_cleanup(&s);
@@ -644,6 +726,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_unix_attestor_self),
+		cmocka_unit_test(test_unix_attestor_no_groups),
 		cmocka_unit_test(test_unix_attestor_path_and_hash),
 		cmocka_unit_test(test_unix_attestor_cache_and_hash_job),
 		cmocka_unit_test(test_unix_attestor_pid_reuse),

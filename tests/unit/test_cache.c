@@ -115,6 +115,37 @@ test_entries_and_matching(void **state)
 	cache_free(c);
 }
 
+/* Whether any entry names a supplementary group, as sets come and go;
+ * a selector of another type or another unix selector does not count. */
+static void
+test_names_groups(void **state)
+{
+	struct cache		 *c = cache_new();
+	struct cache_entry	**v;
+
+	assert_false(cache_names_groups(c));
+	v = xcalloc(3, sizeof(*v));
+	v[0] = entry("a", "", 1, "unix:uid:1000", NULL);
+	v[1] = entry("b", "", 1, "docker:label:supplementary_gid:1", NULL);
+	v[2] = entry("c", "", 1, "unix:gid:5", "unix:user:supplementary_x",
+	    NULL);
+	cache_set_entries(c, v, 3);
+	assert_false(cache_names_groups(c));
+	v = xcalloc(2, sizeof(*v));
+	v[0] = entry("d", "", 1, "unix:uid:1000", NULL);
+	v[1] = entry("e", "", 1, "unix:uid:1000",
+	    "unix:supplementary_group:wheel", NULL);
+	cache_set_entries(c, v, 2);
+	assert_true(cache_names_groups(c));
+	v = xcalloc(1, sizeof(*v));
+	v[0] = entry("f", "", 1, "unix:supplementary_gid:10", NULL);
+	cache_set_entries(c, v, 1);
+	assert_true(cache_names_groups(c));
+	cache_set_entries(c, xcalloc(1, sizeof(*v)), 0);
+	assert_false(cache_names_groups(c));
+	cache_free(c);
+}
+
 static void
 test_bundles(void **state)
 {
@@ -280,6 +311,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_entries_and_matching),
+		cmocka_unit_test(test_names_groups),
 		cmocka_unit_test(test_bundles),
 		cmocka_unit_test(test_jwt_keysets),
 		cmocka_unit_test(test_jwt_svids),

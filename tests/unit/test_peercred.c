@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "peercred.h"
+#include "helpers/fdpass.h"
 
 static void
 test_socketpair_is_us(void **state)
@@ -51,12 +52,35 @@ test_socketpair_is_us(void **state)
 	/* The same pid with another start time is another process. */
 	pc.starttime++;
 	assert_int_equal(peercred_check_alive(&pc), WICK_ERR_STATE);
-	/* Held from the start: the same credentials, and the status file
-	 * open (then the held file, not the start time, decides). */
+	/* Held from the start: the same credentials, and the pidfd kept
+	 * where the kernel gives the ids through it, else the status file
+	 * open (then either, not the start time, decides). */
 	assert_int_equal(peercred_ucred(sv[0], &held), 0);
 	assert_false(held.status_held);
 	assert_int_equal(peercred_complete(&held, 1), 0);
-	assert_true(held.status_held);
+	assert_true(held.status_held != held.pidfd_held);
+	if (held.pidfd_held) {
+		struct peercred_ids	 ids;
+		uid_t			 u[3];
+		gid_t			 g[3];
+
+		assert_int_equal(getresuid(&u[0], &u[1], &u[2]), 0);
+		assert_int_equal(getresgid(&g[0], &g[1], &g[2]), 0);
+		assert_int_equal(peercred_pidfd_ids(&held, &ids), 0);
+		assert_int_equal(ids.uid[0], u[0]);
+		assert_int_equal(ids.uid[1], u[1]);
+		assert_int_equal(ids.uid[2], u[2]);
+		assert_int_equal(ids.uid[3], u[1]);	/* fsuid follows euid */
+		assert_int_equal(ids.gid[0], g[0]);
+		assert_int_equal(ids.gid[1], g[1]);
+		assert_int_equal(ids.gid[2], g[2]);
+		assert_int_equal(ids.gid[3], g[1]);
+	} else {
+		struct peercred_ids ids;
+
+		assert_int_equal(peercred_pidfd_ids(&held, &ids),
+		    WICK_ERR_UNSUPPORTED);
+	}
 	assert_int_equal(held.pid, getpid());
 	assert_int_equal(held.uid, geteuid());
 	assert_true(held.starttime > 0);
@@ -68,6 +92,7 @@ test_socketpair_is_us(void **state)
 	    WICK_ERR_INVALID);
 	peercred_release(&held);
 	assert_false(held.status_held);
+	assert_false(held.pidfd_held);
 	close(sv[0]);
 	close(sv[1]);
 }
@@ -92,21 +117,7 @@ test_exited_peer_is_detected(void **state)
 		if (socketpair(AF_UNIX, SOCK_STREAM, 0, cv) != 0)
 			_exit(1);
 		/* Pass cv[0] (whose peer is the child) to the parent. */
-		struct msghdr	 m = { 0 };
-		char		 cbuf[CMSG_SPACE(sizeof(int))];
-		struct iovec	 iov = { (void *)"x", 1 };
-		struct cmsghdr	*cm;
-
-		m.msg_iov = &iov;
-		m.msg_iovlen = 1;
-		m.msg_control = cbuf;
-		m.msg_controllen = sizeof(cbuf);
-		cm = CMSG_FIRSTHDR(&m);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		*(int *)CMSG_DATA(cm) = cv[0];
-		if (sendmsg(sv[1], &m, 0) != 1)
+		if (fdpass_send(sv[1], cv[0]) != 0)
 			_exit(1);
 		/* Wait for the parent to read our credentials, then exit. */
 		if (read(sv[1], &c, 1) != 1)
@@ -115,20 +126,12 @@ test_exited_peer_is_detected(void **state)
 	}
 	close(sv[1]);
 	{
-		struct msghdr	 m = { 0 };
-		char		 cbuf[CMSG_SPACE(sizeof(int))], x;
 		char		 st[8192], want[64];
-		struct iovec	 iov = { &x, 1 };
 		struct peercred	 held;
 		size_t		 n;
 		int		 fd;
 
-		m.msg_iov = &iov;
-		m.msg_iovlen = 1;
-		m.msg_control = cbuf;
-		m.msg_controllen = sizeof(cbuf);
-		assert_int_equal(recvmsg(sv[0], &m, 0), 1);
-		fd = *(int *)CMSG_DATA(CMSG_FIRSTHDR(&m));
+		assert_true((fd = fdpass_recv(sv[0])) >= 0);
 		assert_int_equal(peercred_get(fd, &pc), 0);
 		assert_int_equal(pc.pid, child);
 		assert_int_equal(peercred_check_alive(&pc), 0);
@@ -286,6 +289,95 @@ test_pid_reused_before_accept(void **state)
 	rmdir(dir);
 }
 
+/*
+ * Held by pidfd: the caller exits after the accept and its pid goes to
+ * another process of the same uid.  Nothing read by that pid (the status
+ * file a call may still read by path, for the groups) may be taken for
+ * the caller's: the pidfd says the caller is gone.
+ */
+static void
+test_pidfd_kept_outlives_pid(void **state)
+{
+	struct peercred	 pc;
+	pid_t		 caller, reuser = -1;
+	size_t		 n;
+	char		 st[8192], want[64];
+	int		 p[2], sv[2], status, tries;
+
+	if (geteuid() != 0) {
+		print_message("needs root (ns_last_pid)\n");
+		skip();
+	}
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, p), 0);
+	caller = fork();
+	assert_true(caller >= 0);
+	if (caller == 0) {
+		char c;
+
+		close(p[0]);
+		/* The pair is made here: its peer is this process. */
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0 ||
+		    fdpass_send(p[1], sv[0]) != 0 || read(p[1], &c, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[1]);
+	assert_true((sv[0] = fdpass_recv(p[0])) >= 0);
+	assert_int_equal(peercred_ucred(sv[0], &pc), 0);
+	assert_int_equal(pc.pid, caller);
+	assert_int_equal(peercred_complete(&pc, 1), 0);
+	if (!pc.pidfd_held) {
+		/* No PIDFD_GET_INFO here: the status file is held, and the
+		 * test of that is test_exited_peer_is_detected. */
+		assert_true(pc.status_held);
+		assert_int_equal(write(p[0], "x", 1), 1);
+		assert_int_equal(waitpid(caller, &status, 0), caller);
+		peercred_release(&pc);
+		close(sv[0]);
+		close(p[0]);
+		print_message("no PIDFD_GET_INFO on this kernel\n");
+		return;
+	}
+	assert_false(pc.status_held);
+	assert_int_equal(peercred_check_alive(&pc), 0);
+	assert_int_equal(peercred_read_status(&pc, st, sizeof(st), &n), 0);
+	snprintf(want, sizeof(want), "\nPid:\t%ld\n", (long)caller);
+	assert_non_null(strstr(st, want));
+	assert_int_equal(write(p[0], "x", 1), 1);
+	close(p[0]);
+	assert_int_equal(waitpid(caller, &status, 0), caller);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (tries = 0; tries < 100 && reuser != caller; tries++) {
+		if (reuser > 0) {
+			kill(reuser, SIGKILL);
+			(void)waitpid(reuser, NULL, 0);
+		}
+		assert_int_equal(next_pid_is(caller), 0);
+		if ((reuser = fork()) == 0) {
+			alarm(30);
+			pause();
+			_exit(0);
+		}
+		assert_true(reuser > 0);
+	}
+	assert_int_equal(reuser, caller);
+	/* /proc/<pid>/status is there again, the reuser's. */
+	assert_int_equal(peercred_read_status(&pc, st, sizeof(st), &n),
+	    WICK_ERR_STATE);
+	assert_int_equal(peercred_check_alive(&pc), WICK_ERR_STATE);
+	{
+		struct peercred_ids ids;
+
+		assert_int_equal(peercred_pidfd_ids(&pc, &ids),
+		    WICK_ERR_STATE);
+	}
+	peercred_release(&pc);
+	assert_false(pc.pidfd_held);
+	kill(reuser, SIGKILL);
+	(void)waitpid(reuser, NULL, 0);
+	close(sv[0]);
+}
+
 /* A connection refused before peercred_complete(): nothing left open. */
 static void
 test_release_before_complete(void **state)
@@ -336,6 +428,7 @@ main(void)
 		cmocka_unit_test(test_socketpair_is_us),
 		cmocka_unit_test(test_exited_peer_is_detected),
 		cmocka_unit_test(test_pid_reused_before_accept),
+		cmocka_unit_test(test_pidfd_kept_outlives_pid),
 		cmocka_unit_test(test_release_before_complete),
 		cmocka_unit_test(test_stat_parsing),
 	};
