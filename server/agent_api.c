@@ -1539,7 +1539,7 @@ m_new_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		goto out;
 	}
 	srv_metrics_svids(srv, TELEMETRY_SVID_JWT, 1);
-	server_audit(srv, "svid.jwt", node->spiffe_id, 1, json_pack(
+	server_audit_later(srv, "svid.jwt", node->spiffe_id, 1, json_pack(
 	    "{s:s,s:s,s:O,s:I}", "spiffe_id", e->spiffe_id, "entry_id", e->id,
 	    "aud",
 	    json_object_get(claims, "aud"), "expires_at", (json_int_t)exp));
@@ -1683,7 +1683,7 @@ m_new_wit(struct rpc_call *call, const uint8_t *p, size_t n)
 		goto out;
 	}
 	srv_metrics_svids(srv, TELEMETRY_SVID_WIT, 1);
-	server_audit(srv, "svid.wit", node->spiffe_id, 1, json_pack(
+	server_audit_later(srv, "svid.wit", node->spiffe_id, 1, json_pack(
 	    "{s:s,s:s,s:s,s:I}", "spiffe_id", e->spiffe_id, "entry_id", e->id,
 	    "jti", jti,
 	    "expires_at", (json_int_t)exp));

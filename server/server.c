@@ -52,6 +52,9 @@ server_tx_begin(struct server *srv)
 	static struct log_ratelimit	rl = LOG_RATELIMIT_DEFAULT;
 	int				r;
 
+	/* Records left for later go first: the trail keeps the order in
+	 * which things happened. */
+	server_audit_flush(srv);
 	if ((r = ds_tx_begin(srv->ds)) == 0)
 		return 1;
 	log_warn_rl(&rl, "datastore: cannot begin a transaction: %s",
@@ -111,35 +114,50 @@ audit_subject(const json_t *detail)
  * neither trail may hold one.  The actor is the authenticated caller (an
  * agent holds its SVID because its token was spent).
  */
-void
-server_audit_rl(struct server *srv, struct log_ratelimit *rl,
-    const char *kind, const char *actor, int ok, json_t *detail)
+/*
+ * An event's details as stored and logged (join tokens redacted, clean)
+ * and its subject; *canonical when clean is jansson's own output.
+ * detail is consumed.  WICK_ERR_ALLOC when memory is short.
+ */
+static int
+audit_prepare(json_t *detail, char **clean, char **subject, int *canonical)
 {
-	static struct log_ratelimit	 err_rl = LOG_RATELIMIT_DEFAULT;
-	char				*s, *clean = NULL, *subject = NULL;
-	int				 r;
+	char	*s;
+	int	 r = 0;
 
+	*clean = *subject = NULL;
 	if (detail == NULL)
 		detail = json_object();
 	s = json_dumps(detail, JSON_COMPACT | JSON_SORT_KEYS);
-	if (s == NULL || svc_redact_dup(s, &clean) != 0 ||
-	    svc_redact_dup(audit_subject(detail), &subject) != 0) {
-		log_error_rl(&err_rl, "audit: cannot record %s by %s: out of "
-		    "memory", kind, actor);
-		json_decref(detail);
-		free(s);
-		free(clean);
-		return;
-	}
+	if (s == NULL || svc_redact_dup(s, clean) != 0 ||
+	    svc_redact_dup(audit_subject(detail), subject) != 0) {
+		free(*clean);
+		free(*subject);
+		*clean = *subject = NULL;
+		r = WICK_ERR_ALLOC;
+	} else
+		*canonical = strcmp(s, *clean) == 0;
 	json_decref(detail);
-	/* Canonical as jansson wrote it, unless a token was redacted. */
-	if (strcmp(s, clean) == 0)
-		r = ds_audit_record_canonical(srv->ds, server_now(), kind,
-		    actor, subject, ok, clean);
-	else
-		r = ds_audit_record(srv->ds, server_now(), kind, actor,
-		    subject, ok, clean);
 	free(s);
+	return r;
+}
+
+/* One prepared record into the datastore; failures are logged. */
+static void
+audit_write(struct server *srv, int64_t at, const char *kind,
+    const char *actor, const char *subject, int ok, const char *clean,
+    int canonical)
+{
+	static struct log_ratelimit	 err_rl = LOG_RATELIMIT_DEFAULT;
+	int				 r;
+
+	/* Canonical as jansson wrote it, unless a token was redacted. */
+	if (canonical)
+		r = ds_audit_record_canonical(srv->ds, at, kind, actor,
+		    subject, ok, clean);
+	else
+		r = ds_audit_record(srv->ds, at, kind, actor, subject, ok,
+		    clean);
 	if (r == WICK_ERR_LIMIT && strlen(clean) > DS_MAX_BLOB) {
 		/* Details too large to store (a batch at the request limit):
 		 * the event is recorded all the same, with their digest. */
@@ -149,14 +167,32 @@ server_audit_rl(struct server *srv, struct log_ratelimit *rl,
 			snprintf(small, sizeof(small), "{\"detail_bytes\":%zu,"
 			    "\"detail_sha256\":\"%s\",\"truncated\":true}",
 			    strlen(clean), sum);
-			r = ds_audit_record(srv->ds, server_now(), kind, actor,
+			r = ds_audit_record(srv->ds, at, kind, actor,
 			    subject, ok, small);
 		}
 	}
-	free(subject);
 	if (r != 0)
 		log_error_rl(&err_rl, "audit: cannot record %s: %s", kind,
 		    wick_strerror(r));
+}
+
+void
+server_audit_rl(struct server *srv, struct log_ratelimit *rl,
+    const char *kind, const char *actor, int ok, json_t *detail)
+{
+	static struct log_ratelimit	 err_rl = LOG_RATELIMIT_DEFAULT;
+	char				*clean, *subject;
+	int				 canonical;
+
+	server_audit_flush(srv);	/* in order, as server_tx_begin() */
+	if (audit_prepare(detail, &clean, &subject, &canonical) != 0) {
+		log_error_rl(&err_rl, "audit: cannot record %s by %s: out of "
+		    "memory", kind, actor);
+		return;
+	}
+	audit_write(srv, server_now(), kind, actor, subject, ok, clean,
+	    canonical);
+	free(subject);
 	if (rl != NULL)
 		log_info_rl(rl, "audit: %s %s by %s: %s", kind, ok ? "ok" :
 		    "failed", actor, clean);
@@ -164,6 +200,94 @@ server_audit_rl(struct server *srv, struct log_ratelimit *rl,
 		log_info("audit: %s %s by %s: %s", kind, ok ? "ok" : "failed",
 		    actor, clean);
 	free(clean);
+}
+
+struct audit_later {
+	struct audit_later	*next;
+	int64_t			 at;
+	const char		*kind;
+	char			*actor;
+	char			*subject;
+	char			*clean;
+	int			 ok;
+	int			 canonical;
+};
+
+void
+server_audit_later(struct server *srv, const char *kind, const char *actor,
+    int ok, json_t *detail)
+{
+	static struct log_ratelimit	 err_rl = LOG_RATELIMIT_DEFAULT;
+	struct audit_later		*a;
+
+	if (srv->worker == NULL || !worker_on_thread(srv->worker)) {
+		server_audit(srv, kind, actor, ok, detail);
+		return;
+	}
+	if ((a = calloc(1, sizeof(*a))) == NULL ||
+	    (a->actor = strdup(actor)) == NULL ||
+	    audit_prepare(detail, &a->clean, &a->subject,
+	    &a->canonical) != 0) {
+		if (a == NULL || a->actor == NULL)
+			json_decref(detail);
+		if (a != NULL)
+			free(a->actor);
+		free(a);
+		log_error_rl(&err_rl, "audit: cannot record %s by %s: out of "
+		    "memory", kind, actor);
+		return;
+	}
+	a->at = server_now();
+	a->kind = kind;
+	a->ok = ok;
+	if (srv->audit_later_tail == NULL)
+		srv->audit_later_tail = &srv->audit_later;
+	*srv->audit_later_tail = a;
+	srv->audit_later_tail = &a->next;
+	srv->naudit_later++;
+	srv->audit_later_total++;
+	log_info("audit: %s %s by %s: %s", kind, ok ? "ok" : "failed",
+	    actor, a->clean);
+}
+
+uint64_t
+server_audit_added(void *arg)
+{
+	return ((struct server *)arg)->audit_later_total;
+}
+
+void
+server_audit_flush(void *arg)
+{
+	struct server		*srv = arg;
+	struct audit_later	*a, *next, *list;
+	size_t			 n;
+	int			 tx;
+
+	/* Only the state thread leaves records and touches the list. */
+	if (srv->worker == NULL || !worker_on_thread(srv->worker) ||
+	    (list = srv->audit_later) == NULL)
+		return;
+	n = srv->naudit_later;
+	srv->audit_later = NULL;
+	srv->audit_later_tail = &srv->audit_later;
+	srv->naudit_later = 0;
+	/* One transaction (each record a savepoint of it): one commit and
+	 * one sync to disk for all of them.  A commit that fails loses
+	 * them all, as each alone would have been: logged. */
+	tx = server_tx_begin(srv);
+	for (a = list; a != NULL; a = a->next)
+		audit_write(srv, a->at, a->kind, a->actor, a->subject, a->ok,
+		    a->clean, a->canonical);
+	if (server_tx_end(srv, tx) != 0)
+		log_error("audit: %zu records were not committed", n);
+	for (a = list; a != NULL; a = next) {
+		next = a->next;
+		free(a->actor);
+		free(a->subject);
+		free(a->clean);
+		free(a);
+	}
 }
 
 /* ---- paths -------------------------------------------------------------- */
@@ -1075,6 +1199,8 @@ server_run(const struct server_flags *flags, struct server_config *cfg)
 	srv_metrics_publish(&srv, 1);
 	if ((r = worker_start(&loop, &srv.worker)) != 0)
 		goto out;
+	worker_set_flush(srv.worker, server_audit_added, server_audit_flush,
+	    &srv);
 	/* One signing thread per other core the process may run on (its
 	 * affinity, not the machine's count): batches use every core. */
 	ncpu = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ?

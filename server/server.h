@@ -112,6 +112,12 @@ struct server {
 	int			 rpc_open;	/* APIs not yet shut down */
 	struct worker_task	 reload_task;
 	int			 reload_busy;
+	/* Audit records left for the state thread's next group commit
+	 * (server_audit_later()); only that thread touches them. */
+	struct audit_later	*audit_later;
+	struct audit_later	**audit_later_tail;
+	size_t			 naudit_later;
+	uint64_t		 audit_later_total;	/* ever left */
 	/* What the loop reads of the state (/ready, STATUS=), written by
 	 * the state thread (srv_metrics_publish()). */
 	pthread_mutex_t		 pub_mu;
@@ -150,6 +156,20 @@ void	 server_audit(struct server *, const char *kind, const char *actor,
  * events a peer can repeat at will, such as failed attestations. */
 void	 server_audit_rl(struct server *, struct log_ratelimit *,
 	    const char *kind, const char *actor, int ok, json_t *detail);
+/*
+ * The same for an event that changes nothing else (a token minted): on
+ * the state thread the record waits for the thread's next group commit
+ * (worker_set_flush(); the call's answer waits with it), so a burst of
+ * them costs one transaction and one sync to disk instead of one each;
+ * elsewhere, as server_audit().  kind must be a string constant.
+ */
+void	 server_audit_later(struct server *, const char *kind,
+	    const char *actor, int ok, json_t *detail);
+/* The state thread's group commit: every record left, in one transaction
+ * (also done first by server_tx_begin() and server_audit(), so the trail
+ * keeps the order of events); and how many were ever left. */
+void	 server_audit_flush(void *srv);
+uint64_t server_audit_added(void *srv);
 
 /*
  * A change and its audit record in one datastore transaction

@@ -26,6 +26,10 @@ struct worker {
 	uint64_t		 max_wait;
 	int			 stop;
 	int			 joined;
+	/* worker_set_flush() */
+	uint64_t		(*added)(void *);
+	void			(*flush)(void *);
+	void			*flush_arg;
 };
 
 static void *
@@ -33,8 +37,11 @@ worker_main(void *arg)
 {
 	struct worker		*w = arg;
 	struct worker_task	*t;
-	uint64_t		 waited;
+	struct task_list	 held;
+	size_t			 nheld = 0;
+	uint64_t		 waited, before = 0;
 
+	STAILQ_INIT(&held);
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (STAILQ_EMPTY(&w->todo) && !w->stop)
@@ -48,14 +55,40 @@ worker_main(void *arg)
 		if (waited > w->max_wait)
 			w->max_wait = waited;
 		pthread_mutex_unlock(&w->mu);
+		if (w->added != NULL)
+			before = w->added(w->flush_arg);
 		if (t->run != NULL)
 			t->run(t);
+		/* What it left undone is done before anyone hears of it. */
+		if (w->added != NULL && w->added(w->flush_arg) != before) {
+			STAILQ_INSERT_TAIL(&held, t, entry);
+			nheld++;
+			t = NULL;
+		}
 		pthread_mutex_lock(&w->mu);
-		STAILQ_INSERT_TAIL(&w->done, t, entry);
+		if (nheld > 0 && (STAILQ_EMPTY(&w->todo) ||
+		    nheld >= WORKER_HOLD_MAX)) {
+			pthread_mutex_unlock(&w->mu);
+			w->flush(w->flush_arg);
+			pthread_mutex_lock(&w->mu);
+			STAILQ_CONCAT(&w->done, &held);
+			nheld = 0;
+		}
+		if (t != NULL)
+			STAILQ_INSERT_TAIL(&w->done, t, entry);
 		uv_async_send(&w->async);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
+}
+
+void
+worker_set_flush(struct worker *w, uint64_t (*added)(void *),
+    void (*flush)(void *), void *arg)
+{
+	w->added = added;
+	w->flush = flush;
+	w->flush_arg = arg;
 }
 
 static void
