@@ -13,6 +13,7 @@
 #include "xmalloc.h"
 
 static const char *const results[] = { "ok", "failed" };
+static const char *const cache_results[] = { "hit", "miss" };
 
 struct agent_metrics {
 	struct metric	*svids;		/* {type} */
@@ -27,6 +28,8 @@ struct agent_metrics {
 	struct metric	*svid_expiry;
 	struct metric	*wl_expiry;
 	struct metric	*sync_lag;
+	struct metric	*jwt_cache;	/* {result} */
+	uint64_t	 jwt_counted[2];	/* ... up to the last scrape */
 	int64_t		 started;	/* unix s */
 	int64_t		 synced_at;	/* last sync that succeeded */
 };
@@ -40,12 +43,23 @@ collect(void *arg)
 	struct rpc_server_stats	 st;
 	struct cache_entry	*e;
 	int64_t			 now = agent_now(), min = 0;
+	uint64_t		 hits, misses;
 	size_t			 i;
 
 	if (a->wl != NULL) {
 		workload_stats(a->wl, &st);
 		metric_set(m->conns, 0, (double)st.connections_active);
 		metric_set(m->streams, 0, (double)st.calls_active);
+		/* The workload counts (from zero again if it is started
+		 * anew); a counter only goes up by steps. */
+		workload_jwt_stats(a->wl, &hits, &misses);
+		if (hits < m->jwt_counted[0] || misses < m->jwt_counted[1])
+			m->jwt_counted[0] = m->jwt_counted[1] = 0;
+		metric_add(m->jwt_cache, 0, (double)(hits - m->jwt_counted[0]));
+		metric_add(m->jwt_cache, 1, (double)(misses -
+		    m->jwt_counted[1]));
+		m->jwt_counted[0] = hits;
+		m->jwt_counted[1] = misses;
 	}
 	metric_set(m->entries, 0, (double)cache_count(a->cache));
 	if (a->svid != NULL && sk_X509_num(a->svid) > 0)
@@ -76,6 +90,7 @@ agent_metrics_init(struct agent *a)
 		{ "result", results, 2 },
 	};
 	struct metric_label	 l_result = { "result", results, 2 };
+	struct metric_label	 l_cache = { "result", cache_results, 2 };
 	int			 r;
 
 	m = xcalloc(1, sizeof(*m));
@@ -129,6 +144,11 @@ agent_metrics_init(struct agent *a)
 	    (r = metrics_add(reg, METRIC_GAUGE, "wick_agent_sync_lag_seconds",
 	    "Seconds since the last successful sync with the server (since "
 	    "start before the first).", NULL, 0, NULL, 0, &m->sync_lag)) != 0 ||
+	    (r = metrics_add(reg, METRIC_COUNTER,
+	    "wick_agent_jwt_validation_cache_total", "ValidateJWTSVID tokens "
+	    "looked for among those whose signature verified before: hit "
+	    "(not verified again), miss (verified).", &l_cache, 1, NULL, 0,
+	    &m->jwt_cache)) != 0 ||
 	    (r = metrics_on_collect(reg, collect, a)) != 0)
 		return r;
 	return 0;

@@ -25,8 +25,10 @@
 #include "attestor_docker.h"
 #include "buf.h"
 #include "bundle.h"
+#include "encode.h"
 #include "health.pb-c.h"
 #include "jose.h"
+#include "jwtcache.h"
 #include "log.h"
 #include "pkey.h"
 #include "secpath.h"
@@ -86,6 +88,8 @@ struct workload {
 	struct wl_validate		*vq_head;	/* waiting to run */
 	struct wl_validate		*vq_tail;
 	size_t				 nvalidating;	/* running */
+	struct jwtcache			*verified;	/* tokens whose
+							 * signature held */
 	int				 down;		/* server gone */
 };
 
@@ -608,6 +612,7 @@ wl_finish(struct workload *w)
 	void	(*drained)(void *) = w->drained;
 	void	*darg = w->drained_arg;
 
+	jwtcache_free(w->verified);
 	free(w);
 	if (drained != NULL)
 		drained(darg);
@@ -1414,11 +1419,16 @@ fail:
 	return NULL;
 }
 
-/* The subject's trust domain, read before the signature is checked (to
- * pick the keys); everything is verified after. */
+/*
+ * The subject's trust domain, read before the signature is checked (to
+ * pick the keys); everything is verified after.  *claimsp: the claims,
+ * decoded as jose_verify() decodes them (base64url, duplicate names
+ * refused), which are what it would give for a token whose signature
+ * already held (jwtcache.h).
+ */
 static int
 token_td(const char *token, char td[SPIFFEID_MAX_TD_LEN + 16],
-    const char **why)
+    json_t **claimsp, const char **why)
 {
 	const char	*dot1 = strchr(token, '.'), *dot2;
 	struct spiffeid	 id;
@@ -1428,23 +1438,31 @@ token_td(const char *token, char td[SPIFFEID_MAX_TD_LEN + 16],
 	size_t		 rawlen;
 	int		 r = WICK_ERR_INVALID;
 
+	*claimsp = NULL;
 	*why = "token is not a compact JWS";
 	if (dot1 == NULL || (dot2 = strchr(dot1 + 1, '.')) == NULL)
 		return r;
-	if (rpc_base64_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), &raw,
+	/* base64url: standard base64 would refuse the '-' and '_' of
+	 * claims with '>', '?' or '~' in some places. */
+	if (b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), 0, &raw,
 	    &rawlen) != 0)
 		return r;
-	claims = json_loadb((const char *)raw, rawlen, 0, &jerr);
+	claims = json_loadb((const char *)raw, rawlen, JSON_REJECT_DUPLICATES,
+	    &jerr);
 	free(raw);
+	*why = "token claims are not a JSON object";
+	if (!json_is_object(claims))
+		goto out;
 	*why = "token missing subject claim";
-	if (claims == NULL || json_string_value(json_object_get(claims,
-	    "sub")) == NULL)
+	if (json_string_value(json_object_get(claims, "sub")) == NULL)
 		goto out;
 	*why = "token subject is not a SPIFFE ID";
 	if (spiffeid_parse(json_string_value(json_object_get(claims, "sub")), 0,
 	    &id, NULL) != 0)
 		goto out;
 	snprintf(td, SPIFFEID_MAX_TD_LEN + 16, "spiffe://%s", id.td);
+	*claimsp = claims;
+	claims = NULL;
 	r = 0;
 out:
 	json_decref(claims);
@@ -1457,7 +1475,9 @@ out:
  * hundred microseconds: a thousand callers at once would hold the loop
  * for as many milliseconds), WL_VALIDATE_JOBS at once, the rest waiting
  * in order, each request charged to its caller's budgets while the call
- * lasts.  The keys are held across a change of bundles.
+ * lasts.  The keys are held across a change of bundles.  A token whose
+ * signature held is remembered (jwtcache.h): shown again under the same
+ * keys, only its claims are checked, on the loop.
  */
 struct wl_validate {
 	uv_work_t		 req;
@@ -1469,6 +1489,8 @@ struct wl_validate {
 	const struct jose_keyset *ks;
 	int			 foreign;	/* another trust domain's */
 	json_t			*claims;
+	uint8_t			 digest[JWTCACHE_DIGEST_LEN];
+	int			 remember;	/* digest taken */
 	int			 r;
 	char			 why[300];
 };
@@ -1575,6 +1597,13 @@ validate_after_cb(uv_work_t *req, int status)
 	struct wl_stream	*s;
 
 	w->nvalidating--;
+	/* Verified, and the claims held at the time: remembered, with the
+	 * keys (v's reference goes to the entry).  Never a failure. */
+	if (status == 0 && v->r == 0 && v->remember && w->verified != NULL) {
+		jwtcache_put(w->verified, v->digest, v->hold, v->claims,
+		    (int64_t)time(NULL));
+		v->hold = NULL;
+	}
 	if (v->call != NULL && (s = rpc_call_data(v->call)) != NULL) {
 		s->validate = NULL;
 		if (status != 0)
@@ -1628,9 +1657,14 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 	ValidateJWTSVIDRequest		*req;
 	struct wl_validate		*v;
 	struct bundle			*b;
+	struct cache_keyset		*hold = NULL;
+	const struct jose_keyset	*ks;
+	json_t				*claims = NULL;
 	const char			*why, *what = NULL;
 	char				 td[SPIFFEID_MAX_TD_LEN + 16];
 	char				 msg[300];
+	uint8_t				 digest[JWTCACHE_DIGEST_LEN];
+	int				 remember = 0, r;
 
 	if (wl_defer(call, p, n, m_validate_jwt))
 		return;
@@ -1645,7 +1679,7 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "svid must be specified");
 		goto out;
 	}
-	if (token_td(req->svid, td, &why) != 0) {
+	if (token_td(req->svid, td, &claims, &why) != 0) {
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, why);
 		goto out;
 	}
@@ -1654,6 +1688,27 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    td);
 		(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
 		goto out;
+	}
+	/* Decoded once per bundle held, not per call. */
+	if ((hold = cache_jwt_keyset_hold(w->cache, b, &ks)) == NULL) {
+		(void)rpc_call_finish(call, RPC_INTERNAL, "bad bundle keys");
+		goto out;
+	}
+	/* Verified before under these keys: answered here and now. */
+	if (w->verified != NULL &&
+	    jwtcache_digest(w->verified, req->svid, digest) == 0) {
+		remember = 1;
+		r = jwtcache_check(w->verified, digest, hold, claims,
+		    req->audience, (int64_t)time(NULL), msg, sizeof(msg));
+		if (r == 0) {
+			validate_answer(s, call, claims,
+			    strcmp(td, w->o->td_id) != 0);
+			goto out;
+		}
+		if (r != WICK_ERR_NOT_FOUND) {
+			(void)rpc_call_finish(call, RPC_INVALID_ARGUMENT, msg);
+			goto out;
+		}
 	}
 	/* The decoded request waits for its check: held for the caller. */
 	if (rpc_call_hold(call, n, &what) != 0) {
@@ -1667,16 +1722,14 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		    "out of memory");
 		goto out;
 	}
-	/* Decoded once per bundle held, not per call. */
-	if ((v->hold = cache_jwt_keyset_hold(w->cache, b, &v->ks)) == NULL) {
-		free(v);
-		(void)rpc_call_finish(call, RPC_INTERNAL, "bad bundle keys");
-		goto out;
-	}
+	v->hold = hold;
+	v->ks = ks;
 	v->w = w;
 	v->call = call;
 	v->msg = req;
 	v->foreign = strcmp(td, w->o->td_id) != 0;
+	if ((v->remember = remember))
+		memcpy(v->digest, digest, sizeof(v->digest));
 	s->validate = v;
 	if (w->vq_tail != NULL)
 		w->vq_tail->next = v;
@@ -1684,8 +1737,11 @@ m_validate_jwt(struct rpc_call *call, const uint8_t *p, size_t n)
 		w->vq_head = v;
 	w->vq_tail = v;
 	validate_start(w);
+	json_decref(claims);
 	return;
 out:
+	cache_keyset_release(hold);
+	json_decref(claims);
 	validate_req_free(req);
 }
 
@@ -1755,6 +1811,16 @@ workload_stats(struct workload *w, struct rpc_server_stats *st)
 		memset(st, 0, sizeof(*st));
 }
 
+void
+workload_jwt_stats(struct workload *w, uint64_t *hits, uint64_t *misses)
+{
+	struct jwtcache_stats st;
+
+	jwtcache_stats(w->verified, &st);
+	*hits = st.hits;
+	*misses = st.misses;
+}
+
 int
 workload_start(uv_loop_t *loop, const struct workload_opts *o,
     struct cache *cache, const struct workload_ops *ops,
@@ -1771,6 +1837,9 @@ workload_start(uv_loop_t *loop, const struct workload_opts *o,
 	w->o = o;
 	w->cache = cache;
 	w->ops = ops;
+	/* Without it, every token is verified each time. */
+	if ((w->verified = jwtcache_new(JWTCACHE_MAX)) == NULL)
+		log_warn("cannot remember verified JWT-SVIDs");
 	/* The table is shared; this server's copy carries its state. */
 	for (i = 0; i < n; i++) {
 		w->methods[i] = wl_methods[i];
@@ -1794,6 +1863,7 @@ workload_start(uv_loop_t *loop, const struct workload_opts *o,
 	opts.hold_peer_status = 1;
 	if ((r = workload_socket_dir(o->socket_path)) != 0 ||
 	    (r = rpc_server_new(loop, &opts, w->methods, n, &w->rs)) != 0) {
+		jwtcache_free(w->verified);
 		free(w);
 		return r;
 	}
@@ -1801,6 +1871,7 @@ workload_start(uv_loop_t *loop, const struct workload_opts *o,
 		log_error("cannot listen on %s: %s", o->socket_path,
 		    wick_strerror(r));
 		rpc_server_free(w->rs);
+		jwtcache_free(w->verified);
 		free(w);
 		return r;
 	}

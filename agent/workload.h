@@ -70,6 +70,10 @@ void	 workload_stop_now(struct workload *);
 /* The Workload API's method table (for the metrics' labels). */
 void	 workload_methods(const struct rpc_method **, size_t *);
 void	 workload_stats(struct workload *, struct rpc_server_stats *);
+/* ValidateJWTSVID's tokens answered without verifying their signature
+ * again, and those looked for and verified (jwtcache.h). */
+void	 workload_jwt_stats(struct workload *, uint64_t *hits,
+	    uint64_t *misses);
 /*
  * Make or check the directory of the Workload API socket (secpath.h):
  * 0755, open to every workload since identity comes from attestation, not

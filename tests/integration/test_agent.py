@@ -427,6 +427,52 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(cm.exception.code(),
                          grpc.StatusCode.PERMISSION_DENIED)
 
+    def test_validate_remembered_jwt(self):
+        """A token whose signature verified is remembered: validated again
+        it gives the same answer; its audience is still the call's, and
+        the same token with a changed signature is still refused."""
+        stub = self.stub()
+        main = "spiffe://%s/workload/main" % TD
+        token = stub.FetchJWTSVID(W.JWTSVIDRequest(
+            audience=["svc-r"], spiffe_id=main), metadata=HDR,
+            timeout=20).svids[0].svid
+        req = W.ValidateJWTSVIDRequest(audience="svc-r", svid=token)
+        first = stub.ValidateJWTSVID(req, metadata=HDR, timeout=10)
+        again = stub.ValidateJWTSVID(req, metadata=HDR, timeout=10)
+        self.assertEqual(first.spiffe_id, main)
+        self.assertEqual(again, first)
+        self.assertEqual(list(again.claims["aud"]), ["svc-r"])
+        # One character in the middle of the signature (the last one may
+        # carry only unused bits).
+        head, sig = token.rsplit(".", 1)
+        i = len(sig) // 2
+        bad = head + "." + sig[:i] + ("A" if sig[i] != "A" else "B") + \
+            sig[i + 1:]
+        for _ in range(2):
+            with self.assertRaises(grpc.RpcError) as cm:
+                stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                    audience="svc-r", svid=bad), metadata=HDR, timeout=10)
+            self.assertEqual(cm.exception.code(),
+                             grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("signature", cm.exception.details())
+        with self.assertRaises(grpc.RpcError) as cm:
+            stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                audience="other", svid=token), metadata=HDR, timeout=10)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn('audience "other"', cm.exception.details())
+        self.assertEqual(stub.ValidateJWTSVID(req, metadata=HDR, timeout=10),
+                         first)
+        # Claims whose base64url has '-' or '_' ('?' or '>' in some
+        # places): one of three lengths puts it there.
+        for aud in ("q?", "qq?", "qqq?", "r>", "rr>", "rrr>"):
+            token = stub.FetchJWTSVID(W.JWTSVIDRequest(
+                audience=[aud], spiffe_id=main), metadata=HDR,
+                timeout=20).svids[0].svid
+            for _ in range(2):
+                ok = stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+                    audience=aud, svid=token), metadata=HDR, timeout=10)
+                self.assertEqual(list(ok.claims["aud"]), [aud])
+
     def test_validate_foreign_jwt(self):
         """A token of a federated trust domain validates against its
         bundle, and only sub, aud, exp and allowed claims come back."""
@@ -469,6 +515,9 @@ class AgentTest(unittest.TestCase):
         self.assertEqual(ok.spiffe_id, "spiffe://jwtpartner.org/svc")
         self.assertEqual(sorted(ok.claims.keys()),
                          ["aud", "exp", "sub", "team"])
+        # Again (its signature remembered): the same claims pass.
+        self.assertEqual(stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
+            audience="me", svid=token), metadata=HDR, timeout=10), ok)
         # A token of that domain signed by another key is refused.
         other = ec.generate_private_key(ec.SECP256R1())
         bad = jwt.encode({"sub": "spiffe://jwtpartner.org/svc",
