@@ -336,6 +336,10 @@ x509_response(struct wl_stream *s, struct cache_entry **v, size_t n)
 	    sizeof(*resp.federated_bundles))) == NULL)
 		goto out;
 	for (i = 1; i < nb; i++) {
+		/* A trust domain known by its JWT keys only: nothing here
+		 * for an X.509 peer to trust, so no bundle (as redacted). */
+		if (sk_X509_num(bundles[i]->x509) <= 0)
+			continue;
 		if ((fe = ar_alloc(&ar, sizeof(*fe))) == NULL)
 			goto out;
 		x509_svidresponse__federated_bundles_entry__init(fe);
@@ -365,6 +369,8 @@ x509_bundles_response(struct wl_stream *s, struct cache_entry **v, size_t n)
 	if ((resp.bundles = ar_alloc(&ar, nb * sizeof(*resp.bundles))) == NULL)
 		goto out;
 	for (i = 0; i < nb; i++) {
+		if (sk_X509_num(bundles[i]->x509) <= 0)
+			continue;	/* JWT keys only, as above */
 		if ((be = ar_alloc(&ar, sizeof(*be))) == NULL)
 			goto out;
 		x509_bundles_response__bundles_entry__init(be);

@@ -527,6 +527,20 @@ class AgentTest(unittest.TestCase):
             stub.ValidateJWTSVID(W.ValidateJWTSVIDRequest(
                 audience="me", svid=bad), metadata=HDR, timeout=10)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        # The X.509 answers of a caller federating with a domain known by
+        # its JWT keys only: its SVIDs, and no bundle for that domain
+        # (there is nothing in it to trust for X.509).
+        resp = self.wait_for_svid("spiffe://%s/workload/jwtfed" % TD)
+        self.assertNotIn("spiffe://jwtpartner.org",
+                         dict(resp.federated_bundles))
+        b = self.first(stub.FetchX509Bundles(W.X509BundlesRequest(),
+                                             metadata=HDR, timeout=10))
+        self.assertIn("spiffe://%s" % TD, dict(b.bundles))
+        self.assertNotIn("spiffe://jwtpartner.org", dict(b.bundles))
+        # Its JWT keys are served.
+        jb = self.first(stub.FetchJWTBundles(W.JWTBundlesRequest(),
+                                             metadata=HDR, timeout=10))
+        self.assertIn("spiffe://jwtpartner.org", dict(jb.bundles))
 
     # ---- WIT ---------------------------------------------------------------
 
