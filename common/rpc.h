@@ -78,6 +78,12 @@
 #define RPC_MAX_LISTENERS	8
 #define RPC_LISTEN_BACKLOG	1024
 #define RPC_ACCEPT_BURST	32	/* connections accepted per loop turn */
+/* What a loop turn spends reading and handling before what else it reads
+ * waits for the next turn (at most RPC_STASH_MAX bytes a connection held,
+ * the rest left in the kernel): timers and new peers are not held up
+ * behind a thousand busy ones. */
+#define RPC_TURN_BUDGET_NS	(2 * 1000 * 1000)
+#define RPC_STASH_MAX		4096
 #define RPC_SHUTDOWN_FLUSH_MS	1000	/* to write the last statuses */
 
 /* gRPC status codes. */
@@ -294,6 +300,7 @@ struct rpc_server_stats {
 	uint64_t	 connections_refused;	/* over a connection limit */
 	uint64_t	 connections_evicted;	/* to make room for another peer */
 	uint64_t	 accepts_deferred;	/* to a later turn of the loop */
+	uint64_t	 reads_deferred;	/* the same, RPC_TURN_BUDGET_NS */
 	uint64_t	 connections_timed_out;	/* handshake, first call, anon,
 						   stalled output */
 	uint64_t	 budget_refusals;	/* calls ended by a budget */

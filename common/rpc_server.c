@@ -185,6 +185,10 @@ struct rpc_conn {
 	int			 flush_scheduled;
 	TAILQ_ENTRY(rpc_conn)	 entry;
 	TAILQ_ENTRY(rpc_conn)	 peer_entry;	/* in acct->conns */
+	TAILQ_ENTRY(rpc_conn)	 defer_entry;	/* in srv->deferred */
+	uint8_t			*stash;		/* read, handled next turn */
+	size_t			 nstash;
+	int			 stash_stopped;	/* more came meanwhile */
 	struct rpc_server	*srv;
 	struct peer_acct	*acct;		/* NULL once closing */
 	int			 anon;		/* TLS, no verified peer */
@@ -255,7 +259,11 @@ struct rpc_server {
 	uv_timer_t		 sweep;
 	uv_check_t		 turn;		/* after each poll */
 	uint32_t		 accepted_turn;	/* accepts since then */
-	int			 handles_open;	/* grace, sweep, turn */
+	uint64_t		 turn_start;	/* its first read, uv_hrtime() */
+	int			 turn_reading;	/* turn_start is set */
+	struct rpc_conn_list	 deferred;	/* stashed, oldest first */
+	uv_idle_t		 resume;	/* handles them, while any */
+	int			 handles_open;	/* grace, sweep, turn, resume */
 	int			 grace_active;
 	int			 grace_over;	/* calls ended, output flushing */
 	void			(*done)(struct rpc_server *, void *);
@@ -266,6 +274,8 @@ struct rpc_server {
 
 static void	conn_close(struct rpc_conn *);
 static void	server_turn_cb(uv_check_t *);
+static void	server_resume_cb(uv_idle_t *);
+static void	conn_unstash(struct rpc_conn *);
 static void	server_free_now(struct rpc_server *);
 static void	conn_maybe_free(struct rpc_conn *);
 static void	conn_schedule_flush(struct rpc_conn *);
@@ -1686,6 +1696,7 @@ conn_close(struct rpc_conn *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
+	conn_unstash(c);
 	TAILQ_FOREACH_SAFE(call, &c->calls, entry, next) {
 		if (call->busy) {
 			/* Freed when its step is back; the connection
@@ -1843,12 +1854,64 @@ conn_flush(struct rpc_conn *c)
 		conn_close(c);
 }
 
+/*
+ * A loop turn reads and handles for RPC_TURN_BUDGET_NS; what is read
+ * after that is stashed (RPC_STASH_MAX bytes at most a connection, the
+ * rest left in the kernel) and handled in the next turns, oldest first,
+ * after their timers (server_resume_cb()): a thousand busy peers neither
+ * hold up the loop's timers for tens of milliseconds nor lose their turn.
+ * A connection with a stash reads nothing more until it is handled; the
+ * stash is charged to its budgets like request bytes (a peer over them
+ * is handled at once, as before).
+ */
+static int
+turn_over(struct rpc_server *srv)
+{
+	uint64_t now = uv_hrtime();
+
+	if (!srv->turn_reading) {
+		srv->turn_reading = 1;
+		srv->turn_start = now;
+		return 0;
+	}
+	return now - srv->turn_start >= RPC_TURN_BUDGET_NS &&
+	    !srv->shutting_down;
+}
+
 static void
 conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 {
-	static char slab[RPC_READ_CHUNK];	/* loop thread only */
+	static char		 slab[RPC_READ_CHUNK];	/* loop thread only */
+	struct rpc_conn		*c = h->data;
 
+	const char		*what;
+
+	if (c->stash != NULL) {
+		*b = uv_buf_init(NULL, 0);	/* UV_ENOBUFS: later */
+		return;
+	}
+	if (turn_over(c->srv) && conn_charge(c, RPC_STASH_MAX, &what) == 0) {
+		if ((c->stash = malloc(RPC_STASH_MAX)) != NULL) {
+			*b = uv_buf_init((char *)c->stash, RPC_STASH_MAX);
+			return;
+		}
+		conn_release(c, RPC_STASH_MAX);
+	}
 	*b = uv_buf_init(slab, sizeof(slab));
+}
+
+/* Drop c's stash (it may hold a token: wiped). */
+static void
+conn_unstash(struct rpc_conn *c)
+{
+	if (c->stash == NULL)
+		return;
+	if (c->nstash > 0)
+		TAILQ_REMOVE(&c->srv->deferred, c, defer_entry);
+	freezero(c->stash, RPC_STASH_MAX);
+	conn_release(c, RPC_STASH_MAX);
+	c->stash = NULL;
+	c->nstash = 0;
 }
 
 /*
@@ -1981,24 +2044,18 @@ conn_arm_deadlines(struct rpc_conn *c)
 	}
 }
 
+/* Bytes from the peer: through TLS and HTTP/2 to the calls. */
 static void
-conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+conn_input(struct rpc_conn *c, uint8_t *p, size_t n)
 {
-	struct rpc_conn	*c = s->data;
-	int		 r;
+	int r;
 
-	if (nread == 0 || c->closing)
-		return;
-	if (nread < 0) {
-		conn_close(c);
-		return;
-	}
 	if (c->tls != NULL)
-		r = conn_recv_tls(c, (const uint8_t *)b->base, (size_t)nread);
+		r = conn_recv_tls(c, p, n);
 	else
-		r = conn_recv_h2(c, (const uint8_t *)b->base, (size_t)nread);
-	/* Requests may carry tokens: the shared slab keeps no copy. */
-	wipe(b->base, (size_t)nread);
+		r = conn_recv_h2(c, p, n);
+	/* Requests may carry tokens: the buffer keeps no copy. */
+	wipe(p, n);
 	if (r != 0) {
 		/* Let nghttp2 send its GOAWAY where it queued one. */
 		if (c->ngh != NULL && !c->closing)
@@ -2014,6 +2071,43 @@ conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 		c->read_stopped = 1;
 		(void)uv_read_stop(&c->h.stream);
 	}
+}
+
+static void
+conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+	struct rpc_conn		*c = s->data;
+	struct rpc_server	*srv = c->srv;
+
+	/* A stash waits, and the peer sent more: left in the kernel, not
+	 * watched until the stash is done (server_resume_cb()). */
+	if (nread == UV_ENOBUFS && c->stash != NULL) {
+		if (!c->stash_stopped) {
+			c->stash_stopped = 1;
+			(void)uv_read_stop(&c->h.stream);
+		}
+		return;
+	}
+	if (b->base != NULL && (uint8_t *)b->base == c->stash &&
+	    c->nstash == 0) {
+		if (nread > 0 && !c->closing) {
+			c->nstash = (size_t)nread;
+			TAILQ_INSERT_TAIL(&srv->deferred, c, defer_entry);
+			srv->stats.reads_deferred++;
+			if (!uv_is_active((uv_handle_t *)&srv->resume))
+				(void)uv_idle_start(&srv->resume,
+				    server_resume_cb);
+			return;
+		}
+		conn_unstash(c);	/* nothing read into it */
+	}
+	if (nread == 0 || c->closing)
+		return;
+	if (nread < 0) {
+		conn_close(c);
+		return;
+	}
+	conn_input(c, (uint8_t *)b->base, (size_t)nread);
 }
 
 static void
@@ -2463,6 +2557,7 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	srv->budget = srv->opts.budget != NULL ? srv->opts.budget :
 	    &srv->own_budget;
 	TAILQ_INIT(&srv->conns);
+	TAILQ_INIT(&srv->deferred);
 	TAILQ_INIT(&srv->peers);
 	if (nghttp2_session_callbacks_new(&srv->cbs) != 0 ||
 	    nghttp2_option_new(&srv->ngopt) != 0) {
@@ -2506,9 +2601,48 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 	srv->turn.data = srv;
 	uv_check_start(&srv->turn, server_turn_cb);
 	uv_unref((uv_handle_t *)&srv->turn);
-	srv->handles_open = 3;
+	uv_idle_init(loop, &srv->resume);
+	srv->resume.data = srv;
+	uv_unref((uv_handle_t *)&srv->resume);
+	srv->handles_open = 4;
 	*out = srv;
 	return 0;
+}
+
+/*
+ * Before the poll of each turn, after its timers, while any connection
+ * has a stash: handle them, oldest first, within the turn's budget (what
+ * the poll then reads shares it).
+ */
+static void
+server_resume_cb(uv_idle_t *h)
+{
+	struct rpc_server	*srv = h->data;
+	struct rpc_conn		*c;
+	uint8_t			*p;
+	size_t			 n;
+
+	srv->turn_reading = 0;
+	while ((c = TAILQ_FIRST(&srv->deferred)) != NULL) {
+		if (turn_over(srv))
+			return;
+		TAILQ_REMOVE(&srv->deferred, c, defer_entry);
+		p = c->stash;
+		n = c->nstash;
+		c->stash = NULL;
+		c->nstash = 0;
+		conn_release(c, RPC_STASH_MAX);
+		conn_input(c, p, n);	/* wipes what it was given */
+		free(p);
+		if (c->stash_stopped) {
+			c->stash_stopped = 0;
+			if (!c->closing && !c->read_stopped &&
+			    uv_read_start(&c->h.stream, conn_alloc_cb,
+			    conn_read_cb) != 0)
+				conn_close(c);
+		}
+	}
+	(void)uv_idle_stop(h);
 }
 
 /* After each poll: a new accept budget, and deferred listeners resumed. */
@@ -2520,6 +2654,7 @@ server_turn_cb(uv_check_t *t)
 	size_t			 i;
 
 	srv->accepted_turn = 0;
+	srv->turn_reading = 0;	/* a new budget for the next turn */
 	for (i = 0; i < srv->nlisteners; i++) {
 		l = srv->listeners[i];
 		if (l->deferred) {
@@ -2650,6 +2785,7 @@ server_check_done(struct rpc_server *srv)
 	uv_close((uv_handle_t *)&srv->grace, server_grace_close_cb);
 	uv_close((uv_handle_t *)&srv->sweep, server_grace_close_cb);
 	uv_close((uv_handle_t *)&srv->turn, server_grace_close_cb);
+	uv_close((uv_handle_t *)&srv->resume, server_grace_close_cb);
 }
 
 /*
