@@ -17,6 +17,7 @@
 
 #include "cache.h"
 #include "pkey.h"
+#include "helpers/testjwt.h"
 #include "xmalloc.h"
 
 /* An entry with its ID, SPIFFE ID, hint, creation time and selectors
@@ -171,32 +172,14 @@ test_bundles(void **state)
 	cache_free(c);
 }
 
-/* A bundle with one JWT key of the given kid. */
-static struct bundle *
-jwt_bundle(const char *td, const char *kid)
-{
-	struct bundle	*b;
-	EVP_PKEY	*k;
-	uint8_t		*der = NULL;
-	int		 len;
-
-	assert_int_equal(bundle_new(td, &b), 0);
-	assert_int_equal(pkey_generate(PKEY_EC_P256, &k), 0);
-	assert_true((len = i2d_PUBKEY(k, &der)) > 0);
-	assert_int_equal(bundle_add_key(b, BUNDLE_USE_JWT, kid, der,
-	    (size_t)len, 0), 0);
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-	return b;
-}
 
 /* JWT keys are decoded once per bundle held, and again for a new one. */
 static void
 test_jwt_keysets(void **state)
 {
 	struct cache			*c = cache_new();
-	struct bundle			*own = jwt_bundle("example.org", "k1");
-	struct bundle			*fed = jwt_bundle("other.org", "f1");
+	struct bundle			*own = testjwt_bundle("example.org", "k1");
+	struct bundle			*fed = testjwt_bundle("other.org", "f1");
 	const struct jose_keyset	*ks, *again, *fks;
 
 	cache_set_bundle(c, own);
@@ -208,7 +191,7 @@ test_jwt_keysets(void **state)
 	assert_non_null(fks = cache_jwt_keyset(c, fed));
 	assert_string_equal(jose_key_kid(fks->keys[0]), "f1");
 	/* A new own bundle: its keys, not the old ones'. */
-	own = jwt_bundle("example.org", "k2");
+	own = testjwt_bundle("example.org", "k2");
 	cache_set_bundle(c, own);
 	assert_non_null(again = cache_jwt_keyset(c, own));
 	assert_int_equal(again->n, 1);

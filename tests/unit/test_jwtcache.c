@@ -19,6 +19,7 @@
 #include "jose.h"
 #include "jwtcache.h"
 #include "pkey.h"
+#include "helpers/testjwt.h"
 
 #define NOW	1700000000
 
@@ -26,24 +27,6 @@
 #define TOKEN	"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzcGlmZmU6Ly9leGFtcGxlLm9y" \
 		"Zy93In0.MEUCIQDk4WbqzRRvNPBBl2vCfUUb0oRSqU4QfG0yN3gJ1aAbCd"
 
-/* A bundle with one JWT key of the given kid. */
-static struct bundle *
-jwt_bundle(const char *td, const char *kid)
-{
-	struct bundle	*b;
-	EVP_PKEY	*k;
-	uint8_t		*der = NULL;
-	int		 len;
-
-	assert_int_equal(bundle_new(td, &b), 0);
-	assert_int_equal(pkey_generate(PKEY_EC_P256, &k), 0);
-	assert_true((len = i2d_PUBKEY(k, &der)) > 0);
-	assert_int_equal(bundle_add_key(b, BUNDLE_USE_JWT, kid, der,
-	    (size_t)len, 0), 0);
-	OPENSSL_free(der);
-	EVP_PKEY_free(k);
-	return b;
-}
 
 struct fixture {
 	struct cache	*c;
@@ -58,7 +41,7 @@ setup(void **state)
 
 	assert_non_null(f);
 	f->c = cache_new();
-	f->own = jwt_bundle("example.org", "k1");
+	f->own = testjwt_bundle("example.org", "k1");
 	cache_set_bundle(f->c, f->own);
 	assert_non_null(f->jc = jwtcache_new(JWTCACHE_MAX));
 	*state = f;
@@ -205,7 +188,7 @@ test_keyset_change(void **state)
 
 	put(f, TOKEN, c, NOW);
 	assert_int_equal(check(f, TOKEN, c, "svc", NOW), 0);
-	cache_set_bundle(f->c, jwt_bundle("example.org", "k2"));
+	cache_set_bundle(f->c, testjwt_bundle("example.org", "k2"));
 	assert_int_equal(check(f, TOKEN, c, "svc", NOW), WICK_ERR_NOT_FOUND);
 	jwtcache_stats(f->jc, &st);
 	assert_int_equal(st.entries, 0);

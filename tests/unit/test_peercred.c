@@ -183,6 +183,31 @@ next_pid_is(pid_t pid)
 	return ok ? 0 : -1;
 }
 
+/* A process that waits (until killed, or 30 s) under pid, which must be
+ * free: the kernel is asked for it until a fork gets it. */
+static pid_t
+take_pid(pid_t pid)
+{
+	pid_t	reuser = -1;
+	int	tries;
+
+	for (tries = 0; tries < 100 && reuser != pid; tries++) {
+		if (reuser > 0) {
+			kill(reuser, SIGKILL);
+			(void)waitpid(reuser, NULL, 0);
+		}
+		assert_int_equal(next_pid_is(pid), 0);
+		if ((reuser = fork()) == 0) {
+			alarm(30);
+			pause();
+			_exit(0);
+		}
+		assert_true(reuser > 0);
+	}
+	assert_int_equal(reuser, pid);
+	return reuser;
+}
+
 /*
  * The process that connected exits (its socket handed to a child) before
  * the accept, and its pid goes to another process of the same uid: what
@@ -196,9 +221,9 @@ test_pid_reused_before_accept(void **state)
 	struct sockaddr_un	 sa;
 	struct peercred		 pc;
 	char			 dir[] = "/tmp/peercred-XXXXXX";
-	pid_t			 connector, holder, reuser = -1;
+	pid_t			 connector, holder, reuser;
 	socklen_t		 len;
-	int			 lfd, fd, p[2], sv[2], pidfd, tries, status, r;
+	int			 lfd, fd, p[2], sv[2], pidfd, status, r;
 
 	if (geteuid() != 0) {
 		print_message("needs root (ns_last_pid)\n");
@@ -253,20 +278,7 @@ test_pid_reused_before_accept(void **state)
 	assert_int_equal(waitpid(connector, &status, 0), connector);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* The connector's pid, for a process that is not the caller. */
-	for (tries = 0; tries < 100 && reuser != connector; tries++) {
-		if (reuser > 0) {
-			kill(reuser, SIGKILL);
-			(void)waitpid(reuser, NULL, 0);
-		}
-		assert_int_equal(next_pid_is(connector), 0);
-		if ((reuser = fork()) == 0) {
-			alarm(30);
-			pause();
-			_exit(0);
-		}
-		assert_true(reuser > 0);
-	}
-	assert_int_equal(reuser, connector);
+	reuser = take_pid(connector);
 	assert_true((fd = accept(lfd, NULL, NULL)) >= 0);
 	/* Refused at once (a kernel that gives no pidfd of a reaped
 	 * process) or once the reads are done. */
@@ -299,10 +311,10 @@ static void
 test_pidfd_kept_outlives_pid(void **state)
 {
 	struct peercred	 pc;
-	pid_t		 caller, reuser = -1;
+	pid_t		 caller, reuser;
 	size_t		 n;
 	char		 st[8192], want[64];
-	int		 p[2], sv[2], status, tries;
+	int		 p[2], sv[2], status;
 
 	if (geteuid() != 0) {
 		print_message("needs root (ns_last_pid)\n");
@@ -347,20 +359,7 @@ test_pidfd_kept_outlives_pid(void **state)
 	close(p[0]);
 	assert_int_equal(waitpid(caller, &status, 0), caller);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	for (tries = 0; tries < 100 && reuser != caller; tries++) {
-		if (reuser > 0) {
-			kill(reuser, SIGKILL);
-			(void)waitpid(reuser, NULL, 0);
-		}
-		assert_int_equal(next_pid_is(caller), 0);
-		if ((reuser = fork()) == 0) {
-			alarm(30);
-			pause();
-			_exit(0);
-		}
-		assert_true(reuser > 0);
-	}
-	assert_int_equal(reuser, caller);
+	reuser = take_pid(caller);
 	/* /proc/<pid>/status is there again, the reuser's. */
 	assert_int_equal(peercred_read_status(&pc, st, sizeof(st), &n),
 	    WICK_ERR_STATE);
