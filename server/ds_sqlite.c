@@ -720,12 +720,119 @@ load_node(struct sq *s, sqlite3_stmt *row, struct ds_node **out)
 
 /* ---- listing entries and nodes ----------------------------------------- */
 
-/* A walk (see ds_int.h) through its statement, SQ_CHUNK rows a query. */
-struct sq_walk {
-	struct sq	*s;
-	struct ds_walk	*w;
-	sqlite3_stmt	*p;
+/* The three lists of an entry, each in a table of its own. */
+enum sq_child_kind { SQ_SELECTORS, SQ_DNS_NAMES, SQ_FEDERATES };
+
+/* Add the values of a list row (columns 1 on; 0 is the entry's row ID)
+ * to e. */
+static int
+child_add(sqlite3_stmt *p, enum sq_child_kind k, struct ds_entry *e)
+{
+	const char	*why, *a, *b;
+
+	/* NOT NULL columns: NULL is SQLite out of memory. */
+	if ((a = (const char *)sqlite3_column_text(p, 1)) == NULL)
+		return WICK_ERR_ALLOC;
+	switch (k) {
+	case SQ_SELECTORS:
+		b = (const char *)sqlite3_column_text(p, 2);
+		return b == NULL ? WICK_ERR_ALLOC :
+		    selector_set_add(&e->selectors, a, b, &why);
+	case SQ_DNS_NAMES:
+		return ds_entry_add_dns_name(e, a);
+	case SQ_FEDERATES:
+		return ds_entry_add_federates_with(e, a);
+	}
+	return WICK_ERR_INTERNAL;
+}
+
+/*
+ * A walk (see ds_int.h) through its statement: nodes SQ_CHUNK rows a
+ * query, each node's selectors by a lookup of its own.  Entries: the
+ * lists of a chunk of SQ_CHUNK entries are read by one query per list
+ * table (the chunk's row IDs as a JSON array) and merged, where three
+ * lookups per entry made a page of 10,000 entries 30,000 statement
+ * runs.  The whole walk reads one snapshot, so that an entry and its
+ * lists agree.
+ */
+struct sq_rowid {
+	int64_t		 row;
+	struct ds_entry	*e;
 };
+
+struct sq_walk {
+	struct sq	 *s;
+	struct ds_walk	 *w;
+	sqlite3_stmt	 *p;
+	int		  lists;	/* the entries need their lists */
+	int		  c_only;	/* a filter only C can apply */
+	struct ds_entry	**ev;		/* a chunk of entries, in key order */
+	struct sq_rowid	 *rows;		/* ... by row ID */
+	char		 *json;		/* ... their row IDs */
+};
+
+/* Room for SQ_CHUNK row IDs in JSON: "[", up to 20 characters and a
+ * comma each, "]" and the NUL. */
+#define SQ_ROWIDS_JSON	(SQ_CHUNK * 21 + 3)
+
+static int
+cmp_rowid(const void *a, const void *b)
+{
+	int64_t	x = ((const struct sq_rowid *)a)->row;
+	int64_t	y = ((const struct sq_rowid *)b)->row;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The lists of the k entries of sw's chunk: one query per list table. */
+static int
+chunk_lists(struct sq_walk *sw, size_t k)
+{
+	/* In the order of enum sq_child_kind; ordered by entry, as the
+	 * chunk is sorted here, to merge. */
+	static const char *const sql[] = {
+		"SELECT entry, type, value FROM entry_selectors"
+		    " WHERE entry IN (SELECT value FROM json_each(?1))"
+		    " ORDER BY entry",
+		"SELECT entry, value FROM entry_dns_names"
+		    " WHERE entry IN (SELECT value FROM json_each(?1))"
+		    " ORDER BY entry, pos",
+		"SELECT entry, td FROM entry_federates_with"
+		    " WHERE entry IN (SELECT value FROM json_each(?1))"
+		    " ORDER BY entry, pos",
+	};
+	sqlite3_stmt	*p;
+	size_t		 i, len;
+	int64_t		 row;
+	int		 c, rc = SQLITE_DONE, r = 0;
+
+	qsort(sw->rows, k, sizeof(*sw->rows), cmp_rowid);
+	len = 0;
+	sw->json[len++] = '[';
+	for (i = 0; i < k; i++)
+		len += (size_t)snprintf(sw->json + len, SQ_ROWIDS_JSON - len,
+		    "%s%lld", i > 0 ? "," : "", (long long)sw->rows[i].row);
+	snprintf(sw->json + len, SQ_ROWIDS_JSON - len, "]");
+	for (c = 0; c < 3 && r == 0; c++) {
+		if ((r = st(sw->s, sql[c], &p)) != 0)
+			break;
+		bind_text(p, 1, sw->json);
+		i = 0;
+		while (r == 0 && (rc = sqlite3_step(p)) == SQLITE_ROW) {
+			row = sqlite3_column_int64(p, 0);
+			while (i < k && sw->rows[i].row < row)
+				i++;
+			/* Only the chunk's row IDs were asked for. */
+			r = i < k && sw->rows[i].row == row ?
+			    child_add(p, (enum sq_child_kind)c,
+			    sw->rows[i].e) : WICK_ERR_INTERNAL;
+		}
+		if (r == 0 && rc != SQLITE_DONE)
+			r = sq_err(sw->s, rc, "list entry lists");
+		sqlite3_reset(p);
+	}
+	return r;
+}
 
 /* The query for w, from constant fragments only; values are bound.
  * *selj holds the JSON bound as ?5.  Prepared per walk, never kept. */
@@ -805,12 +912,12 @@ walk_prepare(struct sq *s, const struct ds_walk *w, sqlite3_stmt **p,
 	return 0;
 }
 
-/* One chunk: the rows after the key "after", each to ds_walk_row(). */
+/* One chunk of nodes: the rows after the key "after", each to
+ * ds_walk_row(). */
 static int
-walk_fetch(void *arg, const char *after, size_t *rows)
+walk_fetch_nodes(void *arg, const char *after, size_t *rows)
 {
 	struct sq_walk	*sw = arg;
-	struct ds_entry	*e;
 	struct ds_node	*n;
 	int		 rc, r = 0;
 
@@ -819,13 +926,8 @@ walk_fetch(void *arg, const char *after, size_t *rows)
 	    SQLITE_TRANSIENT)) != SQLITE_OK)
 		return sq_err(sw->s, rc, "list");
 	while ((rc = sqlite3_step(sw->p)) == SQLITE_ROW) {
-		e = NULL;
-		n = NULL;
-		if (sw->w->entries)
-			r = load_entry(sw->s, sw->p, &e);
-		else
-			r = load_node(sw->s, sw->p, &n);
-		if (r != 0 || (r = ds_walk_row(sw->w, e, n)) != 0)
+		if ((r = load_node(sw->s, sw->p, &n)) != 0 ||
+		    (r = ds_walk_row(sw->w, NULL, n)) != 0)
 			return r;
 		(*rows)++;
 		if (sw->w->more)
@@ -837,33 +939,118 @@ walk_fetch(void *arg, const char *after, size_t *rows)
 	return 0;
 }
 
+/*
+ * Entries: one query for the rest of the walk, read a chunk at a time;
+ * each chunk's lists are read (with the query still open: one snapshot)
+ * and its entries handed to ds_walk_row().  A query per chunk, as nodes
+ * do, sorted the filter's whole match again for each (a parent's 10,000
+ * entries through its index, 20 times).  Unless C has a filter to apply,
+ * the walk needs one row past what the page still lacks, and asks no
+ * more.  The query ends the walk (*rows 0) unless it ended at that limit
+ * before the page was full (*rows SQ_CHUNK: ds_walk_run() reads on).
+ */
+static int
+walk_fetch(void *arg, const char *after, size_t *rows)
+{
+	struct sq_walk	*sw = arg;
+	struct ds_walk	*w = sw->w;
+	int64_t		 want = -1;	/* no limit */
+	size_t		 k, i, total = 0;
+	int		 rc = SQLITE_DONE, r = 0;
+
+	if (!sw->c_only && w->limit - w->n < INT64_MAX)
+		want = (int64_t)(w->limit - w->n) + 1;
+	if ((rc = sqlite3_bind_text(sw->p, 1, after, -1,
+	    SQLITE_TRANSIENT)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(sw->p, 6, want)) != SQLITE_OK)
+		return sq_err(sw->s, rc, "list");
+	do {
+		k = 0;
+		while (k < SQ_CHUNK && (rc = sqlite3_step(sw->p)) ==
+		    SQLITE_ROW) {
+			if ((r = ds_entry_decode(&cols, sw->p, 1,
+			    &sw->ev[k])) != 0)
+				break;
+			sw->rows[k].row = sqlite3_column_int64(sw->p, 0);
+			sw->rows[k].e = sw->ev[k];
+			k++;
+		}
+		if (r == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+			r = sq_err(sw->s, rc, "list");
+		if (r == 0 && k > 0 && sw->lists)
+			r = chunk_lists(sw, k);
+		for (i = 0; i < k; i++) {
+			/* ds_walk_row() takes the entry, even when it
+			 * fails. */
+			if (r == 0 && !w->more)
+				r = ds_walk_row(w, sw->ev[i], NULL);
+			else
+				ds_entry_free(sw->ev[i]);
+			sw->ev[i] = NULL;
+		}
+		total += k;
+	} while (r == 0 && rc == SQLITE_ROW && !w->more);
+	sqlite3_reset(sw->p);
+	*rows = r == 0 && !w->more && want >= 0 && total == (size_t)want ?
+	    SQ_CHUNK : 0;
+	return r;
+}
+
 static int
 sq_walk(struct ds *ds, struct ds_walk *w, const char *after)
 {
-	struct sq_walk	 sw = { (struct sq *)ds, w, NULL };
-	char		*selj = NULL;
-	int		 r;
+	const struct ds_entry_filter	*f = w->entries ? w->f : NULL;
+	struct sq_walk			 sw;
+	char				*selj = NULL;
+	int				 r, tx = 0;
 
-	if ((r = walk_prepare(sw.s, w, &sw.p, &selj)) == 0)
-		r = ds_walk_run(w, after, SQ_CHUNK, walk_fetch, &sw);
+	memset(&sw, 0, sizeof(sw));
+	sw.s = (struct sq *)ds;
+	sw.w = w;
+	if ((r = walk_prepare(sw.s, w, &sw.p, &selj)) != 0)
+		goto out;
+	if (!w->entries) {
+		r = ds_walk_run(w, after, SQ_CHUNK, walk_fetch_nodes, &sw);
+		goto out;
+	}
+	sw.c_only = f != NULL && ((f->selectors != NULL &&
+	    f->selectors->n > 0) || f->nfederates_with > 0);
+	/* A count with no filter on the lists never reads them. */
+	sw.lists = w->ev != NULL || sw.c_only;
+	if ((sw.ev = calloc(SQ_CHUNK, sizeof(*sw.ev))) == NULL ||
+	    (sw.rows = calloc(SQ_CHUNK, sizeof(*sw.rows))) == NULL ||
+	    (sw.json = malloc(SQ_ROWIDS_JSON)) == NULL) {
+		r = WICK_ERR_ALLOC;
+		goto out;
+	}
+	/* One snapshot (in a caller's transaction, that one). */
+	if ((tx = !sw.s->tx) && (r = exec(sw.s, "BEGIN")) != 0) {
+		tx = 0;
+		goto out;
+	}
+	r = ds_walk_run(w, after, SQ_CHUNK, walk_fetch, &sw);
+out:
 	sqlite3_finalize(sw.p);
+	/* Nothing written: the commit only ends the read. */
+	if (tx)
+		r = finish(sw.s, r);
 	free(selj);
+	free(sw.ev);
+	free(sw.rows);
+	free(sw.json);
 	return r;
 }
 
 /* ---- every entry at once (the entry cache) ------------------------------ */
 
 /*
- * A walk reads each entry's selectors, DNS names and trust domains by
- * three lookups of their own: for 100,000 entries, 300,000 statement
- * runs, and the entries and their lists read in entry ID order, which
- * scatters them over the file (most of a start-up went in reading the
- * same pages again).  A whole load instead reads the entries in row ID
- * order and each list table once in entry order (the order of its
- * UNIQUE (entry, ...) index), and merges them: each page read once.
+ * A walk reads the entries and their lists in entry ID order, four
+ * queries per chunk, which scatters the reads over the file (most of a
+ * start-up went in reading the same pages again).  A whole load instead
+ * reads the entries in row ID order and each list table once in entry
+ * order (the order of its UNIQUE (entry, ...) index), and merges them:
+ * each page read once.
  */
-enum sq_child_kind { SQ_SELECTORS, SQ_DNS_NAMES, SQ_FEDERATES };
-
 struct sq_child {
 	sqlite3_stmt	*p;
 	int		 rc;		/* of its last step */
@@ -878,32 +1065,15 @@ static int
 child_rows(struct sq *s, struct sq_child *c, enum sq_child_kind k,
     int64_t id, struct ds_entry *e)
 {
-	const char	*why, *a, *b;
 	int64_t		 at;
-	int		 r = 0;
+	int		 r;
 
 	for (; c->rc == SQLITE_ROW; c->rc = sqlite3_step(c->p)) {
 		if ((at = sqlite3_column_int64(c->p, 0)) > id)
 			return 0;
 		if (at < id)
 			continue;
-		/* NOT NULL columns: NULL is SQLite out of memory. */
-		if ((a = (const char *)sqlite3_column_text(c->p, 1)) == NULL)
-			return WICK_ERR_ALLOC;
-		switch (k) {
-		case SQ_SELECTORS:
-			b = (const char *)sqlite3_column_text(c->p, 2);
-			r = b == NULL ? WICK_ERR_ALLOC :
-			    selector_set_add(&e->selectors, a, b, &why);
-			break;
-		case SQ_DNS_NAMES:
-			r = ds_entry_add_dns_name(e, a);
-			break;
-		case SQ_FEDERATES:
-			r = ds_entry_add_federates_with(e, a);
-			break;
-		}
-		if (r != 0)
+		if ((r = child_add(c->p, k, e)) != 0)
 			return r;
 	}
 	return c->rc == SQLITE_DONE ? 0 : sq_err(s, c->rc, "load entries");

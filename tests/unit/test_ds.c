@@ -29,6 +29,7 @@
 #include "bundle.h"
 #include "ca_manager.h"
 #include "ds.h"
+#include "ds_int.h"
 #include "entry_cache.h"
 #include "keymgr.h"
 #include "server.h"
@@ -3391,6 +3392,408 @@ test_entries_load(void **state)
 	free(del);
 }
 
+/* ---- a page's lists read by chunk (ds_entries_list()) ------------------- */
+
+/*
+ * Walk f's pages of limit from token: the entries of all[from..] (as
+ * ds_entry_get() reads them: walk_all()) that ds_entry_matches() keeps,
+ * field for field, in the order of the unfiltered walk, with a token
+ * after each full page but the last.
+ */
+static void
+expect_pages(const struct ds_entry_filter *f, const struct ds_entry_list *all,
+    size_t from, const char *token, size_t limit)
+{
+	struct ds_entry_list	 l;
+	char			*tok = token != NULL ? strdup(token) : NULL;
+	size_t			 i, at = from, pages = 0, seen = 0, want = 0;
+	size_t			 lim = limit == 0 ? DS_MAX_PAGE : limit;
+
+	for (i = from; i < all->n; i++)
+		want += ds_entry_matches(all->v[i], f);
+	do {
+		assert_int_equal(ds_entries_list(t.ds, f, tok, limit, &l), 0);
+		free(tok);
+		tok = NULL;
+		pages++;
+		assert_true(l.n <= lim);
+		for (i = 0; i < l.n; i++) {
+			while (at < all->n && !ds_entry_matches(all->v[at], f))
+				at++;
+			assert_true(at < all->n);
+			assert_same_entry(l.v[i], all->v[at]);
+			at++;
+			seen++;
+		}
+		if (l.next_token != NULL) {
+			assert_int_equal(l.n, lim);
+			assert_string_equal(l.next_token, l.v[l.n - 1]->id);
+			tok = strdup(l.next_token);
+		}
+		ds_entry_list_free(&l);
+	} while (tok != NULL);
+	assert_int_equal(seen, want);
+	assert_int_equal(pages, want == 0 ? 1 : (want + lim - 1) / lim);
+	if (token == NULL)
+		assert_int_equal(count_entries(f), (int64_t)want);
+}
+
+/* Every entry by the unfiltered walk, each as ds_entry_get() reads it
+ * (by lookups of its own). */
+static void
+walk_all(struct ds_entry_list *all, size_t want)
+{
+	struct ds_entry	*e;
+	size_t		 i;
+
+	assert_int_equal(ds_entries_list(t.ds, NULL, NULL, 0, all), 0);
+	assert_int_equal(all->n, want);
+	assert_null(all->next_token);
+	for (i = 0; i < all->n; i++) {
+		assert_int_equal(ds_entry_get(t.ds, all->v[i]->id, &e), 0);
+		assert_same_entry(all->v[i], e);
+		ds_entry_free(e);
+	}
+}
+
+#define NLISTS	1300	/* over two chunks of a walk, and a part */
+
+static void
+expect_filtered(size_t n)
+{
+	static const size_t	  limits[] = { 0, 1000, 513, 512, 511, 7 };
+	const char		 *fa[] = { "spiffe://fed-a.example" };
+	const char		 *fab[] = { "spiffe://fed-a.example",
+				    "spiffe://fed-b.example" };
+	struct ds_entry_filter	  f[32];
+	struct ds_entry_list	  all;
+	struct selector_set	  one, two;
+	size_t			  nf = 0, i, j;
+	int			  m;
+
+	walk_all(&all, n);
+	selector_set_init(&one);
+	selector_set_init(&two);
+	add_sels(&one, "unix:uid:3");
+	add_sels(&two, "unix:uid:3 k8s:ns:a");
+	memset(f, 0, sizeof(f));
+	nf++;					/* no filter */
+	f[nf++].parent_id = "spiffe://td/agent/1";
+	f[nf++].spiffe_id = "spiffe://td/w/7";
+	f[nf++].hint = "h";
+	f[nf++].hint = "";
+	f[nf++].downstream_only = 1;
+	f[nf].parent_id = "spiffe://td/agent/2";
+	f[nf++].hint = "h";
+	for (m = DS_MATCH_EXACT; m <= DS_MATCH_ANY; m++) {
+		f[nf].selectors = &one;
+		f[nf++].selector_match = (enum ds_match)m;
+		f[nf].selectors = &two;
+		f[nf++].selector_match = (enum ds_match)m;
+		f[nf].federates_with = fa;
+		f[nf].nfederates_with = 1;
+		f[nf++].federates_match = (enum ds_match)m;
+		f[nf].federates_with = fab;
+		f[nf].nfederates_with = 2;
+		f[nf++].federates_match = (enum ds_match)m;
+	}
+	f[nf].parent_id = "spiffe://td/agent/3";
+	f[nf].selectors = &two;
+	f[nf].selector_match = DS_MATCH_SUPERSET;
+	f[nf].federates_with = fab;
+	f[nf].nfederates_with = 2;
+	f[nf++].federates_match = DS_MATCH_ANY;
+	assert_true(nf <= sizeof(f) / sizeof(f[0]));
+	for (i = 0; i < nf; i++) {
+		/* Every limit unfiltered and by parent, three others. */
+		for (j = 0; j < sizeof(limits) / sizeof(limits[0]); j++)
+			if (i < 2 || limits[j] == 0 || limits[j] == 512 ||
+			    limits[j] == 7)
+				expect_pages(&f[i], &all, 0, NULL, limits[j]);
+		/* From a token mid-way: an entry's ID, and past it. */
+		if (all.n > 600) {
+			expect_pages(&f[i], &all, 601, all.v[600]->id, 0);
+			expect_pages(&f[i], &all, 601, all.v[600]->id, 100);
+		}
+	}
+	/* Pages of one where they are few. */
+	expect_pages(&f[2], &all, 0, NULL, 1);
+	expect_pages(&f[nf - 1], &all, 0, NULL, 1);
+	selector_set_cleanup(&one);
+	selector_set_cleanup(&two);
+	ds_entry_list_free(&all);
+}
+
+static void
+test_entry_list_lists(void **state)
+{
+	struct ds_entry		**v, *e;
+	struct ds_entry_list	  all;
+	const char		**del;
+	char			  id[32], sp[64], parent[64], name[64];
+	size_t			  i, j, k, ndel = 0;
+	int			 *res;
+
+	fresh();
+	expect_filtered(0);
+	v = calloc(NLISTS, sizeof(*v));
+	res = calloc(NLISTS, sizeof(*res));
+	del = calloc(NLISTS, sizeof(*del));
+	assert_true(v != NULL && res != NULL && del != NULL);
+	for (i = 0; i < NLISTS; i++) {
+		/* IDs against creation order: row ID order is not ID
+		 * order, and a chunk's row IDs are far apart. */
+		k = (i * 7919) % NLISTS;
+		snprintf(id, sizeof(id), k % 3 ? "e-%04zu" : "entry-%zu", k);
+		/* One SPIFFE ID shared (told apart by a selector). */
+		snprintf(sp, sizeof(sp), "spiffe://td/w/%zu", i % 50 == 7 ? 7 :
+		    1000 + i);
+		snprintf(parent, sizeof(parent), "spiffe://td/agent/%zu",
+		    i % 4);
+		snprintf(name, sizeof(name), "unix:uid:%zu", i % 10);
+		v[i] = mk(id, sp, parent, name);
+		if (i % 3 == 0)
+			add_sels(&v[i]->selectors, "k8s:ns:a");
+		if (i % 50 == 7) {
+			snprintf(name, sizeof(name), "unix:gid:%zu", i);
+			add_sels(&v[i]->selectors, name);
+		}
+		/* Many rows: a set of 200 selectors, 128 DNS names. */
+		for (j = 0; i % 100 == 5 && j < 200; j++) {
+			snprintf(name, sizeof(name), "many:s:%zu", j);
+			add_sels(&v[i]->selectors, name);
+		}
+		/* Empty lists (i % 5 == 0, i % 4 == 0), out of sorted order
+		 * otherwise. */
+		k = i % 250 == 3 ? DS_MAX_DNS_NAMES : i % 5;
+		for (j = k; j > 0; j--) {
+			snprintf(name, sizeof(name), "n%zu.w%zu.example", j, i);
+			assert_int_equal(ds_entry_add_dns_name(v[i], name), 0);
+		}
+		if (i % 4 == 1 || i % 4 == 2)
+			assert_int_equal(ds_entry_add_federates_with(v[i],
+			    "spiffe://fed-a.example"), 0);
+		if (i % 4 == 2 || i % 4 == 3)
+			assert_int_equal(ds_entry_add_federates_with(v[i],
+			    "spiffe://fed-b.example"), 0);
+		if (i % 4 == 3)
+			assert_int_equal(ds_entry_add_federates_with(v[i],
+			    "spiffe://fed-c.example"), 0);
+		if (i % 3 == 1)
+			v[i]->hint = strdup("h");
+		v[i]->downstream = i % 6 == 1;
+		v[i]->admin = i % 7 == 2;
+		v[i]->x509_svid_ttl = (int32_t)i;
+		v[i]->expires_at = i % 9 ? 0 : 4000000000 + (int64_t)i;
+	}
+	assert_int_equal(ds_entries_create(t.ds, v, NLISTS, res, 100), 0);
+	for (i = 0; i < NLISTS; i++)
+		assert_int_equal(res[i], 0);
+	expect_filtered(NLISTS);
+
+	/* Lists rewritten (their rows now last in their tables) and
+	 * entries deleted (row IDs missing between others). */
+	for (i = 0; i < NLISTS; i += 11) {
+		snprintf(name, sizeof(name), "a%zu.late.example", i);
+		if (v[i]->ndns_names < DS_MAX_DNS_NAMES)
+			assert_int_equal(ds_entry_add_dns_name(v[i], name), 0);
+		assert_int_equal(ds_entry_add_federates_with(v[i],
+		    "spiffe://fed-late.example"), 0);
+		assert_int_equal(update_one(v[i], 200), 0);
+	}
+	for (i = 0; i < NLISTS; i += 17)
+		del[ndel++] = v[i]->id;
+	assert_int_equal(ds_entries_delete(t.ds, del, ndel, res, 300), 0);
+	expect_filtered(NLISTS - ndel);
+
+	/* In a caller's transaction: its own write is listed, then not
+	 * after the rollback. */
+	assert_int_equal(ds_tx_begin(t.ds), 0);
+	e = mk("in-tx", "spiffe://td/w/7", "spiffe://td/agent/1", "a:1");
+	create_ok(e, 400);
+	ds_entry_free(e);
+	walk_all(&all, NLISTS - ndel + 1);
+	ds_entry_list_free(&all);
+	assert_int_equal(ds_tx_end(t.ds, 0), 0);
+	walk_all(&all, NLISTS - ndel);
+	ds_entry_list_free(&all);
+	for (i = 0; i < NLISTS; i++)
+		ds_entry_free(v[i]);
+	free(v);
+	free(res);
+	free(del);
+}
+
+/* ---- the entry cache's refresh: changes merged in ---------------------- */
+
+#define MERGE_PARENTS	6
+
+static const char *const merge_parents[MERGE_PARENTS] = {
+	"spiffe://td/agent/a", "spiffe://td/agent/a/b", "spiffe://td/agent/B",
+	"spiffe://td/agent/\xc3\xa9", "spiffe://td/w/r1", "spiffe://td/p",
+};
+
+static uint32_t merge_seed = 12345;
+
+static uint32_t
+merge_rand(uint32_t n)
+{
+	merge_seed = merge_seed * 1103515245u + 12345u;
+	return (merge_seed >> 8) % n;
+}
+
+/* A random entry: its ID new (counter) or given; one parent is an
+ * entry's SPIFFE ID, so that a crawl goes down a level. */
+static struct ds_entry *
+merge_entry(const char *id, unsigned counter)
+{
+	struct ds_entry	*e;
+	char		 buf[64], sp[64];
+	uint32_t	 j;
+
+	if (id == NULL) {
+		/* Spread over the order by ID, not in creation order. */
+		snprintf(buf, sizeof(buf), "%c%u", 'a' + (int)merge_rand(26),
+		    counter);
+		id = buf;
+	}
+	snprintf(sp, sizeof(sp), "spiffe://td/w/r%u", counter);
+	snprintf(buf + 32, 32, "unix:uid:%u", counter);
+	e = mk(id, sp, merge_parents[merge_rand(MERGE_PARENTS)], buf + 32);
+	for (j = merge_rand(3); j > 0; j--) {
+		snprintf(buf, sizeof(buf), "n%u.r%u.example", j, counter);
+		assert_int_equal(ds_entry_add_dns_name(e, buf), 0);
+	}
+	return e;
+}
+
+/*
+ * ec, refreshed, is the cache a fresh load builds: the same entries,
+ * field for field, and the same authorized sets (through the order by
+ * parent), before and after a crawl was remembered.
+ */
+static void
+expect_cache_fresh(struct entry_cache *ec)
+{
+	struct entry_cache	 *fresh;
+	struct ds_entry_list	  all;
+	const struct ds_entry	**v, **w;
+	size_t			  i, k, n, nw;
+	int			  pass;
+
+	assert_int_equal(entry_cache_new(t.ds, &fresh), 0);
+	assert_int_equal(entry_cache_revision(ec),
+	    entry_cache_revision(fresh));
+	memset(&all, 0, sizeof(all));
+	assert_int_equal(ds_entries_load(t.ds, collect_entry, &all), 0);
+	assert_int_equal(entry_cache_count(ec), all.n);
+	assert_int_equal(entry_cache_count(fresh), all.n);
+	for (i = 0; i < all.n; i++) {
+		assert_non_null(entry_cache_get(ec, all.v[i]->id));
+		assert_same_entry(entry_cache_get(ec, all.v[i]->id),
+		    entry_cache_get(fresh, all.v[i]->id));
+	}
+	for (pass = 0; pass < 2; pass++)
+		for (k = 0; k <= MERGE_PARENTS; k++) {
+			assert_int_equal(entry_cache_authorized(ec,
+			    k < MERGE_PARENTS ? merge_parents[k] :
+			    "spiffe://td/agent/none", NULL,
+			    "spiffe://td/spire/server", &v, &n), 0);
+			assert_int_equal(entry_cache_authorized(fresh,
+			    k < MERGE_PARENTS ? merge_parents[k] :
+			    "spiffe://td/agent/none", NULL,
+			    "spiffe://td/spire/server", &w, &nw), 0);
+			assert_int_equal(n, nw);
+			for (i = 0; i < n; i++)
+				assert_string_equal(v[i]->id, w[i]->id);
+			free(v);
+			free(w);
+		}
+	entry_cache_free(fresh);
+	ds_entry_list_free(&all);
+}
+
+static void
+test_entry_cache_merge(void **state)
+{
+	struct entry_cache	 *ec;
+	struct ds_entry_list	  all;
+	struct ds_entry		**v, *e;
+	const char		**del;
+	unsigned		  counter = 0;
+	size_t			  nv, nd, nu, i, size, round;
+	int			 *res;
+
+	fresh();
+	assert_int_equal(entry_cache_new(t.ds, &ec), 0);
+	v = calloc(DS_MAX_BATCH, sizeof(*v));
+	del = calloc(DS_MAX_BATCH, sizeof(*del));
+	res = calloc(DS_MAX_BATCH, sizeof(*res));
+	assert_true(v != NULL && del != NULL && res != NULL);
+	/* From empty: the first changes merge into nothing. */
+	for (round = 0; round < 30; round++) {
+		memset(&all, 0, sizeof(all));
+		assert_int_equal(ds_entries_load(t.ds, collect_entry, &all),
+		    0);
+		/* Mostly a few changes; at times none, or more changes
+		 * than entries. */
+		size = round == 0 ? 300 : round % 10 == 9 ? 0 :
+		    round % 10 == 5 ? all.n + 50 : 1 + merge_rand(20);
+		nv = nd = nu = 0;
+		for (i = 0; i < size; i++) {
+			switch (all.n == 0 ? 0 : merge_rand(3)) {
+			case 0:
+				v[nv++] = merge_entry(NULL, ++counter);
+				break;
+			case 1:		/* maybe to another parent */
+				e = all.v[merge_rand((uint32_t)all.n)];
+				v[size + nu++] = merge_entry(e->id, ++counter);
+				break;
+			default:
+				del[nd++] = all.v[merge_rand((uint32_t)
+				    all.n)]->id;
+				break;
+			}
+		}
+		/* One commit (and one sync to disk) a round. */
+		assert_int_equal(ds_tx_begin(t.ds), 0);
+		if (nv > 0)
+			assert_int_equal(ds_entries_create(t.ds, v, nv, res,
+			    1000 + (int64_t)round), 0);
+		/* An ID picked twice: the second update may find it
+		 * deleted (NOT_FOUND), as may a delete. */
+		if (nu > 0)
+			assert_int_equal(ds_entries_update(t.ds, v + size, nu,
+			    res, 1000 + (int64_t)round), 0);
+		if (nd > 0)
+			assert_int_equal(ds_entries_delete(t.ds, del, nd, res,
+			    1000 + (int64_t)round), 0);
+		assert_int_equal(ds_tx_end(t.ds, 1), 0);
+		/* A crawl remembered before the refresh must not outlive
+		 * it. */
+		{
+			const struct ds_entry	**w;
+			size_t			  nw;
+
+			assert_int_equal(entry_cache_authorized(ec,
+			    merge_parents[0], NULL,
+			    "spiffe://td/spire/server", &w, &nw), 0);
+			free(w);
+		}
+		assert_int_equal(entry_cache_refresh(ec), 0);
+		expect_cache_fresh(ec);
+		for (i = 0; i < nv; i++)
+			ds_entry_free(v[i]);
+		for (i = 0; i < nu; i++)
+			ds_entry_free(v[size + i]);
+		ds_entry_list_free(&all);
+	}
+	entry_cache_free(ec);
+	free(v);
+	free(del);
+	free(res);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -3406,6 +3809,8 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_change_log),
 		cmocka_unit_test(test_changes_prune_and_resync),
 		cmocka_unit_test(test_entries_load),
+		cmocka_unit_test(test_entry_list_lists),
+		cmocka_unit_test(test_entry_cache_merge),
 		cmocka_unit_test(test_nodes),
 		cmocka_unit_test(test_node_lists),
 		cmocka_unit_test(test_join_tokens),
