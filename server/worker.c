@@ -39,7 +39,7 @@ worker_main(void *arg)
 	struct worker_task	*t;
 	struct task_list	 held;
 	size_t			 nheld = 0;
-	uint64_t		 waited, before = 0;
+	uint64_t		 waited, before = 0, held_since = 0;
 
 	STAILQ_INIT(&held);
 	pthread_mutex_lock(&w->mu);
@@ -61,13 +61,15 @@ worker_main(void *arg)
 			t->run(t);
 		/* What it left undone is done before anyone hears of it. */
 		if (w->added != NULL && w->added(w->flush_arg) != before) {
+			if (nheld++ == 0)
+				held_since = uv_hrtime();
 			STAILQ_INSERT_TAIL(&held, t, entry);
-			nheld++;
 			t = NULL;
 		}
 		pthread_mutex_lock(&w->mu);
 		if (nheld > 0 && (STAILQ_EMPTY(&w->todo) ||
-		    nheld >= WORKER_HOLD_MAX)) {
+		    nheld >= WORKER_HOLD_MAX ||
+		    uv_hrtime() - held_since >= WORKER_HOLD_NS)) {
 			pthread_mutex_unlock(&w->mu);
 			w->flush(w->flush_arg);
 			pthread_mutex_lock(&w->mu);

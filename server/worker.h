@@ -40,11 +40,14 @@ int	 worker_start(uv_loop_t *, struct worker **) WICK_WUR;
  * Work a task may leave for later, to be done for several tasks at once
  * (a group commit): added(arg) counts what was ever left (it only grows);
  * a task that added to it has its done() held until flush(arg) has run,
- * which the thread does as soon as no task is queued or WORKER_HOLD_MAX
- * tasks are held (so it never sleeps with a task held).  flush() must do
- * all that is left.  Set before the first submit.
+ * which the thread does as soon as no task is queued, WORKER_HOLD_MAX
+ * tasks are held or the first of them has waited WORKER_HOLD_NS (so it
+ * never sleeps with a task held, and a queue that never empties holds
+ * none for long).  flush() must do all that is left.  Set before the
+ * first submit.
  */
 #define WORKER_HOLD_MAX	64
+#define WORKER_HOLD_NS	(1000 * 1000)
 void	 worker_set_flush(struct worker *, uint64_t (*added)(void *),
 	    void (*flush)(void *), void *arg);
 /* Queue a task (either thread).  Never fails: tasks are intrusive. */

@@ -175,6 +175,83 @@ test_mixed_tasks(void **state)
 	assert_true(nflushes >= 1 && nflushes < nadding);
 }
 
+static void
+spin_cb(struct worker_task *wt)
+{
+	uint64_t until = uv_hrtime() + 50 * 1000;	/* 50 us */
+
+	run_cb(wt);
+	while (uv_hrtime() < until)
+		;
+}
+
+static void
+order_cb(struct worker_task *wt)
+{
+	struct task	*t = (struct task *)wt;
+	struct fixture	*f = t->f;
+
+	done_cb(wt);
+	pthread_mutex_lock(&f->mu);
+	t->item = f->ndone;		/* reused: its place in the order */
+	pthread_mutex_unlock(&f->mu);
+}
+
+/*
+ * A queue that never empties (a flood of other calls): a held task is
+ * still answered once it has waited WORKER_HOLD_NS, after a flush that
+ * covered it, not after the flood.
+ */
+static void
+test_hold_bounded(void **state)
+{
+	struct fixture	 f = { 0 };
+	struct worker	*w;
+	struct task	*tasks;
+	uv_loop_t	 loop;
+	size_t		 i, n;
+
+	pthread_mutex_init(&f.gate_mu, NULL);
+	pthread_cond_init(&f.gate_cv, NULL);
+	pthread_mutex_init(&f.mu, NULL);
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_int_equal(worker_start(&loop, &w), 0);
+	worker_set_flush(w, added_cb, flush_cb, &f);
+	tasks = calloc(NTASKS, sizeof(*tasks));
+	assert_non_null(tasks);
+	/* Task 0 holds the gate; task 1 leaves work; every other one takes
+	 * 50 us and leaves none: 1 ms is 20 of them. */
+	for (i = 0; i < NTASKS; i++) {
+		tasks[i].t.run = i < 2 ? run_cb : spin_cb;
+		tasks[i].t.done = i == 1 ? order_cb : done_cb;
+		tasks[i].f = &f;
+		tasks[i].gate = i == 0;
+		tasks[i].adds = i == 1;
+		worker_submit(w, &tasks[i].t);
+	}
+	pthread_mutex_lock(&f.gate_mu);
+	f.open = 1;
+	pthread_cond_signal(&f.gate_cv);
+	pthread_mutex_unlock(&f.gate_mu);
+	do {
+		uv_run(&loop, UV_RUN_ONCE);
+		pthread_mutex_lock(&f.mu);
+		n = f.ndone;
+		pthread_mutex_unlock(&f.mu);
+	} while (n < NTASKS);
+	assert_int_equal(f.order_errors, 0);
+	assert_int_equal(f.nflushes, 1);
+	/* Answered among the first hundred, not last. */
+	assert_true(tasks[1].item < 100);
+	worker_stop(w);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+	free(tasks);
+	pthread_mutex_destroy(&f.mu);
+	pthread_cond_destroy(&f.gate_cv);
+	pthread_mutex_destroy(&f.gate_mu);
+}
+
 /* Without a flush hook, tasks complete as they always did. */
 static void
 test_no_hook(void **state)
@@ -214,6 +291,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_group_commit),
 		cmocka_unit_test(test_mixed_tasks),
+		cmocka_unit_test(test_hold_bounded),
 		cmocka_unit_test(test_no_hook),
 	};
 
