@@ -335,8 +335,14 @@ peercred_pidfd_ids(const struct peercred *pc, struct peercred_ids *ids)
 
 	if (!pc->pidfd_held)
 		return WICK_ERR_UNSUPPORTED;
+	/*
+	 * ESRCH is also what kernels 6.13 to 6.15 answer for a live process
+	 * whose parent is outside our pid namespace (a container's first
+	 * process, one entered from outside): then the status file says.
+	 */
 	if (pidfd_info(pc->pidfd, &info) != 0)
-		return errno == ESRCH ? WICK_ERR_STATE : WICK_ERR_UNSUPPORTED;
+		return errno == ESRCH && connector_alive(pc) != 0 ?
+		    WICK_ERR_STATE : WICK_ERR_UNSUPPORTED;
 	ids->uid[0] = info.ruid;
 	ids->uid[1] = info.euid;
 	ids->uid[2] = info.suid;

@@ -97,7 +97,8 @@ int	 peercred_read_status(const struct peercred *, char *buf, size_t len,
  * through its pidfd held since accept (no /proc file is rendered and
  * read; the pidfd names that process whatever its pid names now).
  * WICK_ERR_STATE once it is gone; WICK_ERR_UNSUPPORTED when no pidfd is
- * held (an older kernel): then the status file says.  The supplementary
+ * held (an older kernel) or the kernel will not say: then the status
+ * file says.  The supplementary
  * groups are not among them: only the status file gives those.
  */
 int	 peercred_pidfd_ids(const struct peercred *, struct peercred_ids *)
