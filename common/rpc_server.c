@@ -186,9 +186,10 @@ struct rpc_conn {
 	TAILQ_ENTRY(rpc_conn)	 entry;
 	TAILQ_ENTRY(rpc_conn)	 peer_entry;	/* in acct->conns */
 	TAILQ_ENTRY(rpc_conn)	 defer_entry;	/* in srv->deferred */
+	int			 queued;	/* in it */
 	uint8_t			*stash;		/* read, handled next turn */
 	size_t			 nstash;
-	int			 stash_stopped;	/* more came meanwhile */
+	int			 stash_stopped;	/* not read until handled */
 	struct rpc_server	*srv;
 	struct peer_acct	*acct;		/* NULL once closing */
 	int			 anon;		/* TLS, no verified peer */
@@ -1861,8 +1862,9 @@ conn_flush(struct rpc_conn *c)
  * after their timers (server_resume_cb()): a thousand busy peers neither
  * hold up the loop's timers for tens of milliseconds nor lose their turn.
  * A connection with a stash reads nothing more until it is handled; the
- * stash is charged to its budgets like request bytes (a peer over them
- * is handled at once, as before).
+ * stash is charged to its budgets like request bytes.  One whose budgets
+ * (or memory) leave no room for a stash reads nothing this turn and waits
+ * in the same queue, its bytes in the kernel.
  */
 static int
 turn_over(struct rpc_server *srv)
@@ -1886,28 +1888,53 @@ conn_alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *b)
 
 	const char		*what;
 
-	if (c->stash != NULL) {
+	if (c->queued) {
 		*b = uv_buf_init(NULL, 0);	/* UV_ENOBUFS: later */
 		return;
 	}
-	if (turn_over(c->srv) && conn_charge(c, RPC_STASH_MAX, &what) == 0) {
-		if ((c->stash = malloc(RPC_STASH_MAX)) != NULL) {
-			*b = uv_buf_init((char *)c->stash, RPC_STASH_MAX);
+	if (turn_over(c->srv)) {
+		*b = uv_buf_init(NULL, 0);	/* no room: queued unread */
+		if (conn_charge(c, RPC_STASH_MAX, &what) != 0)
+			return;
+		if ((c->stash = malloc(RPC_STASH_MAX)) == NULL) {
+			conn_release(c, RPC_STASH_MAX);
 			return;
 		}
-		conn_release(c, RPC_STASH_MAX);
+		*b = uv_buf_init((char *)c->stash, RPC_STASH_MAX);
+		return;
 	}
 	*b = uv_buf_init(slab, sizeof(slab));
+}
+
+/* Put c in the queue of the next turns; with stop, unwatched till then. */
+static void
+conn_queue(struct rpc_conn *c, int stop)
+{
+	struct rpc_server *srv = c->srv;
+
+	if (stop && !c->stash_stopped) {
+		c->stash_stopped = 1;
+		(void)uv_read_stop(&c->h.stream);
+	}
+	if (c->queued)
+		return;
+	c->queued = 1;
+	TAILQ_INSERT_TAIL(&srv->deferred, c, defer_entry);
+	srv->stats.reads_deferred++;
+	if (!uv_is_active((uv_handle_t *)&srv->resume))
+		(void)uv_idle_start(&srv->resume, server_resume_cb);
 }
 
 /* Drop c's stash (it may hold a token: wiped). */
 static void
 conn_unstash(struct rpc_conn *c)
 {
+	if (c->queued) {
+		TAILQ_REMOVE(&c->srv->deferred, c, defer_entry);
+		c->queued = 0;
+	}
 	if (c->stash == NULL)
 		return;
-	if (c->nstash > 0)
-		TAILQ_REMOVE(&c->srv->deferred, c, defer_entry);
 	freezero(c->stash, RPC_STASH_MAX);
 	conn_release(c, RPC_STASH_MAX);
 	c->stash = NULL;
@@ -2076,27 +2103,23 @@ conn_input(struct rpc_conn *c, uint8_t *p, size_t n)
 static void
 conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
-	struct rpc_conn		*c = s->data;
-	struct rpc_server	*srv = c->srv;
+	struct rpc_conn	*c = s->data;
 
-	/* A stash waits, and the peer sent more: left in the kernel, not
-	 * watched until the stash is done (server_resume_cb()). */
-	if (nread == UV_ENOBUFS && c->stash != NULL) {
-		if (!c->stash_stopped) {
-			c->stash_stopped = 1;
-			(void)uv_read_stop(&c->h.stream);
-		}
+	/*
+	 * Nothing read: queued already (a stash waits and the peer sent
+	 * more), or the turn is over and there is no room for a stash.
+	 * Either way the bytes stay in the kernel, unwatched until the
+	 * queue comes to c (server_resume_cb()).
+	 */
+	if (nread == UV_ENOBUFS && !c->closing) {
+		conn_queue(c, 1);
 		return;
 	}
 	if (b->base != NULL && (uint8_t *)b->base == c->stash &&
-	    c->nstash == 0) {
+	    !c->queued) {
 		if (nread > 0 && !c->closing) {
 			c->nstash = (size_t)nread;
-			TAILQ_INSERT_TAIL(&srv->deferred, c, defer_entry);
-			srv->stats.reads_deferred++;
-			if (!uv_is_active((uv_handle_t *)&srv->resume))
-				(void)uv_idle_start(&srv->resume,
-				    server_resume_cb);
+			conn_queue(c, 0);
 			return;
 		}
 		conn_unstash(c);	/* nothing read into it */
@@ -2611,8 +2634,8 @@ rpc_server_new(uv_loop_t *loop, const struct rpc_server_opts *opts,
 
 /*
  * Before the poll of each turn, after its timers, while any connection
- * has a stash: handle them, oldest first, within the turn's budget (what
- * the poll then reads shares it).
+ * is queued: handle their stashes and watch them again, oldest first,
+ * within the turn's budget (what the poll then reads shares it).
  */
 static void
 server_resume_cb(uv_idle_t *h)
@@ -2627,13 +2650,15 @@ server_resume_cb(uv_idle_t *h)
 		if (turn_over(srv))
 			return;
 		TAILQ_REMOVE(&srv->deferred, c, defer_entry);
-		p = c->stash;
-		n = c->nstash;
-		c->stash = NULL;
-		c->nstash = 0;
-		conn_release(c, RPC_STASH_MAX);
-		conn_input(c, p, n);	/* wipes what it was given */
-		free(p);
+		c->queued = 0;
+		if ((p = c->stash) != NULL) {
+			n = c->nstash;
+			c->stash = NULL;
+			c->nstash = 0;
+			conn_release(c, RPC_STASH_MAX);
+			conn_input(c, p, n);	/* wipes what it had */
+			free(p);
+		}
 		if (c->stash_stopped) {
 			c->stash_stopped = 0;
 			if (!c->closing && !c->read_stopped &&
