@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,12 +159,24 @@ peercred_ucred(int fd, struct peercred *pc)
 static int
 connector_alive(const struct peercred *pc)
 {
+	struct pollfd	 p;
+
 	if (!pc->pidfd_held)
 		return 0;
-	if (syscall(SYS_pidfd_send_signal, pc->pidfd, 0, NULL, 0) == -1 &&
-	    errno != EPERM)
+	if (syscall(SYS_pidfd_send_signal, pc->pidfd, 0, NULL, 0) == 0 ||
+	    errno == EPERM)
+		return 0;
+	if (errno == ESRCH)
 		return WICK_ERR_STATE;
-	return 0;
+	/*
+	 * No such system call where we run (an emulator or a filter that
+	 * does not know it): a pidfd polls readable once its process has
+	 * exited, which is stricter (a zombie counts as gone).
+	 */
+	p.fd = pc->pidfd;
+	p.events = POLLIN;
+	p.revents = 0;
+	return poll(&p, 1, 0) == 0 ? 0 : WICK_ERR_STATE;
 }
 
 static void
