@@ -94,25 +94,71 @@ done_cb(struct worker_task *wt)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* A state thread with the flush hook of f, and NTASKS tasks for it. */
+static void
+fx_start(struct fixture *f, uv_loop_t *loop, struct worker **w,
+    struct task **tasks)
+{
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->gate_mu, NULL);
+	pthread_cond_init(&f->gate_cv, NULL);
+	pthread_mutex_init(&f->mu, NULL);
+	assert_int_equal(uv_loop_init(loop), 0);
+	assert_int_equal(worker_start(loop, w), 0);
+	worker_set_flush(*w, added_cb, flush_cb, f);
+	*tasks = calloc(NTASKS, sizeof(**tasks));
+	assert_non_null(*tasks);
+}
+
+/*
+ * Open the gate (the first task waits on it while the rest queue up
+ * behind it) and run the loop until every done() has come, without
+ * anything else to wake the thread: it never sleeps with a task held.
+ */
+static void
+fx_run(struct fixture *f, uv_loop_t *loop)
+{
+	size_t n;
+
+	pthread_mutex_lock(&f->gate_mu);
+	f->open = 1;
+	pthread_cond_signal(&f->gate_cv);
+	pthread_mutex_unlock(&f->gate_mu);
+	for (;;) {
+		pthread_mutex_lock(&f->mu);
+		n = f->ndone;
+		pthread_mutex_unlock(&f->mu);
+		if (n == NTASKS)
+			break;
+		uv_run(loop, UV_RUN_ONCE);
+	}
+	assert_int_equal(f->order_errors, 0);
+}
+
+static void
+fx_finish(struct fixture *f, uv_loop_t *loop, struct worker *w,
+    struct task *tasks)
+{
+	worker_stop(w);
+	uv_run(loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(loop), 0);
+	free(tasks);
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->gate_cv);
+	pthread_mutex_destroy(&f->gate_mu);
+}
+
 static void
 run_burst(size_t nadds_every, size_t *nflushes, size_t *nadding)
 {
-	struct fixture	 f = { 0 };
+	struct fixture	 f;
 	struct worker	*w;
 	struct task	*tasks;
 	uv_loop_t	 loop;
 	size_t		 i;
 
-	pthread_mutex_init(&f.gate_mu, NULL);
-	pthread_cond_init(&f.gate_cv, NULL);
-	pthread_mutex_init(&f.mu, NULL);
-	assert_int_equal(uv_loop_init(&loop), 0);
-	assert_int_equal(worker_start(&loop, &w), 0);
-	worker_set_flush(w, added_cb, flush_cb, &f);
-	tasks = calloc(NTASKS, sizeof(*tasks));
-	assert_non_null(tasks);
+	fx_start(&f, &loop, &w, &tasks);
 	*nadding = 0;
-	/* The first holds the thread while the rest queue up behind it. */
 	for (i = 0; i < NTASKS; i++) {
 		tasks[i].t.run = run_cb;
 		tasks[i].t.done = done_cb;
@@ -123,31 +169,11 @@ run_burst(size_t nadds_every, size_t *nflushes, size_t *nadding)
 		*nadding += tasks[i].adds;
 		worker_submit(w, &tasks[i].t);
 	}
-	pthread_mutex_lock(&f.gate_mu);
-	f.open = 1;
-	pthread_cond_signal(&f.gate_cv);
-	pthread_mutex_unlock(&f.gate_mu);
-	/* Every done() comes, without anything else to wake the thread:
-	 * it never sleeps with a task held. */
-	for (;;) {
-		pthread_mutex_lock(&f.mu);
-		i = f.ndone;
-		pthread_mutex_unlock(&f.mu);
-		if (i == NTASKS)
-			break;
-		uv_run(&loop, UV_RUN_ONCE);
-	}
-	assert_int_equal(f.order_errors, 0);
+	fx_run(&f, &loop);
 	assert_int_equal(f.flushed, *nadding);
 	assert_int_equal(f.pending, 0);
 	*nflushes = f.nflushes;
-	worker_stop(w);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&loop), 0);
-	free(tasks);
-	pthread_mutex_destroy(&f.mu);
-	pthread_cond_destroy(&f.gate_cv);
-	pthread_mutex_destroy(&f.gate_mu);
+	fx_finish(&f, &loop, w, tasks);
 }
 
 /* Every task leaves work: they are flushed in groups of at most
@@ -205,20 +231,13 @@ order_cb(struct worker_task *wt)
 static void
 test_hold_bounded(void **state)
 {
-	struct fixture	 f = { 0 };
+	struct fixture	 f;
 	struct worker	*w;
 	struct task	*tasks;
 	uv_loop_t	 loop;
-	size_t		 i, n;
+	size_t		 i;
 
-	pthread_mutex_init(&f.gate_mu, NULL);
-	pthread_cond_init(&f.gate_cv, NULL);
-	pthread_mutex_init(&f.mu, NULL);
-	assert_int_equal(uv_loop_init(&loop), 0);
-	assert_int_equal(worker_start(&loop, &w), 0);
-	worker_set_flush(w, added_cb, flush_cb, &f);
-	tasks = calloc(NTASKS, sizeof(*tasks));
-	assert_non_null(tasks);
+	fx_start(&f, &loop, &w, &tasks);
 	/* Task 0 holds the gate; task 1 leaves work; every other one takes
 	 * 50 us and leaves none: 1 ms is 20 of them. */
 	for (i = 0; i < NTASKS; i++) {
@@ -229,27 +248,11 @@ test_hold_bounded(void **state)
 		tasks[i].adds = i == 1;
 		worker_submit(w, &tasks[i].t);
 	}
-	pthread_mutex_lock(&f.gate_mu);
-	f.open = 1;
-	pthread_cond_signal(&f.gate_cv);
-	pthread_mutex_unlock(&f.gate_mu);
-	do {
-		uv_run(&loop, UV_RUN_ONCE);
-		pthread_mutex_lock(&f.mu);
-		n = f.ndone;
-		pthread_mutex_unlock(&f.mu);
-	} while (n < NTASKS);
-	assert_int_equal(f.order_errors, 0);
+	fx_run(&f, &loop);
 	assert_int_equal(f.nflushes, 1);
 	/* Answered among the first hundred, not last. */
 	assert_true(tasks[1].item < 100);
-	worker_stop(w);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&loop), 0);
-	free(tasks);
-	pthread_mutex_destroy(&f.mu);
-	pthread_cond_destroy(&f.gate_cv);
-	pthread_mutex_destroy(&f.gate_mu);
+	fx_finish(&f, &loop, w, tasks);
 }
 
 /* Without a flush hook, tasks complete as they always did. */
