@@ -230,19 +230,18 @@ class AgentTest(unittest.TestCase):
         self.addCleanup(self.srv.cli, "entry", "delete", "-entryID", e2,
                         check=False)
         both = " ".join(sorted([plain, grouped]))
-        deadline = time.monotonic() + 30
-        while self.jwt_ids_as(uid, [gid]) != both:
-            self.assertLess(time.monotonic(), deadline,
-                            "the grouped entry never reached the caller")
-            time.sleep(0.3)
+
+        def until(want, what):
+            deadline = time.monotonic() + 30
+            while self.jwt_ids_as(uid, [gid]) != want:
+                self.assertLess(time.monotonic(), deadline, what)
+                time.sleep(0.3)
+
+        until(both, "the grouped entry never reached the caller")
         self.assertEqual(self.jwt_ids_as(uid, []), plain)
         self.assertEqual(self.jwt_ids_as(uid, [gid, 4244]), both)
         self.srv.cli("entry", "delete", "-entryID", e2)
-        deadline = time.monotonic() + 30
-        while self.jwt_ids_as(uid, [gid]) != plain:
-            self.assertLess(time.monotonic(), deadline,
-                            "the grouped entry was never dropped")
-            time.sleep(0.3)
+        until(plain, "the grouped entry was never dropped")
         self.assertEqual(self.jwt_ids_as(uid, []), plain)
 
     def test_new_binary_hashed_once(self):
