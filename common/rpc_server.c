@@ -189,7 +189,7 @@ struct rpc_conn {
 	int			 queued;	/* in it */
 	uint8_t			*stash;		/* read, handled next turn */
 	size_t			 nstash;
-	int			 stash_stopped;	/* not read until handled */
+	int			 stash_stopped;	/* unwatched while queued */
 	struct rpc_server	*srv;
 	struct peer_acct	*acct;		/* NULL once closing */
 	int			 anon;		/* TLS, no verified peer */
@@ -262,7 +262,8 @@ struct rpc_server {
 	uint32_t		 accepted_turn;	/* accepts since then */
 	uint64_t		 turn_start;	/* its first read, uv_hrtime() */
 	int			 turn_reading;	/* turn_start is set */
-	struct rpc_conn_list	 deferred;	/* stashed, oldest first */
+	struct rpc_conn_list	 deferred;	/* queued: stashed or unread,
+						   oldest first */
 	uv_idle_t		 resume;	/* handles them, while any */
 	int			 handles_open;	/* grace, sweep, turn, resume */
 	int			 grace_active;
