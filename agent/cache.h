@@ -48,6 +48,7 @@ struct cache_entry {
 	int			 wit_wanted;
 	int			 wit_pending;
 	int			 kept;		/* while replacing */
+	struct cache_entry	*idx_next;	/* the cache's: match index */
 };
 
 /* A subscriber, embedded in its owner: told after every change. */

@@ -147,6 +147,127 @@ test_names_groups(void **state)
 	cache_free(c);
 }
 
+/* Entry i of test_many_entries: its ID is a scrambled i (so that sorted
+ * runs take merging), its selectors a few of a small pool (so that many
+ * share a first selector and chains of the index are long). */
+#define MANY		3000
+#define MANY_POOL	7
+
+static struct cache_entry *
+many_entry(size_t i)
+{
+	struct cache_entry	*e;
+	char			 id[32], s1[32], s2[32];
+
+	snprintf(id, sizeof(id), "%08zx", (i * 2654435761u) % 1000003);
+	snprintf(s1, sizeof(s1), "unix:uid:%zu", i % MANY_POOL);
+	snprintf(s2, sizeof(s2), "unix:gid:%zu", (i / MANY_POOL) % 3);
+	e = i % 5 == 0 ? entry(id, "", 1, s1, NULL) :
+	    i % 5 == 1 ? entry(id, "", 1, s2, s1, NULL) :
+	    i % 5 == 2 ? entry(id, "", 1, NULL) :
+	    entry(id, "", 1, s1, s2, NULL);
+	return e;
+}
+
+static int
+cmp_id(const void *x, const void *y)
+{
+	return strcmp((*(struct cache_entry *const *)x)->id,
+	    (*(struct cache_entry *const *)y)->id);
+}
+
+/* The cache against a scan of every entry: its order, its lookups, and
+ * every workload's matches. */
+static void
+check_many(struct cache *c, size_t n)
+{
+	struct cache_entry	**m, *e;
+	struct selector_set	  w;
+	char			  s1[32], s2[32];
+	size_t			  i, k, nm, want;
+	int			  uid, gid;
+
+	assert_int_equal(cache_count(c), n);
+	for (i = 0; i < n; i++) {
+		e = cache_entry_at(c, i);
+		if (i > 0)
+			assert_true(strcmp(cache_entry_at(c, i - 1)->id,
+			    e->id) < 0);
+		assert_ptr_equal(cache_find(c, e->id), e);
+	}
+	for (uid = 0; uid <= MANY_POOL; uid++)
+		for (gid = -1; gid < 3; gid++) {
+			snprintf(s1, sizeof(s1), "unix:uid:%d", uid);
+			snprintf(s2, sizeof(s2), "unix:gid:%d", gid);
+			if (gid < 0)
+				workload(&w, s1, NULL);
+			else
+				workload(&w, s1, s2, NULL);
+			assert_int_equal(cache_match(c, &w, 0, &m, &nm), 0);
+			for (i = k = want = 0; i < n; i++) {
+				e = cache_entry_at(c, i);
+				if (e->selectors.n == 0 ||
+				    !selector_set_is_subset(&e->selectors, &w))
+					continue;
+				want++;
+				assert_true(k < nm);
+				assert_ptr_equal(m[k], e);
+				k++;
+			}
+			assert_int_equal(nm, want);
+			free(m);
+			selector_set_cleanup(&w);
+		}
+}
+
+/* Thousands of entries: given as a sync gives them (two sorted runs),
+ * in any order, and sorted; each time held in ID order and matched as a
+ * scan of every entry would. */
+static void
+test_many_entries(void **state)
+{
+	struct cache		 *c = cache_new();
+	struct cache_entry	**v, *t;
+	size_t			  i, j, n;
+
+	/* Two sorted runs: the changed entries, then the unchanged ones
+	 * (every third of the set before, kept). */
+	v = xcalloc(MANY, sizeof(*v));
+	for (i = 0; i < MANY; i++)
+		v[i] = many_entry(i);
+	qsort(v, MANY, sizeof(*v), cmp_id);
+	cache_set_entries(c, v, MANY);
+	check_many(c, MANY);
+	v = xcalloc(MANY, sizeof(*v));
+	for (i = n = 0; i < MANY; i++)
+		if (i % 3 == 0)
+			v[n++] = cache_entry_at(c, i);
+	j = n;
+	for (i = MANY; i < MANY + 1000; i++)
+		v[n++] = many_entry(i);
+	qsort(v + j, n - j, sizeof(*v), cmp_id);
+	cache_set_entries(c, v, n);
+	check_many(c, n);
+	/* Any order: reversed, then shuffled. */
+	v = xcalloc(n, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = cache_entry_at(c, n - 1 - i);
+	cache_set_entries(c, v, n);
+	check_many(c, n);
+	v = xcalloc(n, sizeof(*v));
+	for (i = 0; i < n; i++)
+		v[i] = cache_entry_at(c, i);
+	for (i = n - 1; i > 0; i--) {
+		j = (i * 7919) % (i + 1);
+		t = v[i];
+		v[i] = v[j];
+		v[j] = t;
+	}
+	cache_set_entries(c, v, n);
+	check_many(c, n);
+	cache_free(c);
+}
+
 static void
 test_bundles(void **state)
 {
@@ -295,6 +416,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_entries_and_matching),
 		cmocka_unit_test(test_names_groups),
+		cmocka_unit_test(test_many_entries),
 		cmocka_unit_test(test_bundles),
 		cmocka_unit_test(test_jwt_keysets),
 		cmocka_unit_test(test_jwt_svids),
