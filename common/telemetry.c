@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "httpd.h"
 #include "log.h"
@@ -38,7 +39,11 @@ struct telemetry {
 	uint64_t		 lag_armed;	/* uv_hrtime() when armed */
 	struct metric		*lag;
 	struct metric		*lag_max;
-	int			 pending;	/* httpd, timer */
+	uv_prepare_t		 turn;
+	uint64_t		 turn_cpu;	/* the thread's, at the last */
+	int			 turn_seen;
+	struct metric		*turn_max;
+	int			 pending;	/* httpd, timer, prepare */
 };
 
 void
@@ -288,6 +293,7 @@ handle_metrics(struct telemetry *t, struct httpd_resp *resp)
 	}
 	/* The max is over the time between two scrapes. */
 	metric_set(t->lag_max, 0, 0);
+	metric_set(t->turn_max, 0, 0);
 	resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
 }
 
@@ -338,6 +344,35 @@ lag_cb(uv_timer_t *tm)
 	uv_timer_start(&t->lag_timer, lag_cb, TELEMETRY_LAG_MS, 0);
 }
 
+static uint64_t
+thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Before each wait for events: the CPU time the loop's thread used since
+ * the last is one turn's work (waiting uses none).  Unlike the lag, it
+ * does not count time spent waiting for a core other processes hold.
+ */
+static void
+turn_cb(uv_prepare_t *p)
+{
+	struct telemetry	*t = p->data;
+	uint64_t		 now = thread_cpu_ns();
+
+	/* The first turn holds whatever ran before it (start-up). */
+	if (t->turn_seen && now > t->turn_cpu)
+		metric_set_max(t->turn_max, 0,
+		    (double)(now - t->turn_cpu) / 1e9);
+	t->turn_seen = 1;
+	t->turn_cpu = now;
+}
+
 static int
 listen_one(struct telemetry *t, const char *what, const char *host, int port,
     unsigned tag)
@@ -361,6 +396,7 @@ telemetry_start(uv_loop_t *loop, const struct telemetry_config *tc,
 	struct telemetry	*t;
 	char			 lag_name[METRICS_MAX_NAME + 1];
 	char			 lag_max_name[METRICS_MAX_NAME + 1];
+	char			 turn_name[METRICS_MAX_NAME + 1];
 	int			 same, r = 0;
 
 	*out = NULL;
@@ -377,12 +413,17 @@ telemetry_start(uv_loop_t *loop, const struct telemetry_config *tc,
 	    prefix);
 	snprintf(lag_max_name, sizeof(lag_max_name),
 	    "%sevent_loop_lag_max_seconds", prefix);
+	snprintf(turn_name, sizeof(turn_name),
+	    "%sevent_loop_turn_cpu_max_seconds", prefix);
 	if ((r = metrics_add(reg, METRIC_HISTOGRAM, lag_name, "How late "
 	    "the event loop ran a timer due every 500 ms.", NULL, 0,
 	    metrics_latency_buckets, metrics_nlatency_buckets, &t->lag)) != 0 ||
 	    (r = metrics_add(reg, METRIC_GAUGE, lag_max_name, "The largest "
 	    "event loop lag since the previous scrape.", NULL, 0, NULL, 0,
-	    &t->lag_max)) != 0) {
+	    &t->lag_max)) != 0 ||
+	    (r = metrics_add(reg, METRIC_GAUGE, turn_name, "The most CPU "
+	    "time one turn of the event loop used since the previous "
+	    "scrape.", NULL, 0, NULL, 0, &t->turn_max)) != 0) {
 		free(t);
 		return r;
 	}
@@ -390,9 +431,11 @@ telemetry_start(uv_loop_t *loop, const struct telemetry_config *tc,
 		free(t);
 		return r;
 	}
-	t->pending = 2;
+	t->pending = 3;
 	uv_timer_init(loop, &t->lag_timer);
 	t->lag_timer.data = t;
+	uv_prepare_init(loop, &t->turn);
+	t->turn.data = t;
 	*out = t;
 	same = tc->health && tc->prometheus && tc->health_port ==
 	    tc->prom_port && strcmp(tc->health_address, tc->prom_host) == 0;
@@ -412,6 +455,7 @@ telemetry_start(uv_loop_t *loop, const struct telemetry_config *tc,
 	}
 	t->lag_armed = uv_hrtime();
 	uv_timer_start(&t->lag_timer, lag_cb, TELEMETRY_LAG_MS, 0);
+	uv_prepare_start(&t->turn, turn_cb);
 	return 0;
 }
 
@@ -437,5 +481,7 @@ telemetry_stop(struct telemetry *t)
 		return;
 	uv_timer_stop(&t->lag_timer);
 	uv_close((uv_handle_t *)&t->lag_timer, timer_closed_cb);
+	uv_prepare_stop(&t->turn);
+	uv_close((uv_handle_t *)&t->turn, timer_closed_cb);
 	httpd_close(t->httpd, closed_cb, t);
 }

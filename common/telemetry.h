@@ -24,7 +24,9 @@
  * also measures the loop's lag: a timer every TELEMETRY_LAG_MS notes how
  * late it fired (<prefix>event_loop_lag_seconds, a histogram, and
  * <prefix>event_loop_lag_max_seconds, the largest since the previous
- * scrape).  Last, what both daemons' metrics share: the SVID and node
+ * scrape), and the CPU time of its longest turn since the previous scrape
+ * (<prefix>event_loop_turn_cpu_max_seconds: the loop's own work, where
+ * the lag also counts waiting for a core).  Last, what both daemons' metrics share: the SVID and node
  * attestor label values, and the metrics of an RPC service's calls.
  */
 #ifndef WICK_TELEMETRY_H

@@ -235,6 +235,9 @@ class HealthTest(unittest.TestCase):
             method="FetchX509SVID"), 1)
         self.assertIsNotNone(value(a, "wick_agent_sync_lag_seconds"))
         self.assertIsNotNone(value(a, "wick_agent_event_loop_lag_max_seconds"))
+        # The agent turned its loop for the calls above: some CPU time.
+        self.assertGreater(value(
+            a, "wick_agent_event_loop_turn_cpu_max_seconds"), 0)
         s = parse_metrics(self.scrape(self.srv_metrics))
         self.assertGreaterEqual(value(s, "wick_server_svids_issued_total",
                                       type="x509"), 1)
@@ -252,6 +255,8 @@ class HealthTest(unittest.TestCase):
         self.assertGreater(value(
             s, "wick_server_datastore_call_duration_seconds_count"), 0)
         self.assertGreaterEqual(value(s, "wick_server_entries"), 1)
+        self.assertGreater(value(
+            s, "wick_server_event_loop_turn_cpu_max_seconds"), 0)
         self.assertGreaterEqual(value(s, "wick_server_agents"), 1)
         self.assertGreater(value(s, "wick_server_ca_expiry_timestamp_seconds"),
                            time.time())

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -553,6 +554,117 @@ load(const char *text, struct telemetry_config *tc, struct conf_error *err)
 	return r;
 }
 
+/* ---- the loop's own measures ------------------------------------------ */
+
+static uint64_t
+cpu_ns(void)
+{
+	struct timespec ts;
+
+	assert_int_equal(clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec;
+}
+
+/* Use ms milliseconds of this thread's CPU. */
+static void
+burn(int ms)
+{
+	uint64_t end = cpu_ns() + (uint64_t)ms * 1000000;
+
+	while (cpu_ns() < end)
+		;
+}
+
+static void
+burn_cb(uv_timer_t *tm)
+{
+	burn(30);
+	*(int *)tm->data = 1;
+}
+
+static int
+ready_yes(void *arg, char *why, size_t len)
+{
+	(void)arg;
+	(void)why;
+	(void)len;
+	return 1;
+}
+
+static void
+stopped_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+/* The value of a metric without labels in a rendering. */
+static double
+gauge_in(const char *text, const char *name)
+{
+	const char	*p = text;
+	size_t		 n = strlen(name);
+
+	while ((p = strstr(p, name)) != NULL) {
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+		p += n;
+	}
+	fail_msg("%s not rendered", name);
+	return 0;
+}
+
+/*
+ * The longest turn's CPU time: a timer callback that uses 30 ms of CPU
+ * is one turn of at least that; the work before the loop first turns
+ * (start-up, here 300 ms) is nobody's turn.
+ */
+static void
+test_turn_cpu(void **state)
+{
+	struct telemetry_config	 tc;
+	struct telemetry	*t;
+	struct metrics		*reg;
+	uv_loop_t		 loop;
+	uv_timer_t		 tm;
+	char			*text;
+	double			 v;
+	int			 fired = 0;
+
+	(void)state;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	assert_non_null(reg = metrics_new());
+	telemetry_config_init(&tc);
+	tc.health = 1;
+	free(tc.health_address);
+	tc.health_address = strdup("127.0.0.1");
+	tc.health_port = 0;
+	assert_int_equal(telemetry_start(&loop, &tc, reg, "test_", ready_yes,
+	    NULL, &t), 0);
+	assert_non_null(t);
+	burn(300);
+	/* The first turn, counted from the start. */
+	(void)uv_run(&loop, UV_RUN_NOWAIT);
+	assert_int_equal(uv_timer_init(&loop, &tm), 0);
+	tm.data = &fired;
+	assert_int_equal(uv_timer_start(&tm, burn_cb, 5, 0), 0);
+	while (!fired)
+		(void)uv_run(&loop, UV_RUN_ONCE);
+	/* The turn is counted when the next begins. */
+	(void)uv_run(&loop, UV_RUN_NOWAIT);
+	text = render(reg);
+	v = gauge_in(text, "test_event_loop_turn_cpu_max_seconds");
+	free(text);
+	assert_true(v >= 0.030);
+	assert_true(v < 0.300);
+	uv_close((uv_handle_t *)&tm, stopped_cb);
+	telemetry_stop(t);
+	while (uv_run(&loop, UV_RUN_NOWAIT) != 0)
+		;
+	assert_int_equal(uv_loop_close(&loop), 0);
+	metrics_free(reg);
+	telemetry_config_cleanup(&tc);
+}
+
 static void
 test_config(void **state)
 {
@@ -622,6 +734,7 @@ main(void)
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_listener_full_of_lingerers),
 		cmocka_unit_test(test_listener_byte_at_a_time),
+		cmocka_unit_test(test_turn_cpu),
 		cmocka_unit_test(test_config),
 	};
 
