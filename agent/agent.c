@@ -1029,8 +1029,8 @@ struct x509_ready {
 	size_t			 chain_len;
 	uint8_t			*key_der;	/* wiped */
 	size_t			 key_len;
-	int64_t			 not_before;
 	int64_t			 not_after;
+	int64_t			 rotate_at;	/* jittered, off the loop */
 };
 
 /*
@@ -1058,8 +1058,9 @@ struct x509_batch {
 	struct x509_ready *ready;	/* by index of ids */
 };
 
+/* What a batch holds, freed (its keys wiped); the batch stays. */
 static void
-x509_batch_free(struct x509_batch *b)
+x509_batch_clear(struct x509_batch *b)
 {
 	struct x509_ready	*r;
 	size_t			 i;
@@ -1083,6 +1084,18 @@ x509_batch_free(struct x509_batch *b)
 	free(b->csrs);
 	free(b->answer);
 	free(b->ready);
+	b->ids = b->spiffe_ids = NULL;
+	b->keys = NULL;
+	b->csrs = NULL;
+	b->answer = NULL;
+	b->ready = NULL;
+	b->n = 0;
+}
+
+static void
+x509_batch_free(struct x509_batch *b)
+{
+	x509_batch_clear(b);
 	free(b);
 }
 
@@ -1116,9 +1129,9 @@ x509_ready_one(struct x509_batch *b, size_t i, Wick__Agent__X509SVIDResult *x)
 	    buf_steal(&c, &r->chain_der, &r->chain_len) == 0) {
 		if (buf_steal(&k, &r->key_der, &n) == 0) {
 			r->key_len = n;
-			r->not_before = x509_not_before(sk_X509_value(chain,
-			    0));
 			r->not_after = x509_not_after(sk_X509_value(chain, 0));
+			r->rotate_at = rotate_time(x509_not_before(
+			    sk_X509_value(chain, 0)), r->not_after);
 			r->state = X509_READY_OK;
 		} else {
 			free(r->chain_der);
@@ -1169,6 +1182,28 @@ x509_parse_cb(uv_work_t *req)
 	b->answer = NULL;
 }
 
+/* On the thread pool: what a batch done with holds (the SVIDs it
+ * replaced among its results), freed away from the loop. */
+static void
+x509_free_cb(uv_work_t *req)
+{
+	x509_batch_clear(req->data);
+}
+
+static void
+x509_freed_cb(uv_work_t *req, int status)
+{
+	struct x509_batch	*b = req->data;
+	struct agent		*a = b->a;
+
+	if (status != 0)		/* cancelled: not freed yet */
+		x509_batch_clear(b);
+	free(b);
+	/* The batch's answer, keys and the SVIDs replaced are freed:
+	 * their pages go back. */
+	trim_memory(a);
+}
+
 static void
 x509_parse_after_cb(uv_work_t *req, int status)
 {
@@ -1176,20 +1211,18 @@ x509_parse_after_cb(uv_work_t *req, int status)
 	struct agent		*a = b->a;
 	struct x509_ready	*r;
 	struct cache_entry	*e;
-	size_t			 i, issued = 0, rot = 0;
+	uint8_t			*p;
+	size_t			 i, n, issued = 0, rot = 0;
+	int			 bad = status != 0 || b->malformed;
 
-	for (i = 0; i < b->n; i++)
-		if ((e = cache_find(a->cache, b->ids[i])) != NULL)
-			e->x509_pending = 0;
-	if (status != 0 || b->malformed) {
+	if (bad)
 		log_warn("X.509-SVID batch: malformed answer");
-		x509_batch_free(b);
-		return;
-	}
 	for (i = 0; i < b->n; i++) {
+		if ((e = cache_find(a->cache, b->ids[i])) == NULL)
+			continue;
+		e->x509_pending = 0;
 		r = &b->ready[i];
-		if (r->state == X509_READY_NONE ||
-		    (e = cache_find(a->cache, b->ids[i])) == NULL)
+		if (bad || r->state == X509_READY_NONE)
 			continue;
 		switch (r->state) {
 		case X509_READY_REFUSED:
@@ -1210,22 +1243,32 @@ x509_parse_after_cb(uv_work_t *req, int status)
 		if (strcmp(e->spiffe_id, b->spiffe_ids[i]) != 0)
 			continue;	/* a new identity: asked for again */
 		rot += e->chain_der != NULL;
-		free(e->chain_der);
-		if (e->key_der != NULL)
-			freezero(e->key_der, e->key_len);
+		/* The new SVID in, the old one out into the batch, which
+		 * frees (and wipes) it with the rest. */
+		p = e->chain_der;
+		n = e->chain_len;
 		e->chain_der = r->chain_der;
 		e->chain_len = r->chain_len;
+		r->chain_der = p;
+		r->chain_len = n;
+		p = e->key_der;
+		n = e->key_len;
 		e->key_der = r->key_der;
 		e->key_len = r->key_len;
-		r->chain_der = r->key_der = NULL;
+		r->key_der = p;
+		r->key_len = n;
 		e->not_after = r->not_after;
-		e->rotate_at = rotate_time(r->not_before, r->not_after);
+		e->rotate_at = r->rotate_at;
 		issued++;
 	}
-	x509_batch_free(b);
+	/* Freeing 500 SVIDs and keys held the loop for milliseconds. */
+	b->req.data = b;
+	if (uv_queue_work(a->loop, &b->req, x509_free_cb,
+	    x509_freed_cb) != 0)
+		x509_batch_free(b);
+	if (bad)
+		return;
 	log_debug("%zu X.509-SVIDs issued", issued);
-	/* The batch's answer and keys are freed: their pages go back. */
-	trim_memory(a);
 	agent_metrics_svids(a, TELEMETRY_SVID_X509, issued, rot);
 	if (issued > 0)
 		cache_notify(a->cache);
@@ -1352,39 +1395,47 @@ x509_upkeep(struct agent *a, int64_t now)
 {
 	struct x509_batch	*b;
 	struct cache_entry	*e;
-	size_t			 i, n = 0;
+	size_t			 i, cap = 0;
 
 	/* One batch's keys at a time, and few batches at the server: the
 	 * next takes what is still due. */
 	if (a->x509_keygen || a->x509_inflight >= AGENT_X509_INFLIGHT)
 		return;
-	for (i = 0; i < cache_count(a->cache) && n < AGENT_MAX_CSRS; i++) {
-		e = cache_entry_at(a->cache, i);
-		if (!e->x509_pending && (e->chain_der == NULL || now >=
-		    e->rotate_at))
-			n++;
-	}
-	if (n == 0)
-		return;
-	b = xcalloc(1, sizeof(*b));
-	b->a = a;
-	b->type = (int)a->cfg->svid_key_type;
-	b->ids = xcalloc(n, sizeof(*b->ids));
-	b->spiffe_ids = xcalloc(n, sizeof(*b->spiffe_ids));
-	b->keys = xcalloc(n, sizeof(*b->keys));
-	b->csrs = xcalloc(n, sizeof(*b->csrs));
-	b->req.data = b;
-	for (i = 0; i < cache_count(a->cache) && b->n < n; i++) {
+	b = NULL;
+	/* One pass: each entry is a cache miss of its own. */
+	for (i = 0; i < cache_count(a->cache); i++) {
 		e = cache_entry_at(a->cache, i);
 		if (e->x509_pending || (e->chain_der != NULL &&
 		    now < e->rotate_at))
 			continue;
+		if (b == NULL) {
+			b = xcalloc(1, sizeof(*b));
+			b->a = a;
+			b->type = (int)a->cfg->svid_key_type;
+			b->req.data = b;
+		}
+		if (b->n == cap) {
+			cap = cap == 0 ? 16 : cap * 2;
+			if (cap > AGENT_MAX_CSRS)
+				cap = AGENT_MAX_CSRS;
+			b->ids = xreallocarray(b->ids, cap, sizeof(*b->ids));
+			b->spiffe_ids = xreallocarray(b->spiffe_ids, cap,
+			    sizeof(*b->spiffe_ids));
+			b->keys = xreallocarray(b->keys, cap,
+			    sizeof(*b->keys));
+			b->csrs = xreallocarray(b->csrs, cap,
+			    sizeof(*b->csrs));
+		}
+		b->keys[b->n] = NULL;
 		buf_init(&b->csrs[b->n], PKEY_MAX_DER);
 		b->ids[b->n] = xstrdup(e->id);
 		b->spiffe_ids[b->n] = xstrdup(e->spiffe_id);
 		e->x509_pending = 1;
-		b->n++;
+		if (++b->n == AGENT_MAX_CSRS)
+			break;
 	}
+	if (b == NULL)
+		return;
 	if (uv_queue_work(a->loop, &b->req, x509_keygen_cb,
 	    x509_keygen_after_cb) != 0) {
 		x509_unmark(b, 0);

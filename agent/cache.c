@@ -33,6 +33,9 @@ struct cache {
 	 * chained through idx_next. */
 	struct cache_entry	**idx;
 	size_t			  idx_mask;
+	/* Entries hashed by ID, chained through id_next (a binary search
+	 * of 10,000 entries touched 14 of them, a cache miss each). */
+	struct cache_entry	**by_id;
 	int			  names_groups;	/* see cache_names_groups() */
 	/* bundles */
 	struct bundle		 *bundle;
@@ -110,6 +113,7 @@ cache_free(struct cache *c)
 		cache_entry_free(c->entries[i]);
 	free(c->entries);
 	free(c->idx);
+	free(c->by_id);
 	cache_clear_federated(c);
 	bundle_free(c->bundle);
 	buf_cleanup(&c->bundle_der);
@@ -135,21 +139,19 @@ cache_entry_at(struct cache *c, size_t i)
 	return i < c->nentries ? c->entries[i] : NULL;
 }
 
+static uint32_t	str_hash(const char *);
+
 struct cache_entry *
 cache_find(struct cache *c, const char *id)
 {
-	size_t	lo = 0, hi = c->nentries, mid;
-	int	r;
+	struct cache_entry *e;
 
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if ((r = strcmp(c->entries[mid]->id, id)) == 0)
-			return c->entries[mid];
-		if (r < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	if (c->by_id == NULL)
+		return NULL;
+	for (e = c->by_id[str_hash(id) & c->idx_mask]; e != NULL;
+	    e = e->id_next)
+		if (strcmp(e->id, id) == 0)
+			return e;
 	return NULL;
 }
 
@@ -191,19 +193,26 @@ sort_entries(struct cache_entry **v, size_t n)
 	free(t);
 }
 
-/* FNV-1a of a selector. */
+/* FNV-1a of a string, and of a selector. */
+static uint32_t
+fnv_more(uint32_t h, const char *p)
+{
+	for (; *p != '\0'; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h;
+}
+
+static uint32_t
+str_hash(const char *s)
+{
+	return fnv_more(2166136261u, s);
+}
+
 static uint32_t
 sel_hash(const char *type, const char *value)
 {
-	uint32_t	 h = 2166136261u;
-	const char	*p;
-
-	for (p = type; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ ':') * 16777619u;
-	for (p = value; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h;
+	return fnv_more((fnv_more(2166136261u, type) ^ ':') * 16777619u,
+	    value);
 }
 
 /*
@@ -212,6 +221,7 @@ sel_hash(const char *type, const char *value)
  * and look up only the workload's own selectors, not every entry.  A
  * hash, built in linear time: sorting a sync of 10,000 new entries by
  * ID and by selector held the loop 6-8 ms, merging and hashing 1.2 ms.
+ * The hash by ID is built beside it.
  */
 static void
 index_entries(struct cache *c)
@@ -224,12 +234,17 @@ index_entries(struct cache *c)
 	while (nb < c->nentries)
 		nb *= 2;
 	free(c->idx);
+	free(c->by_id);
 	c->idx = xcalloc(nb, sizeof(*c->idx));
+	c->by_id = xcalloc(nb, sizeof(*c->by_id));
 	c->idx_mask = nb - 1;
 	c->names_groups = 0;
 	/* Backwards: each chain in ID order. */
 	for (i = c->nentries; i-- > 0; ) {
 		e = c->entries[i];
+		h = str_hash(e->id) & c->idx_mask;
+		e->id_next = c->by_id[h];
+		c->by_id[h] = e;
 		e->idx_next = NULL;
 		ss = &e->selectors;
 		if (ss->n == 0)
@@ -523,15 +538,7 @@ cache_aud_key(char **aud, size_t n)
 static uint32_t
 jwt_hash(const char *entry_id, const char *aud_key)
 {
-	uint32_t	 h = 2166136261u;
-	const char	*p;
-
-	for (p = entry_id; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	h = (h ^ 0xff) * 16777619u;
-	for (p = aud_key; *p != '\0'; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h;
+	return fnv_more((str_hash(entry_id) ^ 0xff) * 16777619u, aud_key);
 }
 
 static struct jwt_cached *

@@ -49,6 +49,7 @@ struct cache_entry {
 	int			 wit_pending;
 	int			 kept;		/* while replacing */
 	struct cache_entry	*idx_next;	/* the cache's: match index */
+	struct cache_entry	*id_next;	/* the cache's: by ID */
 };
 
 /* A subscriber, embedded in its owner: told after every change. */
