@@ -214,6 +214,7 @@ struct rpc_conn {
 	int			 in_recv;
 	int			 in_flush;
 	int			 read_stopped;
+	int			 out_full;	/* conn_send_data_cb() said so */
 	int			 established;	/* a frame came in */
 	int			 deadlines_due;	/* a call's timer is to arm */
 	uint64_t		 note;		/* rpc_call_set_conn_note() */
@@ -744,8 +745,10 @@ conn_send_data_cb(nghttp2_session *ngh, nghttp2_frame *frame,
 
 	/* Enough queued for the socket: nghttp2 asks again later. */
 	if (c->out != NULL && c->io.pending + buf_len(c->out) >=
-	    conn_limits(c)->max_output)
+	    conn_limits(c)->max_output) {
+		c->out_full = 1;
 		return NGHTTP2_ERR_WOULDBLOCK;
+	}
 	if (c->out == NULL || length > buf_len(&call->out) ||
 	    frame->data.padlen != 0 ||
 	    buf_put(c->out, framehd, RPC_FRAME_HDLEN) != 0 ||
@@ -1792,6 +1795,7 @@ conn_send_pending(struct rpc_conn *c)
 	buf_set_secret(&acc);
 	c->out = &acc;		/* for conn_send_data_cb() */
 	while (c->io.pending < conn_limits(c)->max_output) {
+		c->out_full = 0;
 		n = nghttp2_session_mem_send(c->ngh, &data);
 		if (n < 0) {
 			r = WICK_ERR_PROTOCOL;
@@ -1809,7 +1813,14 @@ conn_send_pending(struct rpc_conn *c)
 				break;
 			buf_reset(&acc);
 		}
-		if (n == 0)
+		/*
+		 * DATA frames go into acc inside one call, until it holds
+		 * max_output (out_full).  acc is on its way now, and when the
+		 * socket took all of it no write will complete to call us
+		 * again: go on while there is room, or the rest of a reply
+		 * waits for the peer's next frame.
+		 */
+		if (n == 0 && !c->out_full)
 			break;
 	}
 	c->out = NULL;
