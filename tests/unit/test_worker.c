@@ -36,7 +36,6 @@ struct fixture {
 struct task {
 	struct worker_task	 t;
 	struct fixture		*f;
-	size_t			 id;
 	int			 adds;		/* leaves one item pending */
 	size_t			 item;		/* its item's number, 1-based */
 	int			 gate;		/* waits until the gate opens */
@@ -148,6 +147,21 @@ fx_finish(struct fixture *f, uv_loop_t *loop, struct worker *w,
 	pthread_mutex_destroy(&f->gate_mu);
 }
 
+/* Task t of fixture f, filled and submitted. */
+static void
+submit(struct worker *w, struct fixture *f, struct task *t,
+    void (*run)(struct worker_task *), void (*done)(struct worker_task *),
+    int gate, int adds)
+{
+	memset(t, 0, sizeof(*t));
+	t->t.run = run;
+	t->t.done = done;
+	t->f = f;
+	t->gate = gate;
+	t->adds = adds;
+	worker_submit(w, &t->t);
+}
+
 static void
 run_burst(size_t nadds_every, size_t *nflushes, size_t *nadding)
 {
@@ -160,14 +174,9 @@ run_burst(size_t nadds_every, size_t *nflushes, size_t *nadding)
 	fx_start(&f, &loop, &w, &tasks);
 	*nadding = 0;
 	for (i = 0; i < NTASKS; i++) {
-		tasks[i].t.run = run_cb;
-		tasks[i].t.done = done_cb;
-		tasks[i].f = &f;
-		tasks[i].id = i;
-		tasks[i].gate = i == 0;
-		tasks[i].adds = i % nadds_every == 0;
-		*nadding += tasks[i].adds;
-		worker_submit(w, &tasks[i].t);
+		*nadding += i % nadds_every == 0;
+		submit(w, &f, &tasks[i], run_cb, done_cb, i == 0,
+		    i % nadds_every == 0);
 	}
 	fx_run(&f, &loop);
 	assert_int_equal(f.flushed, *nadding);
@@ -241,12 +250,8 @@ test_hold_bounded(void **state)
 	/* Task 0 holds the gate; task 1 leaves work; every other one takes
 	 * 50 us and leaves none: 1 ms is 20 of them. */
 	for (i = 0; i < NTASKS; i++) {
-		tasks[i].t.run = i < 2 ? run_cb : spin_cb;
-		tasks[i].t.done = i == 1 ? order_cb : done_cb;
-		tasks[i].f = &f;
-		tasks[i].gate = i == 0;
-		tasks[i].adds = i == 1;
-		worker_submit(w, &tasks[i].t);
+		submit(w, &f, &tasks[i], i < 2 ? run_cb : spin_cb,
+		    i == 1 ? order_cb : done_cb, i == 0, i == 1);
 	}
 	fx_run(&f, &loop);
 	assert_int_equal(f.nflushes, 1);
@@ -269,11 +274,7 @@ test_no_hook(void **state)
 	assert_int_equal(uv_loop_init(&loop), 0);
 	assert_int_equal(worker_start(&loop, &w), 0);
 	for (i = 0; i < 3; i++) {
-		memset(&t[i], 0, sizeof(t[i]));
-		t[i].t.run = run_cb;
-		t[i].t.done = done_cb;
-		t[i].f = &f;
-		worker_submit(w, &t[i].t);
+		submit(w, &f, &t[i], run_cb, done_cb, 0, 0);
 	}
 	do {
 		uv_run(&loop, UV_RUN_ONCE);
