@@ -1750,11 +1750,13 @@ conn_written(struct rpc_io *io, int status)
 	}
 	c->progress_at = uv_now(c->srv->loop);
 	conn_flush(c);
+	/* A connection queued unwatched is watched again by the queue
+	 * (server_resume_cb()): starting it twice would fail. */
 	if (!c->closing && c->read_stopped &&
 	    c->io.pending < conn_limits(c)->max_output / 2) {
 		c->read_stopped = 0;
-		if (uv_read_start(&c->h.stream, conn_alloc_cb,
-		    conn_read_cb) != 0)
+		if (!c->stash_stopped && uv_read_start(&c->h.stream,
+		    conn_alloc_cb, conn_read_cb) != 0)
 			conn_close(c);
 	}
 }
